@@ -1,0 +1,92 @@
+"""One exception base with structured fields; the CLI turns them into exit codes."""
+
+from __future__ import annotations
+
+
+class VhpcError(Exception):
+    """Base of every error vHPC raises on purpose.
+
+    ``file``/``line``/``key`` locate bad input so the CLI can print one line
+    naming the place; ``exit_code`` is what the CLI exits with.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+
+    def location(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(self.file + (f":{self.line}" if self.line else ""))
+        if self.key:
+            parts.append(self.key)
+        return ": ".join(parts)
+
+    def __str__(self) -> str:
+        loc = self.location()
+        return f"{loc}: {self.message}" if loc else self.message
+
+
+class InputError(VhpcError):
+    """Bad input from the user (inventory, options, logs): exit code 2."""
+
+    exit_code = 2
+
+
+class InventoryError(InputError):
+    """The inventory YAML is invalid."""
+
+
+class ParseError(InputError):
+    """A tool's output does not hold what its parser expects."""
+
+
+class RemoteError(VhpcError):
+    """A command failed on a host (local or over SSH)."""
+
+    def __init__(self, message: str, *, host: str, command: str = "", exit_code: int | None = None,
+                 stdout: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+        self.command = command
+        self.returncode = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __str__(self) -> str:
+        tail = (self.stderr or self.stdout).strip().splitlines()[-3:]
+        detail = f" (exit {self.returncode})" if self.returncode is not None else ""
+        last = ("; last output: " + " | ".join(tail)) if tail else ""
+        return f"{self.host}: {self.message}{detail}{last}"
+
+
+class HostUnreachable(RemoteError):
+    """A host could not be connected to (refused, timeout, bad key)."""
+
+
+class PlacementError(VhpcError):
+    """A run's verified pinning contradicts the placement it asked for."""
+
+
+class StoreError(VhpcError):
+    """The raw store refused an operation (e.g. overwriting a complete run)."""
+
+
+class BuildError(VhpcError):
+    """Building a benchmark failed."""
+
+
+class ChecksumMismatch(VhpcError):
+    """A benchmark binary on a host is not the one that was built."""
+
+
+class TestbedError(VhpcError):
+    """The network-namespace testbed could not be created or removed."""
+
+    __test__ = False  # not a pytest test class

@@ -1,0 +1,288 @@
+"""Run commands on hosts, locally through invoke or over SSH through Fabric, behind one interface.
+
+Every command returns a ``CommandResult``; a non-zero exit raises ``RemoteError``
+unless the caller passes ``warn=True``. ``fan_out`` runs one command on many
+hosts in parallel and reports every host's outcome, failures included.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import shutil
+import socket
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import invoke
+import paramiko
+
+from .config import Environment, HostSpec, Inventory
+from .exceptions import HostUnreachable, RemoteError
+
+HostKeyPolicy = str  # "strict" | "accept-new" | "insecure"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    host: str
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    started_utc: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def with_env(command: str, env: Mapping[str, str] | None) -> str:
+    """Prefix a shell command with quoted variable assignments."""
+    if not env:
+        return command
+    assigns = " ".join(f"{name}={shlex.quote(str(value))}" for name, value in env.items())
+    return f"export {assigns}; {command}"
+
+
+class Executor(ABC):
+    """One host a command can run on."""
+
+    name: str
+    is_local: bool
+
+    def run(self, command: str, *, env: Mapping[str, str] | None = None, timeout: float | None = None,
+            warn: bool = False) -> CommandResult:
+        """Run a shell command; raise ``RemoteError`` on non-zero exit unless ``warn``."""
+        started = utc_now()
+        t0 = time.perf_counter()
+        exit_code, out, err = self._run(with_env(command, env), timeout)
+        result = CommandResult(self.name, command, exit_code, out, err, time.perf_counter() - t0, started)
+        if not warn and exit_code != 0:
+            raise RemoteError("command failed: " + command[:200], host=self.name, command=command,
+                              exit_code=exit_code, stdout=out, stderr=err)
+        return result
+
+    @abstractmethod
+    def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]: ...
+
+    @abstractmethod
+    def put(self, local: str | Path | IO, remote: str) -> None: ...
+
+    @abstractmethod
+    def get(self, remote: str, local: str | Path) -> None: ...
+
+    def put_text(self, text: str, remote: str) -> None:
+        self.put(io.StringIO(text), remote)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """This machine, through invoke."""
+
+    is_local = True
+
+    def __init__(self, name: str = "localhost") -> None:
+        self.name = name
+        self._context = invoke.Context()
+
+    def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]:
+        try:
+            r = self._context.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+        except invoke.exceptions.CommandTimedOut as exc:
+            return 124, exc.result.stdout, exc.result.stderr + f"\nvhpc: timed out after {timeout} s"
+        return r.exited, r.stdout, r.stderr
+
+    def put(self, local: str | Path | IO, remote: str) -> None:
+        Path(remote).parent.mkdir(parents=True, exist_ok=True)
+        if hasattr(local, "read"):
+            data = local.read()  # type: ignore[union-attr]
+            Path(remote).write_bytes(data.encode() if isinstance(data, str) else data)
+        elif Path(local).resolve() != Path(remote).resolve():
+            shutil.copyfile(local, remote)
+
+    def get(self, remote: str, local: str | Path) -> None:
+        if Path(remote).resolve() != Path(local).resolve():
+            shutil.copyfile(remote, local)
+
+
+class SshExecutor(Executor):
+    """A host over SSH with Fabric, host keys verified per policy."""
+
+    is_local = False
+
+    def __init__(self, spec: HostSpec, *, policy: HostKeyPolicy = "strict", known_hosts: Path | None = None,
+                 connect_timeout: float = 10.0) -> None:
+        from fabric import Config, Connection  # imported here: fabric is slow to import
+
+        self.name = spec.label
+        self.spec = spec
+        self.policy = policy
+        self.known_hosts = known_hosts
+        use_ssh_config = spec.ssh_alias is not None
+        config = Config(overrides={"load_ssh_configs": use_ssh_config, "timeouts": {"connect": connect_timeout}})
+        connect_kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
+        if spec.key_file:
+            connect_kwargs.update(key_filename=str(spec.key_file), look_for_keys=False, allow_agent=False)
+        gateway = None
+        if spec.jump is not None:
+            jump_kwargs: dict = {}
+            if spec.jump.key_file:
+                jump_kwargs.update(key_filename=str(spec.jump.key_file), look_for_keys=False, allow_agent=False)
+            gateway = Connection(spec.jump.address, port=spec.jump.port, user=spec.jump.user,
+                                 connect_kwargs=jump_kwargs, config=config)
+            self._configure_host_keys(gateway)
+        target = spec.ssh_alias or spec.address
+        kwargs = {} if use_ssh_config else {"port": spec.port}
+        self.connection = Connection(target, user=spec.user, connect_kwargs=connect_kwargs, config=config,
+                                     gateway=gateway, **kwargs)
+        self._configure_host_keys(self.connection)
+
+    def _configure_host_keys(self, connection) -> None:
+        client: paramiko.SSHClient = connection.client
+        if self.policy == "insecure":
+            warnings.warn(f"{self.name}: host_key_policy 'insecure': SSH host keys are NOT verified",
+                          stacklevel=3)
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            return
+        if self.known_hosts is not None:
+            if Path(self.known_hosts).exists():
+                client.load_host_keys(str(self.known_hosts))
+        else:
+            client.load_system_host_keys()
+        client.set_missing_host_key_policy(
+            _AcceptNewPolicy(self.known_hosts) if self.policy == "accept-new" else paramiko.RejectPolicy())
+
+    def open(self) -> None:
+        try:
+            self.connection.open()
+        except (paramiko.SSHException, OSError, EOFError, socket.timeout) as exc:
+            raise HostUnreachable(_describe_ssh_error(exc), host=self.name) from None
+
+    def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]:
+        self.open()
+        try:
+            r = self.connection.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+        except invoke.exceptions.CommandTimedOut as exc:
+            return 124, exc.result.stdout, exc.result.stderr + f"\nvhpc: timed out after {timeout} s"
+        return r.exited, r.stdout, r.stderr
+
+    def put(self, local: str | Path | IO, remote: str) -> None:
+        self.open()
+        self.connection.run(f"mkdir -p {shlex.quote(str(Path(remote).parent))}", hide=True, in_stream=False)
+        self.connection.put(local if hasattr(local, "read") else str(local), remote=remote)
+
+    def get(self, remote: str, local: str | Path) -> None:
+        self.open()
+        self.connection.get(remote, local=str(local))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's ``accept-new``: trust an unknown host once and remember it; a changed key still fails."""
+
+    def __init__(self, known_hosts: Path | None) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        if self.known_hosts is not None:
+            Path(self.known_hosts).parent.mkdir(parents=True, exist_ok=True)
+            with open(self.known_hosts, "a") as fh:
+                fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+def _describe_ssh_error(exc: BaseException) -> str:
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return "host key does not match known_hosts (refused)"
+    text = str(exc) or type(exc).__name__
+    if "not found in known_hosts" in text:
+        return "host key not in known_hosts (strict policy refused it)"
+    if isinstance(exc, ConnectionRefusedError) or "Unable to connect" in text or "refused" in text.lower():
+        return "connection refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "connection timed out"
+    return text
+
+
+def executor_for(spec: HostSpec, env: Environment, inventory: Inventory | None = None) -> Executor:
+    """The executor reaching ``spec`` as the environment says (local or SSH with its key policy)."""
+    if spec.local:
+        return LocalExecutor(spec.label)
+    known = (inventory.known_hosts_for(env) if inventory else env.known_hosts)
+    return SshExecutor(spec, policy=env.host_key_policy, known_hosts=known, connect_timeout=env.connect_timeout_s)
+
+
+class ConnectionPool:
+    """Reuses one executor per host for a whole campaign."""
+
+    def __init__(self, inventory: Inventory | None = None) -> None:
+        self.inventory = inventory
+        self._executors: dict[tuple, Executor] = {}
+
+    def get(self, spec: HostSpec, env: Environment) -> Executor:
+        key = (spec, env.host_key_policy, env.known_hosts)
+        if key not in self._executors:
+            self._executors[key] = executor_for(spec, env, self.inventory)
+        return self._executors[key]
+
+    def close(self) -> None:
+        for executor in self._executors.values():
+            executor.close()
+        self._executors.clear()
+
+    def __enter__(self) -> "ConnectionPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    host: str
+    result: CommandResult | None
+    error: Exception | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result is not None and self.result.ok
+
+
+def fan_out(executors: Iterable[Executor], command: str, *, env: Mapping[str, str] | None = None,
+            timeout: float | None = None) -> list[HostOutcome]:
+    """Run ``command`` on every host at once; every host's outcome is returned, none hidden."""
+    executors = list(executors)
+    if not executors:
+        return []
+
+    def one(executor: Executor) -> HostOutcome:
+        try:
+            return HostOutcome(executor.name, executor.run(command, env=env, timeout=timeout, warn=True), None)
+        except Exception as exc:  # noqa: BLE001 - reported per host, never dropped
+            return HostOutcome(executor.name, None, exc)
+
+    with ThreadPoolExecutor(max_workers=min(32, len(executors))) as pool:
+        return list(pool.map(one, executors))
