@@ -1,0 +1,150 @@
+"""Host CPU topology and the choice of cores for each PingPong placement.
+
+Placements follow the paper: two ranks on two cores of one socket
+(``intra-socket``), on two sockets of one node (``inter-socket``), or on two
+nodes (``inter-node``). A host that cannot provide a placement yields a
+``Skip`` with the reason; a placement is never faked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exceptions import ParseError
+
+PLACEMENTS = ("intra-socket", "inter-socket", "inter-node")
+LSCPU_COMMAND = "lscpu -p=CPU,CORE,SOCKET,NODE"
+
+
+@dataclass(frozen=True)
+class LogicalCpu:
+    cpu: int
+    core: int
+    socket: int
+    node: int | None
+
+
+@dataclass(frozen=True)
+class HostTopology:
+    """The logical CPUs of one host, as ``lscpu -p`` reports them."""
+
+    cpus: tuple[LogicalCpu, ...]
+
+    @property
+    def sockets(self) -> int:
+        return len({c.socket for c in self.cpus})
+
+    @property
+    def cores(self) -> int:
+        return len({(c.socket, c.core) for c in self.cpus})
+
+    @property
+    def cores_per_socket(self) -> int:
+        return self.cores // max(self.sockets, 1)
+
+    @property
+    def threads_per_core(self) -> int:
+        return len(self.cpus) // max(self.cores, 1)
+
+    @property
+    def numa_nodes(self) -> int:
+        return len({c.node for c in self.cpus if c.node is not None}) or 1
+
+    def first_thread_of_cores(self, socket: int) -> list[int]:
+        """One logical CPU per physical core of ``socket`` (the lowest numbered thread)."""
+        seen: dict[int, int] = {}
+        for c in sorted(self.cpus, key=lambda c: c.cpu):
+            if c.socket == socket and c.core not in seen:
+                seen[c.core] = c.cpu
+        return list(seen.values())
+
+    def socket_ids(self) -> list[int]:
+        return sorted({c.socket for c in self.cpus})
+
+    def socket_of(self, cpu: int) -> int | None:
+        return next((c.socket for c in self.cpus if c.cpu == cpu), None)
+
+    def core_of(self, cpu: int) -> tuple[int, int] | None:
+        return next(((c.socket, c.core) for c in self.cpus if c.cpu == cpu), None)
+
+    def summary(self) -> dict[str, int]:
+        return {"sockets": self.sockets, "cores_per_socket": self.cores_per_socket,
+                "threads_per_core": self.threads_per_core, "numa_nodes": self.numa_nodes,
+                "logical_cpus": len(self.cpus)}
+
+
+def parse_lscpu(text: str, file: str = "lscpu -p") -> HostTopology:
+    """Parse ``lscpu -p=CPU,CORE,SOCKET,NODE`` output."""
+    cpus = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(",")
+        if len(fields) < 3 or not all(f.strip().isdigit() for f in fields[:3]):
+            raise ParseError(f"expected 'CPU,CORE,SOCKET[,NODE]', got {line!r}", file=file, line=number)
+        node = fields[3].strip() if len(fields) > 3 else ""
+        cpus.append(LogicalCpu(int(fields[0]), int(fields[1]), int(fields[2]), int(node) if node.isdigit() else None))
+    if not cpus:
+        raise ParseError("no CPU lines in lscpu output", file=file)
+    return HostTopology(tuple(cpus))
+
+
+def read_sysfs_topology(root: Path = Path("/sys/devices/system/cpu")) -> HostTopology:
+    """Fallback when lscpu is missing: read core and package ids from sysfs."""
+    cpus = []
+    for cpu_dir in sorted(root.glob("cpu[0-9]*"), key=lambda p: int(p.name[3:])):
+        topo = cpu_dir / "topology"
+        if not topo.is_dir():
+            continue
+        node = next((int(p.name[4:]) for p in cpu_dir.glob("node[0-9]*")), None)
+        cpus.append(LogicalCpu(int(cpu_dir.name[3:]), int((topo / "core_id").read_text()),
+                               int((topo / "physical_package_id").read_text()), node))
+    if not cpus:
+        raise ParseError("no CPUs under sysfs", file=str(root))
+    return HostTopology(tuple(cpus))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the two PingPong ranks run: one logical CPU per rank, on one or two hosts."""
+
+    name: str
+    cpus: tuple[int, int]
+    hosts: tuple[str, str] | None = None  # None: both ranks on the launch host
+
+    @property
+    def nodes(self) -> int:
+        return 1 if self.hosts is None else 2
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A placement this environment cannot provide, and why."""
+
+    name: str
+    reason: str
+
+
+def choose_placement(name: str, topology: HostTopology, hosts: list[str]) -> Placement | Skip:
+    """Pick cores for ``name`` from the topology of the (first) compute host."""
+    if name == "intra-socket":
+        for socket in topology.socket_ids():
+            cores = topology.first_thread_of_cores(socket)
+            if len(cores) >= 2:
+                return Placement(name, (cores[0], cores[1]))
+        return Skip(name, f"no socket with two physical cores (host has {topology.sockets} socket(s) x "
+                          f"{topology.cores_per_socket} core(s))")
+    if name == "inter-socket":
+        sockets = topology.socket_ids()
+        if len(sockets) < 2:
+            return Skip(name, f"host has {len(sockets)} socket(s); inter-socket needs two")
+        return Placement(name, (topology.first_thread_of_cores(sockets[0])[0],
+                                topology.first_thread_of_cores(sockets[1])[0]))
+    if name == "inter-node":
+        if len(hosts) < 2:
+            return Skip(name, f"environment has {len(hosts)} compute host(s); inter-node needs two")
+        cpu = topology.first_thread_of_cores(topology.socket_ids()[0])[0]
+        return Placement(name, (cpu, cpu), (hosts[0], hosts[1]))
+    raise ValueError(f"unknown placement {name!r}; known: {', '.join(PLACEMENTS)}")
