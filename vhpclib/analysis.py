@@ -30,3 +30,461 @@ def ideal_efficiency(parallel_s: ArrayLike, duplicated_s: ArrayLike, p: ArrayLik
     p0 = np.asarray(p_base, dtype=float)
     out = (P + D) / (P + D * pp / p0)
     return float(out) if np.ndim(out) == 0 else out
+
+
+# --------------------------------------------------------------------------------------------
+# everything below is added after ideal_efficiency (kept first: another module imports it)
+
+import warnings  # noqa: E402
+from collections.abc import Iterable, Mapping  # noqa: E402
+
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from vhpclib.reference import load_reference, paper_label, paper_workload  # noqa: E402
+
+PLACEMENTS: tuple[str, ...] = ("intra-socket", "inter-socket", "inter-node")
+ENV_KEYS = ["environment", "label"]
+APP_KEYS = ["workload", "problem", "nprocs", "threads_per_proc"]
+BOOTSTRAP_RESAMPLES = 4999
+BOOTSTRAP_SEED = 20110525  # fixed: the same data always gives the same interval
+
+
+# ---------------------------------------------------------------- statistics
+
+def order_statistic_ci(n: int, confidence: float = 0.95) -> tuple[int, int, float]:
+    """0-based indices (j, k) of the sorted sample bracketing the median, and their coverage.
+
+    Distribution-free: for continuous data the number of observations below the
+    true median is Binomial(n, 1/2), so P(x_(j) <= median <= x_(k)) is a binomial
+    sum that does not depend on the distribution. We take the narrowest symmetric
+    pair with coverage >= ``confidence``; when n is too small for that (n < 6 at
+    95 %), the widest pair (min, max) is returned with its smaller true coverage
+    ``1 - 2**(1-n)``, which callers report (column ``ci_coverage``).
+    """
+    if n < 2:
+        return 0, max(n - 1, 0), float("nan")
+    best = (0, n - 1, 1 - 2 * stats.binom.cdf(0, n, 0.5))
+    for j in range(0, n // 2):
+        k = n - 1 - j
+        coverage = stats.binom.cdf(k, n, 0.5) - stats.binom.cdf(j, n, 0.5)
+        if coverage >= confidence:
+            best = (j, k, float(coverage))
+        else:
+            break
+    return best[0], best[1], float(best[2])
+
+
+def median_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Median and a distribution-free confidence interval: ``(median, low, high, n)``.
+
+    The interval is the binomial order-statistic interval of :func:`order_statistic_ci`
+    (exact, deterministic, no normality assumption) rather than a bootstrap, because
+    benchmark repetitions are few (3-10) and skewed by noise, where a percentile
+    bootstrap of the median is discrete and under-covers. NaNs are dropped; n=1
+    gives NaN bounds; n=0 gives all NaN.
+    """
+    x = np.sort(np.asarray(list(values), dtype=float))
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    med = float(np.median(x))
+    if n == 1:
+        return med, float("nan"), float("nan"), 1
+    j, k, _ = order_statistic_ci(n, confidence)
+    return med, float(x[j]), float(x[k]), n
+
+
+def _summarise(df: pd.DataFrame, keys: list[str], value: str, out: str,
+               confidence: float = 0.95) -> pd.DataFrame:
+    """Median + CI + n + coverage of ``value`` per group, columns ``out``, ``out_ci_low``..."""
+    rows = []
+    for key, grp in df.groupby(keys, sort=True, dropna=False):
+        med, lo, hi, n = median_ci(grp[value], confidence)
+        cov = order_statistic_ci(n, confidence)[2] if n >= 2 else float("nan")
+        rows.append((*(key if isinstance(key, tuple) else (key,)), med, lo, hi, n, cov))
+    return pd.DataFrame(rows, columns=[*keys, out, f"{out}_ci_low", f"{out}_ci_high", "n",
+                                       "ci_coverage"])
+
+
+# ---------------------------------------------------------------- input hygiene
+
+def valid_micro(micro: pd.DataFrame, benchmark: str = "PingPong") -> pd.DataFrame:
+    """Rows of one benchmark from complete runs only; warns naming the runs left out."""
+    bad = micro[micro["status"] != "complete"]
+    if len(bad):
+        warnings.warn("excluded microbenchmark runs not complete: "
+                      + ", ".join(sorted(map(str, bad["run_id"].unique()))), stacklevel=3)
+    ok = micro[(micro["status"] == "complete") & (micro["benchmark"] == benchmark)]
+    return ok
+
+
+def valid_apps(apps: pd.DataFrame) -> pd.DataFrame:
+    """Verified application runs with a time; warns naming the runs left out."""
+    verified = apps["verified"].astype("boolean").fillna(False).astype(bool)
+    bad = apps[~verified | apps["time_s"].isna()]
+    if len(bad):
+        names = sorted({f"{r.run_id} ({r.workload}, {r.environment})" for r in bad.itertuples()})
+        warnings.warn("excluded unverified/invalid application runs: " + ", ".join(names),
+                      stacklevel=3)
+    return apps[verified & apps["time_s"].notna()]
+
+
+def _sort_placements(df: pd.DataFrame) -> pd.DataFrame:
+    order = {p: i for i, p in enumerate(PLACEMENTS)}
+    return (df.assign(_p=df["placement"].map(order).fillna(len(order)))
+              .sort_values([*ENV_KEYS, "_p"], kind="stable").drop(columns="_p")
+              .reset_index(drop=True))
+
+
+# ---------------------------------------------------------------- Table 2 / Figure 2
+
+def latency_table(micro: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Table 2: 0-byte PingPong one-way latency per environment x placement.
+
+    One value per run (repetition); columns ``latency_usec`` (median over runs),
+    ``latency_usec_ci_low/high``, ``n``, ``ci_coverage``, ``ratio_to_intra_socket``
+    (median / the same environment's intra-socket median; NaN without intra-socket).
+    """
+    pp = valid_micro(micro)
+    zero = pp[pp["bytes"] == 0]
+    out = _summarise(zero, [*ENV_KEYS, "placement"], "t_avg_usec", "latency_usec", confidence)
+    intra = out[out["placement"] == "intra-socket"].set_index("environment")["latency_usec"]
+    out["ratio_to_intra_socket"] = out["latency_usec"] / out["environment"].map(intra)
+    return _sort_placements(out)
+
+
+def throughput_curves(micro: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Figure 2: PingPong throughput per environment x placement x message size.
+
+    ``gbytes_per_sec`` = IMB's ``mbytes_per_sec`` / 1000 (10^9 B/s), median over
+    runs with CI; 0-byte rows are dropped (no throughput).
+    """
+    pp = valid_micro(micro)
+    pp = pp[pp["bytes"] > 0].assign(gbytes_per_sec=lambda d: d["mbytes_per_sec"] / 1000.0)
+    out = _summarise(pp, [*ENV_KEYS, "placement", "bytes"], "gbytes_per_sec", "gbytes_per_sec",
+                     confidence)
+    return _sort_placements(out).sort_values([*ENV_KEYS, "placement", "bytes"],
+                                             key=_placement_key).reset_index(drop=True)
+
+
+def _placement_key(col: pd.Series) -> pd.Series:
+    if col.name == "placement":
+        return col.map({p: i for i, p in enumerate(PLACEMENTS)}).fillna(len(PLACEMENTS))
+    return col
+
+
+def peak_throughput(micro: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Peak PingPong throughput: the maximum over message sizes of each run, then median+CI.
+
+    Taking the peak per run (not the peak of the median curve) keeps the
+    statistic one number per independent run. ``bytes_at_peak`` is the median
+    size at which runs peaked.
+    """
+    pp = valid_micro(micro)
+    pp = pp[pp["bytes"] > 0].assign(gbytes_per_sec=lambda d: d["mbytes_per_sec"] / 1000.0)
+    if pp.empty:
+        return pd.DataFrame(columns=[*ENV_KEYS, "placement", "peak_gbytes_per_sec",
+                                     "peak_gbytes_per_sec_ci_low", "peak_gbytes_per_sec_ci_high",
+                                     "n", "ci_coverage", "bytes_at_peak"])
+    idx = pp.groupby([*ENV_KEYS, "placement", "run_id"])["gbytes_per_sec"].idxmax()
+    per_run = pp.loc[idx]
+    out = _summarise(per_run, [*ENV_KEYS, "placement"], "gbytes_per_sec", "peak_gbytes_per_sec",
+                     confidence)
+    at = per_run.groupby([*ENV_KEYS, "placement"])["bytes"].median().rename("bytes_at_peak")
+    out = out.merge(at.reset_index(), on=[*ENV_KEYS, "placement"], how="left")
+    return _sort_placements(out)
+
+
+# ---------------------------------------------------------------- Table 3
+
+def _ratio_of_medians_ci(base: np.ndarray, other: np.ndarray, confidence: float
+                         ) -> tuple[float, float]:
+    """Percentile-bootstrap CI of median(other)/median(base), two independent samples."""
+    res = stats.bootstrap((other, base), lambda o, b, axis=-1:
+                          np.median(o, axis=axis) / np.median(b, axis=axis),
+                          confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES,
+                          method="percentile", vectorized=True, paired=False,
+                          random_state=np.random.default_rng(BOOTSTRAP_SEED))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _match_env(df: pd.DataFrame, name: str) -> pd.Series:
+    """Rows whose environment key equals ``name`` or whose label equals it (any case)."""
+    return (df["environment"] == name) | (df["label"].astype(str).str.lower() == name.lower())
+
+
+def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = "single-node",
+                   confidence: float = 0.95) -> pd.DataFrame:
+    """Table 3: wall time per workload x environment and overhead against ``baseline``.
+
+    ``overhead_pct`` = (median(T_env) / median(T_baseline) - 1) * 100, the way the
+    paper states overheads. Its CI is a percentile bootstrap (fixed seed) of that
+    ratio of medians, resampling both environments' repetitions independently:
+    it needs no normality and carries both samples' spread. Percentile, not BCa,
+    because BCa's jackknife breaks on the tied, tiny samples benchmarks give. With
+    3 vs 3 runs the interval is about [min/max, max/min], i.e. conservative.
+    ``significant`` is True only when the interval excludes 0. ``baseline`` is an
+    environment key or label (case-insensitive); runs are matched on workload,
+    problem, nprocs and threads_per_proc.
+    """
+    ok = valid_apps(apps)
+    if stage is not None:
+        ok = ok[ok["stage"] == stage]
+    times = _summarise(ok, [*APP_KEYS, *ENV_KEYS], "time_s", "time_s", confidence)
+    times["baseline"] = baseline
+    for col in ("overhead_pct", "overhead_pct_ci_low", "overhead_pct_ci_high"):
+        times[col] = np.nan
+    times["significant"] = False
+    base_rows = ok[_match_env(ok, baseline)]
+    for i, row in times.iterrows():
+        sel = np.ones(len(ok), dtype=bool)
+        bsel = np.ones(len(base_rows), dtype=bool)
+        for k in APP_KEYS:
+            sel &= (ok[k] == row[k]).to_numpy()
+            bsel &= (base_rows[k] == row[k]).to_numpy()
+        b = base_rows.loc[bsel, "time_s"].to_numpy(float)
+        o = ok.loc[sel & (ok["environment"] == row["environment"]).to_numpy(), "time_s"]
+        o = o.to_numpy(float)
+        if b.size == 0:
+            continue
+        if _match_env(pd.DataFrame([row]), baseline).iloc[0]:
+            times.loc[i, "overhead_pct"] = 0.0
+            continue
+        times.loc[i, "overhead_pct"] = (np.median(o) / np.median(b) - 1) * 100
+        if b.size >= 2 and o.size >= 2:
+            lo, hi = _ratio_of_medians_ci(b, o, confidence)
+            times.loc[i, ["overhead_pct_ci_low", "overhead_pct_ci_high"]] = [
+                (lo - 1) * 100, (hi - 1) * 100]
+            times.loc[i, "significant"] = bool(lo > 1 or hi < 1)
+    return times.reset_index(drop=True)
+
+
+def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = "single-node",
+             confidence: float = 0.95) -> pd.DataFrame:
+    """A/A check: the first half of an environment's repetitions against the second half.
+
+    Splits each workload's runs of ``environment`` by repetition order (earlier
+    half = baseline ``<env>/A``, later half = ``<env>/B``) and runs
+    :func:`overhead_table` on them. A harness that measures honestly gives an
+    overhead whose CI contains 0 (``significant`` False); a significant A/A
+    result means drift or interference between runs, and any A/B overhead of that
+    size is not trustworthy.
+    """
+    ok = valid_apps(apps)
+    if stage is not None:
+        ok = ok[ok["stage"] == stage]
+    mine = ok[_match_env(ok, environment)].sort_values([*APP_KEYS, "repetition", "run_id"])
+    parts = []
+    for _, grp in mine.groupby(APP_KEYS, sort=True):
+        half = len(grp) // 2
+        a = grp.iloc[:half].assign(environment=f"{environment}/A", label=f"{environment}/A")
+        b = grp.iloc[half:2 * half].assign(environment=f"{environment}/B",
+                                           label=f"{environment}/B")
+        parts += [a, b]
+    if not parts:
+        return overhead_table(mine.iloc[0:0], f"{environment}/A", stage=None,
+                              confidence=confidence)
+    return overhead_table(pd.concat(parts), f"{environment}/A", stage=None,
+                          confidence=confidence)
+
+
+# ---------------------------------------------------------------- Figures 3 / 4
+
+def efficiency_table(apps: pd.DataFrame, base_nprocs: int | None = None,
+                     stage: str | None = "scaling", confidence: float = 0.95) -> pd.DataFrame:
+    """Figures 3/4: parallel efficiency E(p) = T(p0)*p0 / (T(p)*p) from median times.
+
+    p0 is ``base_nprocs`` or, per environment x workload, the smallest process
+    count measured. ``efficiency_pct`` is 100*E; its CI combines the two medians'
+    order-statistic intervals by interval arithmetic (T(p0) low with T(p) high
+    and vice versa), so it is conservative. ``speedup`` = T(p0)/T(p). Groups
+    without a run at p0 are left out.
+    """
+    ok = valid_apps(apps)
+    if stage is not None:
+        ok = ok[ok["stage"] == stage]
+    times = _summarise(ok, [*ENV_KEYS, "workload", "problem", "threads_per_proc", "nprocs"],
+                       "time_s", "time_s", confidence)
+    nodes = ok.groupby([*ENV_KEYS, "workload", "problem", "threads_per_proc", "nprocs"])[
+        "nodes"].median().rename("nodes").reset_index()
+    times = times.merge(nodes, on=[*ENV_KEYS, "workload", "problem", "threads_per_proc", "nprocs"])
+    parts = []
+    for _, grp in times.groupby([*ENV_KEYS, "workload", "problem", "threads_per_proc"]):
+        p0 = base_nprocs if base_nprocs is not None else int(grp["nprocs"].min())
+        base = grp[grp["nprocs"] == p0]
+        if base.empty:
+            continue
+        t0, t0lo, t0hi = base.iloc[0][["time_s", "time_s_ci_low", "time_s_ci_high"]]
+        g = grp.copy()
+        g["base_nprocs"] = p0
+        g["speedup"] = t0 / g["time_s"]
+        g["efficiency_pct"] = 100 * t0 * p0 / (g["time_s"] * g["nprocs"])
+        g["efficiency_pct_ci_low"] = 100 * t0lo * p0 / (g["time_s_ci_high"] * g["nprocs"])
+        g["efficiency_pct_ci_high"] = 100 * t0hi * p0 / (g["time_s_ci_low"] * g["nprocs"])
+        parts.append(g)
+    cols = [*ENV_KEYS, "workload", "problem", "threads_per_proc", "nprocs", "nodes", "base_nprocs",
+            "time_s", "time_s_ci_low", "time_s_ci_high", "n", "speedup", "efficiency_pct",
+            "efficiency_pct_ci_low", "efficiency_pct_ci_high"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts)[cols].reset_index(drop=True)
+
+
+def performance_table(apps: pd.DataFrame, stage: str | None = "scaling",
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """Figure 3 (left): performance per environment x workload x processes.
+
+    Uses NPB's ``mops_total`` column (Mop/s) when the apps table has it, giving
+    ``mops_total`` median + CI; always gives ``runs_per_hour`` = 3600 / median time
+    (higher is better, defined for every workload).
+    """
+    ok = valid_apps(apps)
+    if stage is not None:
+        ok = ok[ok["stage"] == stage]
+    keys = [*ENV_KEYS, "workload", "problem", "threads_per_proc", "nprocs"]
+    out = _summarise(ok, keys, "time_s", "time_s", confidence)
+    out["runs_per_hour"] = 3600.0 / out["time_s"]
+    if "mops_total" in ok.columns and ok["mops_total"].notna().any():
+        mops = _summarise(ok, keys, "mops_total", "mops_total", confidence).drop(
+            columns=["n", "ci_coverage"])
+        out = out.merge(mops, on=keys, how="left")
+    return out
+
+
+def ideal_curve(apps: pd.DataFrame, workload: str = "blockss", stage: str | None = "scaling",
+                nprocs: Iterable[int] | None = None) -> pd.DataFrame:
+    """Figure 4's "ideal" curve per environment from the base run's phase times.
+
+    P = median ``solve_s`` and D = median ``extract_s`` of the runs at the smallest
+    process count p0. The Rayleigh-Ritz extraction (``extract_s``) is repeated by
+    every process, so it is the duplicated part; ``reduce_s`` is communication,
+    which the ideal curve assumes perfect (free), so it is in neither P nor D.
+    ``nprocs`` defaults to the process counts measured for that environment.
+    Columns: environment, label, workload, nprocs, base_nprocs, parallel_s,
+    duplicated_s, efficiency_ideal_pct.
+    """
+    ok = valid_apps(apps)
+    ok = ok[ok["workload"] == workload]
+    if stage is not None:
+        ok = ok[ok["stage"] == stage]
+    rows = []
+    for (env, label), grp in ok.groupby(ENV_KEYS, sort=True):
+        p0 = int(grp["nprocs"].min())
+        base = grp[grp["nprocs"] == p0]
+        P = float(np.nanmedian(base["solve_s"])) if base["solve_s"].notna().any() else np.nan
+        D = float(np.nanmedian(base["extract_s"])) if base["extract_s"].notna().any() else np.nan
+        ps = sorted(set(nprocs) if nprocs is not None else set(grp["nprocs"].astype(int)))
+        for p in ps:
+            rows.append((env, label, workload, p, p0, P, D, 100 * ideal_efficiency(P, D, p, p0)))
+    return pd.DataFrame(rows, columns=[*ENV_KEYS, "workload", "nprocs", "base_nprocs", "parallel_s",
+                                       "duplicated_s", "efficiency_ideal_pct"])
+
+
+# ---------------------------------------------------------------- paper vs measured
+
+PVM_COLUMNS = ["artifact", "environment", "paper_environment", "quantity", "unit", "paper_value",
+               "measured_value", "ratio", "paper_hardware", "measured_hardware", "note"]
+
+
+def paper_vs_measured(*, latency: pd.DataFrame | None = None,
+                      peaks: pd.DataFrame | None = None,
+                      overhead: pd.DataFrame | None = None,
+                      efficiency: pd.DataFrame | None = None,
+                      measured_hardware: str | Mapping[str, str] = "",
+                      paper_hardware: str | Mapping[str, str] | None = None,
+                      env_map: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One tidy table putting every paper number of the given artifacts beside ours.
+
+    Inputs are outputs of :func:`latency_table`, :func:`peak_throughput`,
+    :func:`overhead_table` and :func:`efficiency_table` (any may be None: that
+    artifact is skipped). Measured labels map to paper labels with ``env_map``
+    (default: same name case-insensitively; labels the paper does not have, such
+    as ``local``, are compared with BMM; the ``paper_environment`` column says
+    which). Paper rows with nothing measured keep ``measured_value`` NaN.
+    ``ratio`` = measured / paper. ``paper_hardware`` defaults to the
+    ``hardware`` column of the reference ``environments`` table.
+    """
+    if paper_hardware is None:
+        envs = load_reference("environments")
+        paper_hardware = dict(zip(envs["label"], envs["hardware"]))
+
+    def hw(spec: str | Mapping[str, str], env: str) -> str:
+        return spec if isinstance(spec, str) else str(spec.get(env, ""))
+
+    def to_paper(label: str) -> str:
+        if env_map and label in env_map:
+            return env_map[label]
+        return paper_label(label) or "BMM"
+
+    rows: list[dict] = []
+
+    def add(artifact: str, paper_env: str, quantity: str, unit: str, paper_value: float,
+            measured: pd.DataFrame, col: str, note: str = "") -> None:
+        hits = measured[measured["_paper_env"] == paper_env] if len(measured) else measured
+        if len(hits) == 0:
+            rows.append(dict(artifact=artifact, environment="", paper_environment=paper_env,
+                             quantity=quantity, unit=unit, paper_value=paper_value,
+                             measured_value=np.nan, note=note or "not measured here",
+                             paper_hardware=hw(paper_hardware, paper_env), measured_hardware=""))
+        for _, m in hits.iterrows():
+            rows.append(dict(artifact=artifact, environment=m["label"], paper_environment=paper_env,
+                             quantity=quantity, unit=unit, paper_value=paper_value,
+                             measured_value=float(m[col]), note=note,
+                             paper_hardware=hw(paper_hardware, paper_env),
+                             measured_hardware=hw(measured_hardware, m["label"])))
+
+    def prep(df: pd.DataFrame | None) -> pd.DataFrame:
+        if df is None or df.empty:
+            return pd.DataFrame(columns=["label", "_paper_env"])
+        return df.assign(_paper_env=df["label"].map(to_paper))
+
+    if latency is not None:
+        m = prep(latency)
+        for _, r in load_reference("latency").iterrows():
+            sel = m[m["placement"] == r["placement"]] if len(m) else m
+            add("table2", r["environment"], f"latency {r['placement']}", "usec",
+                r["latency_usec"], sel, "latency_usec")
+            if r["placement"] != "intra-socket":
+                add("table2", r["environment"], f"latency ratio {r['placement']}/intra-socket",
+                    "ratio", r["ratio_to_intra_socket"], sel, "ratio_to_intra_socket")
+    if peaks is not None:
+        m = prep(peaks)
+        for _, r in load_reference("throughput_peak").iterrows():
+            sel = m[m["placement"] == r["placement"]] if len(m) else m
+            add("fig2", r["environment"], f"peak throughput {r['placement']}", "GB/s",
+                r["peak_gbytes_per_sec"], sel, "peak_gbytes_per_sec",
+                f"paper: {r['qualifier']} {r['peak_gbytes_per_sec']}" if r["qualifier"] else "")
+    if overhead is not None:
+        m = prep(overhead)
+        if len(m):
+            m = m.assign(_workload=m["workload"].map(paper_workload))
+        sn = load_reference("single_node")
+        for _, r in sn.iterrows():
+            sel = m[m["_workload"] == r["workload"]] if len(m) else m
+            add("table3", r["environment"], f"wall time {r['workload']}", "s", r["time_s"], sel,
+                "time_s")
+        for _, r in load_reference("overhead_stated").iterrows():
+            sel = m[m["_workload"] == r["workload"]] if len(m) else m
+            add("table3", r["environment"], f"overhead {r['workload']} vs BMM", "%",
+                r["overhead_pct"], sel, "overhead_pct")
+    if efficiency is not None:
+        m = prep(efficiency)
+        if len(m):
+            m = m.assign(_workload=m["workload"].map(paper_workload))
+        for _, r in load_reference("efficiency").iterrows():
+            art = "fig4" if r["workload"] == "Bloss" else "fig3"
+            sel = m[(m["_workload"] == r["workload"]) & (m["nprocs"] == r["nprocs"])] if len(m) \
+                else m
+            note = ""
+            if len(m) and sel.empty:
+                have = m[(m["_workload"] == r["workload"]) & (m["_paper_env"] == r["environment"])]
+                if len(have):
+                    note = f"measured only up to {int(have['nprocs'].max())} processes"
+            add(art, r["environment"], f"efficiency {r['workload']} at {r['nodes']} nodes "
+                f"({r['nprocs']} processes)", "%", r["efficiency_pct"], sel, "efficiency_pct",
+                note)
+    out = pd.DataFrame(rows, columns=PVM_COLUMNS)
+    out["ratio"] = out["measured_value"] / out["paper_value"]
+    return out[PVM_COLUMNS]
