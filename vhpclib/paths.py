@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(os.environ.get("VHPC_ROOT", Path(__file__).resolve().parent.parent))
-DATA = PROJECT_ROOT / "data"
+# VHPC_DATA / VHPC_FIGURES move outputs elsewhere (tests, scratch campaigns) without touching the repo.
+DATA = Path(os.environ["VHPC_DATA"]) if os.environ.get("VHPC_DATA") else PROJECT_ROOT / "data"
 RAW = DATA / "raw"
 PROCESSED = DATA / "processed"
-REFERENCE = DATA / "reference"
-FIGURES = PROJECT_ROOT / "figures"
+REFERENCE = PROJECT_ROOT / "data" / "reference"
+FIGURES = Path(os.environ["VHPC_FIGURES"]) if os.environ.get("VHPC_FIGURES") else PROJECT_ROOT / "figures"
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
-EXECUTED_NOTEBOOKS = NOTEBOOKS / "executed"
+EXECUTED_NOTEBOOKS = Path(os.environ["VHPC_EXECUTED"]) if os.environ.get("VHPC_EXECUTED") else NOTEBOOKS / "executed"
 INVENTORIES = PROJECT_ROOT / "inventories"
 TESTBEDS = PROJECT_ROOT / "testbeds"
 APPS = PROJECT_ROOT / "apps"
@@ -28,3 +29,11 @@ def raw_dir(campaign: str, environment: str, stage: str | None = None) -> Path:
 def processed_dir(campaign: str) -> Path:
     """Folder of the derived tables of one campaign (regenerable from raw)."""
     return PROCESSED / campaign
+
+
+def project_path(path: str | Path) -> Path:
+    """A user-given path: as given if it exists, else relative to the project root (notebooks run in notebooks/)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return PROJECT_ROOT / p

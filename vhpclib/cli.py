@@ -1,0 +1,197 @@
+"""The ``vhpc`` command. The only place that turns errors into messages and exit codes.
+
+Exit codes: 0 success, 1 a measurement or host failed, 2 bad input
+(inventory, logs, options), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+
+from . import paths
+from .exceptions import InputError, VhpcError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Measure what virtualization costs an HPC cluster, reproducibly.")
+run_app = typer.Typer(no_args_is_help=True, help="Run a stage of the study.")
+inventory_app = typer.Typer(no_args_is_help=True, help="Validate and check inventories.")
+testbed_app = typer.Typer(no_args_is_help=True, help="Local multi-node testbed (network namespaces, root).")
+npb_app = typer.Typer(no_args_is_help=True, help="Build and distribute NPB-MZ binaries.")
+app.add_typer(run_app, name="run")
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(testbed_app, name="testbed")
+app.add_typer(npb_app, name="npb")
+
+InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
+EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")
+CampaignOpt = typer.Option("embedded", "--campaign", "-c", help="Campaign name (folder under data/raw).")
+
+
+def _err(message: str) -> None:
+    print(f"vhpc: error: {message}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"vhpc: warning: {message}", file=sys.stderr)
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value != value:  # NaN
+        return ""
+    return str(value)
+
+
+# ------------------------------------------------------------------ parse
+
+@app.command("parse")
+def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb or app."),
+              files: list[Path] = typer.Argument(..., help="Log files.")) -> None:
+    """Parse tool logs into CSV on stdout (warnings and errors on stderr)."""
+    from .exceptions import ParseError
+    from .parsers import get_parser
+
+    try:
+        parser = get_parser(kind)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0]), key="KIND") from None
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(parser.COLUMNS)
+    failed = False
+    for file in files:
+        try:
+            text = file.read_text(errors="replace")
+        except OSError as exc:
+            _err(f"{file}: cannot read: {exc.strerror}")
+            failed = True
+            continue
+        try:
+            result = parser.parse(text, str(file))
+        except ParseError as exc:
+            _err(f"{file}: {exc.message}" + (f" (line {exc.line})" if exc.line else ""))
+            failed = True
+            continue
+        for warning in result.warnings:
+            _warn(str(warning))
+        for record in result.records:
+            writer.writerow([_csv_value(record.get(c)) for c in parser.COLUMNS])
+    sys.stdout.flush()
+    if failed:
+        raise typer.Exit(2)
+
+
+# ------------------------------------------------------------------ run
+
+@run_app.command("microbench")
+def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+                       msglog: str = typer.Option("0:22", help="Message sizes 2^lo..2^hi bytes, as lo:hi."),
+                       iterations: Optional[int] = typer.Option(None, help="IMB -iter (repetitions per size)."),
+                       time_limit: Optional[float] = typer.Option(None, help="IMB -time (seconds per size)."),
+                       repetitions: int = typer.Option(3, min=1, help="Separate runs per placement."),
+                       placement: Optional[list[str]] = typer.Option(None, help="Only these placements."),
+                       rerun: bool = typer.Option(False, help="Measure again (new runs) even if complete."),
+                       timeout: Optional[float] = typer.Option(None, help="Seconds per run (default: inventory)."),
+                       figures: bool = typer.Option(True, help="Write Table 2 / Figure 2 files."),
+                       progress: bool = typer.Option(True, help="Show a progress bar.")) -> None:
+    """IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2."""
+    from .stages import microbench_report
+
+    params = _pingpong_params(msglog, iterations, time_limit)
+    summary = microbench_report.run_stage(inventory, env, campaign, params=params, repetitions=repetitions,
+                                          placements=placement or None, rerun=rerun, timeout_s=timeout,
+                                          progress=progress, write_figures=figures)
+    for line in summary.lines():
+        print(line)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _pingpong_params(msglog: str, iterations: Optional[int], time_limit: Optional[float]):
+    from .stages.microbench import PingPongParams
+
+    return PingPongParams.from_text(msglog, iterations, time_limit)
+
+
+# ------------------------------------------------------------------ inventory
+
+@inventory_app.command("validate")
+def inventory_validate(inventory: Path = typer.Argument(..., help="Inventory YAML.")) -> None:
+    """Validate an inventory without connecting anywhere."""
+    from .config import load_inventory
+
+    inv = load_inventory(inventory)
+    for name, env in inv.environments.items():
+        mark = " (baseline)" if name == inv.baseline else ""
+        print(f"{name}: label={env.label} vmm={env.vmm} hosts={len(env.hosts)} "
+              f"mpi={env.mpi.flavour} host_keys={env.host_key_policy}{mark}")
+
+
+@inventory_app.command("check")
+def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."),
+                    env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
+                    campaign: str = CampaignOpt,
+                    timeout: Optional[float] = typer.Option(None, help="Seconds per host.")) -> None:
+    """Connect to every host in parallel, record its fingerprint, print one row per host."""
+    from rich.console import Console
+
+    from .config import load_inventory
+    from .inventory_check import check_inventory, render_table
+
+    inv = load_inventory(inventory)
+    for name in env or []:
+        inv.environment(name)
+    report = check_inventory(inv, env or None, campaign, timeout=timeout)
+    Console(width=200).print(render_table(report))
+    for line in report.problems():
+        _warn(line)
+    raise typer.Exit(report.exit_code)
+
+
+# ------------------------------------------------------------------ tables
+
+@app.command("tables")
+def tables_cmd(campaign: str = CampaignOpt) -> None:
+    """Rebuild the tidy tables of a campaign from its raw logs."""
+    from .stages import microbench_report
+
+    for path in microbench_report.write_tables(campaign):
+        print(path)
+
+
+# ------------------------------------------------------------------ entry point
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; bad input prints one line and exits 2, never a traceback."""
+    warnings.simplefilter("default")
+    warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
+    try:
+        result = app(args=argv, prog_name="vhpc", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _err("interrupted")
+        return 130
+    except click.ClickException as exc:
+        _err(exc.format_message().replace("\n", " "))
+        return exc.exit_code
+    except VhpcError as exc:
+        _err(str(exc).replace("\n", " "))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

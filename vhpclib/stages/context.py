@@ -1,0 +1,116 @@
+"""What every stage needs: the inventory, the store, reused connections and host facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Environment, HostSpec, Inventory, load_inventory
+from ..paths import project_path
+from ..mpi import runtime_for
+from ..remote import ConnectionPool
+from ..store import RawStore, check_id
+from ..topology import LSCPU_COMMAND, HostTopology, parse_lscpu
+
+
+@dataclass
+class StageContext:
+    """One campaign in one environment: connections and host facts are reused across runs."""
+
+    inventory: Inventory
+    environment: str
+    campaign: str
+    store: RawStore = field(default_factory=RawStore)
+    pool: ConnectionPool | None = None
+    _facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _topology: HostTopology | None = None
+
+    def __post_init__(self) -> None:
+        check_id("campaign", self.campaign)
+        self.env: Environment = self.inventory.environment(self.environment)
+        if self.pool is None:
+            self.pool = ConnectionPool(self.inventory)
+
+    @classmethod
+    def open(cls, inventory: Inventory | str | Path, environment: str, campaign: str, *,
+             store: RawStore | None = None, pool: ConnectionPool | None = None) -> "StageContext":
+        inv = inventory if isinstance(inventory, Inventory) else load_inventory(project_path(inventory))
+        return cls(inv, environment, campaign, store or RawStore(), pool)
+
+    def executor(self, host: HostSpec):
+        assert self.pool is not None
+        return self.pool.get(host, self.env)
+
+    def topology(self) -> HostTopology:
+        """Topology of the first compute host (placements are chosen from it).
+
+        A campaign's runs record the topology they saw; reusing it means a campaign whose
+        runs are all complete is re-analysed without connecting to any host.
+        """
+        if self._topology is None:
+            for run in self.store.runs(self.campaign, self.environment):
+                if run.record.get("lscpu"):
+                    self._topology = parse_lscpu(run.record["lscpu"], file=str(run.path / "run.json"))
+                    return self._topology
+            host = self.env.hosts[0]
+            result = self.executor(host).run(LSCPU_COMMAND, timeout=60)
+            self._topology = parse_lscpu(result.stdout, file=f"{host.label}: {LSCPU_COMMAND}")
+            self._lscpu = result.stdout
+        return self._topology
+
+    def topology_record(self) -> dict[str, Any]:
+        """What a run record keeps of the topology: the raw lscpu text and its summary."""
+        topology = self.topology()
+        return {"lscpu": getattr(self, "_lscpu", None) or _stored_lscpu(self), "topology": topology.summary()}
+
+    def topology_findings(self) -> list[str]:
+        """Differences between the inventory's expected topology and the host's."""
+        expected = self.env.topology
+        if expected is None:
+            return []
+        got = self.topology()
+        findings = []
+        for name in ("sockets", "cores_per_socket", "threads_per_core"):
+            if getattr(expected, name) != getattr(got, name):
+                findings.append(f"{self.env.hosts[0].label}: expected {name}={getattr(expected, name)}, "
+                                f"host reports {getattr(got, name)}")
+        return findings
+
+    def host_facts(self, hosts: list[HostSpec]) -> dict[str, dict[str, Any]]:
+        """Fingerprints of ``hosts`` (collected once per campaign), as run records reference them."""
+        from ..fingerprint import collect_fingerprint, store_fingerprint
+
+        runtime = runtime_for(self.env)
+        out = {}
+        for host in hosts:
+            if host.label not in self._facts:
+                facts = collect_fingerprint(self.executor(host), runtime)
+                path = store_fingerprint(facts, self.campaign, self.environment, store_root=self.store.root)
+                self._facts[host.label] = {"fingerprint": str(Path(path).relative_to(self.store.root)),
+                                           **summarize_facts(facts)}
+            out[host.label] = self._facts[host.label]
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def __enter__(self) -> "StageContext":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _stored_lscpu(ctx: StageContext) -> str | None:
+    for run in ctx.store.runs(ctx.campaign, ctx.environment):
+        if run.record.get("lscpu"):
+            return run.record["lscpu"]
+    return None
+
+
+def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """The host facts a run record carries inline (the full fingerprint is referenced)."""
+    keep = ("hostname", "kernel", "os", "cpu_model", "topology", "virtualization", "mpi_version", "clocksource")
+    return {k: facts.get(k) for k in keep}
