@@ -1,0 +1,55 @@
+"""The human-readable log (parsed by ``vhpclib.parsers.app``) and the JSON run record.
+
+The log's anchored lines are a contract with the parser: ``# blockss <version>`` opens
+it, ``size:``, ``contour:``, ``parallel:``, ``reduce:``, ``subspace:``, ``eigenvalues:``
+and the ``timings [s]`` block carry the numbers, ``# blockss done`` closes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TIMING_KEYS = ("setup", "solve", "reduce", "extract", "total")
+
+
+def fmt_complex(z: complex) -> str:
+    return f"{z.real:.17g}{z.imag:+.17g}j"
+
+
+def format_log(rec: dict[str, Any]) -> str:
+    """The log text of one run record (as built by ``cli.build_record``)."""
+    out = [f"# blockss {rec['version']}: block Sakurai-Sugiura eigensolver"]
+    out.append(f"problem: {rec['problem']} kind={rec['kind']} method={rec['method']}")
+    for role, m in rec["matrices"].items():
+        out.append(f"matrix {role}: {m['path']} sha256={m['sha256']}")
+    out.append(f"size: n={rec['n']} nnz={rec['nnz']}")
+    c = complex(*rec["center"])
+    out.append(f"contour: center={fmt_complex(c)} radius={rec['radius']:.17g} N={rec['N']} L={rec['L']} "
+               f"M={rec['M']} delta={rec['delta']:g} tol={rec['tol']:g} seed={rec['seed']}")
+    out.append(f"parallel: nprocs={rec['nprocs']} threads={rec['threads']} point_workers={rec['point_workers']} "
+               f"solver={'dense-lapack' if rec['dense'] else 'splu'} "
+               f"points_per_rank={','.join(map(str, rec['points_per_rank']))}")
+    out.append(f"mpi: {rec['mpi_library']}")
+    out.append(f"reduce: one Allreduce of {rec['reduce_bytes']} bytes "
+               f"({rec['moment_blocks']} moment blocks of n x L complex128)")
+    out.append(f"subspace: rank={rec['rank']} of L*M={rec['subspace']}")
+    if rec["subspace_full"]:
+        out.append(f"WARNING: subspace full (rank {rec['rank']} = L*M): eigenvalues may be missing; "
+                   "increase L or M")
+    exp = rec.get("expected_count")
+    out.append(f"eigenvalues: accepted={len(rec['eigenvalues'])} rejected={len(rec['rejected'])} "
+               f"outside={rec['outside']} expected={exp if exp is not None else '-'}")
+    if exp is not None and exp != len(rec["eigenvalues"]):
+        out.append(f"WARNING: expected {exp} eigenvalues inside the circle, accepted {len(rec['eigenvalues'])}")
+    out.append(f"{'#':>4} {'real':>25} {'imag':>25} {'residual':>10}")
+    for i, ((re, im), r) in enumerate(zip(rec["eigenvalues"], rec["residuals"]), 1):
+        out.append(f"{i:4d} {re:+25.17e} {im:+25.17e} {r:10.3e}")
+    if rec["rejected"]:
+        out.append(f"rejected: residual > tol={rec['tol']:g} (spurious or not converged)")
+        for i, rj in enumerate(rec["rejected"], 1):
+            out.append(f"R{i:3d} {rj['value'][0]:+25.17e} {rj['value'][1]:+25.17e} {rj['residual']:10.3e}")
+    out.append("timings [s] (MPI.Wtime per phase, max over ranks):")
+    for k in TIMING_KEYS:
+        out.append(f"  {k:<8} {rec['timings'][k]:12.6f}")
+    out.append("# blockss done")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,273 @@
+"""The block Sakurai-Sugiura method (SS-RR and SS-Hankel) with MPI over quadrature points.
+
+Phases, timed separately because they scale differently with the number of ranks:
+
+``solve``    each rank factorizes and solves ``T(z_j) Y_j = V`` for its own quadrature
+             points and accumulates ``sum_j w_j zeta_j^k Y_j`` (shrinks as 1/p);
+``reduce``   ONE ``Allreduce`` sums the moment blocks ``S_k`` (n x L each, all k in one
+             buffer of n*L*K complex numbers);
+``extract``  SVD with rank truncation, Rayleigh-Ritz or block Hankel, residuals: run
+             redundantly on every rank (the duplicated part that caps efficiency).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.sparse.linalg import splu
+
+from blockss.errors import BlockssError
+from blockss.problem import Problem
+
+METHODS = ("auto", "rr", "hankel")
+
+
+@dataclass
+class SSParams:
+    """Contour and subspace parameters.
+
+    ``N`` quadrature points (trapezoidal rule on the circle), ``L`` random right-hand
+    sides (from ``seed``), ``M`` moments; singular values below ``delta`` times the
+    largest are truncated; eigenpairs with relative residual above ``tol`` are rejected.
+    ``method`` ``auto`` is Rayleigh-Ritz for degree-1 problems, block Hankel otherwise.
+    """
+
+    center: complex
+    radius: float
+    N: int = 32
+    L: int = 16
+    M: int = 4
+    delta: float = 1e-12
+    tol: float = 1e-8
+    seed: int = 1
+    method: str = "auto"
+    dense: bool = False
+    point_workers: int = 1
+
+    def check(self, n: int) -> None:
+        if self.radius <= 0:
+            raise BlockssError(f"radius must be > 0, got {self.radius}")
+        if self.N < 2 or self.L < 1 or self.M < 1:
+            raise BlockssError(f"need N >= 2, L >= 1, M >= 1 (got N={self.N} L={self.L} M={self.M})")
+        if self.method not in METHODS:
+            raise BlockssError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.L > n:
+            raise BlockssError(f"L={self.L} exceeds the matrix size n={n}")
+        if self.point_workers < 1:
+            raise BlockssError("point_workers must be >= 1")
+
+    def resolved_method(self, degree: int) -> str:
+        if self.method != "auto":
+            return self.method
+        return "rr" if degree == 1 else "hankel"
+
+
+@dataclass
+class Eigenpair:
+    value: complex
+    residual: float
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class SSResult:
+    """What one rank computed; timings are this rank's own (reduce them for the log)."""
+
+    method: str
+    accepted: list[Eigenpair]
+    rejected: list[Eigenpair]
+    outside: int
+    rank: int
+    subspace: int
+    singular_values: np.ndarray
+    reduce_bytes: int
+    points_per_rank: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def subspace_full(self) -> bool:
+        """True when the numerical rank reached L*M: eigenvalues may be missing."""
+        return self.rank >= self.subspace
+
+
+def quadrature(center: complex, radius: float, n_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trapezoidal rule on the circle: points ``z``, weights ``w`` and normalized ``zeta``.
+
+    ``sum_j w_j zeta_j^k f(z_j)`` approximates ``(1/2 pi i) oint ((z-c)/r)^k f(z) dz``.
+    """
+    theta = 2 * np.pi * (np.arange(n_points) + 0.5) / n_points
+    zeta = np.exp(1j * theta)
+    return center + radius * zeta, radius * zeta / n_points, zeta
+
+
+def _points_of(rank: int, size: int, n_points: int) -> list[int]:
+    # Cyclic distribution: neighbouring points have similar cost, so this balances.
+    return list(range(rank, n_points, size))
+
+
+def _wtime(comm: Any) -> Callable[[], float]:
+    if comm is None:
+        return time.perf_counter
+    from mpi4py import MPI
+    return MPI.Wtime
+
+
+def _solve_point(problem: Problem, z: complex, rhs: np.ndarray, dense: bool) -> np.ndarray:
+    if dense:
+        t = problem.matrix_at(z).toarray()
+        lu = sla.lu_factor(t, overwrite_a=True, check_finite=False)
+        return sla.lu_solve(lu, rhs, check_finite=False)
+    try:
+        lu = splu(problem.matrix_at(z), permc_spec="MMD_AT_PLUS_A")
+    except RuntimeError as exc:  # "Factor is exactly singular": z is an eigenvalue
+        raise BlockssError(f"T(z) is singular at quadrature point z={z:.6g}; move the circle") from exc
+    return lu.solve(rhs)
+
+
+def random_block(n: int, L: int, seed: int) -> np.ndarray:
+    """The ``L`` random right-hand sides; identical on every rank for a given seed."""
+    return np.random.default_rng(seed).standard_normal((n, L)).astype(np.complex128)
+
+
+def solve(problem: Problem, params: SSParams, comm: Any = None, keep_vectors: bool = False) -> SSResult:
+    """Eigenvalues of ``problem`` inside the circle, by block SS with MPI over ``comm``.
+
+    ``comm`` is an mpi4py communicator (None: one process). Every rank returns the same
+    eigenvalues; ``timings`` holds this rank's ``solve``, ``reduce`` and ``extract``
+    seconds. Raises ``BlockssError`` on bad parameters or a singular shifted system.
+    """
+    n = problem.n
+    params.check(n)
+    method = params.resolved_method(problem.degree)
+    rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
+    wtime = _wtime(comm)
+    L, M = params.L, params.M
+    K = M if method == "rr" else 2 * M
+    z, w, zeta = quadrature(params.center, params.radius, params.N)
+    mine = _points_of(rank, size, params.N)
+    counts = [len(_points_of(r, size, params.N)) for r in range(size)]
+
+    # --- solve: factorize + solve own shifted systems, accumulate moment blocks.
+    t0 = wtime()
+    V = random_block(n, L, params.seed)
+    buf = np.zeros((K, n, L), dtype=np.complex128)
+
+    def accumulate(j: int, Y: np.ndarray) -> None:
+        wk = w[j]
+        for k in range(K):
+            buf[k] += wk * Y
+            wk *= zeta[j]
+
+    if params.point_workers > 1 and len(mine) > 1:
+        with ThreadPoolExecutor(params.point_workers) as pool:
+            for j, Y in zip(mine, pool.map(lambda j: _solve_point(problem, z[j], V, params.dense), mine)):
+                accumulate(j, Y)
+    else:
+        for j in mine:
+            accumulate(j, _solve_point(problem, z[j], V, params.dense))
+    t1 = wtime()
+
+    # --- reduce: one Allreduce of all K moment blocks (n*L*K complex128).
+    if comm is not None and size > 1:
+        from mpi4py import MPI
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+    t2 = wtime()
+
+    # --- extract: redundant on every rank.
+    if method == "rr":
+        res = _extract_rr(problem, buf, params)
+    else:
+        res = _extract_hankel(problem, buf, V, params)
+    values, vectors, rnk, sv = res
+    accepted, rejected, outside = _classify(problem, values, vectors, params, keep_vectors)
+    t3 = wtime()
+    return SSResult(method=method, accepted=accepted, rejected=rejected, outside=outside, rank=rnk,
+                    subspace=L * M, singular_values=sv, reduce_bytes=int(buf.nbytes),
+                    points_per_rank=counts,
+                    timings={"solve": t1 - t0, "reduce": t2 - t1, "extract": t3 - t2})
+
+
+def _truncate(sv: np.ndarray, delta: float) -> int:
+    if sv.size == 0 or sv[0] == 0:
+        return 0
+    return int(np.count_nonzero(sv > delta * sv[0]))
+
+
+def _small_polynomial_eig(mats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of a small dense matrix polynomial ``sum_k z^k mats[k]`` (companion form)."""
+    m, d = mats[0].shape[0], len(mats) - 1
+    if d == 1:
+        vals, vecs = sla.eig(-mats[0], mats[1])
+        return vals, vecs
+    ac = np.zeros((m * d, m * d), dtype=np.complex128)
+    bc = np.eye(m * d, dtype=np.complex128)
+    for i in range(d - 1):
+        ac[i * m:(i + 1) * m, (i + 1) * m:(i + 2) * m] = np.eye(m)
+    for k in range(d):
+        ac[(d - 1) * m:, k * m:(k + 1) * m] = -mats[k]
+    bc[(d - 1) * m:, (d - 1) * m:] = mats[d]
+    vals, vecs = sla.eig(ac, bc)
+    return vals, vecs[:m]
+
+
+def _extract_rr(problem: Problem, buf: np.ndarray, params: SSParams):
+    K, n, L = buf.shape
+    S = buf.transpose(1, 0, 2).reshape(n, K * L)  # [S_0 S_1 ... S_{M-1}]
+    U, sv, _ = np.linalg.svd(S, full_matrices=False)
+    m = _truncate(sv, params.delta)
+    Q = U[:, :m]
+    small = [Q.conj().T @ (c @ Q) for c in problem.coeffs]
+    vals, Y = _small_polynomial_eig(small)
+    finite = np.isfinite(vals)
+    return vals[finite], Q @ Y[:, finite], m, sv
+
+
+def _extract_hankel(problem: Problem, buf: np.ndarray, V: np.ndarray, params: SSParams):
+    K, n, L = buf.shape
+    M = K // 2
+    mu = np.einsum("nl,knj->klj", V.conj(), buf)  # mu_k = V^H S_k, L x L
+    H0 = np.block([[mu[i + j] for j in range(M)] for i in range(M)])
+    H1 = np.block([[mu[i + j + 1] for j in range(M)] for i in range(M)])
+    U, sv, Wh = np.linalg.svd(H0)
+    m = _truncate(sv, params.delta)
+    U1, W1, s1 = U[:, :m], Wh[:m].conj().T, sv[:m]
+    small = (U1.conj().T @ H1 @ W1) / s1[None, :]
+    zeta, Y = sla.eig(small)
+    vals = params.center + params.radius * zeta
+    S = buf[:M].transpose(1, 0, 2).reshape(n, M * L)
+    X = S @ (W1 @ (Y / s1[:, None]))
+    return vals, X, m, sv
+
+
+def _classify(problem: Problem, values: np.ndarray, vectors: np.ndarray, params: SSParams,
+              keep_vectors: bool) -> tuple[list[Eigenpair], list[Eigenpair], int]:
+    norms = problem.norms()
+    accepted: list[Eigenpair] = []
+    rejected: list[Eigenpair] = []
+    outside = 0
+    for i, lam in enumerate(values):
+        if abs(lam - params.center) >= params.radius:
+            outside += 1
+            continue
+        x = vectors[:, i]
+        xn = np.linalg.norm(x)
+        scale = xn * sum(abs(lam) ** k * nk for k, nk in enumerate(norms))
+        r = float(np.linalg.norm(problem.apply(lam, x)) / scale) if scale > 0 else float("inf")
+        pair = Eigenpair(complex(lam), r, x / xn if keep_vectors and xn > 0 else None)
+        (accepted if r <= params.tol else rejected).append(pair)
+    key = lambda p: (round(p.value.real, 12), round(p.value.imag, 12))  # noqa: E731
+    return sorted(accepted, key=key), sorted(rejected, key=key), outside
+
+
+def blas_threads() -> int:
+    """Threads per rank as the environment sets them (``OMP_NUM_THREADS``, default 1)."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        return 1
