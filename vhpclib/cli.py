@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 
 from . import paths
@@ -176,14 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
     try:
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _err("interrupted")
         return 130
-    except click.ClickException as exc:
-        _err(exc.format_message().replace("\n", " "))
-        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _err(message.replace("\n", " "))
+        return getattr(exc, "exit_code", 2)
     except VhpcError as exc:
         _err(str(exc).replace("\n", " "))
         return exc.exit_code

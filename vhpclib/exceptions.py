@@ -43,6 +43,10 @@ class InventoryError(InputError):
     """The inventory YAML is invalid."""
 
 
+class InvalidName(InputError):
+    """A campaign, environment or run name that is not safe as a folder name."""
+
+
 class ParseError(InputError):
     """A tool's output does not hold what its parser expects."""
 

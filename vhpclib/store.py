@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .exceptions import StoreError
+from .exceptions import InvalidName, StoreError
 
 SCHEMA_VERSION = 1
 RECORD = "run.json"
@@ -60,7 +60,7 @@ def code_version() -> dict[str, Any]:
 
 def check_id(kind: str, value: str) -> str:
     if not _SAFE_ID.match(value) or ".." in value:
-        raise StoreError(f"{kind} must be letters, digits and '_.=+-' (got {value!r})", key=kind)
+        raise InvalidName(f"{kind} must be letters, digits and '_.=+-' (got {value!r})", key=kind)
     return value
 
 

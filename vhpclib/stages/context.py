@@ -112,5 +112,9 @@ def _stored_lscpu(ctx: StageContext) -> str | None:
 
 def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:
     """The host facts a run record carries inline (the full fingerprint is referenced)."""
-    keep = ("hostname", "kernel", "os", "cpu_model", "topology", "virtualization", "mpi_version", "clocksource")
-    return {k: facts.get(k) for k in keep}
+    keep = ("hostname", "kernel", "os", "topology", "virtualization", "mpi_version", "clocksource")
+    summary = {k: facts.get(k) for k in keep}
+    summary["cpu_model"] = (facts.get("cpu") or {}).get("model")
+    summary["rdma_devices"] = [d.get("name", d) if isinstance(d, dict) else d
+                               for d in (facts.get("rdma") or {}).get("devices", [])]
+    return summary
