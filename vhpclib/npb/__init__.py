@@ -1,0 +1,23 @@
+"""NPB Multi-Zone: build once on one host, distribute with checksums, run everywhere.
+
+``makedef`` writes config/make.def (NPB3.3-MZ / NPB3.4-MZ variables), ``build``
+makes the binaries and stores them with their sha256, ``distribute`` copies
+them to hosts and verifies them before every run, ``runs`` builds the
+processes x threads launches and the paper's scaling sweep.
+"""
+
+from .build import (CLASSES, DEMO_BENCHMARK, NPB_BENCHMARKS, STAGE, BuildTarget, build_env, build_npb,
+                    build_targets, sha256_file)
+from .distribute import (BuiltBinary, Deployment, NpbBuild, distribute, install_dir, latest_build, load_build,
+                         sha256_on_host, verify_binary, verify_deployment)
+from .makedef import REQUIRED_VARIABLES, make_def, parse_make_def
+from .runs import (PAPER_BENCHMARKS, PAPER_CLASS, PAPER_PROCESSES, PAPER_THREADS, MzRun, mz_job, mz_launch,
+                   mz_launch_spec, run_hosts, scaling_sweep, sweep_nprocs)
+
+__all__ = [
+    "CLASSES", "DEMO_BENCHMARK", "NPB_BENCHMARKS", "STAGE", "BuildTarget", "build_env", "build_npb", "build_targets",
+    "sha256_file", "BuiltBinary", "Deployment", "NpbBuild", "distribute", "install_dir", "latest_build",
+    "load_build", "sha256_on_host", "verify_binary", "verify_deployment", "REQUIRED_VARIABLES", "make_def",
+    "parse_make_def", "PAPER_BENCHMARKS", "PAPER_CLASS", "PAPER_PROCESSES", "PAPER_THREADS", "MzRun", "mz_job",
+    "mz_launch", "mz_launch_spec", "run_hosts", "scaling_sweep", "sweep_nprocs",
+]
