@@ -1,0 +1,136 @@
+"""Parser for the log of ``vhpc-blockss solve`` (the Bloss-like application).
+
+Validates before it extracts: the log must open with ``# blockss <version>``, hold
+the ``size:``, ``contour:``, ``parallel:``, ``reduce:``, ``subspace:`` and
+``eigenvalues:`` lines, list as many eigenvalue rows as it says it accepted, and
+close with the ``timings [s]`` block (setup, solve, reduce, extract, total) and
+``# blockss done``. A log without the final timing block (a killed or failed run)
+raises ``ParseError`` naming the file. One log is one run: one record.
+
+Units: times in seconds (``*_s``, MPI.Wtime per phase, max over ranks, as the log
+says), ``reduce_bytes`` in bytes. ``time_s`` is ``total_s``. ``verified`` is True
+when the solver itself found nothing suspicious: no WARNING line (subspace full,
+fewer/more eigenvalues than the problem file expects), at least one eigenvalue,
+and every accepted residual <= tol.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from vhpclib.exceptions import ParseError
+from vhpclib.parsers import ParseResult, ParseWarning
+
+COLUMNS = ["file", "app", "version", "problem", "kind", "method", "n", "nnz", "nprocs", "threads",
+           "point_workers", "solver", "N", "L", "M", "center_re", "center_im", "radius", "tol",
+           "subspace_rank", "subspace_full", "n_eigenvalues", "n_rejected", "n_outside",
+           "expected_count", "max_residual", "setup_s", "solve_s", "reduce_s", "extract_s",
+           "total_s", "time_s", "reduce_bytes", "verified"]
+
+_FLOAT = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)"
+_HEADER = re.compile(r"^# blockss (?P<version>\S+): block Sakurai-Sugiura eigensolver\s*$")
+_DONE = re.compile(r"^# blockss done\s*$")
+_LINES: dict[str, re.Pattern[str]] = {
+    "problem": re.compile(r"^problem: (?P<problem>\S+) kind=(?P<kind>\w+) method=(?P<method>\w+)\s*$"),
+    "size": re.compile(r"^size: n=(?P<n>\d+) nnz=(?P<nnz>\d+)\s*$"),
+    "contour": re.compile(
+        rf"^contour: center=(?P<center_re>{_FLOAT})(?P<center_im>[-+](?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan))j "
+        rf"radius=(?P<radius>{_FLOAT}) N=(?P<N>\d+) L=(?P<L>\d+) M=(?P<M>\d+) delta=(?P<delta>{_FLOAT}) "
+        rf"tol=(?P<tol>{_FLOAT}) seed=(?P<seed>\d+)\s*$"),
+    "parallel": re.compile(
+        r"^parallel: nprocs=(?P<nprocs>\d+) threads=(?P<threads>\d+) point_workers=(?P<point_workers>\d+) "
+        r"solver=(?P<solver>\S+) points_per_rank=(?P<points>[\d,]+)\s*$"),
+    "reduce": re.compile(r"^reduce: one Allreduce of (?P<reduce_bytes>\d+) bytes .*$"),
+    "subspace": re.compile(r"^subspace: rank=(?P<subspace_rank>\d+) of L\*M=(?P<subspace>\d+)\s*$"),
+    "eigenvalues": re.compile(
+        r"^eigenvalues: accepted=(?P<n_eigenvalues>\d+) rejected=(?P<n_rejected>\d+) "
+        r"outside=(?P<n_outside>\d+) expected=(?P<expected_count>\d+|-)\s*$"),
+}
+_EIG_ROW = re.compile(rf"^\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<res>{_FLOAT})\s*$")
+_REJ_ROW = re.compile(rf"^R\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<res>{_FLOAT})\s*$")
+_TIMINGS = re.compile(r"^timings \[s\] \(MPI\.Wtime per phase, max over ranks\):\s*$")
+_TIMING = re.compile(rf"^  (?P<phase>setup|solve|reduce|extract|total) +(?P<sec>{_FLOAT})\s*$")
+_WARNING = re.compile(r"^WARNING: (?P<msg>.*)$")
+_PHASES = ("setup", "solve", "reduce", "extract", "total")
+_INTS = {"n", "nnz", "nprocs", "threads", "point_workers", "N", "L", "M", "reduce_bytes",
+         "subspace_rank", "n_eigenvalues", "n_rejected", "n_outside"}
+_FLOATS = {"center_re", "center_im", "radius", "tol"}
+
+
+def parse(text: str, file: str = "<text>") -> ParseResult:
+    """One record from one ``vhpc-blockss solve`` log; ``ParseError`` if it is incomplete."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if _HEADER.match(ln)), None)
+    if start is None:
+        raise ParseError("no '# blockss <version>: block Sakurai-Sugiura eigensolver' header: "
+                         "not a blockss log", file=file)
+    rec: dict[str, Any] = {c: None for c in COLUMNS}
+    rec.update(file=file, app="blockss", version=_HEADER.match(lines[start])["version"])
+    found: set[str] = set()
+    eig_rows: list[tuple[int, float]] = []
+    rej_rows: list[tuple[int, float]] = []
+    timings: dict[str, float] = {}
+    warnings: list[ParseWarning] = []
+    solver_warnings: list[str] = []
+    in_timings = done = False
+    for lineno, ln in enumerate(lines[start + 1:], start + 2):
+        if _DONE.match(ln):
+            done = True
+            break
+        if in_timings:
+            m = _TIMING.match(ln)
+            if m:
+                timings[m["phase"]] = float(m["sec"])
+            continue
+        if _TIMINGS.match(ln):
+            in_timings = True
+            continue
+        for key, pat in _LINES.items():
+            m = pat.match(ln)
+            if m:
+                found.add(key)
+                for k, v in m.groupdict().items():
+                    if k in COLUMNS:
+                        rec[k] = v
+                break
+        else:
+            m = _EIG_ROW.match(ln)
+            if m and "eigenvalues" in found:
+                eig_rows.append((lineno, float(m["res"])))
+                continue
+            m = _REJ_ROW.match(ln)
+            if m:
+                rej_rows.append((lineno, float(m["res"])))
+                continue
+            m = _WARNING.match(ln)
+            if m:
+                solver_warnings.append(m["msg"])
+                warnings.append(ParseWarning(file, lineno, f"solver warning: {m['msg']}"))
+    missing = [k for k in _LINES if k not in found]
+    if missing:
+        raise ParseError(f"missing line(s) {', '.join(repr(k + ':') for k in missing)}", file=file)
+    if not done or set(timings) != set(_PHASES):
+        absent = [p for p in _PHASES if p not in timings]
+        raise ParseError("incomplete log: no final timing block"
+                         + (f" (missing {', '.join(absent)})" if absent else "")
+                         + ("" if done else " and no '# blockss done'"), file=file)
+    for k in _INTS:
+        rec[k] = int(rec[k])
+    for k in _FLOATS:
+        rec[k] = float(rec[k])
+    rec["expected_count"] = None if rec["expected_count"] == "-" else int(rec["expected_count"])
+    if len(eig_rows) != rec["n_eigenvalues"]:
+        raise ParseError(f"log says accepted={rec['n_eigenvalues']} but lists {len(eig_rows)} eigenvalue rows",
+                         file=file)
+    if len(rej_rows) != rec["n_rejected"]:
+        raise ParseError(f"log says rejected={rec['n_rejected']} but lists {len(rej_rows)} rejected rows",
+                         file=file)
+    rec["subspace_full"] = rec["subspace_rank"] >= rec["L"] * rec["M"]
+    rec["max_residual"] = max((r for _, r in eig_rows), default=None)
+    for p in _PHASES:
+        rec[f"{p}_s"] = timings[p]
+    rec["time_s"] = timings["total"]
+    rec["verified"] = bool(not solver_warnings and rec["n_eigenvalues"] > 0
+                           and all(r <= rec["tol"] for _, r in eig_rows))
+    return ParseResult(records=[{c: rec[c] for c in COLUMNS}], warnings=warnings)
