@@ -193,3 +193,38 @@ def test_sweep_smaller_than_a_node_uses_one_node():
 def test_run_needing_more_nodes_than_hosts_is_refused():
     with pytest.raises(InventoryError, match="needs 16 nodes"):
         mz_launch(_runtime("intel"), MzRun("sp-mz", "C", 64, 2, 4), "/w/sp-mz.C.64", HOSTS)
+
+
+# ------------------------------------------------------------------ per inventory environment
+
+def test_environment_reusing_a_build_gets_the_builders_binaries(tmp_path):
+    from vhpclib.npb.campaign import build_for, build_in_environment, distribute_to_environment
+
+    text = f"""
+environments:
+  bare:
+    label: BMM
+    baseline: true
+    workdir: {tmp_path}/bare
+    hosts: [{{local: true, name: bare-n1}}]
+    benchmarks:
+      npb: {{source: {paths.APPS / 'mzdemo'}, version: "3.3", fc: {MPIF90}}}
+  vm:
+    label: VM
+    workdir: {tmp_path}/vm
+    hosts: [{{local: true, name: vm-n1}}]
+    benchmarks:
+      npb: {{built_in: bare}}
+"""
+    inventory = parse_inventory(text)
+    store = RawStore(tmp_path / "raw")
+    with pytest.raises(InventoryError, match="reuses 'bare'"):
+        build_in_environment(inventory, "vm", "c1", benchmarks=["mz-demo"], klass="S", nprocs=[2], store=store)
+    built = build_in_environment(inventory, "bare", "c1", benchmarks=["mz-demo"], klass="S", nprocs=[2],
+                                 store=store, build_id="b7")
+    assert built.build_host == "bare-n1" and built.record["build_dir"].startswith(f"{tmp_path}/bare/")
+    assert build_for(inventory, "vm", "c1", store=store).build_id == "b7"
+    [dep] = distribute_to_environment(inventory, "vm", build_for(inventory, "vm", "c1", store=store))
+    assert dep.host == "vm-n1" and dep.path == f"{tmp_path}/vm/npb/bare/b7/mz-demo.S.2"
+    assert dep.record()["built_in"]["environment"] == "bare"
+    verify_deployment(LocalExecutor("vm-n1"), dep)
