@@ -195,7 +195,7 @@ def _measured_paper_envs(labels: Sequence[str]) -> set[str]:
 
 
 def _note_unmeasured(fig: go.Figure, paper_envs: Sequence[str], measured_labels: Sequence[str],
-                     y: float = -0.16) -> None:
+                     y: float = 0.0, yshift: int = -64) -> None:
     """Annotate which paper environments have no measurement here (paper values only)."""
     have = _measured_paper_envs(measured_labels)
     missing = [e for e in paper_envs if e not in have]
@@ -205,8 +205,10 @@ def _note_unmeasured(fig: go.Figure, paper_envs: Sequence[str], measured_labels:
         text = f"{', '.join(missing)}: {NOT_MEASURED} (paper values only)"
     else:
         return
-    fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=y, showarrow=False,
-                       xanchor="left", yanchor="top", font=dict(size=12, color="#555"))
+    # offset in pixels below the plot area, so it stays inside the bottom margin at any size
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=y, yshift=yshift,
+                       showarrow=False, xanchor="left", yanchor="top",
+                       font=dict(size=12, color="#555"))
 
 
 def _labels(df: pd.DataFrame | None) -> list[str]:
@@ -287,7 +289,7 @@ def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = 
     fig.update_layout(template=TEMPLATE, title="Table 2: PingPong one-way latency (0 B)",
                       height=max(360, 140 + 33 * (len(rows) + 1)), margin=dict(b=50))
     _note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS if e in set(ref.get("environment", []))],
-                     _labels(lat), y=0.01)
+                     _labels(lat), y=0.01, yshift=0)
     return fig
 
 
@@ -462,7 +464,7 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                            if len(ref) and e in set(ref[ref["workload"].isin(workloads)]
                                                     ["environment"])],
                      _labels(eff[eff["workload"].isin(workloads)]) if len(eff) else [],
-                     y=-0.1)
+                     yshift=-58)
     return fig
 
 
@@ -518,6 +520,6 @@ def section23_io(reference: pd.DataFrame | None = None) -> go.Figure:
                       yaxis=dict(title="throughput [MB/s]", rangemode="tozero"),
                       xaxis=dict(title="configuration"))
     fig.add_annotation(text=f"paper values only: 10 GbE IO virtualization {NOT_MEASURED}",
-                       xref="paper", yref="paper", x=0, y=-0.25, showarrow=False,
-                       xanchor="left", font=dict(size=12, color="#555"))
+                       xref="paper", yref="paper", x=0, y=1, yshift=8, showarrow=False,
+                       xanchor="left", yanchor="bottom", font=dict(size=12, color="#555"))
     return fig
