@@ -1,0 +1,261 @@
+"""The network-namespace testbed: real namespaces, bridge, sshd per node, Intel MPI over TCP, htb shaping.
+
+One 2-node testbed is brought up for this module; other tests build their own
+1- or 2-node testbeds under other names. Everything is written to tmp folders
+(``paths.TESTBEDS``/``paths.INVENTORIES`` are patched), never into the project.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vhpclib import paths
+from vhpclib.config import load_inventory
+from vhpclib.exceptions import HostUnreachable, InputError, TestbedError
+from vhpclib.remote import SshExecutor
+from vhpclib.sshd import sshd_available
+from vhpclib import testbed as tb
+from vhpclib.testbed import lifecycle
+
+NAME = "pytb"
+
+
+def _need_root() -> None:
+    reason = None if os.geteuid() == 0 else "needs root (network namespaces, bridge, tc)"
+    reason = reason or sshd_available()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"testbed tests must run in CI: {reason}")
+        pytest.skip(reason)
+
+
+def _ours(name: str) -> dict[str, list]:
+    """Namespaces and links named like testbed ``name``'s, and its recorded sshd PIDs still running."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    prefix = f"vtb-{name}-"
+    return {"namespaces": [n for n in names if n.startswith(prefix)],
+            "links": [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
+                      if line.split(":")[1].strip().startswith(prefix)]}
+
+
+def _running(pid: int) -> bool:
+    return lifecycle._alive(pid)
+
+
+@pytest.fixture(scope="module")
+def testbed_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Testbed folders and inventories in a tmp folder for this module."""
+    base = tmp_path_factory.mktemp("testbed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paths, "TESTBEDS", base / "testbeds")
+        mp.setattr(paths, "INVENTORIES", base / "inventories")
+        yield base
+
+
+@pytest.fixture(scope="module")
+def testbed(testbed_dirs: Path) -> Iterator[tb.TestbedInfo]:
+    """A 2-node unshaped testbed, up once for the module and taken down after it."""
+    _need_root()
+    tb.down(NAME)  # a crashed earlier session must not make this one fail
+    info = tb.up(2, name=NAME)
+    try:
+        yield info
+    finally:
+        tb.down(NAME)
+
+
+def _ssh(info: tb.TestbedInfo, index: int, known_hosts: Path | None = None) -> SshExecutor:
+    env = load_inventory(info.inventory).environment("testbed")
+    return SshExecutor(env.hosts[index], policy="strict", known_hosts=known_hosts or info.known_hosts,
+                       connect_timeout=5)
+
+
+# ---------------------------------------------------------------- input and privileges (no root needed)
+
+def test_up_refuses_without_root_with_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "_euid", lambda: 1000)
+    with pytest.raises(TestbedError, match=r"'testbed up' needs root"):
+        tb.up(2, name="pynr")
+    with pytest.raises(TestbedError, match=r"needs root"):
+        tb.down("pynr")
+
+
+@pytest.mark.parametrize("name", ["Vhpc", "has-dash", "toolong99", "1abc", ""])
+def test_up_rejects_names_that_break_interface_naming(name: str) -> None:
+    with pytest.raises(InputError, match="testbed name"):
+        tb.up(2, name=name)
+
+
+def test_rate_must_be_a_bandwidth_and_latency_says_netem_is_absent() -> None:
+    assert tb.parse_rate("1gbit") == 1e9 and tb.parse_rate("100Mbit") == 1e8
+    with pytest.raises(InputError, match="netem"):
+        tb.up(2, name="pyrt", rate="10ms")
+    with pytest.raises(InputError, match="rate must be"):
+        tb.parse_rate("fast")
+
+
+# ---------------------------------------------------------------- the running testbed
+
+@pytest.mark.root
+@pytest.mark.ssh
+def test_each_node_answers_strict_ssh_with_its_own_hostname(testbed: tb.TestbedInfo) -> None:
+    seen = []
+    for index, node in enumerate(testbed.nodes):
+        with _ssh(testbed, index) as host:
+            out = host.run("hostname; ip -4 -o addr show dev eth0").stdout.splitlines()
+        seen.append(out[0])
+        assert out[0] == node.hostname
+        assert f"inet {node.address}/24" in out[1]
+    assert len(set(seen)) == 2
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+def test_strict_host_keys_refuse_a_node_missing_from_known_hosts(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
+    only_node2 = tmp_path / "known_hosts"
+    only_node2.write_text("".join(line for line in testbed.known_hosts.read_text().splitlines(keepends=True)
+                                  if line.startswith(testbed.nodes[1].address + " ")))
+    with pytest.raises(HostUnreachable, match="not in known_hosts"):
+        _ssh(testbed, 0, only_node2).run("true")
+    with _ssh(testbed, 1, only_node2) as host:
+        assert host.run("hostname").stdout.strip() == testbed.nodes[1].hostname
+
+
+@pytest.mark.root
+def test_written_inventory_uses_node1_over_strict_ssh(testbed: tb.TestbedInfo) -> None:
+    inv = load_inventory(testbed.inventory)
+    env = inv.environment("testbed")
+    assert (env.label, env.vmm, env.baseline, env.host_key_policy) == ("testbed", "none", True, "strict")
+    assert env.known_hosts == testbed.known_hosts
+    assert [h.address for h in env.hosts] == testbed.addresses
+    assert env.launch_host.address == testbed.nodes[0].address and not env.launch_host.local
+    assert all(h.key_file == testbed.client_key and h.user == "root" for h in env.hosts)
+    mpi_env = env.mpi.env
+    assert mpi_env["I_MPI_HYDRA_IFACE"] == "eth0" and mpi_env["FI_PROVIDER"] == "tcp"
+    args = mpi_env["I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS"]
+    assert "StrictHostKeyChecking=yes" in args and f"UserKnownHostsFile={testbed.known_hosts}" in args
+    assert f"-i {testbed.client_key}" in args
+
+
+@pytest.mark.root
+def test_status_reports_live_sshd_hostnames_and_link_counters(testbed: tb.TestbedInfo) -> None:
+    st = tb.status(NAME)
+    assert st.up and st.healthy, st.problems
+    assert [n.uts_hostname for n in st.nodes] == [n.hostname for n in testbed.nodes]
+    assert all(n.sshd_alive and n.namespace_present and n.tx_bytes is not None for n in st.nodes)
+    assert st.bridge == testbed.bridge and st.bridge_present
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+@pytest.mark.mpi
+def test_inter_node_pingpong_crosses_the_node_link(testbed: tb.TestbedInfo) -> None:
+    before = tb.status(NAME).nodes[1].tx_bytes
+    records = tb.run_pingpong(testbed.inventory, msglog=(0, 12), iterations=200)
+    assert [r["bytes"] for r in records] == [0] + [2 ** k for k in range(13)]
+    assert all(r["repetitions"] == 200 and r["t_avg_usec"] > 0 for r in records)
+    # node 2 sent every reply over its eth0: at least the payload of 200 round trips of every size
+    sent = tb.status(NAME).nodes[1].tx_bytes - before
+    assert sent >= 200 * sum(2 ** k for k in range(13))
+
+
+@pytest.mark.root
+def test_shape_sets_changes_and_removes_htb_on_every_node(testbed: tb.TestbedInfo) -> None:
+    try:
+        tb.shape(NAME, "100mbit")
+        assert [(n.qdisc, n.rate) for n in tb.status(NAME).nodes] == [("htb", "100Mbit")] * 2
+        tb.shape(NAME, "2gbit")
+        assert {n.rate for n in tb.status(NAME).nodes} == {"2Gbit"}
+        assert "shaped to 2gbit" in load_inventory(testbed.inventory).environment("testbed").description
+    finally:
+        tb.shape(NAME, None)
+    assert all(n.qdisc != "htb" for n in tb.status(NAME).nodes)
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+@pytest.mark.mpi
+def test_shaped_link_caps_pingpong_at_the_rate_and_unshaped_is_far_above(testbed: tb.TestbedInfo) -> None:
+    check = tb.shaped_link_check(NAME, "1gbit")
+    assert check["rate_mb_s"] == 125.0
+    # 1 gbit = 125 MB/s; TCP/IP/Ethernet headers leave ~119 MB/s of payload (RECIPES §4: 118)
+    assert all(p <= 125.0 * 1.01 for p in check["shaped_peaks_mb_s"]), check
+    assert check["shaped_peak_mb_s"] >= 125.0 * 0.85, check
+    assert check["unshaped_peak_mb_s"] > 2 * 125.0, check
+    assert check["shaped_ok"] and check["unshaped_ok"]
+    assert tb.status(NAME).rate is None  # the testbed's own (un)shaping is restored
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+@pytest.mark.mpi
+def test_local_launch_variant_runs_mpirun_in_the_root_namespace(testbed: tb.TestbedInfo) -> None:
+    path = tb.write_local_inventory(NAME)
+    env = load_inventory(path).environment("testbed")
+    assert env.launch_host.local and env.mpi.env["I_MPI_HYDRA_IFACE"] == testbed.bridge
+    records = tb.run_pingpong(path, msglog=(0, 2), iterations=20)
+    assert [r["bytes"] for r in records] == [0, 1, 2, 4]
+
+
+@pytest.mark.root
+def test_up_refuses_a_testbed_that_already_exists(testbed: tb.TestbedInfo) -> None:
+    with pytest.raises(TestbedError, match="already exists"):
+        tb.up(2, name=NAME)
+    assert tb.status(NAME).healthy
+
+
+# ---------------------------------------------------------------- down
+
+@pytest.mark.root
+def test_down_removes_namespaces_links_processes_and_files(testbed_dirs: Path) -> None:
+    _need_root()
+    info = tb.up(2, name="pydn")
+    pids = [n.sshd_pid for n in info.nodes]
+    assert all(_running(p) for p in pids) and _ours("pydn")["namespaces"]
+    removed = tb.down("pydn")
+    assert "bridge vtb-pydn-br" in removed and "namespace vtb-pydn-2" in removed
+    assert _ours("pydn") == {"namespaces": [], "links": []}
+    assert not any(_running(p) for p in pids)
+    assert not info.folder.exists() and not info.inventory.exists()
+    assert tb.down("pydn") == []  # idempotent
+
+
+@pytest.mark.root
+def test_down_after_a_crash_with_dead_sshds_cleans_up_from_the_state_file(testbed_dirs: Path) -> None:
+    _need_root()
+    info = tb.up(1, name="pycr")
+    lifecycle._servers.pop("pycr")  # a new process: it knows only the state file
+    os.kill(info.nodes[0].sshd_pid, signal.SIGKILL)
+    time.sleep(0.1)
+    assert not tb.status("pycr").up
+    removed = tb.down("pycr")
+    assert {"namespace vtb-pycr-1", "link vtb-pycr-1", "bridge vtb-pycr-br"} <= set(removed)
+    assert _ours("pycr") == {"namespaces": [], "links": []}
+    assert not info.folder.exists()
+
+
+@pytest.mark.root
+def test_down_without_state_file_finds_leftovers_by_name_only(testbed_dirs: Path, testbed: tb.TestbedInfo) -> None:
+    info = tb.up(1, name="pycr")
+    pid = info.nodes[0].sshd_pid
+    lifecycle._servers.pop("pycr")
+    info.state_file.unlink()
+    subprocess.run(["ip", "netns", "add", "vtb-pycrx-1"], check=True)  # same letters, another testbed
+    try:
+        assert "namespace vtb-pycr-1" in tb.status("pycr").leftovers
+        removed = tb.down("pycr")
+        assert f"sshd pid {pid}" in removed and "namespace vtb-pycr-1" in removed
+        assert not _running(pid)
+        assert _ours("pycr") == {"namespaces": [], "links": []}
+        assert "vtb-pycrx-1" in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert tb.status(NAME).healthy  # the module's testbed is untouched
+    finally:
+        subprocess.run(["ip", "netns", "del", "vtb-pycrx-1"], check=False)

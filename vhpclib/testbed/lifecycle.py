@@ -1,0 +1,508 @@
+"""Bring a testbed up, report its status, shape its links, and take it down.
+
+``up`` records every object it creates in ``testbeds/<name>/state.json`` as it
+goes, so ``down`` can undo a half-finished or crashed ``up``. ``down`` also
+discovers leftovers by name (``vtb-<name>-...`` namespaces and links, sshd
+processes whose config lives in the testbed folder) and touches nothing else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import paths
+from ..exceptions import TestbedError, VhpcError
+from ..sshd import SSHD, SshKeys, SshServer, generate_keys, sshd_available, write_known_hosts
+from . import netns as ns
+from .inventory import Launch, inventory_path, write_inventory
+from .shaping import apply_rate, normalise_rate, shaping_status
+
+SSH_PORT = 22  # every node has its own network namespace, so the standard port is free in each
+STATE_FILE = "state.json"
+STATE_SCHEMA = 1
+REQUIRED_TOOLS = {"ip": "iproute2", "tc": "iproute2", "unshare": "util-linux", "nsenter": "util-linux",
+                  "ssh": "openssh-client"}
+
+# sshd servers started by this process, per testbed: stopping them through their Popen reaps them.
+_servers: dict[str, list[SshServer]] = {}
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    index: int
+    hostname: str
+    address: str
+    namespace: str
+    port: int
+    sshd_pid: int | None
+
+
+@dataclass(frozen=True)
+class TestbedInfo:
+    """A testbed that is up: where its nodes are and the files that describe it."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    nodes: tuple[NodeInfo, ...]
+    bridge: str
+    bridge_address: str
+    subnet: str
+    rate: str | None
+    folder: Path
+    state_file: Path
+    known_hosts: Path
+    client_key: Path
+    inventory: Path
+    seconds: float = 0.0
+
+    @property
+    def addresses(self) -> list[str]:
+        return [n.address for n in self.nodes]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key in ("folder", "state_file", "known_hosts", "client_key", "inventory"):
+            data[key] = str(data[key])
+        return data
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    index: int
+    hostname: str
+    address: str
+    namespace: str
+    namespace_present: bool
+    sshd_pid: int | None
+    sshd_alive: bool
+    uts_hostname: str | None  # what the node's sshd (and every session) sees as its host name
+    qdisc: str | None
+    rate: str | None
+    tx_bytes: int | None
+    rx_bytes: int | None
+
+
+@dataclass(frozen=True)
+class TestbedStatus:
+    """What exists of a testbed now; ``leftovers`` lists objects found by name but not in a state file."""
+
+    __test__ = False
+
+    name: str
+    up: bool
+    subnet: str | None = None
+    bridge: str | None = None
+    bridge_present: bool = False
+    rate: str | None = None
+    inventory: Path | None = None
+    nodes: tuple[NodeStatus, ...] = ()
+    leftovers: tuple[str, ...] = ()
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def healthy(self) -> bool:
+        return self.up and not self.problems and not self.leftovers
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["inventory"] = str(self.inventory) if self.inventory else None
+        data["healthy"] = self.healthy
+        return data
+
+
+# ------------------------------------------------------------------ preconditions
+
+def _euid() -> int:
+    return os.geteuid()
+
+
+def require_root(action: str) -> None:
+    """Network namespaces, bridges and tc need root: refuse early with a message that says so."""
+    if _euid() != 0:
+        raise TestbedError(f"'testbed {action}' needs root (it creates network namespaces, a bridge and "
+                           f"an sshd per node); run it as root, e.g. with sudo, or in the CI container")
+
+
+def _require_tools() -> None:
+    missing = [f"{tool} ({package})" for tool, package in REQUIRED_TOOLS.items() if shutil.which(tool) is None]
+    if not SSHD.is_file():
+        missing.append(f"{SSHD} (openssh-server)")
+    if missing:
+        raise TestbedError("missing tools for a testbed: " + ", ".join(missing))
+
+
+# ------------------------------------------------------------------ state file
+
+def testbed_folder(name: str) -> Path:
+    return paths.TESTBEDS / name
+
+
+def _state_path(name: str) -> Path:
+    return testbed_folder(name) / STATE_FILE
+
+
+def _save_state(state: dict) -> None:
+    path = Path(state["folder"]) / STATE_FILE
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _load_state(name: str) -> dict | None:
+    path = _state_path(name)
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"name": name, "corrupt": True}  # down still cleans up by discovery
+    return state if isinstance(state, dict) else {"name": name, "corrupt": True}
+
+
+def _info(state: dict, seconds: float = 0.0) -> TestbedInfo:
+    return TestbedInfo(
+        name=state["name"],
+        nodes=tuple(NodeInfo(n["index"], n["hostname"], n["address"], n["namespace"], state["port"],
+                             n.get("sshd_pid")) for n in state["nodes"]),
+        bridge=state["bridge"]["name"], bridge_address=state["bridge"]["address"], subnet=state["subnet"],
+        rate=state.get("rate"), folder=Path(state["folder"]), state_file=Path(state["folder"]) / STATE_FILE,
+        known_hosts=Path(state["known_hosts"]), client_key=Path(state["client_key"]),
+        inventory=Path(state["inventories"]["node"]), seconds=seconds)
+
+
+def info(name: str = "vhpc") -> TestbedInfo:
+    """The recorded description of a testbed that is up (``TestbedError`` if there is none)."""
+    ns.validate_name(name)
+    state = _load_state(name)
+    if state is None or state.get("corrupt") or not state.get("complete"):
+        raise TestbedError(f"testbed {name!r} is not up (no complete state file); run `vhpc testbed up`",
+                           file=str(_state_path(name)))
+    return _info(state)
+
+
+# ------------------------------------------------------------------ processes
+
+def _proc_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _proc_exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie counts as gone; reap it if it is our child)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _is_testbed_sshd(pid: int, folder: Path) -> bool:
+    """True only for an sshd whose config file lives in this testbed's folder."""
+    return (_proc_exe(pid) == str(SSHD) and f" -f {folder}/" in f" {_proc_cmdline(pid)}")
+
+
+def _terminate(pid: int, timeout: float = 5.0) -> bool:
+    """SIGTERM, then SIGKILL after ``timeout``; True if the process was running."""
+    if not _alive(pid):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + timeout
+        time.sleep(0.02)
+    return True
+
+
+def _testbed_sshds(folder: Path) -> list[int]:
+    """Discovery after a crash: every sshd started with a config from ``folder``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_testbed_sshd(int(entry.name), folder):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def _uts_hostname(pid: int) -> str | None:
+    done = subprocess.run(["nsenter", "-t", str(pid), "-u", "hostname"], capture_output=True, text=True,
+                          timeout=10)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+# ------------------------------------------------------------------ up
+
+def _discover(names: ns.Names) -> list[str]:
+    """Kernel objects and processes of this testbed that exist now, found by name."""
+    found = [f"namespace {n}" for n in ns.list_namespaces() if names.owns(n)]
+    found += [f"link {link['ifname']}" for link in ns.list_links() if names.owns(link.get("ifname", ""))]
+    found += [f"sshd pid {pid}" for pid in _testbed_sshds(testbed_folder(names.name))]
+    return found
+
+
+def up(nodes: int, *, name: str = "vhpc", rate: str | None = None) -> TestbedInfo:
+    """Create ``nodes`` namespace nodes on a bridge, each with its own host name and sshd.
+
+    Writes keys, known_hosts and ``state.json`` into ``testbeds/<name>/`` and a
+    ready inventory ``inventories/testbed-<name>.yml`` (environment ``testbed``).
+    ``rate`` (tc syntax, e.g. ``1gbit``) shapes every node's egress with htb;
+    latency cannot be emulated (no netem). Needs root. If anything fails, what was
+    created is removed again and ``TestbedError`` says what failed.
+    """
+    ns.validate_name(name)
+    ns.validate_nodes(nodes)
+    rate = normalise_rate(rate) if rate is not None else None
+    require_root("up")
+    _require_tools()
+    if (reason := sshd_available()):
+        raise TestbedError(f"cannot start sshd: {reason}")
+    names = ns.Names(name)
+    found = _discover(names)
+    if _state_path(name).exists() or found:
+        found_text = ", ".join(found) or f"state file {_state_path(name)}"
+        raise TestbedError(f"testbed {name!r} already exists ({found_text}); run `vhpc testbed down --name {name}` first")
+
+    started = time.perf_counter()
+    folder = testbed_folder(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    subnet = ns.choose_subnet(name, ns.used_ipv4_networks())
+    state: dict = {
+        "schema": STATE_SCHEMA, "name": name, "complete": False,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "folder": str(folder), "subnet": str(subnet), "port": SSH_PORT, "rate": None,
+        "bridge": {"name": names.bridge, "address": ns.bridge_address(subnet), "created": False},
+        "nodes": [], "known_hosts": str(folder / "known_hosts"), "client_key": "",
+        "inventories": {"node": str(inventory_path(paths.INVENTORIES, name, "node"))},
+    }
+    _save_state(state)
+    try:
+        _build(state, names, subnet, nodes, rate)
+    except BaseException as exc:
+        try:
+            down(name)
+        except VhpcError:
+            pass  # the original failure is what the caller needs to see
+        if isinstance(exc, VhpcError):
+            raise TestbedError(f"testbed {name!r} could not be brought up (rolled back): {exc}") from exc
+        raise
+    return _info(state, time.perf_counter() - started)
+
+
+def _build(state: dict, names: ns.Names, subnet: ipaddress.IPv4Network, nodes: int, rate: str | None) -> None:
+    folder = Path(state["folder"])
+    ns.create_bridge(names.bridge, state["bridge"]["address"], subnet.prefixlen)
+    state["bridge"]["created"] = True
+    _save_state(state)
+    for index in range(1, nodes + 1):
+        node = {"index": index, "namespace": names.namespace(index), "veth": names.veth(index),
+                "hostname": names.hostname(index), "address": ns.node_address(subnet, index), "sshd_pid": None}
+        state["nodes"].append(node)
+        _save_state(state)  # recorded before creation: down ignores what does not exist
+        ns.create_namespace(node["namespace"])
+        ns.create_node_link(node["namespace"], node["veth"], names.bridge, node["address"], subnet.prefixlen)
+
+    client = generate_keys(folder / "keys")
+    state["client_key"] = str(client.client_key)
+    servers = _servers.setdefault(state["name"], [])
+    for node in state["nodes"]:
+        node_folder = folder / f"node{node['index']}"
+        host = generate_keys(node_folder)  # a host key per node, like real machines
+        keys = SshKeys(client_key=client.client_key, client_pub=client.client_pub, host_key=host.host_key,
+                       host_pub=host.host_pub, authorized_keys=client.authorized_keys)
+        server = SshServer(node_folder, keys, [node["address"]], SSH_PORT, netns=node["namespace"],
+                           hostname=node["hostname"], name="sshd")
+        node["sshd_pid"] = server.start()
+        node["sshd_config"] = str(server.config_path)
+        node["host_pub"] = str(host.host_pub)
+        servers.append(server)
+        _save_state(state)
+    write_known_hosts(Path(state["known_hosts"]),
+                      [(n["address"], SSH_PORT, Path(n["host_pub"])) for n in state["nodes"]])
+    if rate is not None:
+        for node in state["nodes"]:
+            apply_rate(node["namespace"], rate)
+        state["rate"] = rate
+    write_inventory(state, Path(state["inventories"]["node"]), "node")
+    state["complete"] = True
+    _save_state(state)
+
+
+# ------------------------------------------------------------------ shape, variant inventory
+
+def shape(name: str, rate: str | None) -> None:
+    """Set (or with ``None`` remove) the htb rate on every node link of a running testbed."""
+    ns.validate_name(name)
+    rate = normalise_rate(rate) if rate is not None else None
+    require_root("shape")
+    state = _load_state(name)
+    if state is None or not state.get("complete"):
+        raise TestbedError(f"testbed {name!r} is not up; run `vhpc testbed up --name {name}`")
+    for node in state["nodes"]:
+        apply_rate(node["namespace"], rate)
+    state["rate"] = rate
+    _save_state(state)
+    for launch, path in state["inventories"].items():
+        write_inventory(state, Path(path), launch)  # the description names the rate
+
+
+def write_local_inventory(name: str = "vhpc", path: Path | None = None) -> Path:
+    """Variant inventory: mpirun in this machine's root namespace, nodes through the bridge.
+
+    Written to ``inventories/testbed-<name>-local.yml`` unless ``path`` is given;
+    ``down`` removes it with the rest.
+    """
+    ns.validate_name(name)
+    state = _load_state(name)
+    if state is None or not state.get("complete"):
+        raise TestbedError(f"testbed {name!r} is not up; run `vhpc testbed up --name {name}`")
+    target = Path(path) if path else inventory_path(paths.INVENTORIES, name, "local")
+    write_inventory(state, target, "local")
+    state["inventories"]["local"] = str(target)
+    _save_state(state)
+    return target
+
+
+# ------------------------------------------------------------------ status
+
+def status(name: str = "vhpc") -> TestbedStatus:
+    """Nodes, addresses, host names, sshd liveness, link shaping and byte counters of a testbed."""
+    ns.validate_name(name)
+    require_root("status")
+    names = ns.Names(name)
+    state = _load_state(name)
+    if state is None or state.get("corrupt"):
+        problems = ("state file is unreadable",) if state else ()
+        return TestbedStatus(name=name, up=False, leftovers=tuple(_discover(names)), problems=problems)
+    present_ns = set(ns.list_namespaces())
+    links = {link.get("ifname") for link in ns.list_links()}
+    problems: list[str] = []
+    nodes = []
+    for node in state.get("nodes", []):
+        pid = node.get("sshd_pid")
+        alive = bool(pid) and _alive(pid) and _is_testbed_sshd(pid, Path(state["folder"]))
+        here = node["namespace"] in present_ns
+        shaping = shaping_status(node["namespace"]) if here else {"qdisc": None, "rate": None}
+        stats = ns.link_stats(node["namespace"]) if here else {}
+        nodes.append(NodeStatus(
+            index=node["index"], hostname=node["hostname"], address=node["address"],
+            namespace=node["namespace"], namespace_present=here, sshd_pid=pid, sshd_alive=alive,
+            uts_hostname=_uts_hostname(pid) if alive else None, qdisc=shaping["qdisc"], rate=shaping["rate"],
+            tx_bytes=stats.get("tx", {}).get("bytes"), rx_bytes=stats.get("rx", {}).get("bytes")))
+        if not here:
+            problems.append(f"node {node['index']}: namespace {node['namespace']} is missing")
+        if not alive:
+            problems.append(f"node {node['index']}: sshd (pid {pid}) is not running")
+    bridge_here = state["bridge"]["name"] in links
+    if not bridge_here:
+        problems.append(f"bridge {state['bridge']['name']} is missing")
+    if not state.get("complete"):
+        problems.append("testbed up did not finish (crashed or still running); run testbed down")
+    known = {n["namespace"] for n in state.get("nodes", [])} | {n["veth"] for n in state.get("nodes", [])}
+    known.add(state["bridge"]["name"])
+    pids = {n.get("sshd_pid") for n in state.get("nodes", [])}
+    leftovers = [item for item in _discover(names)
+                 if item.split()[-1] not in known and not (item.startswith("sshd") and int(item.split()[-1]) in pids)]
+    return TestbedStatus(name=name, up=bool(state.get("complete")) and bridge_here and all(
+        n.namespace_present and n.sshd_alive for n in nodes), subnet=state.get("subnet"),
+        bridge=state["bridge"]["name"], bridge_present=bridge_here, rate=state.get("rate"),
+        inventory=Path(state["inventories"]["node"]), nodes=tuple(nodes), leftovers=tuple(leftovers),
+        problems=tuple(problems))
+
+
+# ------------------------------------------------------------------ down
+
+def down(name: str = "vhpc") -> list[str]:
+    """Remove everything testbed ``name`` created; return what was removed (empty if nothing was there).
+
+    Idempotent, and works after a crash: it uses the state file when there is
+    one and also finds leftovers by name (``vtb-<name>-<i>``, ``vtb-<name>-br``,
+    sshds configured from the testbed folder). Processes still running inside
+    the testbed's namespaces (SSH sessions, MPI ranks) are ended too. Nothing
+    outside that naming scheme is touched.
+    """
+    ns.validate_name(name)
+    require_root("down")
+    names = ns.Names(name)
+    folder = testbed_folder(name)
+    state = _load_state(name) or {}
+    removed: list[str] = []
+
+    # 1. sshd processes: those this process started (reaped through Popen), then recorded and discovered PIDs.
+    for server in _servers.pop(name, []):
+        pid = server.pid
+        if pid and _alive(pid):
+            server.stop()
+            removed.append(f"sshd pid {pid}")
+    recorded = [n.get("sshd_pid") for n in state.get("nodes", []) if n.get("sshd_pid")]
+    for pid in dict.fromkeys([*recorded, *_testbed_sshds(folder)]):
+        if _alive(pid) and _is_testbed_sshd(pid, folder) and _terminate(pid):
+            removed.append(f"sshd pid {pid}")
+
+    # 2. whatever still runs inside our namespaces (sessions, MPI ranks) would keep them alive.
+    namespaces = [n for n in ns.list_namespaces() if names.owns(n)]
+    for netns in namespaces:
+        for pid in ns.namespace_pids(netns):
+            if pid != os.getpid() and _terminate(pid):
+                removed.append(f"process pid {pid} in {netns}")
+
+    # 3. links first (deleting a veth is synchronous; a namespace's devices vanish asynchronously).
+    for link in ns.list_links():
+        ifname = link.get("ifname", "")
+        if names.owns(ifname) and ifname != names.bridge and ns.delete_link(ifname):
+            removed.append(f"link {ifname}")
+    for netns in namespaces:
+        if ns.delete_namespace(netns):
+            removed.append(f"namespace {netns}")
+    if any(link.get("ifname") == names.bridge for link in ns.list_links()) and ns.delete_link(names.bridge):
+        removed.append(f"bridge {names.bridge}")
+
+    # 4. files: inventories recorded in the state, the standard ones, then the testbed folder.
+    inventories = set(state.get("inventories", {}).values()) if isinstance(state.get("inventories"), dict) else set()
+    inventories |= {str(inventory_path(paths.INVENTORIES, name, launch)) for launch in ("node", "local")}
+    for path in sorted(inventories):
+        if Path(path).is_file():
+            Path(path).unlink()
+            removed.append(f"file {path}")
+    if folder.exists():
+        shutil.rmtree(folder)
+        removed.append(f"folder {folder}")
+    return removed
+
+
+def inventory_for(name: str = "vhpc", launch: Launch = "node") -> Path:
+    """Path of a running testbed's inventory."""
+    state = _load_state(name)
+    if state is None or not state.get("complete") or launch not in state.get("inventories", {}):
+        raise TestbedError(f"testbed {name!r} has no {launch!r} inventory; is it up?")
+    return Path(state["inventories"][launch])
