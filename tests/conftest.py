@@ -38,7 +38,7 @@ class SshdHosts:
         host = lambda a: {"address": a, "port": port or self.port, "user": "root",  # noqa: E731
                           "key_file": str(self.keys.client_key)}
         return {"name": "sshd-test", "environments": {name: {
-            "label": "SSH loopback", "baseline": True, "vcpu_pinning": "unknown",
+            "label": "ssh-loopback", "baseline": True, "vcpu_pinning": "unknown",
             "host_key_policy": policy,
             "known_hosts": str(known_hosts or self.known_hosts),
             "launch": host(addresses[0]),
@@ -65,7 +65,8 @@ def sshd_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdHosts]:
     folder = tmp_path_factory.mktemp("sshd")
     keys = generate_keys(folder / "keys")
     port = free_port(LOOPBACK_HOSTS[0], addresses=LOOPBACK_HOSTS[1:])
-    server = SshServer(folder, keys, LOOPBACK_HOSTS, port, name="sshd-tests")
+    # shell_rc=False: the simulated hosts skip this machine's root ~/.bashrc (pyenv init, ~0.1 s a command).
+    server = SshServer(folder, keys, LOOPBACK_HOSTS, port, name="sshd-tests", shell_rc=False)
     server.start()
     known_hosts = folder / "known_hosts"
     write_known_hosts(known_hosts, server.known_hosts_entries())

@@ -28,6 +28,8 @@ from .config import Environment, HostSpec, Inventory
 from .exceptions import HostUnreachable, RemoteError
 
 HostKeyPolicy = str  # "strict" | "accept-new" | "insecure"
+# Where OpenSSH keeps the user's host keys; used when the inventory names no known_hosts.
+USER_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
 
 
 def utc_now() -> str:
@@ -161,23 +163,49 @@ class SshExecutor(Executor):
     def _configure_host_keys(self, connection) -> None:
         client: paramiko.SSHClient = connection.client
         if self.policy == "insecure":
-            warnings.warn(f"{self.name}: host_key_policy 'insecure': SSH host keys are NOT verified",
-                          stacklevel=3)
+            warnings.warn(f"{self.name}: host_key_policy 'insecure': SSH host keys are NOT verified "
+                          "(anyone on the path can impersonate this host)", UserWarning, stacklevel=3)
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             return
         if self.known_hosts is not None:
             if Path(self.known_hosts).exists():
                 client.load_host_keys(str(self.known_hosts))
         else:
-            client.load_system_host_keys()
+            client.load_system_host_keys()  # ~/.ssh/known_hosts, like OpenSSH
         client.set_missing_host_key_policy(
-            _AcceptNewPolicy(self.known_hosts) if self.policy == "accept-new" else paramiko.RejectPolicy())
+            _AcceptNewPolicy(self.known_hosts or USER_KNOWN_HOSTS) if self.policy == "accept-new"
+            else paramiko.RejectPolicy())
+
+    @property
+    def known_hosts_label(self) -> str:
+        return str(self.known_hosts) if self.known_hosts is not None else "~/.ssh/known_hosts"
+
+    def describe_error(self, exc: BaseException) -> str:
+        """Why connecting failed, in words naming the address and the known_hosts file."""
+        where = f"{self.spec.ssh_alias or self.spec.address}:{self.spec.port}"
+        reason = _describe_ssh_error(exc)
+        if "known_hosts" in reason:
+            reason = reason.replace("known_hosts", f"known_hosts {self.known_hosts_label}", 1)
+        return f"{where}: {reason}"
+
+    def forget_failed_connect(self) -> None:
+        """Close what a failed connect left behind (paramiko keeps the transport thread alive)."""
+        try:
+            self.connection.client.close()
+            gateway = self.connection.gateway
+            if gateway is not None and hasattr(gateway, "client"):
+                gateway.client.close()
+        except Exception:  # noqa: BLE001 - best effort cleanup
+            pass
 
     def open(self) -> None:
+        if self.connection.is_connected:
+            return
         try:
             self.connection.open()
         except (paramiko.SSHException, OSError, EOFError, socket.timeout) as exc:
-            raise HostUnreachable(_describe_ssh_error(exc), host=self.name) from None
+            self.forget_failed_connect()
+            raise HostUnreachable(self.describe_error(exc), host=self.name) from None
 
     def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]:
         self.open()
@@ -216,13 +244,18 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
 
 def _describe_ssh_error(exc: BaseException) -> str:
     if isinstance(exc, paramiko.BadHostKeyException):
-        return "host key does not match known_hosts (refused)"
+        return ("host key does not match known_hosts (refused: the host's key changed, "
+                "or this is not the host you expect)")
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"authentication failed ({exc})"
     text = str(exc) or type(exc).__name__
     if "not found in known_hosts" in text:
-        return "host key not in known_hosts (strict policy refused it)"
+        return "host key not in known_hosts (strict policy refused an unknown host)"
+    if isinstance(exc, socket.gaierror):
+        return f"host name does not resolve ({exc.strerror or exc})"
     if isinstance(exc, ConnectionRefusedError) or "Unable to connect" in text or "refused" in text.lower():
         return "connection refused"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in text.lower():
         return "connection timed out"
     return text
 
@@ -273,16 +306,90 @@ class HostOutcome:
 
 def fan_out(executors: Iterable[Executor], command: str, *, env: Mapping[str, str] | None = None,
             timeout: float | None = None) -> list[HostOutcome]:
-    """Run ``command`` on every host at once; every host's outcome is returned, none hidden."""
+    """Run ``command`` on every host at once; every host's outcome is returned, none hidden.
+
+    SSH hosts run through one Fabric ``ThreadingGroup`` (a host that cannot be
+    reached comes back as ``HostUnreachable``); other executors run in threads
+    alongside. Outcomes are in the order of ``executors``. The ``duration_s`` of
+    an SSH result is the wall time of its whole group (Fabric does not time
+    hosts separately).
+    """
     executors = list(executors)
     if not executors:
         return []
+    ssh = [(i, e) for i, e in enumerate(executors) if isinstance(e, SshExecutor)]
+    other = [(i, e) for i, e in enumerate(executors) if not isinstance(e, SshExecutor)]
+    outcomes: dict[int, HostOutcome] = {}
+    pool = ThreadPoolExecutor(max_workers=min(32, len(other))) if other else None
+    try:
+        futures = {i: pool.submit(_run_one, e, command, env, timeout) for i, e in other} if pool else {}
+        for batch in _distinct_batches(ssh):
+            outcomes.update(_run_group(batch, command, env, timeout))
+        for i, future in futures.items():
+            outcomes[i] = future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return [outcomes[i] for i in range(len(executors))]
 
-    def one(executor: Executor) -> HostOutcome:
-        try:
-            return HostOutcome(executor.name, executor.run(command, env=env, timeout=timeout, warn=True), None)
-        except Exception as exc:  # noqa: BLE001 - reported per host, never dropped
-            return HostOutcome(executor.name, None, exc)
 
-    with ThreadPoolExecutor(max_workers=min(32, len(executors))) as pool:
-        return list(pool.map(one, executors))
+def _run_one(executor: Executor, command: str, env: Mapping[str, str] | None,
+             timeout: float | None) -> HostOutcome:
+    try:
+        return HostOutcome(executor.name, executor.run(command, env=env, timeout=timeout, warn=True), None)
+    except Exception as exc:  # noqa: BLE001 - reported per host, never dropped
+        return HostOutcome(executor.name, None, exc)
+
+
+_GROUP_MAX = 64
+
+
+def _distinct_batches(items: list[tuple[int, "SshExecutor"]]) -> list[list[tuple[int, "SshExecutor"]]]:
+    """Split so no batch holds two equal Connections (user, host, port): a GroupResult would merge them."""
+    batches: list[tuple[set, list]] = []
+    for index, executor in items:
+        identity = executor.connection._identity()
+        for seen, members in batches:
+            if identity not in seen and len(members) < _GROUP_MAX:
+                seen.add(identity)
+                members.append((index, executor))
+                break
+        else:
+            batches.append(({identity}, [(index, executor)]))
+    return [members for _, members in batches]
+
+
+def _run_group(batch: list[tuple[int, "SshExecutor"]], command: str, env: Mapping[str, str] | None,
+               timeout: float | None) -> dict[int, HostOutcome]:
+    from fabric import ThreadingGroup
+    from fabric.exceptions import GroupException
+
+    group = ThreadingGroup.from_connections([e.connection for _, e in batch])
+    started = utc_now()
+    t0 = time.perf_counter()
+    try:
+        results = group.run(with_env(command, env), hide=True, warn=True, timeout=timeout, in_stream=False)
+    except GroupException as exc:
+        results = exc.result
+    elapsed = time.perf_counter() - t0
+    out: dict[int, HostOutcome] = {}
+    for index, executor in batch:
+        value = results.get(executor.connection)
+        if isinstance(value, invoke.runners.Result):
+            result = CommandResult(executor.name, command, value.exited, value.stdout, value.stderr, elapsed, started)
+            out[index] = HostOutcome(executor.name, result, None)
+        elif isinstance(value, invoke.exceptions.CommandTimedOut):
+            r = value.result
+            result = CommandResult(executor.name, command, 124, r.stdout,
+                                   r.stderr + f"\nvhpc: timed out after {timeout} s", elapsed, started)
+            out[index] = HostOutcome(executor.name, result, None)
+        elif isinstance(value, BaseException) and not executor.connection.is_connected:
+            executor.forget_failed_connect()
+            out[index] = HostOutcome(executor.name, None,
+                                     HostUnreachable(executor.describe_error(value), host=executor.name))
+        else:
+            detail = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else "no result"
+            out[index] = HostOutcome(executor.name, None,
+                                     RemoteError(f"command did not complete ({detail})", host=executor.name,
+                                                 command=command))
+    return out

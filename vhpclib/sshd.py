@@ -147,7 +147,8 @@ class SshServer:
     """
 
     def __init__(self, folder: Path, keys: SshKeys, listen: list[str], port: int, *,
-                 netns: str | None = None, hostname: str | None = None, name: str = "sshd") -> None:
+                 netns: str | None = None, hostname: str | None = None, name: str = "sshd",
+                 shell_rc: bool = True) -> None:
         if not listen:
             raise ValueError("an sshd needs at least one ListenAddress")
         self.folder = Path(folder)
@@ -157,6 +158,7 @@ class SshServer:
         self.netns = netns
         self.hostname = hostname
         self.name = name
+        self.shell_rc = shell_rc
         self.config_path = self.folder / f"{name}.conf"
         self.log_path = self.folder / f"{name}.log"
         self.pid_file = self.folder / f"{name}.pid"
@@ -186,6 +188,11 @@ class SshServer:
             "LogLevel INFO",
             f"Subsystem sftp {SFTP_SERVER}",
         ]
+        if not self.shell_rc:
+            # Debian's bash sources ~/.bashrc for commands run over SSH only at shell level 1; starting
+            # sessions at SHLVL=1 skips it. For simulated nodes sharing this machine's home folder,
+            # whose .bashrc belongs to the machine, not to the node.
+            lines.append("SetEnv SHLVL=1")
         return "\n".join(lines) + "\n"
 
     def _argv(self) -> list[str]:

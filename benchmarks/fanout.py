@@ -1,0 +1,81 @@
+"""How much longer does `inventory check` take on 8 hosts than on 1? (target: <= 1.5x)
+
+Starts its own sshd on 127.0.0.1-8 (vhpclib.sshd), writes an inventory with
+strict host keys, and times ``check_inventory`` with fresh connections every
+time (no pool reuse): median of 5 runs over 1 host and over 8 hosts, after one
+warm-up each. Needs root and /usr/sbin/sshd. The last line is ``fanout_ratio=X``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from vhpclib.config import default_mpi_prefix, load_inventory
+from vhpclib.inventory_check import check_inventory
+from vhpclib.sshd import SshServer, free_port, generate_keys, sshd_available, write_known_hosts
+
+ADDRESSES = [f"127.0.0.{i}" for i in range(1, 9)]
+
+
+def inventory(folder: Path, keys, port: int, known_hosts: Path, addresses: list[str]) -> Path:
+    host = lambda a: {"address": a, "port": port, "user": "root", "key_file": str(keys.client_key)}  # noqa: E731
+    data = {"name": "fanout-bench", "environments": {"ssh": {
+        "label": "ssh", "baseline": True, "host_key_policy": "strict", "known_hosts": str(known_hosts),
+        "hosts": [host(a) for a in addresses], "mpi": {"flavour": "intel", "prefix": str(default_mpi_prefix())}}}}
+    path = folder / f"inventory-{len(addresses)}.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def time_check(path: Path, store: Path, repeats: int) -> list[float]:
+    inv = load_inventory(path)
+    times = []
+    for i in range(repeats + 1):  # first run warms caches (imports, page cache) and is dropped
+        t0 = time.perf_counter()
+        report = check_inventory(inv, ["ssh"], "fanout", store_root=store)
+        elapsed = time.perf_counter() - t0
+        if report.exit_code != 0:
+            raise SystemExit(f"check failed: {report.summary()}")
+        if i:
+            times.append(elapsed)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--shell-rc", action="store_true",
+                        help="let remote bash source root's ~/.bashrc (this machine's, ~0.1 s CPU per command)")
+    args = parser.parse_args()
+    reason = sshd_available()
+    if reason:
+        raise SystemExit(f"cannot run: {reason}")
+    with tempfile.TemporaryDirectory(prefix="vhpc-fanout-") as tmp:
+        folder = Path(tmp)
+        keys = generate_keys(folder / "keys")
+        port = free_port(ADDRESSES[0], addresses=ADDRESSES[1:])
+        server = SshServer(folder, keys, ADDRESSES, port, name="sshd-fanout", shell_rc=args.shell_rc)
+        server.start()
+        try:
+            known_hosts = folder / "known_hosts"
+            write_known_hosts(known_hosts, server.known_hosts_entries())
+            one = time_check(inventory(folder, keys, port, known_hosts, ADDRESSES[:1]), folder / "raw", args.repeats)
+            eight = time_check(inventory(folder, keys, port, known_hosts, ADDRESSES), folder / "raw", args.repeats)
+        finally:
+            server.stop()
+    m1, m8 = statistics.median(one), statistics.median(eight)
+    print(f"1 host : median {m1:.3f} s  runs {' '.join(f'{t:.3f}' for t in one)}")
+    print(f"8 hosts: median {m8:.3f} s  runs {' '.join(f'{t:.3f}' for t in eight)}")
+    sys.stdout.flush()
+    print(f"fanout_ratio={m8 / m1:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""``vhpc inventory check``: reach every host in parallel, fingerprint it, compare with the inventory.
+
+Every host of the selected environments gets one row, answered or not; a host
+that does not answer is named with its reason and makes the exit code 1. A
+host that answers but differs from the inventory (topology, virtualization,
+MPI missing) gets findings, which are reported but do not fail the check.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Environment, HostSpec, Inventory
+from .exceptions import RemoteError
+from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint
+from .mpi import runtime_for
+from .remote import ConnectionPool, Executor, HostOutcome, fan_out
+
+_BARE_METAL = {"none", "bare-metal", "baremetal", "bmm", "native", ""}
+
+
+@dataclass
+class HostRow:
+    """One host of one environment as the check saw it."""
+
+    environment: str
+    host: str
+    role: str  # "compute" or "launch"
+    answered: bool
+    reason: str | None = None
+    kernel: str | None = None
+    cpu_model: str | None = None
+    topology: str | None = None  # "sockets x cores x threads"
+    numa: int | None = None
+    memory_gib: float | None = None
+    virtualization: str | None = None
+    rdma: str | None = None
+    governor: str | None = None
+    clocksource: str | None = None
+    mpi_version: str | None = None
+    fingerprint_path: str | None = None
+    findings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    campaign: str
+    rows: list[HostRow]
+
+    @property
+    def unanswered(self) -> list[HostRow]:
+        return [r for r in self.rows if not r.answered]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every host answered, 1 when some did not (findings alone do not fail)."""
+        return 1 if self.unanswered else 0
+
+    def summary(self) -> str:
+        """One line for the end of the CLI output."""
+        total = len(self.rows)
+        findings = sum(len(r.findings) for r in self.rows)
+        if not self.unanswered:
+            return f"all {total} host(s) answered; {findings} finding(s)"
+        names = "; ".join(f"{r.environment}/{r.host}: {r.reason}" for r in self.unanswered)
+        return f"{len(self.unanswered)} of {total} host(s) did not answer: {names}"
+
+    def records(self) -> list[dict[str, Any]]:
+        return [asdict(r) for r in self.rows]
+
+
+def _hosts_of(env: Environment) -> list[tuple[HostSpec, str]]:
+    hosts = [(spec, "compute") for spec in env.hosts]
+    if env.launch is not None and env.launch not in env.hosts:
+        hosts.insert(0, (env.launch, "launch"))
+    return hosts
+
+
+def _virt_text(v: dict[str, Any]) -> str | None:
+    vm, container = v.get("vm"), v.get("container")
+    if container and container != "none" and vm and vm != "none":
+        return f"{container} on {vm}"
+    return v.get("detected")
+
+
+def _rdma_text(r: dict[str, Any]) -> str:
+    parts = []
+    if r.get("devices"):
+        parts.append(",".join(r["devices"]))
+    elif r.get("pci"):
+        parts.append(f"{len(r['pci'])} RDMA PCI function(s)")
+    if r.get("passthrough_suspected"):
+        parts.append("passthrough?")
+    return " ".join(parts) or "none"
+
+
+def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]:
+    """What the host reports that contradicts the inventory, one sentence each."""
+    findings = []
+    topo = facts.get("topology")
+    if env.topology is not None:
+        want = env.topology
+        if topo is None:
+            findings.append("topology unknown (lscpu missing); inventory expects "
+                            f"{want.sockets}x{want.cores_per_socket}x{want.threads_per_core}")
+        elif (topo["sockets"], topo["cores_per_socket"], topo["threads_per_core"]) != (
+                want.sockets, want.cores_per_socket, want.threads_per_core):
+            findings.append(f"topology: inventory expects {want.sockets} socket(s) x {want.cores_per_socket} "
+                            f"core(s) x {want.threads_per_core} thread(s), host reports {topo['sockets']} x "
+                            f"{topo['cores_per_socket']} x {topo['threads_per_core']}")
+    virt = facts.get("virtualization") or {}
+    vm = virt.get("vm")
+    vmm = env.vmm.strip().lower()
+    if vmm in _BARE_METAL:
+        if virt.get("is_vm"):
+            findings.append(f"inventory says bare metal (vmm {env.vmm!r}) but host reports a VM ({vm})")
+    elif vm in (None, "none"):
+        findings.append(f"inventory says vmm {env.vmm!r} but host reports no virtual machine")
+    elif vmm not in vm and vm not in vmm:
+        findings.append(f"inventory says vmm {env.vmm!r} but host reports {vm!r}")
+    if facts.get("mpi_version") is None:
+        findings.append(f"no MPI version from {runtime_for(env).mpirun}")
+    return findings
+
+
+def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: HostOutcome, campaign: str,
+         store_root: Path | None) -> HostRow:
+    if outcome.error is not None:
+        reason = outcome.error.message if isinstance(outcome.error, RemoteError) else str(outcome.error)
+        return HostRow(env_name, spec.label, role, False, reason=reason or type(outcome.error).__name__)
+    assert outcome.result is not None
+    try:
+        facts = facts_from_result(spec.label, outcome.result)
+    except RemoteError as exc:
+        detail = f" (exit {exc.returncode})" if exc.returncode is not None else ""
+        return HostRow(env_name, spec.label, role, False, reason=exc.message + detail)
+    path = store_fingerprint(facts, campaign, env_name, store_root)
+    topo = facts.get("topology")
+    mem = (facts.get("memory") or {}).get("total_gib")
+    return HostRow(
+        env_name, spec.label, role, True,
+        kernel=facts.get("kernel"), cpu_model=(facts.get("cpu") or {}).get("model"),
+        topology=f"{topo['sockets']}x{topo['cores_per_socket']}x{topo['threads_per_core']}" if topo else None,
+        numa=topo["numa_nodes"] if topo else None, memory_gib=mem,
+        virtualization=_virt_text(facts.get("virtualization") or {}), rdma=_rdma_text(facts.get("rdma") or {}),
+        governor=facts.get("governor"), clocksource=facts.get("clocksource"), mpi_version=facts.get("mpi_version"),
+        fingerprint_path=str(path), findings=compare_with_inventory(env, facts))
+
+
+def check_inventory(inventory: Inventory, environments: list[str] | None, campaign: str, *,
+                    pool: ConnectionPool | None = None, timeout: float | None = None,
+                    store_root: Path | None = None) -> CheckReport:
+    """Fingerprint every host of ``environments`` (default: all) in parallel and compare with the inventory.
+
+    Fingerprints are stored under ``<store_root or data/raw>/<campaign>/<env>/fingerprint/``.
+    Raises InventoryError for an unknown environment name; unreachable hosts are rows, not errors.
+    """
+    names = list(environments) if environments else list(inventory.environments)
+    envs = {name: inventory.environment(name) for name in names}
+    own_pool = pool is None
+    pool = pool or ConnectionPool(inventory)
+    try:
+        # One fan-out per distinct script (the MPI version probe depends on the environment).
+        jobs: dict[str, list[tuple[str, HostSpec, str, Executor]]] = {}
+        for name, env in envs.items():
+            script = fingerprint_script(runtime_for(env))
+            for spec, role in _hosts_of(env):
+                jobs.setdefault(script, []).append((name, spec, role, pool.get(spec, env)))
+        results: dict[tuple[str, int], HostOutcome] = {}
+        for wave in _waves(jobs):
+            with ThreadPoolExecutor(max_workers=max(1, len(wave))) as threads:
+                futures = {script: threads.submit(_fan_unique, [j[3] for j in jobs[script]], script,
+                                                  timeout or 120.0) for script in wave}
+                for script, future in futures.items():
+                    for index, outcome in enumerate(future.result()):
+                        results[(script, index)] = outcome
+        rows = []
+        for name, env in envs.items():
+            script = fingerprint_script(runtime_for(env))
+            for index, (env_name, spec, role, _) in enumerate(jobs[script]):
+                if env_name == name:
+                    rows.append(_row(name, env, spec, role, results[(script, index)], campaign, store_root))
+        return CheckReport(campaign, rows)
+    finally:
+        if own_pool:
+            pool.close()
+
+
+def _waves(jobs: dict[str, list[tuple]]) -> list[list[str]]:
+    """Group scripts so no executor runs two scripts at once (one Connection is not shared by threads)."""
+    waves: list[tuple[set[int], list[str]]] = []
+    for script, items in jobs.items():
+        ids = {id(item[3]) for item in items}
+        for used, scripts in waves:
+            if not used & ids:
+                used |= ids
+                scripts.append(script)
+                break
+        else:
+            waves.append((ids, [script]))
+    return [scripts for _, scripts in waves]
+
+
+def _fan_unique(executors: list[Executor], command: str, timeout: float) -> list[HostOutcome]:
+    """fan_out once per distinct executor; a host listed twice shares its outcome."""
+    unique = list({id(e): e for e in executors}.values())
+    by_id = {id(e): o for e, o in zip(unique, fan_out(unique, command, timeout=timeout))}
+    return [by_id[id(e)] for e in executors]
+
+
+def render_table(report: CheckReport):
+    """A rich Table of the report: one row per host, unanswered hosts in red with their reason."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"inventory check (campaign {report.campaign})", show_lines=False)
+    for column in ("env", "host", "ok", "kernel", "cpu", "SxCxT", "numa", "mem GiB", "virt", "rdma",
+                   "governor", "clock", "mpi", "notes"):
+        table.add_column(column, overflow="fold")
+    for r in report.rows:
+        host = escape(r.host + (" (launch)" if r.role == "launch" else ""))
+        if not r.answered:
+            table.add_row(r.environment, host, "[red]no[/red]", *[""] * 10, f"[red]{escape(r.reason or '')}[/red]")
+            continue
+        notes = escape("; ".join(r.findings))
+        cells = [r.kernel, r.cpu_model, r.topology, str(r.numa or "-"),
+                 f"{r.memory_gib:g}" if r.memory_gib else None, r.virtualization, r.rdma, r.governor,
+                 r.clocksource, (r.mpi_version or "")[:40] or None]
+        table.add_row(r.environment, host, "[green]yes[/green]", *[escape(c) if c else "-" for c in cells],
+                      f"[yellow]{notes}[/yellow]" if notes else "")
+    return table
