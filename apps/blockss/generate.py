@@ -105,7 +105,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset("laplace2d", 24, (2000.0, 0.0), 8, 32, 8, 4),
     "small": Preset("laplace2d", 100, (3000.0, 0.0), 10, 32, 16, 4),
     "medium": Preset("laplace2d", 250, (3000.0, 0.0), 12, 32, 16, 4),
-    "large": Preset("laplace3d", 36, (3000.0, 0.0), 12, 32, 16, 4),
+    "large": Preset("laplace2d", 500, (3000.0, 0.0), 12, 32, 16, 4),
     "quadratic-tiny": Preset("quadratic", 16, (-0.06, 2.0), 6, 32, 8, 4),
     "quadratic-small": Preset("quadratic", 80, (-0.06, 2.0), 10, 32, 16, 4),
 }

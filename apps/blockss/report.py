@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-TIMING_KEYS = ("setup", "solve", "reduce", "extract", "total")
+TIMING_KEYS = ("setup", "solve", "wait", "reduce", "extract", "total")
 
 
 def fmt_complex(z: complex) -> str:

@@ -4,6 +4,7 @@ Phases, timed separately because they scale differently with the number of ranks
 
 ``solve``    each rank factorizes and solves ``T(z_j) Y_j = V`` for its own quadrature
              points and accumulates ``sum_j w_j zeta_j^k Y_j`` (shrinks as 1/p);
+``wait``     a barrier: time a rank waits for the slowest (load imbalance, noise);
 ``reduce``   ONE ``Allreduce`` sums the moment blocks ``S_k`` (n x L each, all k in one
              buffer of n*L*K complex numbers);
 ``extract``  SVD with rank truncation, Rayleigh-Ritz or block Hankel, residuals: run
@@ -176,6 +177,12 @@ def solve(problem: Problem, params: SSParams, comm: Any = None, keep_vectors: bo
             accumulate(j, _solve_point(problem, z[j], V, params.dense))
     t1 = wtime()
 
+    # --- wait: a barrier, so that load imbalance (a rank still solving) is timed as
+    # ``wait`` and not folded into the collective's time.
+    if comm is not None and size > 1:
+        comm.Barrier()
+    t1b = wtime()
+
     # --- reduce: one Allreduce of all K moment blocks (n*L*K complex128).
     if comm is not None and size > 1:
         from mpi4py import MPI
@@ -193,7 +200,7 @@ def solve(problem: Problem, params: SSParams, comm: Any = None, keep_vectors: bo
     return SSResult(method=method, accepted=accepted, rejected=rejected, outside=outside, rank=rnk,
                     subspace=L * M, singular_values=sv, reduce_bytes=int(buf.nbytes),
                     points_per_rank=counts,
-                    timings={"solve": t1 - t0, "reduce": t2 - t1, "extract": t3 - t2})
+                    timings={"solve": t1 - t0, "wait": t1b - t1, "reduce": t2 - t1b, "extract": t3 - t2})
 
 
 def _truncate(sv: np.ndarray, delta: float) -> int:

@@ -3,7 +3,7 @@
 Validates before it extracts: the log must open with ``# blockss <version>``, hold
 the ``size:``, ``contour:``, ``parallel:``, ``reduce:``, ``subspace:`` and
 ``eigenvalues:`` lines, list as many eigenvalue rows as it says it accepted, and
-close with the ``timings [s]`` block (setup, solve, reduce, extract, total) and
+close with the ``timings [s]`` block (setup, solve, wait, reduce, extract, total) and
 ``# blockss done``. A log without the final timing block (a killed or failed run)
 raises ``ParseError`` naming the file. One log is one run: one record.
 
@@ -25,7 +25,7 @@ from vhpclib.parsers import ParseResult, ParseWarning
 COLUMNS = ["file", "app", "version", "problem", "kind", "method", "n", "nnz", "nprocs", "threads",
            "point_workers", "solver", "N", "L", "M", "center_re", "center_im", "radius", "tol",
            "subspace_rank", "subspace_full", "n_eigenvalues", "n_rejected", "n_outside",
-           "expected_count", "max_residual", "setup_s", "solve_s", "reduce_s", "extract_s",
+           "expected_count", "max_residual", "setup_s", "solve_s", "wait_s", "reduce_s", "extract_s",
            "total_s", "time_s", "reduce_bytes", "verified"]
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)"
@@ -50,9 +50,9 @@ _LINES: dict[str, re.Pattern[str]] = {
 _EIG_ROW = re.compile(rf"^\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<res>{_FLOAT})\s*$")
 _REJ_ROW = re.compile(rf"^R\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<res>{_FLOAT})\s*$")
 _TIMINGS = re.compile(r"^timings \[s\] \(MPI\.Wtime per phase, max over ranks\):\s*$")
-_TIMING = re.compile(rf"^  (?P<phase>setup|solve|reduce|extract|total) +(?P<sec>{_FLOAT})\s*$")
+_TIMING = re.compile(rf"^  (?P<phase>setup|solve|wait|reduce|extract|total) +(?P<sec>{_FLOAT})\s*$")
 _WARNING = re.compile(r"^WARNING: (?P<msg>.*)$")
-_PHASES = ("setup", "solve", "reduce", "extract", "total")
+_PHASES = ("setup", "solve", "wait", "reduce", "extract", "total")
 _INTS = {"n", "nnz", "nprocs", "threads", "point_workers", "N", "L", "M", "reduce_bytes",
          "subspace_rank", "n_eigenvalues", "n_rejected", "n_outside"}
 _FLOATS = {"center_re", "center_im", "radius", "tol"}
