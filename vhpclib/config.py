@@ -32,6 +32,14 @@ def validate_hostname(value: str) -> str:
     raise ValueError(f"not a valid host name or address: {value!r}")
 
 
+class _Located(ValueError):
+    """A model-level error that knows which key it is about (pydantic reports those at the root)."""
+
+    def __init__(self, loc: tuple, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -191,14 +199,16 @@ class Inventory(_Strict):
 
     @model_validator(mode="after")
     def _one_baseline(self) -> "Inventory":
-        flagged = [n for n, e in self.environments.items() if e.baseline]
-        if len(flagged) > 1:
-            raise ValueError(f"exactly one environment may be the baseline, found {flagged}")
-        if not flagged and len(self.environments) > 1:
-            raise ValueError("one environment must have 'baseline: true'")
         for name in self.environments:
             if not _LABEL.match(name):
-                raise ValueError(f"environment name must be letters, digits, '-', '_' or '.': {name!r}")
+                raise _Located(("environments", name),
+                               f"environment name must be letters, digits, '-', '_' or '.': {name!r}")
+        flagged = [n for n, e in self.environments.items() if e.baseline]
+        if len(flagged) > 1:
+            raise _Located(("environments", flagged[1], "baseline"),
+                           f"exactly one environment may be the baseline, found {flagged}")
+        if not flagged and len(self.environments) > 1:
+            raise _Located(("environments",), "one environment must have 'baseline: true'")
         return self
 
     @property
@@ -273,6 +283,9 @@ def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
+        located = (err.get("ctx") or {}).get("error")
+        if isinstance(located, _Located):
+            loc = loc + located.loc
         line = None
         for cut in range(len(loc), -1, -1):  # nearest enclosing key that exists in the file
             if loc[:cut] in lines:
