@@ -300,3 +300,18 @@ def test_microbench_inter_node_latency_on_the_testbed_is_microseconds(testbed: t
     zero = get_parser("imb").parse((run.path / "stdout.log").read_text(), "stdout.log").records[0]
     # unpinned, the same link gives 5-20 us (RECIPES §4: 4.7-5.7 us)
     assert zero["bytes"] == 0 and zero["t_avg_usec"] < 1000, zero
+
+
+@pytest.mark.root
+def test_failed_up_rolls_back_everything_it_created(testbed_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _need_root()
+
+    def broken(*args, **kwargs):
+        raise TestbedError("simulated failure after the sshds started")
+
+    monkeypatch.setattr(lifecycle, "write_known_hosts", broken)
+    with pytest.raises(TestbedError, match="rolled back.*simulated failure"):
+        tb.up(2, name="pyrb")
+    assert _ours("pyrb") == {"namespaces": [], "links": []}
+    assert lifecycle._testbed_sshds(paths.TESTBEDS / "pyrb") == []
+    assert not (paths.TESTBEDS / "pyrb").exists()
