@@ -121,6 +121,53 @@ def _pingpong_params(msglog: str, iterations: Optional[int], time_limit: Optiona
     return PingPongParams.from_text(msglog, iterations, time_limit)
 
 
+def _app_stage(stage: str, inventory: Path, env: str, campaign: str, workload: list[str], preset: str,
+               npb_class: str, processes: Optional[list[int]], repetitions: int, rerun: bool,
+               timeout: Optional[float], figures: bool, progress: bool) -> None:
+    from .stages import apps_report
+
+    summary = apps_report.run_stage(inventory, env, campaign, stage, workloads=tuple(workload),
+                                    blockss_preset=preset, npb_class=npb_class, processes=processes or None,
+                                    repetitions=repetitions, rerun=rerun, timeout_s=timeout,
+                                    progress=progress, write_figures=figures)
+    for line in summary.lines():
+        print(line)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+WorkloadOpt = typer.Option(["blockss", "npb"], "--workload", "-w", help="blockss and/or npb (NPB-MZ).")
+PresetOpt = typer.Option("small", help="blockss problem preset (vhpc-blockss presets).")
+ClassOpt = typer.Option("C", "--class", help="NPB-MZ class.")
+RepsOpt = typer.Option(3, min=1, help="Separate runs per point.")
+RerunOpt = typer.Option(False, help="Measure again (new runs) even if complete.")
+TimeoutOpt = typer.Option(None, help="Seconds per run (default: inventory).")
+FiguresOpt = typer.Option(True, help="Write the stage's figure files.")
+ProgressOpt = typer.Option(True, help="Show a progress bar.")
+
+
+@run_app.command("single-node")
+def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+                        workload: list[str] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
+                        repetitions: int = RepsOpt, rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
+                        figures: bool = FiguresOpt, progress: bool = ProgressOpt) -> None:
+    """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
+    _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
+               timeout, figures, progress)
+
+
+@run_app.command("scaling")
+def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+                    workload: list[str] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
+                    processes: Optional[list[int]] = typer.Option(None, "--processes", "-p",
+                                                                  help="Process counts (default: per node count)."),
+                    repetitions: int = RepsOpt, rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
+                    figures: bool = FiguresOpt, progress: bool = ProgressOpt) -> None:
+    """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
+    _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
+               timeout, figures, progress)
+
+
 # ------------------------------------------------------------------ inventory
 
 @inventory_app.command("validate")
@@ -171,7 +218,6 @@ def tables_cmd(campaign: str = CampaignOpt) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input prints one line and exits 2, never a traceback."""
-    warnings.simplefilter("default")
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
     try:
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)

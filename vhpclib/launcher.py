@@ -37,6 +37,8 @@ class Job:
     env: Mapping[str, str] | None = None
     timeout_s: float | None = None
     parameters: Mapping[str, Any] | None = None
+    # Files the program writes into its working folder that belong in the run folder (e.g. a JSON result).
+    outputs: tuple[str, ...] = ()
 
 
 def _stamp() -> str:
@@ -73,7 +75,7 @@ def run_job(inventory: Inventory, environment: str, job: Job, *, campaign: str, 
     }
     try:
         with store.new_run(campaign, environment, stage, run_id, base_record) as writer:
-            _execute(launch_host, env_spec, runtime, spec, argv, variables, timeout, writer)
+            _execute(launch_host, env_spec, runtime, spec, argv, variables, timeout, writer, job.outputs)
             if writer.record["exit_status"] != 0:
                 raise RemoteError("MPI job failed", host=launch_host.name, command=writer.record["command"],
                                   exit_code=writer.record["exit_status"],
@@ -87,7 +89,7 @@ def run_job(inventory: Inventory, environment: str, job: Job, *, campaign: str, 
 
 
 def _execute(host: Executor, env_spec: Environment, runtime: MpiRuntime, spec: LaunchSpec, argv: list[str],
-             variables: dict[str, str], timeout: float, writer: RunWriter) -> None:
+             variables: dict[str, str], timeout: float, writer: RunWriter, outputs: tuple[str, ...] = ()) -> None:
     """Run argv on the launch host with output to files; fill the record."""
     if host.is_local:
         workdir = writer.tmp
@@ -107,11 +109,12 @@ def _execute(host: Executor, env_spec: Environment, runtime: MpiRuntime, spec: L
     duration = time.perf_counter() - t0
     ended = utc_now()
     if not host.is_local:
-        for name in ("stdout.log", "stderr.log"):
+        for name in ("stdout.log", "stderr.log", *outputs):
             try:
                 host.get(f"{remote_dir}/{name}", writer.tmp / name)
             except (OSError, IOError):
-                (writer.tmp / name).write_text("")
+                if name in ("stdout.log", "stderr.log"):
+                    (writer.tmp / name).write_text("")
         host.run(f"rm -rf {shlex.quote(remote_dir)}", warn=True, timeout=60)
     for name in ("stdout.log", "stderr.log"):
         if not (writer.tmp / name).exists():

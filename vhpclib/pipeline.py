@@ -19,6 +19,7 @@ from .exceptions import VhpcError
 STAGE_NOTEBOOKS = ("01-microbenchmarks", "02-single-node", "03-scaling")
 SUMMARY_NOTEBOOKS = ("04-cloud-comparison", "05-paper-figures")
 REPORT_NOTEBOOK = "05-paper-figures"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 class NotebookFailed(VhpcError):
@@ -43,7 +44,8 @@ def to_html(notebook: Path, target: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(template_name="vhpc-report", extra_template_basedirs=[str(TEMPLATES)],
+                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".html.tmp")
@@ -65,7 +67,8 @@ def run_pipeline(inventory: Path, campaign: str, *, rerun: bool = False, environ
         for nb in STAGE_NOTEBOOKS:
             t0 = time.perf_counter()
             execute(nb, executed / env / f"{nb}.ipynb",
-                    {"inventory": rel_inventory, "environment": env, "campaign": campaign, "rerun": rerun})
+                    {"inventory": rel_inventory, "environment": env, "campaign": campaign, "rerun": rerun,
+                     "write_figures": False})  # 05 writes every figure in one export session
             log(f"[{env}] {nb}: {time.perf_counter() - t0:.1f} s")
     for nb in SUMMARY_NOTEBOOKS:
         t0 = time.perf_counter()

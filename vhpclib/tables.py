@@ -28,21 +28,16 @@ def microbench_table(campaign: str, *, store: RawStore | None = None, environmen
     """PingPong rows of every run of a campaign, the skipped placements, and parse warnings."""
     store = store or RawStore()
     imb = get_parser("imb")
-    rows, skipped, warnings = [], [], []
+    rows, warnings = [], []
     wanted = set(environments) if environments else None
     for run in store.runs(campaign, None, "microbench"):
         rec = run.record
         if wanted and rec["environment"] not in wanted:
             continue
         placement = rec.get("placement", {}).get("name")
-        if run.status == SKIPPED:
-            skipped.append({"campaign": campaign, "environment": rec["environment"], "label": _label(run),
-                            "stage": "microbench", "placement": placement, "reason": rec.get("reason", "")})
-            continue
         if run.status not in (COMPLETE, INVALID):
             continue
-        file = str(run.stdout_path.relative_to(paths.PROJECT_ROOT)) if run.stdout_path.is_relative_to(
-            paths.PROJECT_ROOT) else str(run.stdout_path)
+        file = _display_path(run.stdout_path)
         try:
             parsed = imb.parse(run.stdout(), file)
         except ParseError as exc:
@@ -56,7 +51,10 @@ def microbench_table(campaign: str, *, store: RawStore | None = None, environmen
                          "placement": placement, "run_id": run.run_id, "repetition": rec.get("repetition"),
                          **{k: r.get(k) for k in MICROBENCH_COLUMNS if k in r}, "status": run.status})
     table = pd.DataFrame(rows, columns=MICROBENCH_COLUMNS)
-    return table, pd.DataFrame(skipped, columns=SKIPPED_COLUMNS), warnings
+    skipped = skipped_runs(campaign, store=store)
+    if wanted:
+        skipped = skipped[skipped["environment"].isin(wanted)]
+    return table, skipped, warnings
 
 
 def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
@@ -71,3 +69,54 @@ def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
 
 def read_table(campaign: str, name: str) -> pd.DataFrame:
     return pd.read_csv(paths.processed_dir(campaign) / f"{name}.csv")
+
+
+APPS_COLUMNS = ["campaign", "environment", "label", "stage", "workload", "problem", "nprocs", "threads_per_proc",
+                "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "solve_s", "reduce_s", "extract_s",
+                "mops_total", "status"]
+_WORKLOAD_NAMES = {"sp-mz": "SP-MZ", "bt-mz": "BT-MZ", "lu-mz": "LU-MZ", "blockss": "blockss"}
+
+
+def apps_table(campaign: str, *, store: RawStore | None = None) -> tuple[pd.DataFrame, list[ParseWarning]]:
+    """One row per application run (single-node and scaling stages) of a campaign."""
+    store = store or RawStore()
+    rows, warnings = [], []
+    for stage in ("single-node", "scaling"):
+        for run in store.runs(campaign, None, stage):
+            rec = run.record
+            if run.status not in (COMPLETE, INVALID):
+                continue
+            app_run = rec.get("app_run", {})
+            workload = app_run.get("workload", rec.get("workload", ""))
+            file = _display_path(run.stdout_path)
+            try:
+                parsed = get_parser("app" if workload == "blockss" else "npb").parse(run.stdout(), file)
+            except ParseError as exc:
+                warnings.append(ParseWarning(file, exc.line, exc.message))
+                continue
+            warnings.extend(parsed.warnings)
+            r = parsed.records[0]
+            rows.append({
+                "campaign": campaign, "environment": rec["environment"], "label": _label(run), "stage": stage,
+                "workload": _WORKLOAD_NAMES.get(workload, workload), "problem": app_run.get("problem"),
+                "nprocs": app_run.get("processes"), "threads_per_proc": app_run.get("threads"),
+                "nodes": -(-app_run.get("processes", 1) // app_run.get("ppn", 1)),
+                "repetition": rec.get("repetition"), "run_id": run.run_id, "time_s": r.get("time_s"),
+                "wall_s": rec.get("duration_s"), "verified": bool(r.get("verified")) and run.status == COMPLETE,
+                "solve_s": r.get("solve_s"), "reduce_s": r.get("reduce_s"), "extract_s": r.get("extract_s"),
+                "mops_total": r.get("mops_total"), "status": run.status})
+    return pd.DataFrame(rows, columns=APPS_COLUMNS), warnings
+
+
+def skipped_runs(campaign: str, *, store: RawStore | None = None) -> pd.DataFrame:
+    """Every skip recorded in a campaign (placements, workloads), with its reason."""
+    store = store or RawStore()
+    rows = [{"campaign": campaign, "environment": r.record["environment"], "label": _label(r),
+             "stage": r.record["stage"], "placement": r.record.get("placement", {}).get("name")
+             or r.record.get("what"), "reason": r.record.get("reason", "")}
+            for r in store.runs(campaign) if r.status == SKIPPED]
+    return pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
+
+
+def _display_path(path: Path) -> str:
+    return str(path.relative_to(paths.PROJECT_ROOT)) if path.is_relative_to(paths.PROJECT_ROOT) else str(path)

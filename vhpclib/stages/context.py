@@ -103,6 +103,19 @@ class StageContext:
         self.close()
 
 
+def record_skip(ctx: StageContext, stage: str, run_id: str, what: str, reason: str, **extra: Any) -> None:
+    """Write a skip once per campaign, so reports show why something is missing instead of hiding it."""
+    from ..store import SKIPPED
+
+    if ctx.store.is_complete(ctx.campaign, ctx.environment, stage, run_id):
+        return
+    with ctx.store.new_run(ctx.campaign, ctx.environment, stage, run_id,
+                           {"status": SKIPPED, "what": what, "reason": reason,
+                            "environment_spec": {"label": ctx.env.label, "vmm": ctx.env.vmm},
+                            **extra, **ctx.topology_record()}):
+        pass
+
+
 def _stored_lscpu(ctx: StageContext) -> str | None:
     for run in ctx.store.runs(ctx.campaign, ctx.environment):
         if run.record.get("lscpu"):

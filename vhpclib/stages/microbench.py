@@ -12,10 +12,10 @@ from tqdm.auto import tqdm
 from ..exceptions import InputError, RemoteError
 from ..mpi import LaunchSpec, runtime_for
 from ..parsers.impi_pinmap import PinEntry, parse_pin_map
-from ..store import COMPLETE, INVALID, SKIPPED, RunRecord, RunWriter
+from ..store import COMPLETE, INVALID, RunRecord, RunWriter
 from ..topology import PLACEMENTS, HostTopology, Placement, Skip, choose_placement
 from ..launcher import Job, run_job
-from .context import StageContext
+from .context import StageContext, record_skip
 
 STAGE = "microbench"
 
@@ -195,14 +195,8 @@ def pin_problems(entries: list[PinEntry], placement: Placement, topology: HostTo
 
 
 def _record_skip(ctx: StageContext, skip: Skip, params: PingPongParams) -> None:
-    """Write the skip once per campaign, so the report can show why a placement is missing."""
-    run_id = f"pingpong-{skip.name}-{params.tag()}-skipped"
-    if ctx.store.is_complete(ctx.campaign, ctx.environment, STAGE, run_id):
-        return
-    with ctx.store.new_run(ctx.campaign, ctx.environment, STAGE, run_id,
-                           {"status": SKIPPED, "placement": {"name": skip.name}, "reason": skip.reason,
-                            "params_tag": params.tag(), **ctx.topology_record()}):
-        pass
+    record_skip(ctx, STAGE, f"pingpong-{skip.name}-{params.tag()}-skipped", skip.name, skip.reason,
+                placement={"name": skip.name}, params_tag=params.tag())
 
 
 def describe_command(record: RunRecord) -> str:
