@@ -9,6 +9,8 @@ warm-up each. Needs root and /usr/sbin/sshd. The last line is ``fanout_ratio=X``
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -32,6 +34,14 @@ def inventory(folder: Path, keys, port: int, known_hosts: Path, addresses: list[
     path = folder / f"inventory-{len(addresses)}.yml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def cpu_seconds(sshd_pid: int) -> float:
+    """CPU used so far by this process and by the sshd's finished sessions (the simulated hosts' side)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    fields = Path(f"/proc/{sshd_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    sshd = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return me.ru_utime + me.ru_stime + sshd
 
 
 def time_check(path: Path, store: Path, repeats: int) -> list[float]:
@@ -66,13 +76,22 @@ def main() -> None:
         try:
             known_hosts = folder / "known_hosts"
             write_known_hosts(known_hosts, server.known_hosts_entries())
+            c0 = cpu_seconds(server.pid)
             one = time_check(inventory(folder, keys, port, known_hosts, ADDRESSES[:1]), folder / "raw", args.repeats)
+            c1 = cpu_seconds(server.pid)
             eight = time_check(inventory(folder, keys, port, known_hosts, ADDRESSES), folder / "raw", args.repeats)
+            time.sleep(0.2)  # let sshd reap the last sessions so their CPU is counted
+            c8 = cpu_seconds(server.pid)
         finally:
             server.stop()
     m1, m8 = statistics.median(one), statistics.median(eight)
     print(f"1 host : median {m1:.3f} s  runs {' '.join(f'{t:.3f}' for t in one)}")
     print(f"8 hosts: median {m8:.3f} s  runs {' '.join(f'{t:.3f}' for t in eight)}")
+    runs = args.repeats + 1
+    print(f"cpu per host check (client + sshd side, all on this machine): 1-host runs "
+          f"{(c1 - c0) / runs * 1000:.0f} ms, 8-host runs {(c8 - c1) / runs / 8 * 1000:.0f} ms; "
+          f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
+    print(f"parallel speedup over serial (8 x t1 / t8): {8 * m1 / m8:.1f}")
     sys.stdout.flush()
     print(f"fanout_ratio={m8 / m1:.2f}")
 

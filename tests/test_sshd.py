@@ -98,3 +98,12 @@ def test_sshd_in_a_namespace_has_its_own_hostname(tmp_path):
             server.stop()
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_session_sshd_skips_this_machines_shell_rc(sshd_hosts):
+    # SetEnv SHLVL=1: bash starts at level 2 and does not source ~/.bashrc for SSH commands.
+    assert "SetEnv SHLVL=1" in sshd_hosts.server.config_text()
+    done = subprocess.run(["ssh", *ssh_client_options(sshd_hosts.keys, sshd_hosts.port, sshd_hosts.known_hosts),
+                           f"root@{sshd_hosts.addresses[1]}", "echo $SHLVL"], capture_output=True, text=True,
+                          timeout=30)
+    assert done.stdout.strip() == "2", done.stderr

@@ -28,8 +28,11 @@ from .config import Environment, HostSpec, Inventory
 from .exceptions import HostUnreachable, RemoteError
 
 HostKeyPolicy = str  # "strict" | "accept-new" | "insecure"
-# Where OpenSSH keeps the user's host keys; used when the inventory names no known_hosts.
-USER_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
+
+
+def user_known_hosts() -> Path:
+    """Where OpenSSH keeps the user's host keys; used when the inventory names no known_hosts."""
+    return Path.home() / ".ssh" / "known_hosts"
 
 
 def utc_now() -> str:
@@ -171,9 +174,10 @@ class SshExecutor(Executor):
             if Path(self.known_hosts).exists():
                 client.load_host_keys(str(self.known_hosts))
         else:
-            client.load_system_host_keys()  # ~/.ssh/known_hosts, like OpenSSH
+            if user_known_hosts().exists():
+                client.load_host_keys(str(user_known_hosts()))  # ~/.ssh/known_hosts, like OpenSSH
         client.set_missing_host_key_policy(
-            _AcceptNewPolicy(self.known_hosts or USER_KNOWN_HOSTS) if self.policy == "accept-new"
+            _AcceptNewPolicy(self.known_hosts or user_known_hosts()) if self.policy == "accept-new"
             else paramiko.RejectPolicy())
 
     @property
@@ -209,10 +213,13 @@ class SshExecutor(Executor):
 
     def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]:
         self.open()
+        t0 = time.perf_counter()
         try:
             r = self.connection.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
         except invoke.exceptions.CommandTimedOut as exc:
             return 124, exc.result.stdout, exc.result.stderr + f"\nvhpc: timed out after {timeout} s"
+        if _killed_by_timer(r.exited, time.perf_counter() - t0, timeout):
+            return 124, r.stdout, r.stderr + f"\nvhpc: timed out after {timeout} s"
         return r.exited, r.stdout, r.stderr
 
     def put(self, local: str | Path | IO, remote: str) -> None:
@@ -226,6 +233,12 @@ class SshExecutor(Executor):
 
     def close(self) -> None:
         self.connection.close()
+
+
+def _killed_by_timer(exited: int, elapsed: float, timeout: float | None) -> bool:
+    """invoke closes the channel on timeout but may report exit -1 instead of raising (a race
+    between its timer thread and the wait loop); a -1 at the deadline is that timeout."""
+    return exited == -1 and timeout is not None and elapsed >= timeout * 0.99
 
 
 class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
@@ -375,7 +388,11 @@ def _run_group(batch: list[tuple[int, "SshExecutor"]], command: str, env: Mappin
     out: dict[int, HostOutcome] = {}
     for index, executor in batch:
         value = results.get(executor.connection)
-        if isinstance(value, invoke.runners.Result):
+        if isinstance(value, invoke.runners.Result) and _killed_by_timer(value.exited, elapsed, timeout):
+            result = CommandResult(executor.name, command, 124, value.stdout,
+                                   value.stderr + f"\nvhpc: timed out after {timeout} s", elapsed, started)
+            out[index] = HostOutcome(executor.name, result, None)
+        elif isinstance(value, invoke.runners.Result):
             result = CommandResult(executor.name, command, value.exited, value.stdout, value.stderr, elapsed, started)
             out[index] = HostOutcome(executor.name, result, None)
         elif isinstance(value, invoke.exceptions.CommandTimedOut):
