@@ -187,6 +187,10 @@ def test_check_reaches_ssh_hosts_in_parallel_and_names_the_one_that_refuses(sshd
     [refused] = report.unanswered
     assert refused.host == "127.0.0.9" and refused.reason == f"127.0.0.9:{sshd_hosts.port}: connection refused"
     assert "1 of 5 host(s) did not answer: ssh/127.0.0.9" in report.summary()
+    problems = report.problems()
+    assert problems[0] == f"ssh/127.0.0.9: did not answer: 127.0.0.9:{sshd_hosts.port}: connection refused"
+    assert problems[1].startswith("ssh/127.0.0.1: topology: inventory expects 64")
+    assert sum("topology" in p for p in problems) == 4
 
     from rich.console import Console
     console = Console(file=io.StringIO(), width=300)

@@ -68,6 +68,12 @@ class CheckReport:
         names = "; ".join(f"{r.environment}/{r.host}: {r.reason}" for r in self.unanswered)
         return f"{len(self.unanswered)} of {total} host(s) did not answer: {names}"
 
+    def problems(self) -> list[str]:
+        """One line per unanswered host and per finding, for the CLI to print under the table."""
+        lines = [f"{r.environment}/{r.host}: did not answer: {r.reason}" for r in self.unanswered]
+        lines += [f"{r.environment}/{r.host}: {f}" for r in self.rows for f in r.findings]
+        return lines
+
     def records(self) -> list[dict[str, Any]]:
         return [asdict(r) for r in self.rows]
 
