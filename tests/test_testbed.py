@@ -284,10 +284,6 @@ def test_microbench_stage_runs_inter_node_on_the_testbed_inventory(testbed: tb.T
 @pytest.mark.root
 @pytest.mark.ssh
 @pytest.mark.mpi
-@pytest.mark.xfail(strict=True, reason="topology.choose_placement('inter-node') pins both ranks to the same CPU "
-                   "number; testbed nodes share one machine, so both ranks share one core and every "
-                   "PingPong step waits a scheduler tick (~4000 us). Remove this mark once placement picks "
-                   "distinct cores for hosts on one machine.")
 def test_microbench_inter_node_latency_on_the_testbed_is_microseconds(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
     from vhpclib.parsers import get_parser
     from vhpclib.stages.context import StageContext
@@ -297,6 +293,8 @@ def test_microbench_inter_node_latency_on_the_testbed_is_microseconds(testbed: t
     with StageContext.open(testbed.inventory, "testbed", "tblat", store=RawStore(tmp_path / "raw")) as ctx:
         (run,) = run_microbench(ctx, placements=["inter-node"], params=PingPongParams((0, 0), iterations=50),
                                 repetitions=1, progress=False).runs
+    # Testbed nodes are namespaces of one machine: the ranks must get distinct cores (else ~4000 us).
+    assert [p["cpus"] for p in run.record["pin_map"]] == [[0], [1]]
     zero = get_parser("imb").parse((run.path / "stdout.log").read_text(), "stdout.log").records[0]
     # unpinned, the same link gives 5-20 us (RECIPES §4: 4.7-5.7 us)
     assert zero["bytes"] == 0 and zero["t_avg_usec"] < 1000, zero

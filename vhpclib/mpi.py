@@ -64,6 +64,9 @@ class LaunchSpec:
     hostfile: str | None = None
     report_binding: bool = True
     single_node_fabric: bool = True  # Intel MPI: shared memory only when all ranks share a node
+    # Per-host pinning (host, cpus of its local ranks): launched as one MPMD segment per host, for
+    # placements where hosts share one machine (namespaces) and must not share a core.
+    host_cpus: tuple[tuple[str, tuple[int, ...]], ...] | None = None
 
     @property
     def multi_node(self) -> bool:
@@ -83,6 +86,8 @@ def _cpu_list(cpus: tuple[int, ...]) -> str:
 
 def build_launch(runtime: MpiRuntime, spec: LaunchSpec, program: list[str]) -> tuple[list[str], dict[str, str]]:
     """argv and environment variables launching ``program`` as ``spec`` says."""
+    if spec.host_cpus:
+        return _mpmd(runtime, spec, program)
     builder = _BUILDERS[runtime.flavour]
     argv, env = builder(runtime, spec)
     merged = dict(runtime.env)
@@ -150,6 +155,32 @@ def _mpich(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, 
 
 
 _BUILDERS = {"intel": _intel, "openmpi": _openmpi, "mpich": _mpich}
+
+
+def _mpmd(runtime: MpiRuntime, spec: LaunchSpec, program: list[str]) -> tuple[list[str], dict[str, str]]:
+    """One ``host : host`` segment per host, each with its own pinning (colon MPMD syntax)."""
+    assert spec.host_cpus is not None
+    env = dict(runtime.env)
+    env["OMP_NUM_THREADS"] = str(spec.threads_per_proc)
+    argv = [runtime.mpirun, *runtime.options]
+    if runtime.flavour == "intel":
+        env["I_MPI_PIN"] = "1"
+        if spec.report_binding:
+            env["I_MPI_DEBUG"] = "4"
+    elif runtime.flavour == "openmpi" and spec.report_binding:
+        argv += ["--report-bindings"]
+    for index, (host, cpus) in enumerate(spec.host_cpus):
+        if index:
+            argv.append(":")
+        if runtime.flavour == "intel":
+            argv += ["-host", host, "-n", str(len(cpus)), "-env", "I_MPI_PIN_PROCESSOR_LIST", _cpu_list(cpus)]
+        elif runtime.flavour == "openmpi":
+            argv += ["--host", f"{host}:{len(cpus)}", "-np", str(len(cpus)), "--cpu-set", _cpu_list(cpus),
+                     "--bind-to", "core"]
+        else:
+            argv += ["-hosts", host, "-n", str(len(cpus)), "-bind-to", "user:" + _cpu_list(cpus)]
+        argv += program
+    return argv, env
 
 
 def shell_command(argv: list[str]) -> str:

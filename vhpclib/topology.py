@@ -127,8 +127,13 @@ class Skip:
     reason: str
 
 
-def choose_placement(name: str, topology: HostTopology, hosts: list[str]) -> Placement | Skip:
-    """Pick cores for ``name`` from the topology of the (first) compute host."""
+def choose_placement(name: str, topology: HostTopology, hosts: list[str], *,
+                     shared_machine: bool = False) -> Placement | Skip:
+    """Pick cores for ``name`` from the topology of the (first) compute host.
+
+    ``shared_machine``: the hosts are namespaces or containers of one machine (same kernel
+    boot id), so inter-node ranks get distinct cores instead of the same core number on each.
+    """
     if name == "intra-socket":
         for socket in topology.socket_ids():
             cores = topology.first_thread_of_cores(socket)
@@ -145,6 +150,10 @@ def choose_placement(name: str, topology: HostTopology, hosts: list[str]) -> Pla
     if name == "inter-node":
         if len(hosts) < 2:
             return Skip(name, f"environment has {len(hosts)} compute host(s); inter-node needs two")
-        cpu = topology.first_thread_of_cores(topology.socket_ids()[0])[0]
-        return Placement(name, (cpu, cpu), (hosts[0], hosts[1]))
+        cores = [c for s in topology.socket_ids() for c in topology.first_thread_of_cores(s)]
+        if shared_machine:
+            if len(cores) < 2:
+                return Skip(name, "the nodes share one machine with a single core: ranks would share it")
+            return Placement(name, (cores[0], cores[1]), (hosts[0], hosts[1]))
+        return Placement(name, (cores[0], cores[0]), (hosts[0], hosts[1]))
     raise ValueError(f"unknown placement {name!r}; known: {', '.join(PLACEMENTS)}")

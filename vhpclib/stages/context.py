@@ -25,6 +25,7 @@ class StageContext:
     pool: ConnectionPool | None = None
     _facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _topology: HostTopology | None = None
+    _boot_ids: dict[tuple, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id("campaign", self.campaign)
@@ -63,6 +64,15 @@ class StageContext:
         """What a run record keeps of the topology: the raw lscpu text and its summary."""
         topology = self.topology()
         return {"lscpu": getattr(self, "_lscpu", None) or _stored_lscpu(self), "topology": topology.summary()}
+
+    def shares_machine(self, hosts: list[HostSpec]) -> bool:
+        """Whether these hosts are one kernel (namespaces/containers): same boot id."""
+        key = tuple(h.label for h in hosts)
+        if key not in self._boot_ids:
+            ids = {self.executor(h).run("cat /proc/sys/kernel/random/boot_id", timeout=60).stdout.strip()
+                   for h in hosts}
+            self._boot_ids[key] = len(ids) == 1
+        return self._boot_ids[key]
 
     def topology_findings(self) -> list[str]:
         """Differences between the inventory's expected topology and the host's."""

@@ -100,7 +100,9 @@ def run_microbench(ctx: StageContext, *, placements: Iterable[str] = PLACEMENTS,
     imb = ctx.env.benchmarks.imb or runtime_for(ctx.env).binary("IMB-MPI1")
     plan: list[tuple[Placement, int]] = []
     for name in placements:
-        choice = choose_placement(name, topology, hosts)
+        shared = name == "inter-node" and len(hosts) > 1 and _needs_measuring(ctx, name, params, repetitions, rerun) \
+            and ctx.shares_machine(ctx.env.hosts[:2])
+        choice = choose_placement(name, topology, hosts, shared_machine=shared)
         if isinstance(choice, Skip):
             _record_skip(ctx, choice, params)
             result.skipped.append(choice)
@@ -134,7 +136,11 @@ def run_microbench(ctx: StageContext, *, placements: Iterable[str] = PLACEMENTS,
 
 def _measure(ctx: StageContext, placement: Placement, rep: int, params: PingPongParams, imb: str,
              topology: HostTopology, facts: dict[str, Any], timeout_s: float | None) -> RunRecord:
-    if placement.hosts:
+    if placement.hosts and placement.cpus[0] != placement.cpus[1]:
+        launch = LaunchSpec(nprocs=2, hosts=placement.hosts,
+                            host_cpus=((placement.hosts[0], (placement.cpus[0],)),
+                                       (placement.hosts[1], (placement.cpus[1],))))
+    elif placement.hosts:
         launch = LaunchSpec(nprocs=2, ppn=1, hosts=placement.hosts, cpus=(placement.cpus[0],))
     else:
         launch = LaunchSpec(nprocs=2, cpus=placement.cpus)
@@ -152,6 +158,14 @@ def _measure(ctx: StageContext, placement: Placement, rep: int, params: PingPong
     return run_job(ctx.inventory, ctx.environment, job, campaign=ctx.campaign, stage=STAGE,
                    run_id=run_id_for(placement.name, params, rep), store=ctx.store, pool=ctx.pool,
                    record=record, validate=validate)
+
+
+def _needs_measuring(ctx: StageContext, name: str, params: PingPongParams, repetitions: int, rerun: bool) -> bool:
+    """Whether any run of this placement must be measured (reuse needs no connection)."""
+    if rerun:
+        return True
+    return not all(ctx.store.is_complete(ctx.campaign, ctx.environment, STAGE, run_id_for(name, params, rep))
+                   for rep in range(1, repetitions + 1))
 
 
 def verify_pinning(stdout: str, placement: Placement, topology: HostTopology, flavour: str) -> dict[str, Any]:
