@@ -203,6 +203,97 @@ def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."
     raise typer.Exit(report.exit_code)
 
 
+# ------------------------------------------------------------------ testbed
+
+TestbedName = typer.Option("vhpc", "--name", help="Testbed name (1-8 of a-z, 0-9).")
+
+
+@testbed_app.command("up")
+def testbed_up(nodes: int = typer.Option(2, "--nodes", "-n", min=1, help="Number of nodes."),
+               rate: Optional[str] = typer.Option(None, help="Shape every node link, e.g. 1gbit, 100mbit."),
+               name: str = TestbedName) -> None:
+    """Create N network-namespace nodes with an sshd each, and write their inventory (root)."""
+    from . import testbed
+
+    info = testbed.up(nodes, name=name, rate=rate)
+    for node in info.nodes:
+        print(f"{node.hostname}: {node.address} (namespace {node.namespace}, sshd pid {node.sshd_pid})")
+    print(f"inventory: {info.inventory}")
+    print(f"up in {info.seconds:.2f} s" + (f", links shaped to {rate}" if rate else ""))
+
+
+@testbed_app.command("status")
+def testbed_status(name: str = TestbedName) -> None:
+    """Show the testbed's nodes, sshd processes, link shaping and byte counters."""
+    from . import testbed
+
+    st = testbed.status(name)
+    for n in st.nodes:
+        print(f"{n.hostname} {n.address} namespace={n.namespace}{'' if n.namespace_present else ' (missing)'} "
+              f"sshd={n.sshd_pid} {'alive' if n.sshd_alive else 'DEAD'} uts={n.uts_hostname} "
+              f"link={n.rate or 'unshaped'} tx={n.tx_bytes} rx={n.rx_bytes}")
+    for problem in st.problems:
+        _warn(problem)
+    for leftover in st.leftovers:
+        _warn(f"leftover: {leftover}")
+    if not st.up:
+        raise typer.Exit(1)
+
+
+@testbed_app.command("down")
+def testbed_down(name: str = TestbedName) -> None:
+    """Remove everything the testbed created (also after a crash); idempotent."""
+    from . import testbed
+
+    removed = testbed.down(name)
+    for item in removed:
+        print(f"removed {item}")
+    if not removed:
+        print("nothing to remove")
+
+
+@testbed_app.command("shape")
+def testbed_shape(rate: Optional[str] = typer.Option(None, help="New rate (e.g. 1gbit); omit to remove shaping."),
+                  name: str = TestbedName) -> None:
+    """Change or remove the htb rate on every node link."""
+    from . import testbed
+
+    testbed.shape(name, rate)
+    print(f"links of {name}: " + (f"shaped to {rate}" if rate else "unshaped"))
+
+
+# ------------------------------------------------------------------ npb
+
+@npb_app.command("build")
+def npb_build(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+              benchmark: list[str] = typer.Option(["sp-mz", "bt-mz"], "--benchmark", "-b"),
+              npb_class: str = typer.Option("C", "--class"),
+              nprocs: Optional[list[int]] = typer.Option(None, "--nprocs", help="NPB 3.3: process counts to bake in."),
+              build_id: Optional[str] = typer.Option(None, "--build-id")) -> None:
+    """Build NPB-MZ on the environment's launch host; binaries and sha256 go to the raw store."""
+    from .config import load_inventory
+    from .npb.campaign import build_in_environment
+
+    inv = load_inventory(paths.project_path(inventory))
+    build = build_in_environment(inv, env, campaign, benchmarks=benchmark, klass=npb_class, nprocs=nprocs or None,
+                                 build_id=build_id)
+    for b in build.binaries:
+        print(f"{b.name} {b.sha256} {b.size}")
+
+
+@npb_app.command("distribute")
+def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+                   build_id: Optional[str] = typer.Option(None, "--build-id")) -> None:
+    """Copy the build this environment runs to its hosts and verify every checksum."""
+    from .config import load_inventory
+    from .npb.campaign import build_for, distribute_to_environment
+
+    inv = load_inventory(paths.project_path(inventory))
+    for d in distribute_to_environment(inv, env, build_for(inv, env, campaign, build_id=build_id)):
+        rec = d.record()
+        print(f"{rec['binary_host']}: {rec['binary']} sha256 {rec['sha256']} verified")
+
+
 # ------------------------------------------------------------------ tables
 
 @app.command("tables")
