@@ -263,13 +263,14 @@ def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = "singl
 
 def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = "single-node",
              confidence: float = 0.95) -> pd.DataFrame:
-    """A/A check: the first half of an environment's repetitions against the second half.
+    """A/A check: an environment's repetitions split in two interleaved halves, compared like A/B.
 
-    Splits each workload's runs of ``environment`` by repetition order (earlier
-    half = baseline ``<env>/A``, later half = ``<env>/B``) and runs
-    :func:`overhead_table` on them. A harness that measures honestly gives an
-    overhead whose CI contains 0 (``significant`` False); a significant A/A
-    result means drift or interference between runs, and any A/B overhead of that
+    Runs of each workload are taken in repetition order and dealt alternately to
+    ``<env>/A`` (1st, 3rd, ...) and ``<env>/B`` (2nd, 4th, ...), then compared with
+    :func:`overhead_table`. Interleaving makes slow drift of a shared machine hit
+    both halves alike, so a harness that measures honestly gives an overhead whose
+    CI contains 0 (``significant`` False). A significant A/A result means the runs
+    are not exchangeable (interference, a bimodal system): an A/B overhead of that
     size is not trustworthy.
     """
     ok = valid_apps(apps)
@@ -278,10 +279,9 @@ def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = "single-n
     mine = ok[_match_env(ok, environment)].sort_values([*APP_KEYS, "repetition", "run_id"])
     parts = []
     for _, grp in mine.groupby(APP_KEYS, sort=True):
-        half = len(grp) // 2
-        a = grp.iloc[:half].assign(environment=f"{environment}/A", label=f"{environment}/A")
-        b = grp.iloc[half:2 * half].assign(environment=f"{environment}/B",
-                                           label=f"{environment}/B")
+        even = len(grp) - len(grp) % 2  # equal halves
+        a = grp.iloc[0:even:2].assign(environment=f"{environment}/A", label=f"{environment}/A")
+        b = grp.iloc[1:even:2].assign(environment=f"{environment}/B", label=f"{environment}/B")
         parts += [a, b]
     if not parts:
         return overhead_table(mine.iloc[0:0], f"{environment}/A", stage=None,

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..exceptions import InputError, ParseError, RemoteError
 from ..launcher import Job, run_job

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..exceptions import InputError, RemoteError
 from ..mpi import LaunchSpec, runtime_for
