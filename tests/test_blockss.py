@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 
-from blockss.generate import RAYLEIGH, generate_preset, laplace, quadratic, suggest_circle
+from blockss.generate import RAYLEIGH, generate, generate_preset, laplace, quadratic, suggest_circle
 from blockss.problem import load_problem, load_problem_file
 from blockss.solver import SSParams, quadrature, solve
 from vhpclib.parsers import app as app_parser
@@ -89,6 +89,16 @@ def test_quadratic_eigenvalues_match_companion_linearization(problems, method) -
     assert res.method == method
     _assert_same_eigenvalues([p.value for p in res.accepted], want)
     assert res.rejected == []
+
+
+def test_laplace3d_problem_with_suggested_circle_matches_dense_eig(tmp_path) -> None:
+    spec = generate("laplace3d", 5, tmp_path, target=complex(500.0, 0.0), count=6)
+    prob, spec = load_problem_file(tmp_path / "problem.json")
+    assert prob.n == 5 * 6 * 7 and prob.kind == "generalized"
+    want = _dense_inside(prob, complex(*spec["center"]), spec["radius"])
+    assert len(want) == spec["expected_count"] >= 6
+    res = solve(prob, SSParams(center=complex(*spec["center"]), radius=spec["radius"], N=32, L=8, M=4))
+    _assert_same_eigenvalues([p.value for p in res.accepted], want)
 
 
 def test_quadratic_generator_has_rayleigh_damping_spectrum() -> None:

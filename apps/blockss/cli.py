@@ -90,6 +90,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"vhpc-blockss: error: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        # An unexpected failure on one rank would leave the others blocked in a
+        # collective forever: print it and abort the whole job.
+        import traceback
+        traceback.print_exc()
+        sys.stderr.flush()
+        comm.Abort(1)
     t_total = MPI.Wtime() - t0
     mine = dict(res.timings, setup=t_setup, total=t_total)
     per_rank = comm.gather(mine, root=0)
