@@ -151,7 +151,7 @@ def run_app_stage(ctx: StageContext, stage: str, *, workloads: tuple[str, ...] =
                 job = _blockss_job(ctx, run, problem, timeout_s)
             else:
                 job = _npb_job(ctx, run, deployments, timeout_s)
-            hosts = _hosts_for(ctx, run)
+            hosts = ctx.mpi_hosts(run.nodes)
             job = Job(job.program, LaunchSpec(run.processes, hosts, run.ppn if run.nodes > 1 else None,
                                               threads_per_proc=run.threads),
                       job.env, job.timeout_s, job.parameters, job.outputs)
@@ -171,12 +171,6 @@ def run_app_stage(ctx: StageContext, stage: str, *, workloads: tuple[str, ...] =
 def _run_dict(run: AppRun) -> dict[str, Any]:
     return {"workload": run.workload, "problem": run.problem, "processes": run.processes,
             "threads": run.threads, "ppn": run.ppn}
-
-
-def _hosts_for(ctx: StageContext, run: AppRun) -> tuple[str, ...]:
-    if run.nodes <= 1 and ctx.env.is_local:
-        return ()
-    return tuple(h.mpi_name for h in ctx.env.hosts[: run.nodes])
 
 
 def blockss_command(ctx: StageContext) -> list[str]:

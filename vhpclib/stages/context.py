@@ -65,6 +65,12 @@ class StageContext:
         topology = self.topology()
         return {"lscpu": getattr(self, "_lscpu", None) or _stored_lscpu(self), "topology": topology.summary()}
 
+    def mpi_hosts(self, nodes: int) -> tuple[str, ...]:
+        """Hosts to name to mpirun for a run on ``nodes`` nodes; none when it runs on the launch host itself."""
+        if nodes <= 1 and self.env.launch_host == self.env.hosts[0]:
+            return ()
+        return tuple(h.mpi_name for h in self.env.hosts[:nodes])
+
     def shares_machine(self, hosts: list[HostSpec]) -> bool:
         """Whether these hosts are one kernel (namespaces/containers): same boot id."""
         key = tuple(h.label for h in hosts)

@@ -143,7 +143,7 @@ def _measure(ctx: StageContext, placement: Placement, rep: int, params: PingPong
     elif placement.hosts:
         launch = LaunchSpec(nprocs=2, ppn=1, hosts=placement.hosts, cpus=(placement.cpus[0],))
     else:
-        launch = LaunchSpec(nprocs=2, cpus=placement.cpus)
+        launch = LaunchSpec(nprocs=2, hosts=ctx.mpi_hosts(1), cpus=placement.cpus)
     job = Job(program=[imb, *params.imb_args()], launch=launch, timeout_s=timeout_s,
               parameters={"benchmark": "IMB-MPI1 PingPong", **params.__dict__, "repetition": rep})
     record = {"placement": {"name": placement.name, "cpus": list(placement.cpus),
