@@ -284,6 +284,24 @@ def test_microbench_stage_runs_inter_node_on_the_testbed_inventory(testbed: tb.T
 @pytest.mark.root
 @pytest.mark.ssh
 @pytest.mark.mpi
+def test_scaling_stage_runs_blockss_across_two_nodes(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
+    from vhpclib.stages.apps import run_app_stage
+    from vhpclib.stages.context import StageContext
+    from vhpclib.store import RawStore
+
+    with StageContext.open(testbed.inventory, "testbed", "tbscale", store=RawStore(tmp_path / "raw")) as ctx:
+        result = run_app_stage(ctx, "scaling", workloads=("blockss",), blockss_preset="tiny", repetitions=1,
+                               progress=False)
+    assert result.failures == []
+    by_procs = {r.record["app_run"]["processes"]: r for r in result.runs}
+    assert sorted(by_procs) == [2, 4]  # 2 processes per node, on 1 and 2 nodes
+    assert by_procs[4].record["launch"]["hosts"] == testbed.addresses[:2]
+    assert "blockss.json" in by_procs[4].record["files"]
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+@pytest.mark.mpi
 def test_microbench_inter_node_latency_on_the_testbed_is_microseconds(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
     from vhpclib.parsers import get_parser
     from vhpclib.stages.context import StageContext

@@ -72,7 +72,8 @@ def read_table(campaign: str, name: str) -> pd.DataFrame:
 
 
 APPS_COLUMNS = ["campaign", "environment", "label", "stage", "workload", "problem", "nprocs", "threads_per_proc",
-                "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "solve_s", "reduce_s", "extract_s",
+                "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "setup_s", "solve_s", "wait_s",
+                "reduce_s", "extract_s",
                 "mops_total", "status"]
 _WORKLOAD_NAMES = {"sp-mz": "SP-MZ", "bt-mz": "BT-MZ", "lu-mz": "LU-MZ", "blockss": "blockss"}
 
@@ -103,7 +104,8 @@ def apps_table(campaign: str, *, store: RawStore | None = None) -> tuple[pd.Data
                 "nodes": -(-app_run.get("processes", 1) // app_run.get("ppn", 1)),
                 "repetition": rec.get("repetition"), "run_id": run.run_id, "time_s": r.get("time_s"),
                 "wall_s": rec.get("duration_s"), "verified": bool(r.get("verified")) and run.status == COMPLETE,
-                "solve_s": r.get("solve_s"), "reduce_s": r.get("reduce_s"), "extract_s": r.get("extract_s"),
+                "setup_s": r.get("setup_s"), "solve_s": r.get("solve_s"), "wait_s": r.get("wait_s"),
+                "reduce_s": r.get("reduce_s"), "extract_s": r.get("extract_s"),
                 "mops_total": r.get("mops_total"), "status": run.status})
     return pd.DataFrame(rows, columns=APPS_COLUMNS), warnings
 

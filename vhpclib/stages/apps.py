@@ -180,13 +180,16 @@ def blockss_command(ctx: StageContext) -> list[str]:
 
 
 def prepare_blockss_problem(ctx: StageContext, preset: str) -> str:
-    """Generate the preset's matrices on the launch host once (deterministic); returns problem.json's path."""
-    host = ctx.executor(ctx.env.launch_host)
+    """Generate the preset's matrices once on every host that may run ranks (every rank reads them;
+    the generator is deterministic and the log records each matrix's sha256); returns problem.json's path."""
     folder = f"{ctx.env.workdir.rstrip('/')}/blockss-problems/{preset}"
     problem = f"{folder}/problem.json"
     generate = " ".join(shlex.quote(a) for a in [*blockss_command(ctx), "generate", "--preset", preset,
                                                   "--outdir", folder])
-    host.run(f"test -s {shlex.quote(problem)} || {generate}", env=runtime_for(ctx.env).env, timeout=1800)
+    hosts = list(dict.fromkeys([ctx.env.launch_host, *ctx.env.hosts]))
+    for host in hosts:
+        ctx.executor(host).run(f"test -s {shlex.quote(problem)} || {generate}", env=runtime_for(ctx.env).env,
+                               timeout=1800)
     return problem
 
 
