@@ -455,7 +455,7 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                 fig.add_annotation(text=NOT_MEASURED, xref="x domain", yref="y domain",
                                    x=0.5, y=0.5, showarrow=False, row=r, col=c,
                                    font=dict(size=13, color="#777"))
-    fig.update_xaxes(title_text="MPI processes (x 2 OpenMP threads)", row=2)
+    fig.update_xaxes(title_text="MPI processes (paper: x 2 OpenMP threads each)", row=2)
     fig.update_yaxes(rangemode="tozero", row=1)
     fig.update_yaxes(range=[0, 115], row=2)
     fig.update_layout(template=TEMPLATE, height=700,
@@ -497,7 +497,7 @@ def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
                                  marker=dict(**PAPER_MARKER, color=env_colour(env))))
     fig.update_layout(template=TEMPLATE,
                       title="Figure 4: blockss (paper: Bloss) parallel efficiency",
-                      xaxis=dict(title="MPI processes (x 4 OpenMP threads)", **_log2_axis(xs)),
+                      xaxis=dict(title="MPI processes (paper: x 4 OpenMP threads each)", **_log2_axis(xs)),
                       yaxis=dict(title="parallel efficiency [%]", range=[0, 115]))
     _note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
                      _labels(eff))
