@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from vhpclib.store import RawStore
+
 from vhpclib import paths
 from vhpclib.config import load_inventory
 from vhpclib.exceptions import HostUnreachable, InputError, TestbedError
@@ -157,9 +159,9 @@ def test_status_reports_live_sshd_hostnames_and_link_counters(testbed: tb.Testbe
 @pytest.mark.root
 @pytest.mark.ssh
 @pytest.mark.mpi
-def test_inter_node_pingpong_crosses_the_node_link(testbed: tb.TestbedInfo) -> None:
+def test_inter_node_pingpong_crosses_the_node_link(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
     before = tb.status(NAME).nodes[1].tx_bytes
-    records = tb.run_pingpong(testbed.inventory, msglog=(0, 12), iterations=200)
+    records = tb.run_pingpong(testbed.inventory, msglog=(0, 12), iterations=200, store=RawStore(tmp_path))
     assert [r["bytes"] for r in records] == [0] + [2 ** k for k in range(13)]
     assert all(r["repetitions"] == 200 and r["t_avg_usec"] > 0 for r in records)
     # node 2 sent every reply over its eth0: at least the payload of 200 round trips of every size
@@ -183,8 +185,10 @@ def test_shape_sets_changes_and_removes_htb_on_every_node(testbed: tb.TestbedInf
 @pytest.mark.root
 @pytest.mark.ssh
 @pytest.mark.mpi
-def test_shaped_link_caps_pingpong_at_the_rate_and_unshaped_is_far_above(testbed: tb.TestbedInfo) -> None:
-    check = tb.shaped_link_check(NAME, "1gbit")
+def test_shaped_link_caps_pingpong_at_the_rate_and_unshaped_is_far_above(testbed: tb.TestbedInfo,
+                                                                          tmp_path: Path) -> None:
+    store = RawStore(tmp_path)
+    check = tb.shaped_link_check(NAME, "1gbit", store=store)
     assert check["rate_mb_s"] == 125.0
     # 1 gbit = 125 MB/s; TCP/IP/Ethernet headers leave ~119 MB/s of payload (RECIPES §4: 118)
     assert all(p <= 125.0 * 1.01 for p in check["shaped_peaks_mb_s"]), check
@@ -192,16 +196,20 @@ def test_shaped_link_caps_pingpong_at_the_rate_and_unshaped_is_far_above(testbed
     assert check["unshaped_peak_mb_s"] > 2 * 125.0, check
     assert check["shaped_ok"] and check["unshaped_ok"]
     assert tb.status(NAME).rate is None  # the testbed's own (un)shaping is restored
+    # Measured through the normal stage: stored runs with a verified pin map on two nodes.
+    runs = list(store.runs("linkcheck-1gbit", "testbed", "microbench"))
+    assert runs and all(r.record["pin_verification"] == "verified" for r in runs)
+    assert len({p["node"] for p in runs[0].record["pin_map"]}) == 2
 
 
 @pytest.mark.root
 @pytest.mark.ssh
 @pytest.mark.mpi
-def test_local_launch_variant_runs_mpirun_in_the_root_namespace(testbed: tb.TestbedInfo) -> None:
+def test_local_launch_variant_runs_mpirun_in_the_root_namespace(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
     path = tb.write_local_inventory(NAME)
     env = load_inventory(path).environment("testbed")
     assert env.launch_host.local and env.mpi.env["I_MPI_HYDRA_IFACE"] == testbed.bridge
-    records = tb.run_pingpong(path, msglog=(0, 2), iterations=20)
+    records = tb.run_pingpong(path, msglog=(0, 2), iterations=20, store=RawStore(tmp_path))
     assert [r["bytes"] for r in records] == [0, 1, 2, 4]
 
 

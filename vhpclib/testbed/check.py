@@ -9,38 +9,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import load_inventory
 from ..exceptions import ParseError, TestbedError
-from ..mpi import LaunchSpec, build_launch, runtime_for, shell_command
 from ..parsers import get_parser
-from ..remote import executor_for
+from ..stages.context import StageContext
+from ..stages.microbench import PingPongParams, run_microbench
+from ..store import RawStore
 from .inventory import ENVIRONMENT
 from .lifecycle import info, shape
 from .shaping import parse_rate
 
 
 def run_pingpong(inventory: str | Path, *, msglog: tuple[int, int] = (0, 12), iterations: int = 200,
-                 timeout: float = 300.0) -> list[dict]:
-    """IMB PingPong between the first two hosts of the inventory's ``testbed`` environment.
+                 timeout: float = 300.0, campaign: str = "linkcheck", store: RawStore | None = None) -> list[dict]:
+    """IMB PingPong between the first two nodes of the inventory's ``testbed`` environment.
 
-    Runs mpirun on the environment's launch host (node 1 over SSH) exactly as
-    the inventory says, and returns the parsed IMB records (``mbytes_per_sec`` in 10^6 B/s).
+    Goes through the normal microbenchmark stage (placement ``inter-node``, pinning
+    verified, raw logs kept in ``store`` under ``campaign``: every call adds a run),
+    and returns the parsed IMB records (``mbytes_per_sec`` in 10^6 B/s).
     """
-    inv = load_inventory(inventory)
-    env = inv.environment(ENVIRONMENT)
-    if len(env.hosts) < 2:
-        raise TestbedError("an inter-node PingPong needs a testbed with at least 2 nodes")
-    runtime = runtime_for(env)
-    imb = env.benchmarks.imb or runtime.binary("IMB-MPI1")
-    spec = LaunchSpec(nprocs=2, hosts=(env.hosts[0].mpi_name, env.hosts[1].mpi_name), ppn=1,
-                      report_binding=False)
-    program = [imb, "PingPong", "-msglog", f"{msglog[0]}:{msglog[1]}", "-iter", str(iterations),
-               "-iter_policy", "off"]
-    argv, variables = build_launch(runtime, spec, program)
-    with executor_for(env.launch_host, env, inv) as host:
-        result = host.run(shell_command(argv), env=variables, timeout=timeout)
+    with StageContext.open(inventory, ENVIRONMENT, campaign, store=store) as ctx:
+        if len(ctx.env.hosts) < 2:
+            raise TestbedError("an inter-node PingPong needs a testbed with at least 2 nodes")
+        result = run_microbench(ctx, placements=["inter-node"], params=PingPongParams(msglog, iterations),
+                                repetitions=1, rerun=True, timeout_s=timeout, progress=False)
+    if result.failures or result.invalid or not result.runs:
+        problems = result.failures + [f"{r.run_id}: {r.record.get('invalid_reason')}" for r in result.invalid]
+        raise TestbedError("inter-node PingPong on the testbed failed: " + "; ".join(problems or ["no run"]))
+    run = result.runs[-1]
     try:
-        return get_parser("imb").parse(result.stdout, f"{host.name}:PingPong").records
+        return get_parser("imb").parse(run.stdout(), str(run.stdout_path)).records
     except ParseError as exc:
         raise TestbedError(f"IMB PingPong across the testbed printed no result table: {exc}") from None
 
@@ -54,7 +51,8 @@ def peak_mb_s(records: list[dict]) -> float:
 
 
 def shaped_link_check(name: str = "vhpc", rate: str = "1gbit", *, msglog: tuple[int, int] = (22, 23),
-                      iterations: int = 20, tolerance: float = 0.15, attempts: int = 2) -> dict:
+                      iterations: int = 20, tolerance: float = 0.15, attempts: int = 2,
+                      campaign: str = "linkcheck", store: RawStore | None = None) -> dict:
     """Measure peak PingPong throughput with links shaped to ``rate`` and unshaped.
 
     Shaped, PingPong is repeated up to ``attempts`` times until its peak reaches
@@ -62,7 +60,9 @@ def shaped_link_check(name: str = "vhpc", rate: str = "1gbit", *, msglog: tuple[
     transfer, which only ever lowers the number, never raises it above the rate.
     The testbed's own shaping is restored afterwards. The result holds every
     measured peak and whether each bound holds; it does not raise when a check
-    fails, so the caller can show the numbers.
+    fails, so the caller can show the numbers. Every PingPong goes through the
+    microbenchmark stage; shaped runs are stored in campaign ``<campaign>-<rate>``,
+    unshaped ones in ``<campaign>-unshaped``.
     """
     rate_mb_s = parse_rate(rate) / 8e6
     testbed = info(name)
@@ -71,11 +71,13 @@ def shaped_link_check(name: str = "vhpc", rate: str = "1gbit", *, msglog: tuple[
     try:
         shape(name, rate)
         for _ in range(max(1, attempts)):
-            shaped.append(peak_mb_s(run_pingpong(testbed.inventory, msglog=msglog, iterations=iterations)))
+            shaped.append(peak_mb_s(run_pingpong(testbed.inventory, msglog=msglog, iterations=iterations,
+                                                 campaign=f"{campaign}-{rate}", store=store)))
             if shaped[-1] >= rate_mb_s * (1 - tolerance):
                 break
         shape(name, None)
-        unshaped = peak_mb_s(run_pingpong(testbed.inventory, msglog=msglog, iterations=iterations))
+        unshaped = peak_mb_s(run_pingpong(testbed.inventory, msglog=msglog, iterations=iterations,
+                                          campaign=f"{campaign}-unshaped", store=store))
     finally:
         shape(name, before)
     best = max(shaped)
