@@ -139,6 +139,9 @@ class NpbSpec(_Strict):
     fflags: str = "-O3 -fopenmp"
     bin_dir: str | None = None
     built_in: str | None = None  # environment whose build is reused ("build once, run everywhere")
+    # What the single-node and scaling stages run (the paper: SP-MZ and BT-MZ; mz-demo is ours, for tests).
+    benchmarks: list[Literal["sp-mz", "bt-mz", "lu-mz", "mz-demo"]] = Field(
+        default_factory=lambda: ["sp-mz", "bt-mz"], min_length=1)
 
 
 class Benchmarks(_Strict):

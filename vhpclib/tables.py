@@ -75,11 +75,14 @@ APPS_COLUMNS = ["campaign", "environment", "label", "stage", "workload", "proble
                 "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "setup_s", "solve_s", "wait_s",
                 "reduce_s", "extract_s",
                 "mops_total", "status"]
-_WORKLOAD_NAMES = {"sp-mz": "SP-MZ", "bt-mz": "BT-MZ", "lu-mz": "LU-MZ", "blockss": "blockss"}
+_WORKLOAD_NAMES = {"sp-mz": "SP-MZ", "bt-mz": "BT-MZ", "lu-mz": "LU-MZ", "mz-demo": "MZ-DEMO",
+                   "blockss": "blockss"}
 
 
 def apps_table(campaign: str, *, store: RawStore | None = None) -> tuple[pd.DataFrame, list[ParseWarning]]:
     """One row per application run (single-node and scaling stages) of a campaign."""
+    from .stages.apps import parser_for
+
     store = store or RawStore()
     rows, warnings = [], []
     for stage in ("single-node", "scaling"):
@@ -91,7 +94,7 @@ def apps_table(campaign: str, *, store: RawStore | None = None) -> tuple[pd.Data
             workload = app_run.get("workload", rec.get("workload", ""))
             file = _display_path(run.stdout_path)
             try:
-                parsed = get_parser("app" if workload == "blockss" else "npb").parse(run.stdout(), file)
+                parsed = get_parser(parser_for(workload)).parse(run.stdout(), file)
             except ParseError as exc:
                 warnings.append(ParseWarning(file, exc.line, exc.message))
                 continue

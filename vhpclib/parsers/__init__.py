@@ -40,6 +40,7 @@ REGISTRY: dict[str, str] = {
     "imb": "vhpclib.parsers.imb",
     "npb": "vhpclib.parsers.npb",
     "app": "vhpclib.parsers.app",
+    "mzdemo": "vhpclib.parsers.mzdemo",
 }
 
 

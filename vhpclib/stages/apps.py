@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..exceptions import InputError, ParseError, RemoteError
+from ..exceptions import InputError, ParseError, RemoteError, StoreError
 from ..launcher import Job, run_job
 from ..mpi import LaunchSpec, runtime_for
 from ..parsers import get_parser
@@ -78,15 +78,20 @@ def blockss_plan(stage: str, *, cores_per_node: int, nodes: int, preset: str,
     return [AppRun("blockss", preset, p, threads, 2) for p in processes]
 
 
-def npb_plan(stage: str, *, cores_per_node: int, nodes: int, klass: str,
-             processes: list[int] | None = None) -> list[AppRun]:
+def npb_plan(stage: str, *, cores_per_node: int, nodes: int, klass: str, processes: list[int] | None = None,
+             benchmarks: tuple[str, ...] = NPB_WORKLOADS) -> list[AppRun]:
     """The paper's NPB-MZ layout: 2 threads per process, cores/2 processes per node."""
     ppn = max(1, cores_per_node // 2)
     if stage == SINGLE_NODE:
-        return [AppRun(b, klass, ppn, 2, ppn) for b in NPB_WORKLOADS]
+        return [AppRun(b, klass, ppn, 2, ppn) for b in benchmarks]
     if processes is None:
         processes = [ppn * n for n in _powers_of_two(nodes)]
-    return [AppRun(b, klass, p, 2, ppn) for b in NPB_WORKLOADS for p in processes]
+    return [AppRun(b, klass, p, 2, ppn) for b in benchmarks for p in processes]
+
+
+def parser_for(workload: str) -> str:
+    """Registry name of the parser reading a workload's output."""
+    return {"blockss": "app", "mz-demo": "mzdemo"}.get(workload, "npb")
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -118,7 +123,8 @@ def run_app_stage(ctx: StageContext, stage: str, *, workloads: tuple[str, ...] =
             record_skip(ctx, stage, "npb-mz-skipped", "NPB-MZ", reason)
             result.skipped.append(f"NPB-MZ: {reason}")
         else:
-            npb_runs = npb_plan(stage, cores_per_node=cores, nodes=nodes, klass=npb_class, processes=processes)
+            npb_runs = npb_plan(stage, cores_per_node=cores, nodes=nodes, klass=npb_class, processes=processes,
+                                benchmarks=tuple(ctx.env.benchmarks.npb.benchmarks))
             deployments = _npb_deployments(ctx, npb_runs)
             plan += npb_runs
     for run in plan:
@@ -200,23 +206,37 @@ def _blockss_job(ctx: StageContext, run: AppRun, problem: str, timeout_s: float 
 
 
 def _npb_deployments(ctx: StageContext, runs: list[AppRun]):
+    """The binaries these runs need on every host: reuse the campaign's build if it has them all,
+    else build them once (in this environment, or refuse if it runs another environment's build)."""
     from ..npb import MzRun, sweep_nprocs
     from ..npb.campaign import build_environment_of, build_for, build_in_environment, distribute_to_environment
-    from ..store import RawStore
 
     builder = build_environment_of(ctx.inventory, ctx.environment)
     spec = ctx.inventory.environment(builder).benchmarks.npb
     mz = [MzRun(r.workload, r.problem, r.processes, r.threads, r.ppn) for r in runs]
     try:
         build = build_for(ctx.inventory, ctx.environment, ctx.campaign, store=ctx.store)
-    except InputError:
+        for r in mz:
+            build.binary(r.benchmark, r.klass, r.processes)
+    except (InputError, StoreError) as missing:
         if builder != ctx.environment:
-            raise InputError(f"environment {ctx.environment!r} runs the NPB-MZ build of {builder!r}: run this "
-                             f"stage (or `vhpc npb build --env {builder}`) there first", key="benchmarks.npb")
-        build = build_in_environment(ctx.inventory, builder, ctx.campaign, benchmarks=list(NPB_WORKLOADS),
-                                     klass=runs[0].problem, store=ctx.store, pool=ctx.pool,
+            raise InputError(f"environment {ctx.environment!r} runs the NPB-MZ build of {builder!r}, which lacks "
+                             f"what this stage needs ({missing.message}): run this stage (or `vhpc npb build "
+                             f"--env {builder}`) there first", key="benchmarks.npb.built_in") from None
+        build = build_in_environment(ctx.inventory, builder, ctx.campaign,
+                                     benchmarks=list(dict.fromkeys(r.benchmark for r in mz)), klass=mz[0].klass,
+                                     store=ctx.store, pool=ctx.pool, build_id=_next_build_id(ctx, spec, mz[0].klass),
                                      nprocs=sweep_nprocs(mz) if spec and spec.version == "3.3" else None)
     return distribute_to_environment(ctx.inventory, ctx.environment, build, pool=ctx.pool)
+
+
+def _next_build_id(ctx: StageContext, spec, klass: str) -> str:
+    """A fresh build id: builds are raw data too, never replaced."""
+    taken = {r.run_id for r in ctx.store.runs(ctx.campaign, ctx.environment, "build")}
+    n = 1
+    while f"npb{spec.version}-{klass}-b{n}" in taken:
+        n += 1
+    return f"npb{spec.version}-{klass}-b{n}"
 
 
 def _npb_job(ctx: StageContext, run: AppRun, deployments, timeout_s: float | None) -> Job:
@@ -236,7 +256,7 @@ def _npb_job(ctx: StageContext, run: AppRun, deployments, timeout_s: float | Non
 
 
 def _validator(run: AppRun):
-    kind = "app" if run.workload == "blockss" else "npb"
+    kind = parser_for(run.workload)
 
     def validate(writer: RunWriter) -> dict[str, Any]:
         try:
