@@ -99,7 +99,8 @@ def build_launch(runtime: MpiRuntime, spec: LaunchSpec, program: list[str]) -> t
     return [runtime.mpirun, *runtime.options, *argv, *program], merged
 
 
-def _intel(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+def _hydra_placement(spec: LaunchSpec) -> list[str]:
+    """Rank count and hosts in the syntax Intel MPI and MPICH share (both launch with Hydra)."""
     argv = ["-n", str(spec.nprocs)]
     if spec.ppn:
         argv += ["-ppn", str(spec.ppn)]
@@ -107,6 +108,11 @@ def _intel(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, 
         argv += ["-f", spec.hostfile]
     elif spec.hosts:
         argv += ["-hosts", ",".join(dict.fromkeys(spec.hosts))]
+    return argv
+
+
+def _intel(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+    argv = _hydra_placement(spec)
     env: dict[str, str] = {}
     if spec.report_binding:
         env["I_MPI_DEBUG"] = "4"  # prints the pin map we verify
@@ -140,13 +146,7 @@ def _openmpi(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str
 
 
 def _mpich(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
-    argv = ["-n", str(spec.nprocs)]
-    if spec.ppn:
-        argv += ["-ppn", str(spec.ppn)]
-    if spec.hostfile:
-        argv += ["-f", spec.hostfile]
-    elif spec.hosts:
-        argv += ["-hosts", ",".join(dict.fromkeys(spec.hosts))]
+    argv = _hydra_placement(spec)
     if spec.cpus is not None:
         argv += ["-bind-to", "user:" + _cpu_list(spec.cpus)]
     elif spec.threads_per_proc > 1:

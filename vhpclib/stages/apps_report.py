@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -11,38 +10,16 @@ import pandas as pd
 from ..config import Inventory
 from ..parsers import ParseWarning
 from ..tables import apps_table, read_table, skipped_runs, write_table
-from .apps import SCALING, SINGLE_NODE, AppStageResult, run_app_stage
+from .apps import SCALING, SINGLE_NODE, run_app_stage
 from .context import StageContext
-
-
-@dataclass
-class AppStageSummary:
-    environment: str
-    campaign: str
-    result: AppStageResult
-    tables: list[Path] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
-    figure_objects: dict = field(default_factory=dict)
-    warnings: list[ParseWarning] = field(default_factory=list)
-    overhead: pd.DataFrame | None = None
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.result.failures)
-
-    def lines(self) -> list[str]:
-        out = [f"{self.environment}: " + self.result.lines()[0], *self.result.lines()[1:]]
-        out += [f"warning: {w}" for w in self.warnings]
-        out += [f"table: {p}" for p in self.tables]
-        out += [f"figure: {p}" for p in self.figures]
-        return out
+from .summary import StageSummary
 
 
 def run_stage(inventory: Inventory | str | Path, environment: str, campaign: str, stage: str, *,
               workloads: tuple[str, ...] = ("blockss", "npb"), blockss_preset: str = "small",
               npb_class: str = "C", processes: list[int] | None = None, repetitions: int = 3,
               rerun: bool = False, timeout_s: float | None = None, progress: bool = True,
-              write_figures: bool = True) -> AppStageSummary:
+              write_figures: bool = True) -> StageSummary:
     """Run one application stage in one environment, then rebuild the campaign's tables and figures."""
     with StageContext.open(inventory, environment, campaign) as ctx:
         result = run_app_stage(ctx, stage, workloads=workloads, blockss_preset=blockss_preset,
@@ -50,7 +27,7 @@ def run_stage(inventory: Inventory | str | Path, environment: str, campaign: str
                                rerun=rerun, timeout_s=timeout_s, progress=progress)
         baseline = ctx.inventory.baseline
         single_environment = len(ctx.inventory.environments) == 1
-    summary = AppStageSummary(environment, campaign, result)
+    summary = StageSummary(environment, campaign, result)
     summary.tables, summary.warnings = write_tables(campaign)
     builder = single_node_figures if stage == SINGLE_NODE else scaling_figures
     summary.figure_objects = builder(campaign, baseline=baseline, aa=single_environment)

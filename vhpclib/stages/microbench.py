@@ -80,6 +80,15 @@ class MicrobenchResult:
     failures: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
 
+    def lines(self) -> list[str]:
+        out = [f"{self.measured} run(s) measured, {self.reused} reused, {len(self.invalid)} invalid, "
+               f"{len(self.skipped)} placement(s) skipped, {len(self.failures)} failed"]
+        out += [f"skipped {s.name}: {s.reason}" for s in self.skipped]
+        out += [f"invalid {x.run_id}: {x.record.get('invalid_reason')}" for x in self.invalid]
+        out += [f"failed {f}" for f in self.failures]
+        out += [f"topology: {f}" for f in self.findings]
+        return out
+
 
 def run_id_for(placement: str, params: PingPongParams, repetition: int) -> str:
     return f"pingpong-{placement}-{params.tag()}-r{repetition:02d}"

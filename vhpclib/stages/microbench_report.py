@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Inventory
@@ -11,35 +10,8 @@ from ..parsers import ParseWarning
 from ..tables import microbench_table, write_table
 from ..topology import PLACEMENTS
 from .context import StageContext
-from .microbench import MicrobenchResult, PingPongParams, run_microbench
-
-
-@dataclass
-class StageSummary:
-    environment: str
-    campaign: str
-    result: MicrobenchResult
-    tables: list[Path] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
-    figure_objects: dict = field(default_factory=dict)
-    warnings: list[ParseWarning] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.result.failures)
-
-    def lines(self) -> list[str]:
-        r = self.result
-        out = [f"{self.environment}: {r.measured} run(s) measured, {r.reused} reused, "
-               f"{len(r.invalid)} invalid, {len(r.skipped)} placement(s) skipped, {len(r.failures)} failed"]
-        out += [f"skipped {s.name}: {s.reason}" for s in r.skipped]
-        out += [f"invalid {x.run_id}: {x.record.get('invalid_reason')}" for x in r.invalid]
-        out += [f"failed {f}" for f in r.failures]
-        out += [f"topology: {f}" for f in r.findings]
-        out += [f"warning: {w}" for w in self.warnings]
-        out += [f"table: {p}" for p in self.tables]
-        out += [f"figure: {p}" for p in self.figures]
-        return out
+from .microbench import PingPongParams, run_microbench
+from .summary import StageSummary
 
 
 def run_stage(inventory: Inventory | str | Path, environment: str, campaign: str, *,
