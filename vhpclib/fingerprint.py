@@ -33,39 +33,52 @@ _END = re.compile(r"^@@vhpc-end (?P<name>[a-z_]+) rc=(?P<rc>\d+)@@$")
 _MISSING = re.compile(r"^@@vhpc-missing (?P<name>[a-z_]+)@@$")
 _RDMA_PCI = re.compile(r"mellanox|infiniband|rdma|omni-?path|\[15b3:", re.IGNORECASE)
 
+def _cat(path: str) -> str:
+    """Print a file with shell builtins only: every fork costs CPU on the probed host."""
+    return f"while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {path}"
+
+
+def _grep_prefix(path: str, prefix: str, strip: bool = False) -> str:
+    """Lines of a file starting with ``prefix`` (optionally without it), with builtins only."""
+    out = f'"${{l#{prefix}}}"' if strip else '"$l"'
+    return f"while IFS= read -r l; do case $l in {prefix}*) printf '%s\\n' {out};; esac; done < {path}"
+
+
 # (section, guard, command): the guard is a shell test that is false when the tool or file is absent.
+# Commands use shell builtins where they can: the script runs on every host of a fan-out at once.
 _PROBES: list[tuple[str, str, str]] = [
-    ("hostname", "true", "hostname 2>/dev/null || cat /proc/sys/kernel/hostname"),
-    ("kernel", "command -v uname", "uname -r"),
-    ("os", "[ -r /etc/os-release ]", "sed -n 's/^PRETTY_NAME=//p' /etc/os-release"),
+    ("hostname", "[ -r /proc/sys/kernel/hostname ]", _cat("/proc/sys/kernel/hostname")),
+    ("kernel", "[ -r /proc/sys/kernel/osrelease ]", _cat("/proc/sys/kernel/osrelease")),
+    ("os", "[ -r /etc/os-release ]", _grep_prefix("/etc/os-release", "PRETTY_NAME=", strip=True)),
     ("lscpu_p", "command -v lscpu", f"LC_ALL=C {LSCPU_COMMAND}"),
     ("lscpu", "command -v lscpu", "LC_ALL=C lscpu | grep -E '^(Model name|Hypervisor vendor|Virtualization type|"
                                   "Virtualization|Socket\\(s\\)|Core\\(s\\) per socket|Thread\\(s\\) per core|"
                                   "NUMA node\\(s\\)|CPU\\(s\\)|Architecture):'"),
-    ("meminfo", "[ -r /proc/meminfo ]", "grep -E '^MemTotal:' /proc/meminfo"),
+    ("meminfo", "[ -r /proc/meminfo ]", _grep_prefix("/proc/meminfo", "MemTotal:")),
     ("detect_virt_vm", "command -v systemd-detect-virt", "systemd-detect-virt --vm"),
     ("detect_virt_container", "command -v systemd-detect-virt", "systemd-detect-virt --container"),
-    ("sys_hypervisor", "[ -r /sys/hypervisor/type ]", "cat /sys/hypervisor/type"),
-    ("infiniband", "[ -d /sys/class/infiniband ]", "ls -1 /sys/class/infiniband"),
+    ("sys_hypervisor", "[ -r /sys/hypervisor/type ]", _cat("/sys/hypervisor/type")),
+    ("infiniband", "[ -d /sys/class/infiniband ]",
+     "for d in /sys/class/infiniband/*; do [ -e \"$d\" ] && printf '%s\\n' \"${d##*/}\"; done; true"),
     ("lspci", "command -v lspci", "lspci -nn | grep -Ei 'ethernet|network|infiniband|fabric'"),
     ("ibv_devinfo", "command -v ibv_devinfo", "ibv_devinfo | grep -E '^hca_id:|fw_ver:|state:|link_layer:'"),
     ("governor", "[ -r /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor ]",
-     "cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+     _cat("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")),
     ("clocksource", "[ -r /sys/devices/system/clocksource/clocksource0/current_clocksource ]",
-     "cat /sys/devices/system/clocksource/clocksource0/current_clocksource"),
+     _cat("/sys/devices/system/clocksource/clocksource0/current_clocksource")),
 ]
 
 
 def fingerprint_script(runtime: MpiRuntime | None = None) -> str:
     """The shell script printing every labelled section (one round trip, always exits 0)."""
-    probes = list(_PROBES)
-    if runtime is not None:
+    probes = [(name, guard, f"{{ {command}; }}") for name, guard, command in _PROBES]
+    if runtime is not None:  # a subshell: its variables must not leak into later probes
         probes.append(("mpi_version", f"command -v {shlex.quote(runtime.mpirun)}",
-                       with_env(version_command(runtime), runtime.env)))
+                       f"( {with_env(version_command(runtime), runtime.env)} )"))
     parts = []
     for name, guard, command in probes:
         parts.append(f"echo '@@vhpc-begin {name}@@'\n"
-                     f"if {guard} >/dev/null 2>&1; then ( {command} ) 2>/dev/null; "
+                     f"if {guard} >/dev/null 2>&1; then {command} 2>/dev/null; "
                      f"printf '\\n@@vhpc-end {name} rc=%s@@\\n' \"$?\"; "
                      f"else echo '@@vhpc-missing {name}@@'; fi")
     return "\n".join(parts) + "\nexit 0\n"
