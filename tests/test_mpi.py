@@ -66,3 +66,12 @@ def test_runtime_defaults_to_this_venvs_intel_mpi_with_its_libraries():
     rt = runtime_for(env)
     assert rt.flavour == "intel" and Path(rt.mpirun).name == "mpirun"
     assert rt.env["LD_LIBRARY_PATH"].endswith("/lib") and rt.env["PATH"].startswith(str(rt.prefix / "bin"))
+
+
+def test_sysfs_topology_fallback_agrees_with_lscpu():
+    import subprocess
+
+    from vhpclib.topology import LSCPU_COMMAND, SYSFS_TOPOLOGY_COMMAND
+
+    run = lambda cmd: subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True).stdout  # noqa: E731
+    assert parse_lscpu(run(SYSFS_TOPOLOGY_COMMAND)).summary() == parse_lscpu(run(LSCPU_COMMAND)).summary()

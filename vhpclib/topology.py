@@ -9,12 +9,18 @@ nodes (``inter-node``). A host that cannot provide a placement yields a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from .exceptions import ParseError
 
 PLACEMENTS = ("intra-socket", "inter-socket", "inter-node")
 LSCPU_COMMAND = "lscpu -p=CPU,CORE,SOCKET,NODE"
+# The same CSV from sysfs, for hosts without lscpu (util-linux): CPU,CORE,SOCKET,NODE per online CPU.
+SYSFS_TOPOLOGY_COMMAND = (
+    "for c in /sys/devices/system/cpu/cpu[0-9]*; do [ -r $c/topology/core_id ] || continue; "
+    "read -r core < $c/topology/core_id; read -r pkg < $c/topology/physical_package_id; node=; "
+    "for n in $c/node[0-9]*; do [ -e $n ] && node=${n##*node}; done; "
+    "echo ${c##*cpu},$core,$pkg,$node; done")
+TOPOLOGY_COMMAND = f"{LSCPU_COMMAND} 2>/dev/null || {{ {SYSFS_TOPOLOGY_COMMAND}; }}"
 
 
 @dataclass(frozen=True)
@@ -88,21 +94,6 @@ def parse_lscpu(text: str, file: str = "lscpu -p") -> HostTopology:
         cpus.append(LogicalCpu(int(fields[0]), int(fields[1]), int(fields[2]), int(node) if node.isdigit() else None))
     if not cpus:
         raise ParseError("no CPU lines in lscpu output", file=file)
-    return HostTopology(tuple(cpus))
-
-
-def read_sysfs_topology(root: Path = Path("/sys/devices/system/cpu")) -> HostTopology:
-    """Fallback when lscpu is missing: read core and package ids from sysfs."""
-    cpus = []
-    for cpu_dir in sorted(root.glob("cpu[0-9]*"), key=lambda p: int(p.name[3:])):
-        topo = cpu_dir / "topology"
-        if not topo.is_dir():
-            continue
-        node = next((int(p.name[4:]) for p in cpu_dir.glob("node[0-9]*")), None)
-        cpus.append(LogicalCpu(int(cpu_dir.name[3:]), int((topo / "core_id").read_text()),
-                               int((topo / "physical_package_id").read_text()), node))
-    if not cpus:
-        raise ParseError("no CPUs under sysfs", file=str(root))
     return HostTopology(tuple(cpus))
 
 

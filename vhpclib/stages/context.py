@@ -11,7 +11,7 @@ from ..paths import project_path
 from ..mpi import runtime_for
 from ..remote import ConnectionPool
 from ..store import RawStore, check_id
-from ..topology import LSCPU_COMMAND, HostTopology, parse_lscpu
+from ..topology import TOPOLOGY_COMMAND, HostTopology, parse_lscpu
 
 
 @dataclass
@@ -55,8 +55,8 @@ class StageContext:
                     self._topology = parse_lscpu(run.record["lscpu"], file=str(run.path / "run.json"))
                     return self._topology
             host = self.env.hosts[0]
-            result = self.executor(host).run(LSCPU_COMMAND, timeout=60)
-            self._topology = parse_lscpu(result.stdout, file=f"{host.label}: {LSCPU_COMMAND}")
+            result = self.executor(host).run(TOPOLOGY_COMMAND, timeout=60)
+            self._topology = parse_lscpu(result.stdout, file=f"{host.label}: lscpu -p (or sysfs)")
             self._lscpu = result.stdout
         return self._topology
 
