@@ -77,26 +77,27 @@ class Problem:
         ``Ac v = l Bc v``; for degree 1 this is ``(-A0, A1)``. Used by tests and by the
         dense reference check; only sensible for small n.
         """
-        dense = [c.toarray() for c in self.coeffs]
-        if self.degree == 1:
-            return -dense[0], dense[1]
-        n, d = self.n, self.degree
-        ac = np.zeros((n * d, n * d), dtype=np.result_type(*dense))
-        bc = np.eye(n * d, dtype=ac.dtype)
-        for i in range(d - 1):
-            ac[i * n:(i + 1) * n, (i + 1) * n:(i + 2) * n] = np.eye(n)
-        for k in range(d):
-            ac[(d - 1) * n:, k * n:(k + 1) * n] = -dense[k]
-        bc[(d - 1) * n:, (d - 1) * n:] = dense[d]
-        return ac, bc
+        return companion([c.toarray() for c in self.coeffs])
+
+
+def companion(mats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Companion pencil ``(Ac, Bc)`` of ``sum_k z^k mats[k]``: same eigenvalues, first block of the vectors."""
+    if len(mats) == 2:
+        return -mats[0], mats[1]
+    n, d = mats[0].shape[0], len(mats) - 1
+    ac = np.zeros((n * d, n * d), dtype=np.result_type(*mats))
+    bc = np.eye(n * d, dtype=ac.dtype)
+    for i in range(d - 1):
+        ac[i * n:(i + 1) * n, (i + 1) * n:(i + 2) * n] = np.eye(n)
+    for k in range(d):
+        ac[(d - 1) * n:, k * n:(k + 1) * n] = -mats[k]
+    bc[(d - 1) * n:, (d - 1) * n:] = mats[d]
+    return ac, bc
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _read(path: str | Path, role: str) -> sp.csc_matrix:

@@ -24,7 +24,7 @@ import scipy.linalg as sla
 from scipy.sparse.linalg import splu
 
 from blockss.errors import BlockssError
-from blockss.problem import Problem
+from blockss.problem import Problem, companion
 
 METHODS = ("auto", "rr", "hankel")
 
@@ -211,19 +211,8 @@ def _truncate(sv: np.ndarray, delta: float) -> int:
 
 def _small_polynomial_eig(mats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Eigenpairs of a small dense matrix polynomial ``sum_k z^k mats[k]`` (companion form)."""
-    m, d = mats[0].shape[0], len(mats) - 1
-    if d == 1:
-        vals, vecs = sla.eig(-mats[0], mats[1])
-        return vals, vecs
-    ac = np.zeros((m * d, m * d), dtype=np.complex128)
-    bc = np.eye(m * d, dtype=np.complex128)
-    for i in range(d - 1):
-        ac[i * m:(i + 1) * m, (i + 1) * m:(i + 2) * m] = np.eye(m)
-    for k in range(d):
-        ac[(d - 1) * m:, k * m:(k + 1) * m] = -mats[k]
-    bc[(d - 1) * m:, (d - 1) * m:] = mats[d]
-    vals, vecs = sla.eig(ac, bc)
-    return vals, vecs[:m]
+    vals, vecs = sla.eig(*companion(mats))
+    return vals, vecs[:mats[0].shape[0]]
 
 
 def _extract_rr(problem: Problem, buf: np.ndarray, params: SSParams):
