@@ -206,3 +206,12 @@ def test_check_twice_reuses_unchanged_fingerprints(sshd_hosts, tmp_path):
     assert first.exit_code == second.exit_code == 0
     assert [r.fingerprint_path for r in first.rows] == [r.fingerprint_path for r in second.rows]
     assert len(list((tmp_path / "raw" / "chk" / "ssh" / "fingerprint").iterdir())) == 2
+
+
+def test_vmm_unknown_makes_no_claim_to_check():
+    from vhpclib.inventory_check import compare_with_inventory
+
+    env = parse_inventory("environments:\n  e:\n    label: e\n    vmm: unknown\n    hosts: [{local: true}]\n"
+                          ).environment("e")
+    facts = {"virtualization": {"vm": "kvm", "is_vm": True}, "mpi_version": "x"}
+    assert compare_with_inventory(env, facts) == []

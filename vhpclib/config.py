@@ -152,7 +152,7 @@ class Benchmarks(_Strict):
 
 class Environment(_Strict):
     label: str
-    vmm: str = "none"
+    vmm: str = "none"  # none (bare metal), xen, kvm, ...; "unknown" makes no claim the check could test
     baseline: bool = False
     vcpu_pinning: Literal["pinned", "scheduler", "unknown"] = "unknown"
     host_key_policy: Literal["strict", "accept-new", "insecure"] = "strict"

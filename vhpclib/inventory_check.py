@@ -120,7 +120,9 @@ def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]
     virt = facts.get("virtualization") or {}
     vm = virt.get("vm")
     vmm = env.vmm.strip().lower()
-    if vmm in _BARE_METAL:
+    if vmm == "unknown":  # the inventory makes no claim (e.g. the embedded default): nothing to compare
+        pass
+    elif vmm in _BARE_METAL:
         if virt.get("is_vm"):
             findings.append(f"inventory says bare metal (vmm {env.vmm!r}) but host reports a VM ({vm})")
     elif vm in (None, "none"):
