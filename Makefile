@@ -14,6 +14,7 @@ ifneq ($(RERUN),)
 CAMPAIGN  := rerun-$(shell date -u +%Y%m%dT%H%M%SZ)
 endif
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 
 .PHONY: help venv system-deps test-deps paper-figures test lab benchmarks tables clean testbed-up testbed-down
 
@@ -44,7 +45,7 @@ test: $(STAMP) test-deps ## Run the test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lab: $(STAMP) ## Open the notebooks in JupyterLab with the project's kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 tables: $(STAMP) ## Rebuild data/processed/ from data/raw for CAMPAIGN
 	$(VENV)/bin/vhpc tables --campaign $(CAMPAIGN)
