@@ -59,8 +59,10 @@ def test_figure2_overlays_paper_peaks_and_marks_unmeasured_environments() -> Non
     micro = micro_frame({("local", "intra-socket"): [0.4, 0.4, 0.4]},
                         sizes=(0, 1, 1024, 1 << 20))
     fig = fg.figure2_throughput(an.throughput_curves(micro))
-    peaks = sorted(t.y[0] for t in _paper_traces(fig))
+    peaks = sorted(t.y[0] for t in _paper_traces(fig) if "peak (" in t.name)
     assert peaks == [2.5, 3.9, 5.7]
+    ceilings = {t.name: t.y[0] for t in fig.data if "InfiniBand QDR" in t.name or "raw IB verbs" in t.name}
+    assert sorted(ceilings.values()) == [3.4, 4.0]
     measured = [t for t in fig.data if t.name == "local intra-socket"][0]
     assert measured.line.color == fg.ENV_COLOURS["local"]
     assert "BMM: not measured here" in _texts(fig)

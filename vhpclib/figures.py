@@ -331,6 +331,15 @@ def figure2_throughput(curves: pd.DataFrame, reference_peaks: pd.DataFrame | Non
             line=dict(color=env_colour(r["environment"]), width=1,
                       dash=PLACEMENT_DASH.get(r["placement"], "dash")),
             marker=dict(**PAPER_MARKER, color=env_colour(r["environment"]), maxdisplayed=2)))
+    # The paper's interconnect ceilings (text of Figure 2): the link's data rate and raw verbs.
+    claims = load_reference("claims").set_index("claim_id")
+    for claim, text in (("ib_qdr_data_rate", "paper: InfiniBand QDR data rate"),
+                        ("raw_verbs_peak", "paper: raw IB verbs peak")):
+        if claim in claims.index:
+            value = float(claims.loc[claim, "value"])
+            fig.add_trace(go.Scatter(x=[xmin, xmax], y=[value, value], mode="lines",
+                                     name=f"{text} ({value:g} GB/s)", legendgroup="paper", opacity=0.5,
+                                     line=dict(color="#888888", width=1, dash="dot")))
     fig.update_layout(template=TEMPLATE, title="Figure 2: PingPong throughput vs message size",
                       xaxis=dict(title="message size [bytes]",
                                  **_log2_axis([xmin, xmax], step=4, bytes_labels=True)),
