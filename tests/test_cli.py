@@ -79,3 +79,10 @@ def test_parse_reports_log_without_table_and_still_prints_the_others(tmp_path):
     assert rows[0].startswith("file,benchmark,nprocs,bytes,repetitions,t_min_usec,t_max_usec,t_avg_usec,"
                               "mbytes_per_sec,msgs_per_sec")
     assert len(rows) == 1 + 24 and all(r.startswith(str(good)) for r in rows[1:])
+
+
+@pytest.mark.parametrize("args", [["run", "scaling", "--processes", "0"], ["run", "single-node", "--repetitions", "0"]])
+def test_impossible_run_options_are_refused_before_anything_runs(tmp_path, args):
+    proc = vhpc(*args, "--campaign", "x", data=tmp_path / "d")
+    assert_one_line_error(proc)
+    assert not (tmp_path / "d").exists()

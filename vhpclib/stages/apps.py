@@ -109,6 +109,10 @@ def run_app_stage(ctx: StageContext, stage: str, *, workloads: tuple[str, ...] =
     """Run (or reuse) every workload point of ``stage``; NPB-MZ is skipped, with the reason, where absent."""
     if stage not in STAGES:
         raise InputError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}", key="stage")
+    if processes is not None and (not processes or min(processes) < 1):
+        raise InputError(f"process counts must be positive integers, got {processes}", key="processes")
+    if repetitions < 1:
+        raise InputError(f"repetitions must be at least 1, got {repetitions}", key="repetitions")
     result = AppStageResult(stage)
     topology = ctx.topology()
     cores, nodes = topology.cores, len(ctx.env.hosts)
