@@ -81,7 +81,9 @@ def test_parse_reports_log_without_table_and_still_prints_the_others(tmp_path):
     assert len(rows) == 1 + 24 and all(r.startswith(str(good)) for r in rows[1:])
 
 
-@pytest.mark.parametrize("args", [["run", "scaling", "--processes", "0"], ["run", "single-node", "--repetitions", "0"]])
+@pytest.mark.parametrize("args", [["run", "scaling", "--processes", "0"], ["run", "single-node", "--repetitions", "0"],
+                                  ["run", "single-node", "--preset", "nope"], ["run", "scaling", "-w", "hpl"],
+                                  ["run", "microbench", "--placement", "inter-rack"]])
 def test_impossible_run_options_are_refused_before_anything_runs(tmp_path, args):
     proc = vhpc(*args, "--campaign", "x", data=tmp_path / "d")
     assert_one_line_error(proc)

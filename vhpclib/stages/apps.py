@@ -113,6 +113,15 @@ def run_app_stage(ctx: StageContext, stage: str, *, workloads: tuple[str, ...] =
         raise InputError(f"process counts must be positive integers, got {processes}", key="processes")
     if repetitions < 1:
         raise InputError(f"repetitions must be at least 1, got {repetitions}", key="repetitions")
+    if "blockss" in workloads:
+        from blockss.generate import PRESETS
+
+        if blockss_preset not in PRESETS:
+            raise InputError(f"unknown blockss preset {blockss_preset!r}; known: {', '.join(PRESETS)}",
+                             key="preset")
+    unknown = set(workloads) - {"blockss", "npb"}
+    if unknown:
+        raise InputError(f"unknown workload(s) {', '.join(sorted(unknown))}; known: blockss, npb", key="workload")
     result = AppStageResult(stage)
     topology = ctx.topology()
     cores, nodes = topology.cores, len(ctx.env.hosts)

@@ -103,6 +103,13 @@ def run_microbench(ctx: StageContext, *, placements: Iterable[str] = PLACEMENTS,
     ``repetitions`` new runs after the existing ones instead; raw data is never replaced.
     A failed run is reported in ``failures`` (its logs kept) and the others go on.
     """
+    placements = list(placements)
+    unknown = [p for p in placements if p not in PLACEMENTS]
+    if unknown:
+        raise InputError(f"unknown placement(s) {', '.join(unknown)}; known: {', '.join(PLACEMENTS)}",
+                         key="placement")
+    if repetitions < 1:
+        raise InputError(f"repetitions must be at least 1, got {repetitions}", key="repetitions")
     result = MicrobenchResult(findings=ctx.topology_findings())
     topology = ctx.topology()
     hosts = [h.mpi_name for h in ctx.env.hosts]
