@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vhpclib import paths
-from vhpclib.config import NpbSpec, default_mpi_prefix, parse_inventory
+from vhpclib.config import NpbSpec
 from vhpclib.exceptions import BuildError, InputError, StoreError
 from vhpclib.mpi import runtime_for, shell_command
 from vhpclib.npb import (REQUIRED_VARIABLES, MzRun, build_env, build_npb, build_targets, load_build, make_def,
@@ -17,19 +17,9 @@ from vhpclib.npb import (REQUIRED_VARIABLES, MzRun, build_env, build_npb, build_
 from vhpclib.remote import LocalExecutor
 from vhpclib.store import RawStore
 
+from npb_helpers import MPIF90, local_environment
+
 MZDEMO = paths.APPS / "mzdemo"
-PREFIX = default_mpi_prefix()
-MPIF90 = PREFIX / "bin" / "mpif90"
-INVENTORY = """
-environments:
-  local:
-    label: Local
-    hosts: [{local: true}]
-"""
-
-
-def _environment():
-    return parse_inventory(INVENTORY).environment("local")
 
 
 def _require_wrapper() -> None:
@@ -46,7 +36,7 @@ def _build(tmp: Path, version: str = "3.3", source: Path = MZDEMO, build_id: str
     store = RawStore(tmp / "raw")
     build = build_npb(LocalExecutor("buildhost"), _spec(source, version), benchmarks=["mz-demo"], klass="S",
                       nprocs=nprocs, campaign="c1", environment="bare", store=store, build_id=build_id,
-                      workdir=str(tmp / "work"), env=build_env(_environment()), timeout=300)
+                      workdir=str(tmp / "work"), env=build_env(local_environment()), timeout=300)
     return store, build
 
 
@@ -191,7 +181,7 @@ def test_build_refuses_to_overwrite_a_stored_build(built33):
 @pytest.mark.mpi
 def test_built_binary_runs_2_processes_1_thread_and_verifies(built33):
     tmp, store, build = built33
-    runtime = runtime_for(_environment())
+    runtime = runtime_for(local_environment())
     binary = build.binary("mz-demo", "S", 2)
     argv, env = mz_launch(runtime, MzRun("mz-demo", "S", processes=2, threads=1, ppn=2), str(binary.file))
     result = LocalExecutor().run(shell_command(argv), env=env, timeout=120)
@@ -205,7 +195,7 @@ def test_built_binary_runs_2_processes_1_thread_and_verifies(built33):
 @pytest.mark.mpi
 def test_33_binary_refuses_a_different_process_count(built33):
     tmp, store, build = built33
-    runtime = runtime_for(_environment())
+    runtime = runtime_for(local_environment())
     binary = build.binary("mz-demo", "S", 2)
     argv, env = mz_launch(runtime, MzRun("mz-demo", "S", processes=1, threads=1, ppn=1), str(binary.file))
     result = LocalExecutor().run(shell_command(argv), env=env, timeout=120, warn=True)

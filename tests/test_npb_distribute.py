@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vhpclib import paths
-from vhpclib.config import NpbSpec, default_mpi_prefix, parse_inventory
+from vhpclib.config import NpbSpec, parse_inventory
 from vhpclib.exceptions import ChecksumMismatch, InputError, InventoryError
 from vhpclib.mpi import MpiRuntime, runtime_for, shell_command
 from vhpclib.npb import (MzRun, build_env, build_npb, distribute, install_dir, latest_build, mz_job, mz_launch,
@@ -16,17 +16,8 @@ from vhpclib.npb import (MzRun, build_env, build_npb, distribute, install_dir, l
 from vhpclib.remote import LocalExecutor
 from vhpclib.store import RawStore
 
-MPIF90 = default_mpi_prefix() / "bin" / "mpif90"
-INVENTORY = """
-environments:
-  local:
-    label: Local
-    hosts: [{local: true}]
-"""
+from npb_helpers import MPIF90, local_environment
 
-
-def _environment():
-    return parse_inventory(INVENTORY).environment("local")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +29,7 @@ def build(tmp_path_factory):
     spec = NpbSpec(source=paths.APPS / "mzdemo", version="3.3", fc=str(MPIF90))
     return build_npb(LocalExecutor("buildhost"), spec, benchmarks=["mz-demo"], klass="S", nprocs=[2],
                      campaign="c1", environment="bare", store=RawStore(tmp / "raw"), build_id="b1",
-                     workdir=str(tmp / "buildwork"), env=build_env(_environment()), timeout=300)
+                     workdir=str(tmp / "buildwork"), env=build_env(local_environment()), timeout=300)
 
 
 @pytest.fixture
@@ -123,7 +114,7 @@ def test_binary_built_once_runs_from_another_host(build, node_b):
     [dep] = distribute(build, [executor], workdir=workdir)
     verify_deployment(executor, dep)
     run = MzRun("mz-demo", "S", processes=2, threads=1, ppn=2)
-    argv, env = mz_launch(runtime_for(_environment()), run, dep.path)
+    argv, env = mz_launch(runtime_for(local_environment()), run, dep.path)
     out = executor.run(shell_command(argv), env=env, timeout=120).stdout
     assert " Verification    =                SUCCESSFUL" in out
     assert " Total processes =                         2" in out
