@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vhpclib.config import default_mpi_prefix, load_inventory
+from vhpclib.config import load_inventory
 from vhpclib.exceptions import ChecksumMismatch
 from vhpclib.parsers import get_parser
 from vhpclib.stages.apps import run_app_stage
 from vhpclib.stages.context import StageContext
 from vhpclib.store import RawStore
 from vhpclib.tables import apps_table
+
+from npb_helpers import MPIF90
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.mpi
@@ -27,7 +29,7 @@ def inventory(tmp_path):
     data = {"environments": {"local": {
         "label": "local", "hosts": [{"local": True}], "workdir": str(tmp_path / "work"),
         "benchmarks": {"npb": {"source": str(ROOT / "apps/mzdemo"), "version": "3.3",
-                               "fc": str(default_mpi_prefix() / "bin/mpif90"), "benchmarks": ["mz-demo"]}}}}}
+                               "fc": str(MPIF90), "benchmarks": ["mz-demo"]}}}}}
     path = tmp_path / "inv.yml"
     path.write_text(yaml.safe_dump(data))
     return load_inventory(path)

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from vhpclib import paths
-from vhpclib.config import NpbSpec, default_mpi_prefix, load_inventory
+from vhpclib.config import NpbSpec, load_inventory
 from vhpclib.exceptions import ChecksumMismatch
 from vhpclib.npb import build_env, build_npb, distribute, verify_deployment
 from vhpclib.remote import LocalExecutor, SshExecutor
 from vhpclib.store import RawStore
+
+from npb_helpers import MPIF90
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.ssh, pytest.mark.mpi]
@@ -73,7 +75,7 @@ def test_inventory_check_cli_prints_a_row_per_host_and_names_the_refusing_one(ss
 
 
 def test_npb_binaries_built_once_are_copied_over_ssh_and_verified(sshd_hosts, tmp_path):
-    spec = NpbSpec(source=paths.APPS / "mzdemo", version="3.3", fc=str(default_mpi_prefix() / "bin" / "mpif90"))
+    spec = NpbSpec(source=paths.APPS / "mzdemo", version="3.3", fc=str(MPIF90))
     env = load_inventory(ssh_inventory(sshd_hosts, tmp_path, ["127.0.0.7"])).environment("ssh")
     build = build_npb(LocalExecutor("buildhost"), spec, benchmarks=["mz-demo"], klass="S", nprocs=[2],
                       campaign="c1", environment="bare", store=RawStore(tmp_path / "raw"), build_id="b1",
