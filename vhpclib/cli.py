@@ -298,10 +298,14 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
 
 @app.command("tables")
 def tables_cmd(campaign: str = CampaignOpt) -> None:
-    """Rebuild the tidy tables of a campaign from its raw logs."""
-    from .stages import microbench_report
+    """Rebuild the tidy tables of a campaign from its raw logs (microbench, apps, skipped)."""
+    from .stages import apps_report, microbench_report
 
-    for path in microbench_report.write_tables(campaign):
+    written = microbench_report.write_tables(campaign)
+    app_tables, parse_warnings = apps_report.write_tables(campaign)
+    for warning in parse_warnings:
+        _warn(str(warning))
+    for path in dict.fromkeys([*written, *app_tables]):
         print(path)
 
 

@@ -5,7 +5,6 @@ Used by ``notebooks/04-cloud-comparison.ipynb`` and ``notebooks/05-paper-figures
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,13 +66,11 @@ def paper_artifacts(inventory: Inventory | str | Path, campaign: str, *, write: 
     art = PaperArtifacts(hardware=hardware_of(campaign), skipped=_table(campaign, "skipped"))
     micro = _table(campaign, "microbench")
     apps = _table(campaign, "apps")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        latency = analysis.latency_table(micro) if not micro.empty else None
-        peaks = analysis.peak_throughput(micro) if not micro.empty else None
-        single = len(inv.environments) == 1
-        overhead = (apps_report.overhead(campaign, baseline=inv.baseline, aa=single) if not apps.empty else None)
-        efficiency = (analysis.efficiency_table(apps, stage="scaling") if not apps.empty else None)
+    latency = analysis.latency_table(micro) if not micro.empty else None
+    peaks = analysis.peak_throughput(micro) if not micro.empty else None
+    single = len(inv.environments) == 1
+    overhead = (apps_report.overhead(campaign, baseline=inv.baseline, aa=single) if not apps.empty else None)
+    efficiency = (analysis.efficiency_table(apps, stage="scaling") if not apps.empty else None)
     if not micro.empty:
         art.figures.update(microbench_report.build_figures(campaign))
     if not apps.empty:
@@ -117,8 +114,6 @@ def cloud_comparison(inventory: Inventory | str | Path, campaign: str, cloud_env
         note = (f"No environment {cloud_environment!r} in this inventory (has: {have}) or nothing measured yet: "
                 "showing the paper's cloud numbers only.")
         return CloudComparison(None, pd.DataFrame(), pd.DataFrame(), paper, note=note)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        overhead = analysis.overhead_table(apps, inv.baseline, stage="single-node")
-        efficiency = analysis.efficiency_table(apps, stage="scaling")
+    overhead = analysis.overhead_table(apps, inv.baseline, stage="single-node")
+    efficiency = analysis.efficiency_table(apps, stage="scaling")
     return CloudComparison(cloud_environment, overhead, efficiency, paper)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -50,11 +49,9 @@ def overhead(campaign: str, *, baseline: str, aa: bool) -> pd.DataFrame:
     from .. import analysis
 
     apps = read_table(campaign, "apps")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # excluded runs are reported by the stage, not once per figure
-        if aa:
-            return analysis.aa_check(apps, baseline, stage=SINGLE_NODE)
-        return analysis.overhead_table(apps, baseline, stage=SINGLE_NODE)
+    if aa:
+        return analysis.aa_check(apps, baseline, stage=SINGLE_NODE)
+    return analysis.overhead_table(apps, baseline, stage=SINGLE_NODE)
 
 
 def single_node_figures(campaign: str, *, baseline: str, aa: bool) -> dict:
@@ -68,13 +65,11 @@ def scaling_figures(campaign: str, **_: object) -> dict:
     from .. import analysis, figures as figs
 
     apps = read_table(campaign, "apps")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        npb = apps[apps["workload"].isin(["SP-MZ", "BT-MZ"])]
-        blockss = apps[apps["workload"] == "blockss"]
-        return {
-            "figure3_npb": figs.figure3_npb(analysis.efficiency_table(npb, stage=SCALING),
-                                            analysis.performance_table(npb, stage=SCALING)),
-            "figure4_blockss": figs.figure4_blockss(analysis.efficiency_table(blockss, stage=SCALING),
-                                                    analysis.ideal_curve(blockss, stage=SCALING)),
-        }
+    npb = apps[apps["workload"].isin(["SP-MZ", "BT-MZ"])]
+    blockss = apps[apps["workload"] == "blockss"]
+    return {
+        "figure3_npb": figs.figure3_npb(analysis.efficiency_table(npb, stage=SCALING),
+                                        analysis.performance_table(npb, stage=SCALING)),
+        "figure4_blockss": figs.figure4_blockss(analysis.efficiency_table(blockss, stage=SCALING),
+                                                analysis.ideal_curve(blockss, stage=SCALING)),
+    }
