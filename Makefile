@@ -16,7 +16,7 @@ endif
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
-.PHONY: help venv system-deps test-deps paper-figures test lab benchmarks tables clean testbed-up testbed-down
+.PHONY: help venv system-deps test-deps paper-figures test lab benchmarks tables clean testbed-up testbed-down FORCE
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -38,8 +38,19 @@ system-deps: ## Install the Debian packages figures need (chromium), or say what
 test-deps: ## Install the Debian packages the tests need (sshd, chromium, gfortran, iproute2)
 	@scripts/system-deps test
 
-paper-figures: $(STAMP) system-deps ## Run every stage notebook (papermill) and write all figures + figures/report.html
+# The report (and every figure written with it) is rebuilt when a notebook, the library, the reference
+# data, the inventory or the campaign's raw logs change; RERUN=1 always runs (it measures anew).
+REPORT  := figures/report.html
+SOURCES := $(wildcard notebooks/0*.ipynb) $(shell find vhpclib apps -name '*.py' -o -name '*.j2') \
+           $(wildcard data/reference/sacsis2011/*.csv) $(INVENTORY)
+RAW     := $(shell find data/raw/$(CAMPAIGN) -type f 2>/dev/null)
+
+paper-figures: system-deps $(REPORT) ## Run every stage notebook (papermill) and write all figures + figures/report.html
+
+$(REPORT): $(STAMP) $(SOURCES) $(RAW) $(if $(RERUN),FORCE)
 	$(PY) -m vhpclib.pipeline --inventory $(INVENTORY) --campaign $(CAMPAIGN) $(if $(RERUN),--rerun)
+
+FORCE:
 
 test: $(STAMP) test-deps ## Run the test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
