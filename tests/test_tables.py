@@ -44,17 +44,10 @@ def test_an_invalid_run_is_excluded_with_a_warning_naming_it(campaign_copy, monk
     record.update(status="invalid", invalid_reason="test: pretend the pin map contradicted the request")
     run.write_text(json.dumps(record))  # a scratch copy, standing in for a run the harness rejected
     assert vhpc("tables", "--campaign", "embedded").returncode == 0
-    import importlib
+    from vhpclib import paths
+    from vhpclib.stages import apps_report
 
-    import vhpclib.paths
-
-    importlib.reload(vhpclib.paths)
-    try:
-        from vhpclib.stages import apps_report
-
-        with pytest.warns(UserWarning, match="blockss-small-p2-t1-r03"):
-            table = apps_report.overhead("embedded", baseline="local", aa=True)
-        assert table["n"].sum() == 4  # 5 valid runs, dealt alternately into equal halves of 2
-    finally:
-        monkeypatch.delenv("VHPC_DATA")
-        importlib.reload(vhpclib.paths)
+    monkeypatch.setattr(paths, "PROCESSED", campaign_copy / "data/processed")
+    with pytest.warns(UserWarning, match="blockss-small-p2-t1-r03"):
+        table = apps_report.overhead("embedded", baseline="local", aa=True)
+    assert table["n"].sum() == 4  # 5 valid runs, dealt alternately into equal halves of 2
