@@ -65,7 +65,7 @@ def test_a_binary_changed_after_distribution_is_refused_before_the_run(inventory
         path = Path(deployment.path)
         path.write_bytes(path.read_bytes() + b"\0")
         with pytest.raises(ChecksumMismatch, match="mz-demo.S.1"):
-            apps._npb_job(ctx, plan[0], [deployment], None)  # verifies every host's copy first
+            apps._npb_job(ctx, plan[0], [deployment], (), None)  # verifies every host's copy first
         with pytest.raises(ChecksumMismatch):
             verify_deployment(ctx.executor(ctx.env.hosts[0]), deployment)
 

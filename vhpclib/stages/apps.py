@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..exceptions import InputError, ParseError, RemoteError, StoreError
 from ..launcher import Job, run_job
 from ..mpi import LaunchSpec, runtime_for
 from ..parsers import get_parser
-from ..store import INVALID, RunRecord, RunWriter
+from ..store import COMPLETE, INVALID, RunRecord, RunWriter
 from .context import StageContext, record_skip
 
 SINGLE_NODE, SCALING = "single-node", "scaling"
@@ -149,10 +150,11 @@ def run_app_stage(ctx: StageContext, stage: str, *, workloads: tuple[str, ...] =
     plan = [r for r in plan if r.nodes <= nodes]
 
     todo: list[tuple[AppRun, int]] = []
+    stored = Counter(tuple(sorted(r.record["app_run"].items()))
+                     for r in ctx.store.runs(ctx.campaign, ctx.environment, stage)
+                     if r.record.get("app_run") and r.status in (COMPLETE, INVALID))
     for run in plan:
-        done = [r for r in ctx.store.runs(ctx.campaign, ctx.environment, stage)
-                if r.record.get("app_run") == _run_dict(run)]
-        first = len(done) if rerun else 0
+        first = stored[tuple(sorted(_run_dict(run).items()))] if rerun else 0
         todo += [(run, rep) for rep in range(first + 1, first + repetitions + 1)]
 
     facts = None
@@ -165,17 +167,14 @@ def run_app_stage(ctx: StageContext, stage: str, *, workloads: tuple[str, ...] =
             continue
         facts = facts or ctx.host_facts(ctx.env.hosts)
         try:
+            hosts = ctx.mpi_hosts(run.nodes)
             if run.workload == "blockss":
                 problem = problem or prepare_blockss_problem(ctx, blockss_preset)
-                job = _blockss_job(ctx, run, problem, timeout_s)
+                job, binary = _blockss_job(ctx, run, problem, hosts, timeout_s), {}
             else:
-                job = _npb_job(ctx, run, deployments, timeout_s)
-            hosts = ctx.mpi_hosts(run.nodes)
-            job = Job(job.program, LaunchSpec(run.processes, hosts, run.ppn if run.nodes > 1 else None,
-                                              threads_per_proc=run.threads),
-                      job.env, job.timeout_s, job.parameters, job.outputs)
+                job, binary = _npb_job(ctx, run, deployments, hosts, timeout_s)
             record = {"workload": run.workload, "app_run": _run_dict(run), "repetition": rep,
-                      "host_facts": facts, **ctx.topology_record(), **job.parameters.get("record", {})}
+                      "host_facts": facts, **ctx.topology_record(), **binary}
             stored = run_job(ctx.inventory, ctx.environment, job, campaign=ctx.campaign, stage=stage,
                              run_id=run_id, store=ctx.store, pool=ctx.pool, record=record,
                              validate=_validator(run))
@@ -206,15 +205,15 @@ def prepare_blockss_problem(ctx: StageContext, preset: str) -> str:
     generate = " ".join(shlex.quote(a) for a in [*blockss_command(ctx), "generate", "--preset", preset,
                                                   "--outdir", folder])
     hosts = list(dict.fromkeys([ctx.env.launch_host, *ctx.env.hosts]))
-    for host in hosts:
-        ctx.executor(host).run(f"test -s {shlex.quote(problem)} || {generate}", env=runtime_for(ctx.env).env,
-                               timeout=1800)
+    ctx.run_on(hosts, f"test -s {shlex.quote(problem)} || {generate}", env=runtime_for(ctx.env).env, timeout=1800)
     return problem
 
 
-def _blockss_job(ctx: StageContext, run: AppRun, problem: str, timeout_s: float | None) -> Job:
+def _blockss_job(ctx: StageContext, run: AppRun, problem: str, hosts: tuple[str, ...],
+                 timeout_s: float | None) -> Job:
     program = [*blockss_command(ctx), "solve", "--problem", problem, "--out", BLOCKSS_RESULT]
-    return Job(program, LaunchSpec(run.processes), timeout_s=timeout_s, outputs=(BLOCKSS_RESULT,),
+    launch = LaunchSpec(run.processes, hosts, run.ppn if run.nodes > 1 else None, threads_per_proc=run.threads)
+    return Job(program, launch, timeout_s=timeout_s, outputs=(BLOCKSS_RESULT,),
                parameters={**_run_dict(run), "preset": run.problem, "problem_json": problem})
 
 
@@ -252,20 +251,20 @@ def _next_build_id(ctx: StageContext, spec, klass: str) -> str:
     return f"npb{spec.version}-{klass}-b{n}"
 
 
-def _npb_job(ctx: StageContext, run: AppRun, deployments, timeout_s: float | None) -> Job:
+def _npb_job(ctx: StageContext, run: AppRun, deployments, hosts: tuple[str, ...],
+             timeout_s: float | None) -> tuple[Job, dict[str, Any]]:
+    """The run's job and the record of the binary it runs, after verifying every host's copy."""
     from ..npb import MzRun, mz_job, verify_deployment
 
     mz = MzRun(run.workload, run.problem, run.processes, run.threads, run.ppn)
-    mine = [d for d in deployments if d.record()["binary_name"].startswith(f"{run.workload}.{run.problem}.")
-            and (d.record()["binary_name"].endswith(f".{run.processes}") or d.record()["binary_name"].endswith(".x"))]
+    mine = [d for d in deployments if d.binary.benchmark == run.workload and d.binary.klass == run.problem
+            and d.binary.nprocs in (None, run.processes)]
     if not mine:
         raise InputError(f"no NPB-MZ binary for {mz.run_id} in the build", key="benchmarks.npb")
     for deployment in mine:  # checksums verified on every host before every run
         host = next(h for h in ctx.env.hosts if h.label == deployment.host)
         verify_deployment(ctx.executor(host), deployment)
-    job = mz_job(mz, mine[0], timeout_s=timeout_s)
-    return Job(job.program, job.launch, job.env, job.timeout_s,
-               {**_run_dict(run), "record": {"binary": mine[0].record()}}, job.outputs)
+    return mz_job(mz, mine[0], hosts, timeout_s=timeout_s), {"binary": mine[0].record()}
 
 
 def _validator(run: AppRun):

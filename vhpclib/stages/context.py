@@ -9,7 +9,8 @@ from typing import Any
 from ..config import Environment, HostSpec, Inventory, load_inventory
 from ..paths import project_path
 from ..mpi import runtime_for
-from ..remote import ConnectionPool
+from ..exceptions import RemoteError
+from ..remote import CommandResult, ConnectionPool, fan_out
 from ..store import RawStore, check_id
 from ..topology import TOPOLOGY_COMMAND, HostTopology, parse_lscpu
 
@@ -93,20 +94,34 @@ class StageContext:
                                 f"host reports {getattr(got, name)}")
         return findings
 
-    def host_facts(self, hosts: list[HostSpec]) -> dict[str, dict[str, Any]]:
-        """Fingerprints of ``hosts`` (collected once per campaign), as run records reference them."""
-        from ..fingerprint import collect_fingerprint, store_fingerprint
+    def run_on(self, hosts: list[HostSpec], command: str, *, env: dict[str, str] | None = None,
+               timeout: float | None = None) -> list[CommandResult]:
+        """One command on several hosts at once; a failure raises ``RemoteError`` naming every failed host."""
+        outcomes = fan_out([self.executor(h) for h in hosts], command, env=env, timeout=timeout)
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            why = "; ".join(f"{o.host}: {o.error}" if o.error else f"{o.host}: exit {o.result.exit_code}"
+                            for o in failed)
+            detail = next((o.result for o in failed if o.result is not None), None)
+            raise RemoteError(f"failed on {len(failed)} of {len(hosts)} host(s): {why}",
+                              host=",".join(o.host for o in failed), command=command,
+                              exit_code=detail.exit_code if detail else None,
+                              stdout=detail.stdout if detail else "", stderr=detail.stderr if detail else "")
+        return [o.result for o in outcomes]
 
-        runtime = runtime_for(self.env)
-        out = {}
-        for host in hosts:
-            if host.label not in self._facts:
-                facts = collect_fingerprint(self.executor(host), runtime)
+    def host_facts(self, hosts: list[HostSpec]) -> dict[str, dict[str, Any]]:
+        """Fingerprints of ``hosts`` (collected once per campaign, all hosts at once), as run records reference them."""
+        from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint
+
+        missing = [h for h in dict.fromkeys(hosts) if h.label not in self._facts]
+        if missing:
+            results = self.run_on(missing, fingerprint_script(runtime_for(self.env)), timeout=120)
+            for host, result in zip(missing, results):
+                facts = facts_from_result(host.label, result)
                 path = store_fingerprint(facts, self.campaign, self.environment, store_root=self.store.root)
                 self._facts[host.label] = {"fingerprint": str(Path(path).relative_to(self.store.root)),
                                            **summarize_facts(facts)}
-            out[host.label] = self._facts[host.label]
-        return out
+        return {h.label: self._facts[h.label] for h in hosts}
 
     def close(self) -> None:
         if self.pool is not None:

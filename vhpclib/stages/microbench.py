@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,8 @@ def run_microbench(ctx: StageContext, *, placements: Iterable[str] = PLACEMENTS,
     hosts = [h.mpi_name for h in ctx.env.hosts]
     imb = ctx.env.benchmarks.imb or runtime_for(ctx.env).binary("IMB-MPI1")
     plan: list[tuple[Placement, int]] = []
+    stored = Counter(r.record["placement"]["name"] for r in ctx.store.runs(ctx.campaign, ctx.environment, STAGE)
+                     if r.status in (COMPLETE, INVALID) and r.record.get("params_tag") == params.tag())
     for name in placements:
         shared = name == "inter-node" and len(hosts) > 1 and _needs_measuring(ctx, name, params, repetitions, rerun) \
             and ctx.shares_machine(ctx.env.hosts[:2])
@@ -123,10 +126,7 @@ def run_microbench(ctx: StageContext, *, placements: Iterable[str] = PLACEMENTS,
             _record_skip(ctx, choice, params)
             result.skipped.append(choice)
             continue
-        done = [r for r in ctx.store.runs(ctx.campaign, ctx.environment, STAGE)
-                if r.record.get("placement", {}).get("name") == name and r.record.get("params_tag") == params.tag()
-                and r.status in (COMPLETE, INVALID)]
-        first_new = len(done) if rerun else 0
+        first_new = stored[name] if rerun else 0
         for rep in range(first_new + 1, first_new + repetitions + 1):
             plan.append((choice, rep))
 
