@@ -16,7 +16,7 @@ endif
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
-.PHONY: help venv system-deps test-deps paper-figures test lab benchmarks tables clean testbed-up testbed-down FORCE
+.PHONY: help venv system-deps test-deps paper-figures test lint lab benchmarks tables clean testbed-up testbed-down FORCE
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -48,12 +48,15 @@ RAW     := $(shell find data/raw/$(CAMPAIGN) -type f 2>/dev/null)
 paper-figures: system-deps $(REPORT) ## Run every stage notebook (papermill) and write all figures + figures/report.html
 
 $(REPORT): $(STAMP) $(SOURCES) $(RAW) $(if $(RERUN),FORCE)
-	$(PY) -m vhpclib.pipeline --inventory $(INVENTORY) --campaign $(CAMPAIGN) $(if $(RERUN),--rerun)
+	$(VENV)/bin/vhpc paper-figures --inventory $(INVENTORY) --campaign $(CAMPAIGN) $(if $(RERUN),--rerun)
 
 FORCE:
 
-test: $(STAMP) test-deps ## Run the test suite
+test: $(STAMP) test-deps lint ## Run the linter and the test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (style, bugs, complexity limit) over the library, apps, tests and benchmarks
+	$(VENV)/bin/ruff check vhpclib apps tests benchmarks
 
 lab: $(STAMP) ## Open the notebooks in JupyterLab with the project's kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -11,6 +11,7 @@ from browser import png_is_blank
 from test_analysis import apps_frame, micro_frame
 from vhpclib import analysis as an
 from vhpclib import figures as fg
+from vhpclib.exceptions import BrowserNotFound
 
 
 def _texts(fig: go.Figure) -> str:
@@ -100,14 +101,14 @@ def test_figure4_draws_ideal_dashed_in_the_environment_colour() -> None:
 
 def test_find_browser_rejects_a_bad_browser_path(monkeypatch) -> None:
     monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chrome")
-    with pytest.raises(fg.BrowserNotFound, match="BROWSER_PATH"):
+    with pytest.raises(BrowserNotFound, match="BROWSER_PATH"):
         fg.find_browser()
 
 
 def test_find_browser_without_chromium_says_how_to_install_it(monkeypatch) -> None:
     monkeypatch.delenv("BROWSER_PATH", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(fg.BrowserNotFound, match="apt-get install chromium"):
+    with pytest.raises(BrowserNotFound, match="apt-get install chromium"):
         fg.find_browser()
 
 

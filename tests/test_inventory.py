@@ -143,7 +143,8 @@ def test_load_inventory_reports_a_missing_file(tmp_path):
 # ---------------------------------------------------------------- inventory check
 
 def test_topology_and_vmm_mismatches_are_findings():
-    inv = parse_inventory(GOOD.replace("    vmm: xen\n", "    vmm: xen\n    topology: {sockets: 2, cores_per_socket: 4}\n"))
+    inv = parse_inventory(GOOD.replace("    vmm: xen\n",
+                                       "    vmm: xen\n    topology: {sockets: 2, cores_per_socket: 4}\n"))
     facts = {"topology": {"sockets": 1, "cores_per_socket": 2, "threads_per_core": 1},
              "virtualization": {"vm": "kvm", "is_vm": True}, "mpi_version": "x"}
     findings = compare_with_inventory(inv.environments["xen"], facts)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from vhpclib.parsers.impi_pinmap import parse_pin_map
-from vhpclib.stages.microbench import pin_problems
+from vhpclib.workloads.pingpong import pin_problems
 from vhpclib.topology import Placement, parse_lscpu
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +41,15 @@ def test_pingpong_runs_through_harness_with_provenance_and_resumes(tmp_path):
     runs = sorted((tmp_path / "data/raw/t/local/microbench").glob("pingpong-intra-socket-*"))
     assert [r.name for r in runs] == ["pingpong-intra-socket-m0-6-i50-r01", "pingpong-intra-socket-m0-6-i50-r02"]
     record = json.loads((runs[0] / "run.json").read_text())
-    assert record["status"] == "complete" and record["exit_status"] == 0
-    assert record["pin_verification"] == "verified"
-    assert [p["cpus"] for p in record["pin_map"]] == [[0], [1]]
-    assert record["env"]["I_MPI_PIN_PROCESSOR_LIST"] == "0,1"
-    assert record["argv"][-7:] == ["PingPong", "-msglog", "0:6", "-iter", "50", "-iter_policy", "off"]
-    assert record["started_utc"].endswith("Z") and record["duration_s"] > 0
+    execution = record["execution"]
+    assert record["schema_version"] == 2 and record["status"] == "complete" and execution["exit_status"] == 0
+    assert record["pinning"]["verification"] == "verified"
+    assert [p["cpus"] for p in record["pinning"]["pin_map"]] == [[0], [1]]
+    assert execution["env"]["I_MPI_PIN_PROCESSOR_LIST"] == "0,1"
+    assert execution["argv"][-7:] == ["PingPong", "-msglog", "0:6", "-iter", "50", "-iter_policy", "off"]
+    assert execution["started_utc"].endswith("Z") and execution["duration_s"] > 0
+    stored = json.loads((runs[0] / "result.json").read_text())
+    assert stored["table"] == "microbench" and len(stored["rows"]) == 8  # extracted once, beside the logs
     assert record["code"]["git_commit"]
     facts = record["host_facts"]["localhost"]
     assert facts["kernel"] and facts["cpu_model"] and "Intel(R) MPI Library" in facts["mpi_version"]

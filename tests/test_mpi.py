@@ -62,7 +62,8 @@ def test_impossible_placements_are_skipped_with_a_reason():
 
 
 def test_runtime_defaults_to_this_venvs_intel_mpi_with_its_libraries():
-    env = parse_inventory("environments:\n  local:\n    label: local\n    hosts: [{local: true}]\n").environment("local")
+    text = "environments:\n  local:\n    label: local\n    hosts: [{local: true}]\n"
+    env = parse_inventory(text).environment("local")
     rt = runtime_for(env)
     assert rt.flavour == "intel" and Path(rt.mpirun).name == "mpirun"
     assert rt.env["LD_LIBRARY_PATH"].endswith("/lib") and rt.env["PATH"].startswith(str(rt.prefix / "bin"))

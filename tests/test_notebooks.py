@@ -49,11 +49,11 @@ def test_microbenchmark_notebook_runs_imb_and_writes_table2_and_figure2(scratch)
     nb = execute("01-microbenchmarks", scratch / "01.ipynb", campaign="nb", msglog="0:3", iterations=20,
                  repetitions=1, write_figures=True)
     text = outputs(nb)
-    assert "local: 1 run(s) measured" in text and "skipped inter-socket" in text
+    assert "local: microbench: 1 run(s) measured" in text and "skipped inter-socket" in text
     assert any("application/vnd.plotly.v1+json" in o.get("data", {}) and "text/html" in o.get("data", {})
                for c in nb.cells for o in c.get("outputs", []))
     run = scratch / "data/raw/nb/local/microbench/pingpong-intra-socket-m0-3-i20-r01/run.json"
-    assert json.loads(run.read_text())["pin_verification"] == "verified"
+    assert json.loads(run.read_text())["pinning"]["verification"] == "verified"
     for name in ("table2_latency", "figure2_throughput"):
         for ext in ("pdf", "svg", "png", "html"):
             assert (scratch / "figures" / f"{name}.{ext}").stat().st_size > 1000
@@ -71,4 +71,4 @@ def test_single_node_and_scaling_notebooks_run_blockss(scratch):
     runs = sorted(p.name for p in (scratch / "data/raw/nb/local/scaling").iterdir())
     assert "blockss-tiny-p1-t1-r01" in runs and "blockss-tiny-p2-t1-r01" in runs
     record = json.loads((scratch / "data/raw/nb/local/scaling/blockss-tiny-p2-t1-r01/run.json").read_text())
-    assert record["exit_status"] == 0 and "blockss.json" in record["files"]
+    assert record["execution"]["exit_status"] == 0 and "blockss.json" in record["files"]

@@ -11,9 +11,10 @@ import pytest
 from vhpclib import paths
 from vhpclib.config import NpbSpec
 from vhpclib.exceptions import BuildError, InputError, StoreError
-from vhpclib.mpi import runtime_for, shell_command
-from vhpclib.npb import (REQUIRED_VARIABLES, MzRun, build_env, build_npb, build_targets, load_build, make_def,
-                         mz_launch, parse_make_def, sha256_file)
+from vhpclib.mpi import build_launch, runtime_for, shell_command
+from vhpclib.npb import (REQUIRED_VARIABLES, build_env, build_npb, build_targets, load_build, make_def,
+                         parse_make_def, sha256_file)
+from vhpclib.workloads.app_run import AppRun
 from vhpclib.remote import LocalExecutor
 from vhpclib.store import RawStore
 
@@ -108,8 +109,9 @@ def test_build_targets_reject_bad_class_name_and_missing_nprocs():
 def test_build_stores_record_make_def_and_binaries_with_sha256(built33):
     tmp, store, build = built33
     assert [b.name for b in build.binaries] == ["mz-demo.S.1", "mz-demo.S.2"]
-    record = json.loads((build.path / "run.json").read_text())
-    assert record["status"] == "complete" and record["stage"] == "build" and record["kind"] == "npb-build"
+    stored = json.loads((build.path / "run.json").read_text())
+    assert stored["status"] == "complete" and stored["stage"] == "build" and stored["kind"] == "build"
+    record = stored["extra"]
     assert record["version"] == "3.3" and record["class"] == "S" and record["nprocs"] == [1, 2]
     assert record["compiler"]["version"].startswith("GNU Fortran")
     assert "gfortran" in record["compiler"]["wrapper_command"]
@@ -183,7 +185,8 @@ def test_built_binary_runs_2_processes_1_thread_and_verifies(built33):
     tmp, store, build = built33
     runtime = runtime_for(local_environment())
     binary = build.binary("mz-demo", "S", 2)
-    argv, env = mz_launch(runtime, MzRun("mz-demo", "S", processes=2, threads=1, ppn=2), str(binary.file))
+    argv, env = build_launch(runtime, AppRun("mz-demo", "S", processes=2, threads=1, ppn=2).launch_spec(),
+                             [str(binary.file)])
     result = LocalExecutor().run(shell_command(argv), env=env, timeout=120)
     out = result.stdout
     assert "MZ-DEMO Benchmark Completed." in out
@@ -197,7 +200,8 @@ def test_33_binary_refuses_a_different_process_count(built33):
     tmp, store, build = built33
     runtime = runtime_for(local_environment())
     binary = build.binary("mz-demo", "S", 2)
-    argv, env = mz_launch(runtime, MzRun("mz-demo", "S", processes=1, threads=1, ppn=1), str(binary.file))
+    argv, env = build_launch(runtime, AppRun("mz-demo", "S", processes=1, threads=1, ppn=1).launch_spec(),
+                             [str(binary.file)])
     result = LocalExecutor().run(shell_command(argv), env=env, timeout=120, warn=True)
     assert result.exit_code != 0
     assert "compiled for 2 processes, started with 1" in result.stdout

@@ -4,7 +4,6 @@ Same code as for SP-MZ/BT-MZ: build once into the raw store, copy to the host,
 verify the checksum before every run, launch processes x threads, parse, tabulate.
 """
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,12 @@ import yaml
 
 from vhpclib.config import load_inventory
 from vhpclib.exceptions import ChecksumMismatch
+from vhpclib.params import AppParams
 from vhpclib.parsers import get_parser
-from vhpclib.stages.apps import run_app_stage
 from vhpclib.stages.context import StageContext
+from vhpclib.stages.loop import run_stage
 from vhpclib.store import RawStore
-from vhpclib.tables import apps_table
+from vhpclib.tables import build_tables
 
 from npb_helpers import MPIF90
 
@@ -38,34 +38,44 @@ def inventory(tmp_path):
 def test_single_node_stage_builds_distributes_verifies_and_runs_mz_demo(inventory, tmp_path):
     store = RawStore(tmp_path / "raw")
     with StageContext(inventory, "local", "npb", store) as ctx:
-        result = run_app_stage(ctx, "single-node", workloads=("npb",), npb_class="S", repetitions=2,
-                               progress=False)
+        result = run_stage(ctx, "single-node", AppParams(workloads=("npb",), npb_class="S", repetitions=2),
+                           progress=False)
     assert result.failures == [] and result.measured == 2
     [build] = list(store.runs("npb", "local", "build"))
-    binary = build.record["binaries"][0]
+    binary = build.record.extra["binaries"][0]
     run = result.runs[0].record
-    assert run["app_run"] == {"workload": "mz-demo", "problem": "S", "processes": 1, "threads": 2, "ppn": 1}
-    assert run["binary"]["sha256"] == binary["sha256"] and run["binary"]["built_in"]["build_id"] == build.run_id
-    assert run["env"]["OMP_NUM_THREADS"] == "2" and run["env"]["I_MPI_PIN_DOMAIN"] == "omp"
+    assert run.workload == "npb"
+    assert run.point == {"workload": "mz-demo", "problem": "S", "processes": 1, "threads": 2, "ppn": 1}
+    assert run.extra["binary"]["sha256"] == binary["sha256"]
+    assert run.extra["binary"]["built_in"]["build_id"] == build.run_id
+    assert run.execution.env["OMP_NUM_THREADS"] == "2" and run.execution.env["I_MPI_PIN_DOMAIN"] == "omp"
     parsed = get_parser("mzdemo").parse(result.runs[0].stdout(), "log").records[0]
     assert parsed["verified"] and parsed["nprocs"] == 1 and parsed["total_threads"] == 2
 
-    table, warnings = apps_table("npb", store=store)
-    assert list(table["workload"]) == ["MZ-DEMO", "MZ-DEMO"] and table["verified"].all() and not warnings
+    built = build_tables("npb", store=store)
+    table = built.tables["apps"]
+    assert list(table["workload"]) == ["MZ-DEMO", "MZ-DEMO"] and table["verified"].all() and not built.warnings
+
+    with StageContext(inventory, "local", "npb", store) as ctx:  # a class S rerun reuses the stored build
+        again = run_stage(ctx, "single-node", AppParams(workloads=("npb",), npb_class="S", repetitions=1,
+                                                        rerun=True), progress=False)
+    assert again.measured == 1 and len(list(store.runs("npb", "local", "build"))) == 1
 
 
 def test_a_binary_changed_after_distribution_is_refused_before_the_run(inventory, tmp_path):
     from vhpclib.npb import verify_deployment
-    from vhpclib.stages import apps
+    from vhpclib.workloads.npb import NpbMz
 
     store = RawStore(tmp_path / "raw")
+    params = AppParams(workloads=("npb",), npb_class="S")
+    npb = NpbMz()
     with StageContext(inventory, "local", "npb", store) as ctx:
-        plan = apps.npb_plan("single-node", cores_per_node=2, nodes=1, klass="S", benchmarks=("mz-demo",))
-        [deployment] = apps._npb_deployments(ctx, plan)
+        [point] = npb.plan("single-node", ctx, params)
+        [deployment] = npb.prepare(ctx, [point], params)
         path = Path(deployment.path)
         path.write_bytes(path.read_bytes() + b"\0")
         with pytest.raises(ChecksumMismatch, match="mz-demo.S.1"):
-            apps._npb_job(ctx, plan[0], [deployment], (), None)  # verifies every host's copy first
+            npb.job(ctx, point, 1, [deployment], params)  # verifies every host's copy first
         with pytest.raises(ChecksumMismatch):
             verify_deployment(ctx.executor(ctx.env.hosts[0]), deployment)
 

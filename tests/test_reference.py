@@ -1,4 +1,4 @@
-"""The reference dataset holds the paper's numbers exactly (PAPER.md, SACSIS 2011)."""
+"""The reference dataset holds the paper's numbers exactly (SACSIS 2011)."""
 
 from __future__ import annotations
 

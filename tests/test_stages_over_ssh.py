@@ -42,10 +42,10 @@ def test_microbench_stage_runs_on_a_launch_host_reached_over_ssh(sshd_hosts, tmp
     proc = vhpc(["run", "microbench", "-i", str(inv), "-e", "ssh", "-c", "viassh", "--msglog", "0:4",
                  "--iterations", "20", "--repetitions", "1", "--no-progress", "--no-figures"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "ssh: 1 run(s) measured" in proc.stdout
+    assert "ssh: microbench: 1 run(s) measured" in proc.stdout
     run = tmp_path / "data/raw/viassh/ssh/microbench/pingpong-intra-socket-m0-4-i20-r01"
     record = json.loads((run / "run.json").read_text())
-    assert record["launch_host"] == "127.0.0.3" and record["pin_verification"] == "verified"
+    assert record["execution"]["launch_host"] == "127.0.0.3" and record["pinning"]["verification"] == "verified"
     assert "# Benchmarking PingPong" in (run / "stdout.log").read_text()  # brought back over SFTP
     assert record["host_facts"]["127.0.0.3"]["fingerprint"].startswith("viassh/ssh/fingerprint/")
     assert not list((tmp_path / "remote-scratch").glob("*")), "remote scratch folders are removed"

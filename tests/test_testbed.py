@@ -190,7 +190,7 @@ def test_shaped_link_caps_pingpong_at_the_rate_and_unshaped_is_far_above(testbed
     store = RawStore(tmp_path)
     check = tb.shaped_link_check(NAME, "1gbit", store=store)
     assert check["rate_mb_s"] == 125.0
-    # 1 gbit = 125 MB/s; TCP/IP/Ethernet headers leave ~119 MB/s of payload (RECIPES §4: 118)
+    # 1 gbit = 125 MB/s; TCP/IP/Ethernet headers leave ~119 MB/s of payload (measured on this kind of machine: 118)
     assert all(p <= 125.0 * 1.01 for p in check["shaped_peaks_mb_s"]), check
     assert check["shaped_peak_mb_s"] >= 125.0 * 0.85, check
     assert check["unshaped_peak_mb_s"] > 2 * 125.0, check
@@ -198,8 +198,8 @@ def test_shaped_link_caps_pingpong_at_the_rate_and_unshaped_is_far_above(testbed
     assert tb.status(NAME).rate is None  # the testbed's own (un)shaping is restored
     # Measured through the normal stage: stored runs with a verified pin map on two nodes.
     runs = list(store.runs("linkcheck-1gbit", "testbed", "microbench"))
-    assert runs and all(r.record["pin_verification"] == "verified" for r in runs)
-    assert len({p["node"] for p in runs[0].record["pin_map"]}) == 2
+    assert runs and all(r.record.pinning.verification == "verified" for r in runs)
+    assert len({p.node for p in runs[0].record.pinning.pin_map}) == 2
 
 
 @pytest.mark.root
@@ -273,18 +273,19 @@ def test_down_without_state_file_finds_leftovers_by_name_only(testbed_dirs: Path
 @pytest.mark.ssh
 @pytest.mark.mpi
 def test_microbench_stage_runs_inter_node_on_the_testbed_inventory(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
+    from vhpclib.params import MicrobenchParams
     from vhpclib.parsers import get_parser
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.microbench import PingPongParams, run_microbench
+    from vhpclib.stages.loop import run_stage
     from vhpclib.store import RawStore
 
     with StageContext.open(testbed.inventory, "testbed", "tbstage", store=RawStore(tmp_path / "raw")) as ctx:
-        result = run_microbench(ctx, placements=["inter-node"], params=PingPongParams((0, 4), iterations=20),
-                                repetitions=1, progress=False)
+        result = run_stage(ctx, "microbench", MicrobenchParams(placements=("inter-node",), msglog=(0, 4),
+                                                               iterations=20, repetitions=1), progress=False)
     assert result.failures == [] and result.skipped == [] and result.invalid == []
     (run,) = result.runs
-    assert run.status == "complete" and run.record["hosts"] == testbed.addresses[:2]
-    assert run.record["launch_host"] == testbed.nodes[0].hostname
+    assert run.status == "complete" and run.record.execution.hosts == testbed.addresses[:2]
+    assert run.record.execution.launch_host == testbed.nodes[0].hostname
     records = get_parser("imb").parse((run.path / "stdout.log").read_text(), "stdout.log").records
     assert [r["bytes"] for r in records] == [0, 1, 2, 4, 8, 16]
 
@@ -293,36 +294,38 @@ def test_microbench_stage_runs_inter_node_on_the_testbed_inventory(testbed: tb.T
 @pytest.mark.ssh
 @pytest.mark.mpi
 def test_scaling_stage_runs_blockss_across_two_nodes(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
-    from vhpclib.stages.apps import run_app_stage
+    from vhpclib.params import AppParams
     from vhpclib.stages.context import StageContext
+    from vhpclib.stages.loop import run_stage
     from vhpclib.store import RawStore
 
     with StageContext.open(testbed.inventory, "testbed", "tbscale", store=RawStore(tmp_path / "raw")) as ctx:
-        result = run_app_stage(ctx, "scaling", workloads=("blockss",), blockss_preset="tiny", repetitions=1,
-                               progress=False)
+        result = run_stage(ctx, "scaling", AppParams(workloads=("blockss",), blockss_preset="tiny", repetitions=1),
+                           progress=False)
     assert result.failures == []
-    by_procs = {r.record["app_run"]["processes"]: r for r in result.runs}
+    by_procs = {r.record.point["processes"]: r for r in result.runs}
     assert sorted(by_procs) == [2, 4]  # 2 processes per node, on 1 and 2 nodes
-    assert by_procs[4].record["launch"]["hosts"] == testbed.addresses[:2]
-    assert "blockss.json" in by_procs[4].record["files"]
+    assert by_procs[4].record.execution.launch.hosts == testbed.addresses[:2]
+    assert "blockss.json" in by_procs[4].record.files
 
 
 @pytest.mark.root
 @pytest.mark.ssh
 @pytest.mark.mpi
 def test_microbench_inter_node_latency_on_the_testbed_is_microseconds(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
+    from vhpclib.params import MicrobenchParams
     from vhpclib.parsers import get_parser
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.microbench import PingPongParams, run_microbench
+    from vhpclib.stages.loop import run_stage
     from vhpclib.store import RawStore
 
     with StageContext.open(testbed.inventory, "testbed", "tblat", store=RawStore(tmp_path / "raw")) as ctx:
-        (run,) = run_microbench(ctx, placements=["inter-node"], params=PingPongParams((0, 0), iterations=50),
-                                repetitions=1, progress=False).runs
+        (run,) = run_stage(ctx, "microbench", MicrobenchParams(placements=("inter-node",), msglog=(0, 0),
+                                                               iterations=50, repetitions=1), progress=False).runs
     # Testbed nodes are namespaces of one machine: the ranks must get distinct cores (else ~4000 us).
-    assert [p["cpus"] for p in run.record["pin_map"]] == [[0], [1]]
+    assert [p.cpus for p in run.record.pinning.pin_map] == [[0], [1]]
     zero = get_parser("imb").parse((run.path / "stdout.log").read_text(), "stdout.log").records[0]
-    # unpinned, the same link gives 5-20 us (RECIPES §4: 4.7-5.7 us)
+    # unpinned, the same link gives 5-20 us (measured on this kind of machine: 4.7-5.7 us)
     assert zero["bytes"] == 0 and zero["t_avg_usec"] < 1000, zero
 
 

@@ -91,66 +91,65 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb or a
 
 # ------------------------------------------------------------------ run
 
+def _report(summary) -> None:
+    for line in summary.lines():
+        print(line)
+    if summary.result.bad_input:
+        raise typer.Exit(2)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+RepsOpt = typer.Option(None, min=1, help="Separate runs per point (default 6: the fewest whose min-max "
+                                           "interval covers the median with 95 %).")
+RerunOpt = typer.Option(False, help="Measure again (new runs) even if complete.")
+TimeoutOpt = typer.Option(None, help="Seconds per run (default: inventory).")
+FiguresOpt = typer.Option(True, help="Build and write the stage's figure files.")
+ProgressOpt = typer.Option(True, help="Show a progress bar.")
+
+
 @run_app.command("microbench")
 def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
                        msglog: str = typer.Option("0:22", help="Message sizes 2^lo..2^hi bytes, as lo:hi."),
                        iterations: Optional[int] = typer.Option(None, help="IMB -iter (repetitions per size)."),
                        time_limit: Optional[float] = typer.Option(None, help="IMB -time (seconds per size)."),
-                       repetitions: int = typer.Option(3, min=1, help="Separate runs per placement."),
+                       repetitions: Optional[int] = RepsOpt,
                        placement: Optional[list[str]] = typer.Option(None, help="Only these placements."),
-                       rerun: bool = typer.Option(False, help="Measure again (new runs) even if complete."),
-                       timeout: Optional[float] = typer.Option(None, help="Seconds per run (default: inventory)."),
-                       figures: bool = typer.Option(True, help="Write Table 2 / Figure 2 files."),
-                       progress: bool = typer.Option(True, help="Show a progress bar.")) -> None:
+                       rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
+                       figures: bool = FiguresOpt, progress: bool = ProgressOpt) -> None:
     """IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2."""
-    from .stages import microbench_report
+    from . import stages
+    from .params import MicrobenchParams
 
-    params = _pingpong_params(msglog, iterations, time_limit)
-    summary = microbench_report.run_stage(inventory, env, campaign, params=params, repetitions=repetitions,
-                                          placements=placement or None, rerun=rerun, timeout_s=timeout,
-                                          progress=progress, write_figures=figures)
-    for line in summary.lines():
-        print(line)
-    if summary.failed:
-        raise typer.Exit(1)
+    params = MicrobenchParams.build(msglog=msglog, iterations=iterations, time_limit_s=time_limit,
+                                    repetitions=repetitions, placements=tuple(placement) if placement else None,
+                                    rerun=rerun, timeout_s=timeout)
+    _report(stages.run(inventory, env, campaign, stages.MICROBENCH, params, progress=progress, figures=figures))
 
 
-def _pingpong_params(msglog: str, iterations: Optional[int], time_limit: Optional[float]):
-    from .stages.microbench import PingPongParams
-
-    return PingPongParams.from_text(msglog, iterations, time_limit)
-
-
-def _app_stage(stage: str, inventory: Path, env: str, campaign: str, workload: list[str], preset: str,
-               npb_class: str, processes: Optional[list[int]], repetitions: int, rerun: bool,
+def _app_stage(stage: str, inventory: Path, env: str, campaign: str, workload: Optional[list[str]], preset: str,
+               npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
                timeout: Optional[float], figures: bool, progress: bool) -> None:
-    from .stages import apps_report
+    from . import stages
+    from .params import AppParams
 
-    summary = apps_report.run_stage(inventory, env, campaign, stage, workloads=tuple(workload),
-                                    blockss_preset=preset, npb_class=npb_class, processes=processes or None,
-                                    repetitions=repetitions, rerun=rerun, timeout_s=timeout,
-                                    progress=progress, write_figures=figures)
-    for line in summary.lines():
-        print(line)
-    if summary.failed:
-        raise typer.Exit(1)
+    params = AppParams.build(workloads=tuple(workload) if workload else None, blockss_preset=preset,
+                             npb_class=npb_class, processes=tuple(processes) if processes else None,
+                             repetitions=repetitions, rerun=rerun, timeout_s=timeout)
+    _report(stages.run(inventory, env, campaign, stage, params, progress=progress, figures=figures))
 
 
-WorkloadOpt = typer.Option(["blockss", "npb"], "--workload", "-w", help="blockss and/or npb (NPB-MZ).")
+WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: blockss and npb, i.e. NPB-MZ).")
 PresetOpt = typer.Option("small", help="blockss problem preset (vhpc-blockss presets).")
 ClassOpt = typer.Option("C", "--class", help="NPB-MZ class.")
-RepsOpt = typer.Option(3, min=1, help="Separate runs per point.")
-RerunOpt = typer.Option(False, help="Measure again (new runs) even if complete.")
-TimeoutOpt = typer.Option(None, help="Seconds per run (default: inventory).")
-FiguresOpt = typer.Option(True, help="Write the stage's figure files.")
-ProgressOpt = typer.Option(True, help="Show a progress bar.")
 
 
 @run_app.command("single-node")
 def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
-                        workload: list[str] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
-                        repetitions: int = RepsOpt, rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
-                        figures: bool = FiguresOpt, progress: bool = ProgressOpt) -> None:
+                        workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt,
+                        npb_class: str = ClassOpt, repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
+                        timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
+                        progress: bool = ProgressOpt) -> None:
     """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
     _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
                timeout, figures, progress)
@@ -158,11 +157,12 @@ def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campa
 
 @run_app.command("scaling")
 def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
-                    workload: list[str] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
+                    workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
                     processes: Optional[list[int]] = typer.Option(None, "--processes", "-p",
                                                                   help="Process counts (default: per node count)."),
-                    repetitions: int = RepsOpt, rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
-                    figures: bool = FiguresOpt, progress: bool = ProgressOpt) -> None:
+                    repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
+                    timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
+                    progress: bool = ProgressOpt) -> None:
     """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
     _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
                timeout, figures, progress)
@@ -294,22 +294,56 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
         print(f"{rec['binary_host']}: {rec['binary']} sha256 {rec['sha256']} verified")
 
 
-# ------------------------------------------------------------------ tables
+# ------------------------------------------------------------------ tables and figures
 
 @app.command("tables")
-def tables_cmd(campaign: str = CampaignOpt) -> None:
-    """Rebuild the tidy tables of a campaign from its raw logs (microbench, apps, skipped)."""
-    from .stages import apps_report, microbench_report
+def tables_cmd(campaign: str = CampaignOpt,
+               reparse: bool = typer.Option(False, help="Extract every run again from its logs with the current "
+                                                         "parsers (raw data is never written).")) -> None:
+    """Rebuild the tidy tables of a campaign from its raw runs (microbench, apps, skipped, environments)."""
+    from .store import RawStore, check_id
+    from .tables import write_tables
 
-    written = microbench_report.write_tables(campaign)
-    app_tables, parse_warnings = apps_report.write_tables(campaign)
-    for warning in parse_warnings:
-        _warn(str(warning))
-    for path in dict.fromkeys([*written, *app_tables]):
+    check_id("campaign", campaign)
+    if not (RawStore().root / campaign).is_dir():
+        raise InputError(f"no campaign {campaign!r} under {RawStore().root}", key="campaign")
+    written, warnings_ = write_tables(campaign, reparse=reparse)
+    for warning in warnings_:
+        _warn(warning)
+    for path in written:
         print(path)
 
 
+@app.command("paper-figures")
+def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: str = CampaignOpt,
+                      env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
+                      rerun: bool = typer.Option(False, "--rerun", help="Measure (new runs) before the figures."),
+                      progress: bool = ProgressOpt) -> None:
+    """Every stage notebook through papermill, then all paper figures and figures/report.html."""
+    import time
+
+    from .pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    run_pipeline(inventory, campaign, rerun=rerun, environments=env or None, progress=progress)
+    print(f"paper-figures: {time.perf_counter() - t0:.1f} s")
+
+
 # ------------------------------------------------------------------ entry point
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"vhpc {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Measure what virtualization costs an HPC cluster, reproducibly."""
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input prints one line and exits 2, never a traceback."""

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .exceptions import InventoryError
 
 # RFC 1123 host names, IPv4 and bracket-less IPv6; nothing a shell could interpret.
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_LABEL_RE = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL_RE}(?:\.{_LABEL_RE})*\.?$")
 _IPV6 = re.compile(r"^[0-9A-Fa-f:]+(%[A-Za-z0-9]+)?$")
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -114,7 +115,7 @@ class Topology(_Strict):
 
 
 class MpiSpec(_Strict):
-    flavour: Literal["intel", "openmpi", "mpich"] = "intel"
+    flavour: str = "intel"  # a registered MPI flavour (vhpclib.mpi): intel, openmpi, mpich
     # Installation prefix (bin/, lib/); None means this project's venv (impi-rt).
     prefix: Path | None = None
     mpirun: str | None = None
@@ -127,6 +128,15 @@ class MpiSpec(_Strict):
         for name in value:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"not a valid environment variable name: {name!r}")
+        return value
+
+    @field_validator("flavour")
+    @classmethod
+    def _known_flavour(cls, value: str) -> str:
+        from .mpi import flavour_names  # the registry imports this module
+
+        if value not in flavour_names():
+            raise ValueError(f"unknown MPI flavour {value!r}; known: {', '.join(flavour_names())}")
         return value
 
 
@@ -155,6 +165,7 @@ class Environment(_Strict):
     vmm: str = "none"  # none (bare metal), xen, kvm, ...; "unknown" makes no claim the check could test
     baseline: bool = False
     vcpu_pinning: Literal["pinned", "scheduler", "unknown"] = "unknown"
+    launcher: str = "mpirun"  # a registered launcher (vhpclib.launchers)
     host_key_policy: Literal["strict", "accept-new", "insecure"] = "strict"
     known_hosts: Path | None = None
     launch: HostSpec | None = None
@@ -175,6 +186,15 @@ class Environment(_Strict):
     def _label_syntax(cls, value: str) -> str:
         if not _LABEL.match(value):
             raise ValueError(f"label must be letters, digits, '-', '_' or '.': {value!r}")
+        return value
+
+    @field_validator("launcher")
+    @classmethod
+    def _known_launcher(cls, value: str) -> str:
+        from .launchers import launcher_names  # the registry imports this module
+
+        if value not in launcher_names():
+            raise ValueError(f"unknown launcher {value!r}; known: {', '.join(launcher_names())}")
         return value
 
     @field_validator("workdir")

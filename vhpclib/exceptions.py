@@ -74,10 +74,6 @@ class HostUnreachable(RemoteError):
     """A host could not be connected to (refused, timeout, bad key)."""
 
 
-class PlacementError(VhpcError):
-    """A run's verified pinning contradicts the placement it asked for."""
-
-
 class StoreError(VhpcError):
     """The raw store refused an operation (e.g. overwriting a complete run)."""
 
@@ -94,3 +90,15 @@ class TestbedError(VhpcError):
     """The network-namespace testbed could not be created or removed."""
 
     __test__ = False  # not a pytest test class
+
+
+class BrowserNotFound(VhpcError):
+    """No Chromium/Chrome for static figure export."""
+
+
+class NotebookFailed(VhpcError):
+    """A stage notebook raised; the message names the notebook, the cell and the error."""
+
+
+class UnknownReference(InputError):
+    """A reference table name that the dataset does not have."""

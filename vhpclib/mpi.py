@@ -1,8 +1,10 @@
-"""MPI runtimes and launch commands for Intel MPI, Open MPI and MPICH.
+"""MPI flavours (Intel MPI, Open MPI, MPICH) as a registry, and the runtime of an environment.
 
-The flavours differ in how ranks are placed and pinned; this module is the
-one place that knows those flags. It only builds argv lists and environment
-dictionaries: running them is the executors' job.
+A flavour is the one place that knows its own flags: how ranks are placed and
+pinned, how a hostfile looks, how the library reports its version and the
+placement it applied. Everything here builds argv lists and environment
+dictionaries; running them is the executors' job. A new flavour is one class
+registered with ``@register_flavour``.
 """
 
 from __future__ import annotations
@@ -10,42 +12,15 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from .config import Environment, default_mpi_prefix
+from .exceptions import InputError
 
-FLAVOURS = ("intel", "openmpi", "mpich")
+if TYPE_CHECKING:
+    from .parsers.impi_pinmap import PinEntry
+
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class MpiRuntime:
-    """Where an environment's MPI lives and the variables it needs to run."""
-
-    flavour: str
-    prefix: Path
-    mpirun: str
-    options: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-
-    def binary(self, name: str) -> str:
-        return str(self.prefix / "bin" / name)
-
-
-def runtime_for(environment: Environment) -> MpiRuntime:
-    """The MPI of an environment: its inventory ``mpi`` section, or this venv's impi-rt."""
-    spec = environment.mpi
-    prefix = Path(spec.prefix) if spec.prefix else default_mpi_prefix()
-    mpirun = spec.mpirun or str(prefix / "bin" / "mpirun")
-    # A fixed PATH (the MPI's bin first): mpirun scripts find their launcher through it, and a
-    # run record with a fixed PATH does not depend on the shell it was started from.
-    env: dict[str, str] = {"PATH": f"{prefix / 'bin'}:{SYSTEM_PATH}"}
-    if spec.flavour == "intel":
-        # impi-rt's IMB-MPI1 needs libmpi.so.12 from <prefix>/lib (RECIPES §2).
-        env["LD_LIBRARY_PATH"] = str(prefix / "lib")
-    elif spec.flavour == "openmpi":
-        env["LD_LIBRARY_PATH"] = str(prefix / "lib")
-    env.update(spec.env)
-    return MpiRuntime(spec.flavour, prefix, mpirun, tuple(spec.options), env)
 
 
 @dataclass(frozen=True)
@@ -73,114 +48,225 @@ class LaunchSpec:
         return len(set(self.hosts)) > 1
 
 
-def hostfile_text(flavour: str, hosts: list[str] | tuple[str, ...], slots: int) -> str:
-    """A machinefile in the flavour's own format, one line per host."""
-    if flavour == "openmpi":
-        return "".join(f"{h} slots={slots}\n" for h in hosts)
-    return "".join(f"{h}:{slots}\n" for h in hosts)
-
-
 def _cpu_list(cpus: tuple[int, ...]) -> str:
     return ",".join(str(c) for c in cpus)
 
 
-def build_launch(runtime: MpiRuntime, spec: LaunchSpec, program: list[str]) -> tuple[list[str], dict[str, str]]:
-    """argv and environment variables launching ``program`` as ``spec`` says."""
-    if spec.host_cpus:
-        return _mpmd(runtime, spec, program)
-    builder = _BUILDERS[runtime.flavour]
-    argv, env = builder(runtime, spec)
-    merged = dict(runtime.env)
-    merged.update(env)
-    if spec.threads_per_proc >= 1:
-        merged.update({"OMP_NUM_THREADS": str(spec.threads_per_proc)})
-        if spec.threads_per_proc > 1:
-            merged.update({"OMP_PLACES": "cores", "OMP_PROC_BIND": "close"})
-    return [runtime.mpirun, *runtime.options, *argv, *program], merged
+class MpiFlavour:
+    """Base of the flavours: the behaviour Hydra-based MPIs share; subclasses override what differs."""
+
+    name: ClassVar[str]
+
+    def runtime_env(self, prefix: Path) -> dict[str, str]:
+        """Variables every command of this MPI needs (a fixed PATH with the MPI's bin first)."""
+        return {"PATH": f"{prefix / 'bin'}:{SYSTEM_PATH}"}
+
+    def build_env(self, prefix: Path) -> dict[str, str]:
+        """Extra variables a compiler wrapper of this MPI needs."""
+        return {}
+
+    def placement(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+        """Rank count, hosts and pinning as arguments and variables."""
+        argv = ["-n", str(spec.nprocs)]
+        if spec.ppn:
+            argv += ["-ppn", str(spec.ppn)]
+        if spec.hostfile:
+            argv += ["-f", spec.hostfile]
+        elif spec.hosts:
+            argv += ["-hosts", ",".join(dict.fromkeys(spec.hosts))]
+        return argv, {}
+
+    def mpmd_common(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+        """Arguments and variables before the first segment of a per-host (MPMD) launch."""
+        return [], {}
+
+    def mpmd_segment(self, host: str, cpus: tuple[int, ...]) -> list[str]:
+        return ["-hosts", host, "-n", str(len(cpus)), "-bind-to", "user:" + _cpu_list(cpus)]
+
+    def hostfile_text(self, hosts: list[str] | tuple[str, ...], slots: int) -> str:
+        """A machinefile in the flavour's own format, one line per host."""
+        return "".join(f"{h}:{slots}\n" for h in hosts)
+
+    def version_command(self, mpirun: str) -> str:
+        return f"{shlex.quote(mpirun)} --version 2>/dev/null | head -n 1"
+
+    def pin_map(self, stdout: str, file: str = "<text>") -> list[PinEntry] | None:
+        """The placement the library printed; None when this flavour prints no map we can read.
+
+        Raises ``ParseError`` when a printed map is damaged.
+        """
+        return None
 
 
-def _hydra_placement(spec: LaunchSpec) -> list[str]:
-    """Rank count and hosts in the syntax Intel MPI and MPICH share (both launch with Hydra)."""
-    argv = ["-n", str(spec.nprocs)]
-    if spec.ppn:
-        argv += ["-ppn", str(spec.ppn)]
-    if spec.hostfile:
-        argv += ["-f", spec.hostfile]
-    elif spec.hosts:
-        argv += ["-hosts", ",".join(dict.fromkeys(spec.hosts))]
-    return argv
+_FLAVOURS: dict[str, MpiFlavour] = {}
 
 
-def _intel(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
-    argv = _hydra_placement(spec)
-    env: dict[str, str] = {}
-    if spec.report_binding:
-        env["I_MPI_DEBUG"] = "4"  # prints the pin map we verify
-    if spec.cpus is not None:
-        env.update({"I_MPI_PIN": "1", "I_MPI_PIN_PROCESSOR_LIST": _cpu_list(spec.cpus)})
-    elif spec.threads_per_proc > 1:
-        env.update({"I_MPI_PIN": "1", "I_MPI_PIN_DOMAIN": "omp"})
-    if not spec.multi_node and spec.single_node_fabric:
-        env["I_MPI_FABRICS"] = "shm"
-    return argv, env
+def register_flavour(cls: type[MpiFlavour]) -> type[MpiFlavour]:
+    """Class decorator: make an MPI flavour available under ``cls.name``."""
+    _FLAVOURS[cls.name] = cls()
+    return cls
 
 
-def _openmpi(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
-    argv = ["-np", str(spec.nprocs)]
-    if spec.hostfile:
-        argv += ["--hostfile", spec.hostfile]
-    elif spec.hosts:
-        argv += ["--host", ",".join(f"{h}:{spec.ppn or spec.nprocs}" for h in dict.fromkeys(spec.hosts))]
-    if spec.cpus is not None:
-        argv += ["--cpu-set", _cpu_list(spec.cpus), "--bind-to", "core"]
-    elif spec.threads_per_proc > 1:
-        ppr = f"ppr:{spec.ppn}:node:" if spec.ppn else "slot:"
-        argv += ["--map-by", f"{ppr}PE={spec.threads_per_proc}", "--bind-to", "core"]
-    elif spec.ppn:
-        argv += ["--map-by", f"ppr:{spec.ppn}:node", "--bind-to", "core"]
-    if spec.report_binding:
-        argv += ["--report-bindings"]
-    for name in ("OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND"):
-        argv += ["-x", name]  # Open MPI forwards only what it is told to
-    return argv, {}
+def flavour(name: str) -> MpiFlavour:
+    try:
+        return _FLAVOURS[name]
+    except KeyError:
+        raise InputError(f"unknown MPI flavour {name!r}; known: {', '.join(sorted(_FLAVOURS))}",
+                         key="mpi.flavour") from None
 
 
-def _mpich(runtime: MpiRuntime, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
-    argv = _hydra_placement(spec)
-    if spec.cpus is not None:
-        argv += ["-bind-to", "user:" + _cpu_list(spec.cpus)]
-    elif spec.threads_per_proc > 1:
-        argv += ["-bind-to", f"core:{spec.threads_per_proc}"]
-    return argv, {}
+def flavour_names() -> tuple[str, ...]:
+    return tuple(_FLAVOURS)
 
 
-_BUILDERS = {"intel": _intel, "openmpi": _openmpi, "mpich": _mpich}
+@register_flavour
+class IntelMpi(MpiFlavour):
+    name = "intel"
 
+    def runtime_env(self, prefix: Path) -> dict[str, str]:
+        # impi-rt's IMB-MPI1 needs libmpi.so.12 from <prefix>/lib.
+        return {**super().runtime_env(prefix), "LD_LIBRARY_PATH": str(prefix / "lib")}
 
-def _mpmd(runtime: MpiRuntime, spec: LaunchSpec, program: list[str]) -> tuple[list[str], dict[str, str]]:
-    """One ``host : host`` segment per host, each with its own pinning (colon MPMD syntax)."""
-    assert spec.host_cpus is not None
-    env = dict(runtime.env)
-    env["OMP_NUM_THREADS"] = str(spec.threads_per_proc)
-    argv = [runtime.mpirun, *runtime.options]
-    if runtime.flavour == "intel":
-        env["I_MPI_PIN"] = "1"
+    def build_env(self, prefix: Path) -> dict[str, str]:
+        # The impi-devel wheel's mpif90 has no install prefix of its own.
+        return {"I_MPI_ROOT": str(prefix)}
+
+    def placement(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+        argv, env = super().placement(spec)
+        if spec.report_binding:
+            env["I_MPI_DEBUG"] = "4"  # prints the pin map we verify
+        if spec.cpus is not None:
+            env.update({"I_MPI_PIN": "1", "I_MPI_PIN_PROCESSOR_LIST": _cpu_list(spec.cpus)})
+        elif spec.threads_per_proc > 1:
+            env.update({"I_MPI_PIN": "1", "I_MPI_PIN_DOMAIN": "omp"})
+        if not spec.multi_node and spec.single_node_fabric:
+            env["I_MPI_FABRICS"] = "shm"
+        return argv, env
+
+    def mpmd_common(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+        env = {"I_MPI_PIN": "1"}
         if spec.report_binding:
             env["I_MPI_DEBUG"] = "4"
-    elif runtime.flavour == "openmpi" and spec.report_binding:
-        argv += ["--report-bindings"]
-    for index, (host, cpus) in enumerate(spec.host_cpus):
-        if index:
-            argv.append(":")
-        if runtime.flavour == "intel":
-            argv += ["-host", host, "-n", str(len(cpus)), "-env", "I_MPI_PIN_PROCESSOR_LIST", _cpu_list(cpus)]
-        elif runtime.flavour == "openmpi":
-            argv += ["--host", f"{host}:{len(cpus)}", "-np", str(len(cpus)), "--cpu-set", _cpu_list(cpus),
-                     "--bind-to", "core"]
-        else:
-            argv += ["-hosts", host, "-n", str(len(cpus)), "-bind-to", "user:" + _cpu_list(cpus)]
-        argv += program
-    return argv, env
+        return [], env
+
+    def mpmd_segment(self, host: str, cpus: tuple[int, ...]) -> list[str]:
+        return ["-host", host, "-n", str(len(cpus)), "-env", "I_MPI_PIN_PROCESSOR_LIST", _cpu_list(cpus)]
+
+    def version_command(self, mpirun: str) -> str:
+        return f"{shlex.quote(mpirun)} -V 2>/dev/null | head -n 1"
+
+    def pin_map(self, stdout: str, file: str = "<text>") -> list[PinEntry] | None:
+        from .parsers.impi_pinmap import parse_pin_map
+
+        return parse_pin_map(stdout, file)
+
+
+@register_flavour
+class OpenMpi(MpiFlavour):
+    name = "openmpi"
+
+    def runtime_env(self, prefix: Path) -> dict[str, str]:
+        return {**super().runtime_env(prefix), "LD_LIBRARY_PATH": str(prefix / "lib")}
+
+    def placement(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+        argv = ["-np", str(spec.nprocs)]
+        if spec.hostfile:
+            argv += ["--hostfile", spec.hostfile]
+        elif spec.hosts:
+            argv += ["--host", ",".join(f"{h}:{spec.ppn or spec.nprocs}" for h in dict.fromkeys(spec.hosts))]
+        if spec.cpus is not None:
+            argv += ["--cpu-set", _cpu_list(spec.cpus), "--bind-to", "core"]
+        elif spec.threads_per_proc > 1:
+            ppr = f"ppr:{spec.ppn}:node:" if spec.ppn else "slot:"
+            argv += ["--map-by", f"{ppr}PE={spec.threads_per_proc}", "--bind-to", "core"]
+        elif spec.ppn:
+            argv += ["--map-by", f"ppr:{spec.ppn}:node", "--bind-to", "core"]
+        if spec.report_binding:
+            argv += ["--report-bindings"]
+        for name in ("OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND"):
+            argv += ["-x", name]  # Open MPI forwards only what it is told to
+        return argv, {}
+
+    def mpmd_common(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+        return (["--report-bindings"] if spec.report_binding else []), {}
+
+    def mpmd_segment(self, host: str, cpus: tuple[int, ...]) -> list[str]:
+        return ["--host", f"{host}:{len(cpus)}", "-np", str(len(cpus)), "--cpu-set", _cpu_list(cpus),
+                "--bind-to", "core"]
+
+    def hostfile_text(self, hosts: list[str] | tuple[str, ...], slots: int) -> str:
+        return "".join(f"{h} slots={slots}\n" for h in hosts)
+
+
+@register_flavour
+class Mpich(MpiFlavour):
+    name = "mpich"
+
+    def placement(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
+        argv, env = super().placement(spec)
+        if spec.cpus is not None:
+            argv += ["-bind-to", "user:" + _cpu_list(spec.cpus)]
+        elif spec.threads_per_proc > 1:
+            argv += ["-bind-to", f"core:{spec.threads_per_proc}"]
+        return argv, env
+
+
+#: Names of the registered flavours (kept for callers that list them).
+FLAVOURS = flavour_names()
+
+
+@dataclass(frozen=True)
+class MpiRuntime:
+    """Where an environment's MPI lives and the variables it needs to run."""
+
+    flavour: str
+    prefix: Path
+    mpirun: str
+    options: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def impl(self) -> MpiFlavour:
+        return flavour(self.flavour)
+
+    def binary(self, name: str) -> str:
+        return str(self.prefix / "bin" / name)
+
+
+def runtime_for(environment: Environment) -> MpiRuntime:
+    """The MPI of an environment: its inventory ``mpi`` section, or this venv's impi-rt."""
+    spec = environment.mpi
+    prefix = Path(spec.prefix) if spec.prefix else default_mpi_prefix()
+    mpirun = spec.mpirun or str(prefix / "bin" / "mpirun")
+    # A fixed PATH: mpirun scripts find their launcher through it, and a run record with a
+    # fixed PATH does not depend on the shell it was started from.
+    env = flavour(spec.flavour).runtime_env(prefix)
+    env.update(spec.env)
+    return MpiRuntime(spec.flavour, prefix, mpirun, tuple(spec.options), env)
+
+
+def hostfile_text(flavour_name: str, hosts: list[str] | tuple[str, ...], slots: int) -> str:
+    return flavour(flavour_name).hostfile_text(hosts, slots)
+
+
+def build_launch(runtime: MpiRuntime, spec: LaunchSpec, program: list[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment variables launching ``program`` as ``spec`` says."""
+    impl = runtime.impl
+    merged = dict(runtime.env)
+    if spec.host_cpus:  # one ``host : host`` segment per host, each with its own pinning (colon MPMD syntax)
+        argv, env = impl.mpmd_common(spec)
+        merged.update(env)
+        merged["OMP_NUM_THREADS"] = str(spec.threads_per_proc)
+        out = [runtime.mpirun, *runtime.options, *argv]
+        for index, (host, cpus) in enumerate(spec.host_cpus):
+            out += ([":"] if index else []) + impl.mpmd_segment(host, cpus) + program
+        return out, merged
+    argv, env = impl.placement(spec)
+    merged.update(env)
+    merged["OMP_NUM_THREADS"] = str(spec.threads_per_proc)
+    if spec.threads_per_proc > 1:
+        merged.update({"OMP_PLACES": "cores", "OMP_PROC_BIND": "close"})
+    return [runtime.mpirun, *runtime.options, *argv, *program], merged
 
 
 def shell_command(argv: list[str]) -> str:
@@ -190,6 +276,5 @@ def shell_command(argv: list[str]) -> str:
 
 def version_command(runtime: MpiRuntime) -> str:
     """A command printing the MPI library version on a host."""
-    if runtime.flavour == "intel":
-        return f"{shlex.quote(runtime.mpirun)} -V 2>/dev/null | head -n 1"
-    return f"{shlex.quote(runtime.mpirun)} --version 2>/dev/null | head -n 1"
+    return runtime.impl.version_command(runtime.mpirun)
+

@@ -1,29 +1,27 @@
-"""``make paper-figures``: run every stage notebook per environment with papermill, then the report.
+"""``vhpc paper-figures`` (``make paper-figures``): every stage notebook per environment, then the report.
 
 Notebooks run through papermill's Python API in this one process (a kernel per
 notebook, no new interpreter per call); executed copies go to
-``notebooks/executed/<campaign>/`` and never over the sources.
+``notebooks/executed/<campaign>/`` and never over the sources. Without
+``rerun`` nothing is measured: the stage notebooks show the campaign's stored
+runs. ``python -m vhpclib.pipeline`` is an alias of ``vhpc paper-figures``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from .fsutil import atomic_write
 from . import paths
 from .config import load_inventory
-from .exceptions import VhpcError
+from .exceptions import NotebookFailed
 
 STAGE_NOTEBOOKS = ("01-microbenchmarks", "02-single-node", "03-scaling")
 SUMMARY_NOTEBOOKS = ("04-cloud-comparison", "05-paper-figures")
 REPORT_NOTEBOOK = "05-paper-figures"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-class NotebookFailed(VhpcError):
-    """A stage notebook raised; the message names the notebook and the error."""
 
 
 def execute(name: str, out: Path, parameters: dict) -> Path:
@@ -35,7 +33,8 @@ def execute(name: str, out: Path, parameters: dict) -> Path:
         papermill.execute_notebook(str(paths.NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=parameters,
                                    kernel_name="python3", progress_bar=False, cwd=str(paths.NOTEBOOKS))
     except papermill.PapermillExecutionError as exc:
-        raise NotebookFailed(f"{exc.ename}: {exc.evalue} (executed copy: {out})", file=f"notebooks/{name}.ipynb") from None
+        raise NotebookFailed(f"{exc.ename}: {exc.evalue} (executed copy: {out})",
+                             file=f"notebooks/{name}.ipynb") from None
     return out
 
 
@@ -47,15 +46,11 @@ def to_html(notebook: Path, target: Path) -> Path:
     exporter = HTMLExporter(template_name="vhpc-report", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(body)
-    tmp.replace(target)
-    return target
+    return atomic_write(target, body)
 
 
 def run_pipeline(inventory: Path, campaign: str, *, rerun: bool = False, environments: list[str] | None = None,
-                 log=print) -> Path:
+                 log=print, progress: bool = False) -> Path:
     """Every stage per environment, then the cloud comparison and the paper figures; returns report.html."""
     inv = load_inventory(paths.project_path(inventory))
     envs = environments or list(inv.environments)
@@ -67,8 +62,8 @@ def run_pipeline(inventory: Path, campaign: str, *, rerun: bool = False, environ
         for nb in STAGE_NOTEBOOKS:
             t0 = time.perf_counter()
             execute(nb, executed / env / f"{nb}.ipynb",
-                    {"inventory": rel_inventory, "environment": env, "campaign": campaign, "rerun": rerun,
-                     "write_figures": False})  # 05 writes every figure in one export session
+                    {"inventory": rel_inventory, "environment": env, "campaign": campaign, "measure": rerun,
+                     "progress": progress, "write_figures": False})  # 05 writes every figure at once
             log(f"[{env}] {nb}: {time.perf_counter() - t0:.1f} s")
     for nb in SUMMARY_NOTEBOOKS:
         t0 = time.perf_counter()
@@ -80,20 +75,10 @@ def run_pipeline(inventory: Path, campaign: str, *, rerun: bool = False, environ
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vhpclib.pipeline", description=__doc__)
-    parser.add_argument("--inventory", default=str(paths.DEFAULT_INVENTORY))
-    parser.add_argument("--campaign", default="embedded")
-    parser.add_argument("--env", action="append", dest="environments")
-    parser.add_argument("--rerun", action="store_true")
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        run_pipeline(Path(args.inventory), args.campaign, rerun=args.rerun, environments=args.environments)
-    except VhpcError as exc:
-        print(f"vhpc: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"paper-figures: {time.perf_counter() - t0:.1f} s")
-    return 0
+    """``python -m vhpclib.pipeline [--inventory ...] [--campaign ...] [--rerun]``: ``vhpc paper-figures``."""
+    from .cli import main as cli_main
+
+    return cli_main(["paper-figures", *(argv if argv is not None else sys.argv[1:])])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from vhpclib import paths
-from vhpclib.exceptions import InputError
+from vhpclib.exceptions import InputError, UnknownReference
 
 DATASET = "sacsis2011"
 REFERENCE_DIR = paths.REFERENCE / DATASET
@@ -42,10 +42,6 @@ _REQUIRED = {
     "claims": ["claim_id", "environment", "quantity", "value", "unit", "qualifier", "text",
                "source"],
 }
-
-
-class UnknownReference(InputError):
-    """A reference table name that the dataset does not have."""
 
 
 def load_reference(name: str) -> pd.DataFrame:

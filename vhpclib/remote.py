@@ -92,7 +92,7 @@ class Executor(ABC):
     def put_text(self, text: str, remote: str) -> None:
         self.put(io.StringIO(text), remote)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - nothing to release unless a subclass holds a connection
         pass
 
     def __enter__(self) -> "Executor":

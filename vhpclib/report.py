@@ -13,7 +13,7 @@ import pandas as pd
 from . import paths
 from .config import Inventory, load_inventory
 from .store import RawStore
-from .tables import read_table, write_table
+from .tables import read_table_or_empty, write_table
 
 CLOUD_CAVEATS = (
     "EC2 Cluster Compute nodes (2x X5570, 2.93 GHz) are faster than AGC's (2x E5540, 2.53 GHz): "
@@ -25,19 +25,12 @@ CLOUD_CAVEATS = (
 )
 
 
-def _table(campaign: str, name: str) -> pd.DataFrame:
-    try:
-        return read_table(campaign, name)
-    except FileNotFoundError:
-        return pd.DataFrame()
-
-
 def hardware_of(campaign: str, store: RawStore | None = None) -> dict[str, str]:
     """One line per measured environment label: CPU, sockets x cores, virtualization, MPI (from run records)."""
     out: dict[str, str] = {}
     for run in (store or RawStore()).runs(campaign):
-        facts = run.record.get("host_facts") or {}
-        label = (run.record.get("environment_spec") or {}).get("label") or run.record["environment"]
+        facts = run.record.host_facts
+        label = run.record.label
         if label in out or not facts:
             continue
         host, f = next(iter(facts.items()))
@@ -57,28 +50,21 @@ class PaperArtifacts:
     written: list[Path] = field(default_factory=list)
 
 
-def paper_artifacts(inventory: Inventory | str | Path, campaign: str, *, write: bool = True) -> PaperArtifacts:
+def paper_artifacts(inventory: Inventory | str | Path | None, campaign: str, *, write: bool = True) -> PaperArtifacts:
     """Every table and figure of the paper from the campaign's tables, with the paper's values beside them."""
     from . import analysis, figures as figs
-    from .stages import apps_report, microbench_report
+    from .figures.artifacts import CampaignData, build_artifacts
 
-    inv = inventory if isinstance(inventory, Inventory) else load_inventory(paths.project_path(inventory))
-    art = PaperArtifacts(hardware=hardware_of(campaign), skipped=_table(campaign, "skipped"))
-    micro = _table(campaign, "microbench")
-    apps = _table(campaign, "apps")
-    latency = analysis.latency_table(micro) if not micro.empty else None
-    peaks = analysis.peak_throughput(micro) if not micro.empty else None
-    single = len(inv.environments) == 1
-    overhead = (apps_report.overhead(campaign, baseline=inv.baseline, aa=single) if not apps.empty else None)
-    efficiency = (analysis.efficiency_table(apps, stage="scaling") if not apps.empty else None)
-    if not micro.empty:
-        art.figures.update(microbench_report.build_figures(campaign))
-    if not apps.empty:
-        art.figures.update(apps_report.single_node_figures(campaign, baseline=inv.baseline, aa=single))
-        art.figures.update(apps_report.scaling_figures(campaign))
-    art.figures["section23_io"] = figs.section23_io()
-    art.paper_vs_measured = analysis.paper_vs_measured(latency=latency, peaks=peaks, overhead=overhead,
-                                                       efficiency=efficiency, measured_hardware=art.hardware)
+    data = CampaignData(campaign)
+    art = PaperArtifacts(hardware=hardware_of(campaign), skipped=data.table("skipped"))
+    micro, apps = data.table("microbench"), data.table("apps")
+    art.figures = build_artifacts(campaign, data=data)
+    art.paper_vs_measured = analysis.paper_vs_measured(
+        latency=analysis.latency_table(micro) if len(micro) else None,
+        peaks=analysis.peak_throughput(micro) if len(micro) else None,
+        overhead=data.overhead() if len(apps) else None,
+        efficiency=analysis.efficiency_table(apps, stage="scaling") if len(apps) else None,
+        measured_hardware=art.hardware)
     if write:
         art.written.append(write_table(campaign, "paper_vs_measured", art.paper_vs_measured))
         with figs.export_session():
@@ -104,7 +90,7 @@ def cloud_comparison(inventory: Inventory | str | Path, campaign: str, cloud_env
     from .reference import load_reference
 
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(paths.project_path(inventory))
-    apps = _table(campaign, "apps")
+    apps = read_table_or_empty(campaign, "apps")
     paper = pd.concat([
         load_reference("single_node").assign(artifact="table3"),
         load_reference("efficiency").assign(artifact="fig3/fig4"),

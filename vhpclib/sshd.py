@@ -1,7 +1,7 @@
 """A real OpenSSH server started by the project, for tests and network-namespace testbeds.
 
 The server runs as ``/usr/sbin/sshd -D`` with its own generated ed25519 host key,
-its own ``authorized_keys`` and a config written here (RECIPES §3-4). It can run
+its own ``authorized_keys`` and a config written here. It can run
 inside a network namespace with its own host name (``unshare --uts``); every
 wrapper ``exec``s, so the PID we track is sshd's own and ``stop`` kills only it.
 """
@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .fsutil import atomic_write
 from .exceptions import TestbedError
 
 SSHD = Path("/usr/sbin/sshd")
@@ -97,11 +98,7 @@ def known_hosts_name(address: str, port: int) -> str:
 def write_known_hosts(path: Path, entries: Iterable[tuple[str, int, Path]]) -> None:
     """Write a known_hosts file with one ``[address]:port ssh-ed25519 AAAA...`` line per entry."""
     lines = [f"{known_hosts_name(address, port)} {host_key_line(pub)}\n" for address, port, pub in entries]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(lines))
 
 
 def free_port(address: str = "127.0.0.1", *, addresses: Iterable[str] = ()) -> int:
@@ -251,7 +248,7 @@ class SshServer:
                                    file=str(self.log_path))
             if "Bind to port" in log and "failed" in log:
                 raise TestbedError(f"sshd could not bind port {self.port}: "
-                                   + " | ".join(l for l in log.splitlines() if "Bind to port" in l),
+                                   + " | ".join(line for line in log.splitlines() if "Bind to port" in line),
                                    file=str(self.log_path))
             if time.monotonic() > deadline:
                 raise TestbedError(f"sshd did not listen on {', '.join(self.listen)} port {self.port} "

@@ -1,8 +1,10 @@
 """The write-once raw store: ``data/raw/<campaign>/<environment>/<stage>/<run_id>/``.
 
 A run is written into a hidden temporary folder and renamed into place only
-when its record is complete, so an interrupted run never looks finished and a
-rerun of the campaign measures it again. Complete runs are never modified.
+when its record is complete (files and folder synced to disk first), so an
+interrupted run never looks finished and a rerun of the campaign measures it
+again. Complete runs are never modified. A run that failed is kept, logs and
+all, under ``<run_id>.failed-<stamp>``: it is evidence, not a repetition.
 """
 
 from __future__ import annotations
@@ -13,24 +15,29 @@ import re
 import shutil
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .exceptions import InvalidName, StoreError
+from .fsutil import atomic_write, fsync_dir, fsync_tree
+from .record import (COMPLETE, FAILED, INVALID, MEASURED, SKIPPED, CodeVersion, ResultSummary, RunRecord,
+                     parse_record)
 
-SCHEMA_VERSION = 1
 RECORD = "run.json"
+RESULT = "result.json"
 _SECRET = re.compile(r"PASSWORD|TOKEN|SECRET|KEY", re.IGNORECASE)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 REDACTED = "***redacted***"
 
-#: Status values of a run record.
-COMPLETE, INVALID, SKIPPED, FAILED = "complete", "invalid", "skipped", "failed"
+__all__ = ["RawStore", "StoredRun", "RunWriter", "RECORD", "RESULT", "COMPLETE", "INVALID", "SKIPPED", "FAILED",
+           "MEASURED", "redact_env", "check_id", "code_version", "utc_stamp"]
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -38,12 +45,16 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: (REDACTED if _SECRET.search(k) else v) for k, v in env.items()}
 
 
+def utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
 @lru_cache(maxsize=1)
-def code_version() -> dict[str, Any]:
+def code_version() -> CodeVersion:
     """vhpclib version and the git commit of the project (with a dirty flag)."""
     from . import __version__
 
-    info: dict[str, Any] = {"vhpclib": __version__, "git_commit": None, "git_dirty": None}
+    info: dict[str, Any] = {"vhpclib": __version__}
     try:
         commit = subprocess.run(["git", "-C", str(paths.PROJECT_ROOT), "rev-parse", "HEAD"],
                                 capture_output=True, text=True, timeout=10)
@@ -55,29 +66,29 @@ def code_version() -> dict[str, Any]:
             info["git_dirty"] = bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         pass
-    return info
+    return CodeVersion(**info)
 
 
 def check_id(kind: str, value: str) -> str:
-    if not _SAFE_ID.match(value) or ".." in value:
+    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value:
         raise InvalidName(f"{kind} must be letters, digits and '_.=+-' (got {value!r})", key=kind)
     return value
 
 
 @dataclass
-class RunRecord:
-    """A complete run read back from the store."""
+class StoredRun:
+    """A run folder and its record: a complete run read back, or one still being written."""
 
     path: Path
-    record: dict[str, Any]
+    record: RunRecord
 
     @property
     def run_id(self) -> str:
-        return self.record["run_id"]
+        return self.record.run_id
 
     @property
     def status(self) -> str:
-        return self.record.get("status", COMPLETE)
+        return self.record.status
 
     @property
     def stdout_path(self) -> Path:
@@ -87,30 +98,58 @@ class RunRecord:
     def stderr_path(self) -> Path:
         return self.path / "stderr.log"
 
+    def text(self, name: str) -> str:
+        """A file of the run as text ('' when it does not exist)."""
+        try:
+            return (self.path / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
     def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+        return self.text("stdout.log")
+
+    def stderr(self) -> str:
+        return self.text("stderr.log")
+
+    def result_rows(self) -> list[dict[str, Any]] | None:
+        """Rows extracted when the run was stored (None for runs stored before extraction was kept)."""
+        path = self.path / RESULT
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return list(data.get("rows", []))
 
 
 @dataclass
-class RunWriter:
-    """A run being written: files go to a temporary folder until ``commit``."""
+class RunWriter(StoredRun):
+    """A run being written: files go to a temporary folder until the store commits it."""
 
-    final: Path
-    tmp: Path
-    record: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def stdout_path(self) -> Path:
-        return self.tmp / "stdout.log"
+    final: Path = field(default=Path())
+    rows: list[dict[str, Any]] | None = None
+    table: str | None = None
 
     @property
-    def stderr_path(self) -> Path:
-        return self.tmp / "stderr.log"
+    def tmp(self) -> Path:
+        return self.path
 
     def add_file(self, name: str, data: str | bytes) -> Path:
-        target = self.tmp / check_id("file name", name)
+        target = self.path / check_id("file name", name)
         target.write_bytes(data.encode() if isinstance(data, str) else data)
         return target
+
+    def keep_result(self, table: str, rows: list[dict[str, Any]], warnings_: list[str]) -> None:
+        """Rows extracted from this run's output, stored beside its logs as ``result.json``."""
+        self.table, self.rows = table, rows
+        self.record.result = ResultSummary(table=table, rows=len(rows), warnings=warnings_)
+
+    def fail(self, reason: str) -> None:
+        self.record.status = FAILED
+        self.record.reasons.append(reason)
+
+    def invalidate(self, reasons: list[str]) -> None:
+        if self.record.status != FAILED:
+            self.record.status = INVALID
+        self.record.reasons.extend(reasons)
 
 
 class RawStore:
@@ -128,39 +167,89 @@ class RawStore:
     def is_complete(self, campaign: str, environment: str, stage: str, run_id: str) -> bool:
         return (self.run_path(campaign, environment, stage, run_id) / RECORD).is_file()
 
-    def load(self, campaign: str, environment: str, stage: str, run_id: str) -> RunRecord:
+    def load(self, campaign: str, environment: str, stage: str, run_id: str) -> StoredRun:
         path = self.run_path(campaign, environment, stage, run_id)
-        return RunRecord(path, json.loads((path / RECORD).read_text()))
+        return self._read(path)
+
+    def _read(self, path: Path) -> StoredRun:
+        record_path = path / RECORD
+        try:
+            record = parse_record(json.loads(record_path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"damaged run record: {str(exc).splitlines()[0]}", file=str(record_path)) from None
+        return StoredRun(path, record)
 
     @contextmanager
-    def new_run(self, campaign: str, environment: str, stage: str, run_id: str,
-                record: Mapping[str, Any] | None = None) -> Iterator[RunWriter]:
-        """Open a run for writing; it becomes visible only if the block ends without error."""
-        final = self.run_path(campaign, environment, stage, run_id)
+    def new_run(self, record: RunRecord) -> Iterator[RunWriter]:
+        """Open a run for writing; it becomes visible only if the block ends without error.
+
+        When the writer's status is ``failed`` at the end of the block, the run is kept under
+        ``<run_id>.failed-<stamp>`` instead, so resuming the campaign measures it again.
+        """
+        final = self.run_path(record.campaign, record.environment, record.stage, record.run_id)
         if final.exists():
             raise StoreError(f"run already exists and raw data is write-once: {final}", file=str(final))
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{run_id}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = final.parent / f".{record.run_id}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
-        writer = RunWriter(final=final, tmp=tmp, record={
-            "schema_version": SCHEMA_VERSION, "run_id": run_id, "campaign": campaign,
-            "environment": environment, "stage": stage, **(record or {})})
+        writer = RunWriter(path=tmp, record=record, final=final)
         try:
             yield writer
-            writer.record.setdefault("status", COMPLETE)
-            writer.record["code"] = code_version()
-            writer.record["files"] = sorted(p.name for p in tmp.iterdir())
-            (tmp / RECORD).write_text(json.dumps(writer.record, indent=2, sort_keys=True, default=str) + "\n")
-            os.rename(tmp, final)  # atomic on one filesystem; fails if final appeared meanwhile
+            self._commit(writer)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    def _commit(self, writer: RunWriter) -> None:
+        record = writer.record
+        if record.status == FAILED:
+            record.run_id = f"{record.run_id}.failed-{utc_stamp()}"
+            writer.final = writer.final.with_name(record.run_id)
+        if writer.rows is not None:
+            (writer.path / RESULT).write_text(json.dumps({"table": writer.table, "rows": writer.rows},
+                                                         indent=1, default=str) + "\n")
+        record.code = code_version()
+        record.files = sorted(p.name for p in writer.path.iterdir() if p.name != RECORD)
+        (writer.path / RECORD).write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
+        fsync_tree(writer.path)
+        os.rename(writer.path, writer.final)  # atomic on one filesystem; fails if final appeared meanwhile
+        fsync_dir(writer.final.parent)
+        writer.path = writer.final
+
+    def record_skip(self, record: RunRecord) -> bool:
+        """Store a skip once per campaign (reports show why something is missing); False if already there."""
+        if self.is_complete(record.campaign, record.environment, record.stage, record.run_id):
+            return False
+        record.status, record.kind = SKIPPED, "skip"
+        with self.new_run(record):
+            pass
+        return True
+
     def runs(self, campaign: str | None = None, environment: str | None = None,
-             stage: str | None = None) -> Iterator[RunRecord]:
-        """Complete runs, sorted by path; partial folders are never listed."""
+             stage: str | None = None) -> Iterator[StoredRun]:
+        """Complete runs, sorted by path; partial folders are never listed.
+
+        A run whose record cannot be read (a zero-byte ``run.json`` after a power cut,
+        hand-edited JSON) is excluded with one warning naming it, never an exception.
+        """
         pattern = "/".join([campaign or "*", environment or "*", stage or "*", "*", RECORD])
         for record_path in sorted(self.root.glob(pattern)):
             if record_path.parent.name.startswith("."):
                 continue
-            yield RunRecord(record_path.parent, json.loads(record_path.read_text()))
+            try:
+                yield self._read(record_path.parent)
+            except StoreError as exc:
+                warnings.warn(f"{exc}; run excluded", stacklevel=2)
+
+    def measured_counts(self, campaign: str, environment: str, stage: str) -> dict[str, int]:
+        """Measured repetitions (complete or invalid) per point stem, in one pass over the store."""
+        counts: dict[str, int] = {}
+        for run in self.runs(campaign, environment, stage):
+            if run.status in MEASURED and run.record.kind == "run":
+                counts[run.record.stem] = counts.get(run.record.stem, 0) + 1
+        return counts
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """A JSON document written atomically (processed data, state files)."""
+    return atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,127 +1,207 @@
-"""Raw runs -> tidy tables under ``data/processed/<campaign>/`` (always regenerable from raw)."""
+"""Raw runs -> tidy tables under ``data/processed/<campaign>/`` (always regenerable from raw).
+
+Tables concatenate the rows each run's workload extracted when the run was
+stored (``result.json`` beside its logs), plus the columns that identify the run
+(campaign, environment, point, repetition, status). Runs stored before results
+were kept, and every run with ``reparse=True`` (``vhpc tables --reparse``), are
+extracted again from their logs with the current parsers; raw data is never
+written.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from . import paths
-from .exceptions import ParseError
-from .parsers import ParseWarning, get_parser
-from .store import COMPLETE, INVALID, SKIPPED, RawStore, RunRecord
+from .exceptions import ParseError, StoreError
+from .fsutil import atomic_write
+from .record import COMPLETE, MEASURED, SKIPPED
+from .store import RawStore, StoredRun
+from .workloads import Workload, workload_of
 
 MICROBENCH_COLUMNS = ["campaign", "environment", "label", "placement", "run_id", "repetition", "benchmark",
                       "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec", "t_avg_usec",
                       "mbytes_per_sec", "msgs_per_sec", "status"]
+APPS_COLUMNS = ["campaign", "environment", "label", "stage", "workload", "problem", "nprocs", "threads_per_proc",
+                "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "setup_s", "solve_s", "wait_s",
+                "reduce_s", "extract_s", "mops_total", "status"]
 SKIPPED_COLUMNS = ["campaign", "environment", "label", "stage", "placement", "reason"]
+ENVIRONMENT_COLUMNS = ["campaign", "environment", "label", "vmm", "baseline", "vcpu_pinning", "launcher",
+                       "cpu_model", "sockets", "cores_per_socket", "virtualization", "kernel", "mpi_version",
+                       "first_utc", "last_utc", "runs"]
 
 
-def _label(record: RunRecord) -> str:
-    return record.record.get("environment_spec", {}).get("label") or record.record["environment"]
+@dataclass(frozen=True)
+class TableSpec:
+    """A processed table: its columns and the identity columns a run contributes to each of its rows."""
+
+    name: str
+    columns: list[str]
+    identity: Callable[[StoredRun, Workload, dict[str, Any]], dict[str, Any]]
+    stage_order: tuple[str, ...] = ()
 
 
-def microbench_table(campaign: str, *, store: RawStore | None = None, environments: Iterable[str] | None = None
-                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[ParseWarning]]:
-    """PingPong rows of every run of a campaign, the skipped placements, and parse warnings."""
+def _common(run: StoredRun) -> dict[str, Any]:
+    rec = run.record
+    return {"campaign": rec.campaign, "environment": rec.environment, "label": rec.label, "run_id": rec.run_id,
+            "repetition": rec.repetition, "status": rec.status}
+
+
+def _microbench_identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> dict[str, Any]:
+    return {**_common(run), "placement": run.record.point.get("placement")}
+
+
+def _apps_identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> dict[str, Any]:
+    point = run.record.point
+    processes, ppn = point.get("processes", 1), point.get("ppn", 1)
+    return {**_common(run), "stage": run.record.stage, "workload": workload.display_name(point),
+            "problem": point.get("problem"), "nprocs": processes, "threads_per_proc": point.get("threads"),
+            "nodes": -(-processes // ppn), "wall_s": run.record.duration_s,
+            # a run rejected by the harness is not verified, whatever the benchmark said
+            "verified": bool(row.get("verified")) and run.status == COMPLETE}
+
+
+TABLES: dict[str, TableSpec] = {
+    "microbench": TableSpec("microbench", MICROBENCH_COLUMNS, _microbench_identity, ("microbench",)),
+    "apps": TableSpec("apps", APPS_COLUMNS, _apps_identity, ("single-node", "scaling")),
+}
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    """Make a processed table available to workloads that name it (``Workload.table``)."""
+    TABLES[spec.name] = spec
+    return spec
+
+
+@dataclass
+class CampaignTables:
+    """Every table of one campaign, built in one pass over its runs."""
+
+    campaign: str
+    tables: dict[str, pd.DataFrame]
+    warnings: list[str]
+
+
+def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False) -> CampaignTables:
+    """Concatenate the campaign's stored results into tidy tables (see module docstring)."""
     store = store or RawStore()
-    imb = get_parser("imb")
-    rows, warnings = [], []
-    wanted = set(environments) if environments else None
-    for run in store.runs(campaign, None, "microbench"):
+    rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in TABLES}
+    skipped, warnings = [], []
+    environments: dict[str, dict[str, Any]] = {}
+    for run in store.runs(campaign):
         rec = run.record
-        if wanted and rec["environment"] not in wanted:
+        _note_environment(environments, run)
+        if rec.status == SKIPPED:
+            skipped.append({"campaign": campaign, "environment": rec.environment, "label": rec.label,
+                            "stage": rec.stage, "placement": rec.point.get("placement") or rec.point.get("what"),
+                            "reason": rec.reason})
             continue
-        placement = rec.get("placement", {}).get("name")
-        if run.status not in (COMPLETE, INVALID):
+        if rec.kind != "run" or rec.status not in MEASURED:
             continue
-        file = _display_path(run.stdout_path)
-        try:
-            parsed = imb.parse(run.stdout(), file)
-        except ParseError as exc:
-            warnings.append(ParseWarning(file, exc.line, exc.message))
+        workload = workload_of(rec.workload)
+        if workload is None:
+            warnings.append(f"{_display(run.path)}: workload {rec.workload!r} is not registered; run left out")
             continue
-        warnings.extend(parsed.warnings)
-        for r in parsed.records:
-            if r["benchmark"] != "PingPong":
-                continue
-            rows.append({"campaign": campaign, "environment": rec["environment"], "label": _label(run),
-                         "placement": placement, "run_id": run.run_id, "repetition": rec.get("repetition"),
-                         **{k: r.get(k) for k in MICROBENCH_COLUMNS if k in r}, "status": run.status})
-    table = pd.DataFrame(rows, columns=MICROBENCH_COLUMNS)
-    skipped = skipped_runs(campaign, store=store)
-    if wanted:
-        skipped = skipped[skipped["environment"].isin(wanted)]
-    return table, skipped, warnings
+        spec = TABLES.get(workload.table)
+        if spec is None:
+            warnings.append(f"{_display(run.path)}: no table {workload.table!r}; run left out")
+            continue
+        extracted, found = _rows(run, workload, reparse)
+        warnings += found
+        order = spec.stage_order.index(rec.stage) if rec.stage in spec.stage_order else len(spec.stage_order)
+        rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row)})
+                            for row in extracted]
+    tables = {name: pd.DataFrame([r for _, r in sorted(rows[name], key=lambda item: item[0])],
+                                 columns=TABLES[name].columns) for name in TABLES}
+    tables["skipped"] = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
+    tables["environments"] = pd.DataFrame([{"campaign": campaign, **e} for e in environments.values()],
+                                          columns=ENVIRONMENT_COLUMNS)
+    return CampaignTables(campaign, tables, warnings)
+
+
+def _rows(run: StoredRun, workload: Workload, reparse: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """A run's rows: as stored, or extracted again; a run whose output cannot be read is named, not fatal."""
+    stored = None if reparse else _stored_rows(run)
+    if stored is not None:
+        return stored, list(run.record.result.warnings) if run.record.result else []
+    try:
+        extracted = workload.extract(run)
+    except ParseError as exc:
+        where = _display(Path(exc.file)) if exc.file else _display(run.stdout_path)
+        return [], [where + (f":{exc.line}" if exc.line else "") + f": {exc.message}"]
+    except Exception as exc:  # noqa: BLE001 - one damaged run never stops a table
+        return [], [f"{_display(run.path)}: cannot extract results ({type(exc).__name__}: {exc})"]
+    return extracted.rows, extracted.warnings
+
+
+def _stored_rows(run: StoredRun) -> list[dict[str, Any]] | None:
+    try:
+        return run.result_rows()
+    except (OSError, ValueError):
+        return None
+
+
+def _note_environment(environments: dict[str, dict[str, Any]], run: StoredRun) -> None:
+    rec = run.record
+    env = environments.get(rec.environment)
+    if env is None:
+        spec = rec.environment_spec
+        env = environments[rec.environment] = {
+            "environment": rec.environment, "label": rec.label, "vmm": spec.vmm if spec else None,
+            "baseline": spec.baseline if spec else None, "vcpu_pinning": spec.vcpu_pinning if spec else None,
+            "launcher": spec.launcher if spec else None, "first_utc": None, "last_utc": None, "runs": 0}
+    if rec.host_facts and env.get("cpu_model") is None:
+        facts = next(iter(rec.host_facts.values()))
+        topo = facts.get("topology") or {}
+        env.update(cpu_model=facts.get("cpu_model"), sockets=topo.get("sockets"),
+                   cores_per_socket=topo.get("cores_per_socket"),
+                   virtualization=(facts.get("virtualization") or {}).get("detected"),
+                   kernel=facts.get("kernel"), mpi_version=facts.get("mpi_version"))
+    started = rec.execution.started_utc if rec.execution else None
+    if started and rec.kind == "run":
+        env["runs"] += 1
+        env["first_utc"] = min(filter(None, [env["first_utc"], started]))
+        env["last_utc"] = max(filter(None, [env["last_utc"], started]))
 
 
 def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
     """Write a derived table atomically (a reader never sees half a file)."""
-    out = paths.processed_dir(campaign) / f"{name}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
-    return out
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    return atomic_write(paths.processed_dir(campaign) / f"{name}.csv", buffer.getvalue())
+
+
+def write_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False,
+                 names: Iterable[str] | None = None) -> tuple[list[Path], list[str]]:
+    """Rebuild (some of) a campaign's processed tables; returns the files written and the warnings."""
+    built = build_tables(campaign, store=store, reparse=reparse)
+    wanted = list(names) if names is not None else list(built.tables)
+    return [write_table(campaign, name, built.tables[name]) for name in wanted], built.warnings
 
 
 def read_table(campaign: str, name: str) -> pd.DataFrame:
-    return pd.read_csv(paths.processed_dir(campaign) / f"{name}.csv")
+    path = paths.processed_dir(campaign) / f"{name}.csv"
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise StoreError(f"no processed table {name!r} for campaign {campaign!r} (run `vhpc tables -c "
+                         f"{campaign}`)", file=str(path)) from None
 
 
-APPS_COLUMNS = ["campaign", "environment", "label", "stage", "workload", "problem", "nprocs", "threads_per_proc",
-                "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "setup_s", "solve_s", "wait_s",
-                "reduce_s", "extract_s",
-                "mops_total", "status"]
-_WORKLOAD_NAMES = {"sp-mz": "SP-MZ", "bt-mz": "BT-MZ", "lu-mz": "LU-MZ", "mz-demo": "MZ-DEMO",
-                   "blockss": "blockss"}
+def read_table_or_empty(campaign: str, name: str) -> pd.DataFrame:
+    try:
+        return read_table(campaign, name)
+    except (StoreError, pd.errors.EmptyDataError):
+        columns = {"microbench": MICROBENCH_COLUMNS, "apps": APPS_COLUMNS, "skipped": SKIPPED_COLUMNS,
+                   "environments": ENVIRONMENT_COLUMNS}.get(name, [])
+        return pd.DataFrame(columns=columns)
 
 
-def apps_table(campaign: str, *, store: RawStore | None = None) -> tuple[pd.DataFrame, list[ParseWarning]]:
-    """One row per application run (single-node and scaling stages) of a campaign."""
-    from .stages.apps import parser_for
-
-    store = store or RawStore()
-    rows, warnings = [], []
-    for stage in ("single-node", "scaling"):
-        for run in store.runs(campaign, None, stage):
-            rec = run.record
-            if run.status not in (COMPLETE, INVALID):
-                continue
-            app_run = rec.get("app_run", {})
-            workload = app_run.get("workload", rec.get("workload", ""))
-            file = _display_path(run.stdout_path)
-            try:
-                parsed = get_parser(parser_for(workload)).parse(run.stdout(), file)
-            except ParseError as exc:
-                warnings.append(ParseWarning(file, exc.line, exc.message))
-                continue
-            warnings.extend(parsed.warnings)
-            r = parsed.records[0]
-            rows.append({
-                "campaign": campaign, "environment": rec["environment"], "label": _label(run), "stage": stage,
-                "workload": _WORKLOAD_NAMES.get(workload, workload), "problem": app_run.get("problem"),
-                "nprocs": app_run.get("processes"), "threads_per_proc": app_run.get("threads"),
-                "nodes": -(-app_run.get("processes", 1) // app_run.get("ppn", 1)),
-                "repetition": rec.get("repetition"), "run_id": run.run_id, "time_s": r.get("time_s"),
-                "wall_s": rec.get("duration_s"), "verified": bool(r.get("verified")) and run.status == COMPLETE,
-                "setup_s": r.get("setup_s"), "solve_s": r.get("solve_s"), "wait_s": r.get("wait_s"),
-                "reduce_s": r.get("reduce_s"), "extract_s": r.get("extract_s"),
-                "mops_total": r.get("mops_total"), "status": run.status})
-    return pd.DataFrame(rows, columns=APPS_COLUMNS), warnings
-
-
-def skipped_runs(campaign: str, *, store: RawStore | None = None) -> pd.DataFrame:
-    """Every skip recorded in a campaign (placements, workloads), with its reason."""
-    store = store or RawStore()
-    rows = [{"campaign": campaign, "environment": r.record["environment"], "label": _label(r),
-             "stage": r.record["stage"], "placement": r.record.get("placement", {}).get("name")
-             or r.record.get("what"), "reason": r.record.get("reason", "")}
-            for r in store.runs(campaign) if r.status == SKIPPED]
-    return pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
-
-
-def _display_path(path: Path) -> str:
+def _display(path: Path) -> str:
     return str(path.relative_to(paths.PROJECT_ROOT)) if path.is_relative_to(paths.PROJECT_ROOT) else str(path)

@@ -10,24 +10,27 @@ so they can be distributed later without the build host.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from ..config import Environment, NpbSpec
 from ..exceptions import BuildError, InputError
+from ..fsutil import sha256_file
 from ..mpi import runtime_for
+from ..record import FAILED, RunRecord
 from ..remote import Executor, utc_now
-from ..store import FAILED, RawStore, check_id, redact_env
+from ..store import RawStore, check_id, redact_env
+from .builds import STAGE, NpbBuild, load_build
 from .makedef import make_def, parse_make_def
 
-STAGE = "build"
+__all__ = ["CLASSES", "DEMO_BENCHMARK", "NPB_BENCHMARKS", "STAGE", "BuildTarget", "build_env", "build_npb",
+           "build_targets", "default_build_id", "sha256_file"]
 CLASSES = ("S", "W", "A", "B", "C", "D", "E", "F")
 #: The NPB-MZ benchmarks, and the project's own test program built the same way.
 NPB_BENCHMARKS = ("sp-mz", "bt-mz", "lu-mz")
@@ -88,20 +91,12 @@ def build_env(environment: Environment) -> dict[str, str]:
     impi-devel wheel's ``mpif90`` has no install prefix of its own).
     """
     runtime = runtime_for(environment)
-    env = {**environment.env, **runtime.env}
-    if runtime.flavour == "intel":
-        env.setdefault("I_MPI_ROOT", str(runtime.prefix))
-    return env
+    return {**runtime.impl.build_env(runtime.prefix), **environment.env, **runtime.env}
 
 
 def default_build_id(version: str, klass: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-npb{version}-{klass}"
-
-
-def sha256_file(path: str | Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 class _Log:
@@ -123,15 +118,13 @@ class _Log:
 def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], klass: str,
               campaign: str, environment: str, nprocs: Iterable[int] | None = None,
               store: RawStore | None = None, build_id: str | None = None, workdir: str = "/tmp/vhpc",
-              env: Mapping[str, str] | None = None, timeout: float | None = 3600.0) -> "NpbBuild":
+              env: Mapping[str, str] | None = None, timeout: float | None = 3600.0) -> NpbBuild:
     """Build ``benchmarks`` of class ``klass`` from ``spec.source`` on ``executor``; store logs and binaries.
 
     Returns the stored build (see ``load_build``). Raises ``BuildError`` when the source is
     missing or a make fails; a failed build is kept for diagnosis under
     ``<build_id>.failed-<stamp>`` and never counts as a build.
     """
-    from .distribute import load_build
-
     if spec.source is None:
         raise InputError("benchmarks.npb.source is not set: nothing to build", key="benchmarks.npb.source")
     store = store or RawStore()
@@ -150,7 +143,7 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
     started = utc_now()
     t0 = time.perf_counter()
     record: dict[str, Any] = {
-        "kind": "npb-build", "build_id": build_id, "source": source, "version": spec.version,
+        "build_id": build_id, "source": source, "version": spec.version,
         "class": klass, "benchmarks": list(dict.fromkeys(benchmarks)),
         "nprocs": sorted({t.nprocs for t in targets if t.nprocs is not None}) or None,
         "fc": spec.fc, "fflags": spec.fflags, "flinkflags": spec.fflags,
@@ -200,15 +193,16 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
         binaries, failure = _checksums(run, tree, targets, spec.version)
     record.update({"ended_utc": utc_now(), "duration_s": round(time.perf_counter() - t0, 3)})
 
-    if failure is not None:
-        failed_id = f"{build_id}.failed-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
-        with store.new_run(campaign, environment, STAGE, failed_id, {**record, "status": FAILED,
-                                                                      "error": failure}) as writer:
-            _write_logs(writer, log, make_def_text)
-        raise BuildError(f"{failure}; log kept in {store.run_path(campaign, environment, STAGE, failed_id)}; "
-                         f"last output:\n{log.tail()}", key=build_id)
+    def stored(status: str = "complete", reasons: list[str] | None = None) -> RunRecord:
+        return RunRecord(run_id=build_id, campaign=campaign, environment=environment, stage=STAGE, kind="build",
+                         status=status, reasons=reasons or [], workload="npb", extra=record)
 
-    with store.new_run(campaign, environment, STAGE, build_id, record) as writer:
+    if failure is not None:
+        with store.new_run(stored(FAILED, [failure])) as writer:
+            _write_logs(writer, log, make_def_text)
+        raise BuildError(f"{failure}; log kept in {writer.path}; last output:\n{log.tail()}", key=build_id)
+
+    with store.new_run(stored()) as writer:
         _write_logs(writer, log, make_def_text)
         (writer.tmp / "bin").mkdir()
         for binary in binaries:
@@ -219,7 +213,7 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
             if found != binary["sha256"]:
                 raise BuildError(f"copy of {binary['name']} from {executor.name} has sha256 {found}, "
                                  f"the build host reported {binary['sha256']}", key=binary["name"])
-        writer.record["binaries"] = binaries
+        writer.record.extra["binaries"] = binaries
     return load_build(store, campaign, environment, build_id)
 
 

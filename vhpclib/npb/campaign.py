@@ -15,7 +15,8 @@ from ..exceptions import InventoryError
 from ..remote import ConnectionPool
 from ..store import RawStore
 from .build import build_env, build_npb
-from .distribute import Deployment, NpbBuild, distribute, latest_build, load_build
+from .builds import NpbBuild, latest_build, load_build
+from .distribute import Deployment, distribute
 
 
 def npb_spec(inventory: Inventory, environment: str) -> NpbSpec:

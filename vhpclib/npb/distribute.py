@@ -12,75 +12,12 @@ import shlex
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..exceptions import ChecksumMismatch, InputError, StoreError
+from ..fsutil import sha256_file
 from ..remote import Executor
-from ..store import RawStore
-from .build import STAGE, sha256_file
-
-
-@dataclass(frozen=True)
-class BuiltBinary:
-    """One binary of a stored build, with the checksum every copy must have."""
-
-    name: str
-    benchmark: str
-    klass: str
-    nprocs: int | None
-    sha256: str
-    size: int
-    file: Path  # the copy in the raw store
-
-
-@dataclass(frozen=True)
-class NpbBuild:
-    """A complete build read back from ``data/raw/<campaign>/<environment>/build/<build_id>/``."""
-
-    campaign: str
-    environment: str
-    build_id: str
-    path: Path
-    version: str
-    build_host: str
-    binaries: tuple[BuiltBinary, ...]
-    record: dict[str, Any]
-
-    def binary(self, benchmark: str, klass: str, nprocs: int) -> BuiltBinary:
-        """The binary a run of ``nprocs`` processes needs: its own (3.3) or the any-count one (3.4)."""
-        for b in self.binaries:
-            if b.benchmark == benchmark and b.klass == klass and b.nprocs in (nprocs, None):
-                return b
-        have = ", ".join(b.name for b in self.binaries)
-        raise InputError(f"build {self.build_id} has no {benchmark} class {klass} binary for {nprocs} processes "
-                         f"(has: {have})", key="nprocs")
-
-
-def load_build(store: RawStore, campaign: str, environment: str, build_id: str) -> NpbBuild:
-    """Read a complete build; raises ``StoreError`` if it is missing or was not a successful build."""
-    path = store.run_path(campaign, environment, STAGE, build_id)
-    if not store.is_complete(campaign, environment, STAGE, build_id):
-        raise StoreError(f"no complete build {build_id!r} in {campaign}/{environment}", file=str(path))
-    record = store.load(campaign, environment, STAGE, build_id).record
-    if record.get("kind") != "npb-build" or record.get("status") != "complete" or "binaries" not in record:
-        raise StoreError(f"{build_id!r} is not a successful NPB build (status {record.get('status')!r})",
-                         file=str(path))
-    binaries = tuple(BuiltBinary(b["name"], b["benchmark"], b["class"], b["nprocs"], b["sha256"], b["size"],
-                                 path / b["file"]) for b in record["binaries"])
-    return NpbBuild(campaign, environment, build_id, path, record["version"], record["build_host"]["name"],
-                    binaries, record)
-
-
-def latest_build(store: RawStore, campaign: str, environment: str) -> NpbBuild:
-    """The most recently finished successful build of an environment (failed builds are skipped)."""
-    done = [r for r in store.runs(campaign, environment, STAGE)
-            if r.record.get("kind") == "npb-build" and r.status == "complete" and "binaries" in r.record]
-    if not done:
-        raise StoreError(f"no successful NPB build in {campaign}/{environment}",
-                         file=str(store.root / campaign / environment / STAGE))
-    newest = max(done, key=lambda r: r.record.get("ended_utc", ""))
-    return load_build(store, campaign, environment, newest.run_id)
+from .builds import BuiltBinary, NpbBuild
 
 
 @dataclass(frozen=True)

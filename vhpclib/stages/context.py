@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..config import Environment, HostSpec, Inventory, load_inventory
-from ..paths import project_path
-from ..mpi import runtime_for
 from ..exceptions import RemoteError
+from ..mpi import MpiRuntime, runtime_for
+from ..paths import project_path
+from ..record import EnvironmentSummary
 from ..remote import CommandResult, ConnectionPool, fan_out
 from ..store import RawStore, check_id
 from ..topology import TOPOLOGY_COMMAND, HostTopology, parse_lscpu
@@ -27,6 +29,7 @@ class StageContext:
     _facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _topology: HostTopology | None = None
     _boot_ids: dict[tuple, bool] = field(default_factory=dict)
+    _lscpu: str | None = None
 
     def __post_init__(self) -> None:
         check_id("campaign", self.campaign)
@@ -44,6 +47,16 @@ class StageContext:
         assert self.pool is not None
         return self.pool.get(host, self.env)
 
+    @cached_property
+    def runtime(self) -> MpiRuntime:
+        return runtime_for(self.env)
+
+    def environment_summary(self) -> EnvironmentSummary:
+        """What every run record keeps of this environment."""
+        env = self.env
+        return EnvironmentSummary(label=env.label, vmm=env.vmm, baseline=env.baseline,
+                                  vcpu_pinning=env.vcpu_pinning, launcher=env.launcher)
+
     def topology(self) -> HostTopology:
         """Topology of the first compute host (placements are chosen from it).
 
@@ -52,8 +65,9 @@ class StageContext:
         """
         if self._topology is None:
             for run in self.store.runs(self.campaign, self.environment):
-                if run.record.get("lscpu"):
-                    self._topology = parse_lscpu(run.record["lscpu"], file=str(run.path / "run.json"))
+                if run.record.lscpu:
+                    self._topology = parse_lscpu(run.record.lscpu, file=str(run.path / "run.json"))
+                    self._lscpu = run.record.lscpu
                     return self._topology
             host = self.env.hosts[0]
             result = self.executor(host).run(TOPOLOGY_COMMAND, timeout=60)
@@ -64,7 +78,7 @@ class StageContext:
     def topology_record(self) -> dict[str, Any]:
         """What a run record keeps of the topology: the raw lscpu text and its summary."""
         topology = self.topology()
-        return {"lscpu": getattr(self, "_lscpu", None) or _stored_lscpu(self), "topology": topology.summary()}
+        return {"lscpu": self._lscpu, "topology": topology.summary()}
 
     def mpi_hosts(self, nodes: int) -> tuple[str, ...]:
         """Hosts to name to mpirun for a run on ``nodes`` nodes; none when it runs on the launch host itself."""
@@ -115,7 +129,7 @@ class StageContext:
 
         missing = [h for h in dict.fromkeys(hosts) if h.label not in self._facts]
         if missing:
-            results = self.run_on(missing, fingerprint_script(runtime_for(self.env)), timeout=120)
+            results = self.run_on(missing, fingerprint_script(self.runtime), timeout=120)
             for host, result in zip(missing, results):
                 facts = facts_from_result(host.label, result)
                 path = store_fingerprint(facts, self.campaign, self.environment, store_root=self.store.root)
@@ -132,26 +146,6 @@ class StageContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def record_skip(ctx: StageContext, stage: str, run_id: str, what: str, reason: str, **extra: Any) -> None:
-    """Write a skip once per campaign, so reports show why something is missing instead of hiding it."""
-    from ..store import SKIPPED
-
-    if ctx.store.is_complete(ctx.campaign, ctx.environment, stage, run_id):
-        return
-    with ctx.store.new_run(ctx.campaign, ctx.environment, stage, run_id,
-                           {"status": SKIPPED, "what": what, "reason": reason,
-                            "environment_spec": {"label": ctx.env.label, "vmm": ctx.env.vmm},
-                            **extra, **ctx.topology_record()}):
-        pass
-
-
-def _stored_lscpu(ctx: StageContext) -> str | None:
-    for run in ctx.store.runs(ctx.campaign, ctx.environment):
-        if run.record.get("lscpu"):
-            return run.record["lscpu"]
-    return None
 
 
 def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from ..exceptions import ParseError, TestbedError
 from ..parsers import get_parser
+from ..params import MicrobenchParams
 from ..stages.context import StageContext
-from ..stages.microbench import PingPongParams, run_microbench
+from ..stages.loop import run_stage
 from ..store import RawStore
 from .inventory import ENVIRONMENT
 from .lifecycle import info, shape
@@ -30,10 +31,11 @@ def run_pingpong(inventory: str | Path, *, msglog: tuple[int, int] = (0, 12), it
     with StageContext.open(inventory, ENVIRONMENT, campaign, store=store) as ctx:
         if len(ctx.env.hosts) < 2:
             raise TestbedError("an inter-node PingPong needs a testbed with at least 2 nodes")
-        result = run_microbench(ctx, placements=["inter-node"], params=PingPongParams(msglog, iterations),
-                                repetitions=1, rerun=True, timeout_s=timeout, progress=False)
+        params = MicrobenchParams(placements=("inter-node",), msglog=msglog, iterations=iterations, repetitions=1,
+                                  rerun=True, timeout_s=timeout)
+        result = run_stage(ctx, "microbench", params, progress=False)
     if result.failures or result.invalid or not result.runs:
-        problems = result.failures + [f"{r.run_id}: {r.record.get('invalid_reason')}" for r in result.invalid]
+        problems = result.failures + [f"{r.run_id}: {r.record.reason}" for r in result.invalid]
         raise TestbedError("inter-node PingPong on the testbed failed: " + "; ".join(problems or ["no run"]))
     run = result.runs[-1]
     try:

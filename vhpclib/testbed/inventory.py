@@ -9,12 +9,12 @@ and reaches the nodes through the bridge (``I_MPI_HYDRA_IFACE=<bridge>``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
+from ..fsutil import atomic_write
 from ..config import parse_inventory
 from ..exceptions import TestbedError
 from ..sshd import SshKeys, ssh_client_options
@@ -78,8 +78,4 @@ def write_inventory(state: dict, path: Path, launch: Launch = "node") -> Path:
               f"# Removed by `vhpc testbed down --name {state['name']}`; do not edit.\n")
     text = header + yaml.safe_dump(inventory_data(state, launch), sort_keys=False)
     parse_inventory(text, path)  # never write an inventory the loader would reject
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)

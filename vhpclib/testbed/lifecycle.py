@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..fsutil import atomic_write
 from .. import paths
 from ..exceptions import TestbedError, VhpcError
 from ..sshd import SSHD, SshKeys, SshServer, generate_keys, sshd_available, write_known_hosts
@@ -152,10 +153,7 @@ def _state_path(name: str) -> Path:
 
 
 def _save_state(state: dict) -> None:
-    path = Path(state["folder"]) / STATE_FILE
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(Path(state["folder"]) / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
 def _load_state(name: str) -> dict | None:
@@ -290,7 +288,8 @@ def up(nodes: int, *, name: str = "vhpc", rate: str | None = None) -> TestbedInf
     found = _discover(names)
     if _state_path(name).exists() or found:
         found_text = ", ".join(found) or f"state file {_state_path(name)}"
-        raise TestbedError(f"testbed {name!r} already exists ({found_text}); run `vhpc testbed down --name {name}` first")
+        raise TestbedError(f"testbed {name!r} already exists ({found_text}); "
+                           f"run `vhpc testbed down --name {name}` first")
 
     started = time.perf_counter()
     folder = testbed_folder(name)

@@ -1,4 +1,4 @@
-"""Bandwidth shaping of node links with an htb qdisc (RECIPES §4).
+"""Bandwidth shaping of node links with an htb qdisc.
 
 Each node's ``eth0`` egress gets ``htb default 10`` with one class of rate =
 ceil = R, so every packet a node sends is limited to R. This kernel has no
@@ -59,7 +59,8 @@ def apply_rate(netns: str, rate: str | None, device: str = "eth0") -> None:
         return
     rate = normalise_rate(rate)
     if has_htb:
-        run(["tc", "-n", netns, "class", "change", "dev", device, "parent", "1:", "classid", "1:10", *_class_args(rate)])
+        run(["tc", "-n", netns, "class", "change", "dev", device, "parent", "1:", "classid", "1:10",
+             *_class_args(rate)])
         return
     run(["tc", "-n", netns, "qdisc", "add", "dev", device, "root", "handle", "1:", "htb", "default", "10"])
     run(["tc", "-n", netns, "class", "add", "dev", device, "parent", "1:", "classid", "1:10", *_class_args(rate)])

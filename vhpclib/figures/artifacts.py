@@ -1,0 +1,118 @@
+"""Which figure belongs to which stage, and how each is built from a campaign's processed tables.
+
+Figures depend on tables only (never on logs): a stage rewrites just its own
+artifacts, and only those it has data for; the report builds all of them, with
+the paper's values alone where nothing was measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .. import analysis
+from ..tables import read_table_or_empty
+from . import paper
+
+NPB_PAPER_WORKLOADS = ("SP-MZ", "BT-MZ")
+
+
+@dataclass
+class CampaignData:
+    """A campaign's processed tables, read once, and what the figures derive from them."""
+
+    campaign: str
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in self._tables:
+            self._tables[name] = read_table_or_empty(self.campaign, name)
+        return self._tables[name]
+
+    @cached_property
+    def baseline(self) -> str:
+        """The environment every overhead is relative to: the one its runs recorded as baseline."""
+        envs = self.table("environments")
+        flagged = envs[envs["baseline"].astype(str).str.lower() == "true"] if len(envs) else envs
+        chosen = flagged if len(flagged) else envs
+        return str(chosen["environment"].iloc[0]) if len(chosen) else ""
+
+    def single_node_environments(self) -> list[str]:
+        apps = self.table("apps")
+        return sorted(set(apps.loc[apps["stage"] == "single-node", "environment"])) if len(apps) else []
+
+    def overhead(self) -> pd.DataFrame:
+        """Table 3: overhead vs the baseline; with one environment, the A/A check (its runs split in two)."""
+        apps = self.table("apps")
+        if len(self.single_node_environments()) == 1:
+            return analysis.aa_check(apps, self.single_node_environments()[0], stage="single-node")
+        return analysis.overhead_table(apps, self.baseline, stage="single-node")
+
+    def apps_of(self, workloads: Iterable[str], stage: str) -> pd.DataFrame:
+        apps = self.table("apps")
+        return apps[apps["workload"].isin(list(workloads)) & (apps["stage"] == stage)] if len(apps) else apps
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One paper artifact: the stage whose runs feed it, and how to build it."""
+
+    name: str
+    stage: str | None
+    build: Callable[[CampaignData], go.Figure]
+    has_data: Callable[[CampaignData], bool] = lambda data: True
+
+
+def _micro(data: CampaignData) -> bool:
+    return len(data.table("microbench")) > 0
+
+
+def _single(data: CampaignData) -> bool:
+    return bool(data.single_node_environments())
+
+
+def _npb(data: CampaignData) -> pd.DataFrame:
+    return data.apps_of(NPB_PAPER_WORKLOADS, "scaling")
+
+
+def _blockss(data: CampaignData) -> pd.DataFrame:
+    return data.apps_of(["blockss"], "scaling")
+
+
+ARTIFACTS: dict[str, Artifact] = {}
+
+
+def register_artifact(artifact: Artifact) -> Artifact:
+    ARTIFACTS[artifact.name] = artifact
+    return artifact
+
+
+def build_artifacts(campaign: str, *, stage: str | None = None, only_with_data: bool = False,
+                    data: CampaignData | None = None) -> dict[str, go.Figure]:
+    """The artifacts of ``stage`` (every artifact when None), built from the campaign's tables."""
+    data = data or CampaignData(campaign)
+    return {name: a.build(data) for name, a in ARTIFACTS.items()
+            if (stage is None or a.stage == stage) and (not only_with_data or a.has_data(data))}
+
+
+for _artifact in (
+    Artifact("table2_latency", "microbench",
+             lambda d: paper.table2_figure(analysis.latency_table(d.table("microbench"))), _micro),
+    Artifact("figure2_throughput", "microbench",
+             lambda d: paper.figure2_throughput(analysis.throughput_curves(d.table("microbench"))), _micro),
+    Artifact("table3_single_node", "single-node", lambda d: paper.table3_figure(d.overhead()), _single),
+    Artifact("figure3_npb", "scaling",
+             lambda d: paper.figure3_npb(analysis.efficiency_table(_npb(d), stage="scaling"),
+                                         analysis.performance_table(_npb(d), stage="scaling")),
+             lambda d: len(_npb(d)) > 0),
+    Artifact("figure4_blockss", "scaling",
+             lambda d: paper.figure4_blockss(analysis.efficiency_table(_blockss(d), stage="scaling"),
+                                             analysis.ideal_curve(_blockss(d), stage="scaling")),
+             lambda d: len(_blockss(d)) > 0),
+    Artifact("section23_io", None, lambda d: paper.section23_io()),
+):
+    register_artifact(_artifact)

@@ -1,0 +1,89 @@
+"""Launchers: how a job's ranks are started (mpirun on a launch host today; a scheduler next).
+
+A launcher is one class registered with ``@register_launcher``; an environment
+names it in the inventory (``launcher: mpirun``). The stage loop hands it a
+``Job`` and the run's temporary folder; the launcher runs the job, brings its
+output into the folder and returns how it ran (an ``Execution``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ..exceptions import InputError
+from ..mpi import LaunchSpec
+
+if TYPE_CHECKING:
+    from ..config import Environment, HostSpec
+    from ..mpi import MpiRuntime
+    from ..record import Execution
+    from ..remote import Executor
+    from ..store import RunWriter
+
+
+@dataclass(frozen=True)
+class Job:
+    """One MPI launch: what to run, where, and how it is placed."""
+
+    program: list[str]
+    launch: LaunchSpec
+    env: Mapping[str, str] | None = None
+    timeout_s: float | None = None
+    # Files the program writes into its working folder that belong in the run folder (e.g. a JSON result).
+    outputs: tuple[str, ...] = ()
+    # Facts decided when the job was built that identify the point further (e.g. the cores chosen).
+    point: Mapping[str, Any] = field(default_factory=dict)
+    # Workload facts the run record keeps beside the point (e.g. the NPB binary and its build).
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+
+class LaunchTarget(Protocol):
+    """What a launcher needs of the stage: the environment, its MPI, and a way to reach its hosts."""
+
+    env: Environment
+    environment: str
+
+    @property
+    def runtime(self) -> MpiRuntime: ...
+
+    def executor(self, host: HostSpec) -> Executor: ...
+
+
+class Launcher(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def launch(self, target: LaunchTarget, job: Job, writer: RunWriter) -> Execution:
+        """Run ``job``; its stdout/stderr (and ``job.outputs``) end up in ``writer.path``.
+
+        A job that exits non-zero is returned, not raised (its ``exit_status`` says so);
+        ``RemoteError`` means the launch itself could not be carried out.
+        """
+
+
+_LAUNCHERS: dict[str, Launcher] = {}
+
+
+def register_launcher(cls: type[Launcher]) -> type[Launcher]:
+    """Class decorator: make a launcher available under ``cls.name``."""
+    _LAUNCHERS[cls.name] = cls()
+    return cls
+
+
+def get_launcher(name: str) -> Launcher:
+    try:
+        return _LAUNCHERS[name]
+    except KeyError:
+        raise InputError(f"unknown launcher {name!r}; known: {', '.join(sorted(_LAUNCHERS))}",
+                         key="launcher") from None
+
+
+def launcher_names() -> tuple[str, ...]:
+    return tuple(_LAUNCHERS)
+
+
+# The built-in launchers register themselves on import (papermill's engines are filled the same way).
+from . import mpirun as _mpirun  # noqa: E402,F401

@@ -1,0 +1,153 @@
+"""Stage parameters: one pydantic model per kind of stage, one default per parameter.
+
+The CLI, the notebooks and the pipeline all build these models, so a parameter
+means the same thing (and defaults to the same value) wherever it is set, and a
+bad value is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .exceptions import InputError
+
+#: Repetitions per point: the smallest n whose min-max interval covers the median with >= 95 %
+#: (1 - 2 * 2**-n >= 0.95 needs n >= 6; see ``analysis.order_statistic_ci``).
+DEFAULT_REPETITIONS = 6
+
+
+class StageParams(BaseModel):
+    """What every stage takes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workloads: tuple[str, ...] = ()
+    repetitions: int = Field(DEFAULT_REPETITIONS, ge=1)
+    rerun: bool = False
+    timeout_s: float | None = Field(None, gt=0)
+    #: Settings of workloads registered from outside vhpclib (``{workload: {key: value}}``).
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _known_workloads(self) -> "StageParams":
+        from .workloads import get_workload
+
+        for name in self.workloads:
+            get_workload(name)
+        return self
+
+    @classmethod
+    def build(cls, **values: Any) -> "StageParams":
+        """Validate; a bad value becomes one ``InputError`` naming the parameter (the CLI prints it)."""
+        try:
+            return cls(**{k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"]) or None
+            raise InputError(err["msg"].removeprefix("Value error, "), key=key) from None
+
+
+class MicrobenchParams(StageParams):
+    """IMB PingPong. The paper used sizes up to 1 GB and 1,000,000 repetitions per size."""
+
+    workloads: tuple[str, ...] = ("pingpong",)
+    msglog: tuple[int, int] = (0, 22)
+    iterations: int | None = Field(None, ge=1)  # IMB -iter: repetitions per size (IMB's default policy otherwise)
+    time_limit_s: float | None = Field(None, gt=0)  # IMB -time: seconds per size before IMB cuts repetitions
+    mem_gb: float | None = Field(None, gt=0)  # IMB -mem: needed for sizes above 2^30 / 2
+    placements: tuple[str, ...] = ("intra-socket", "inter-socket", "inter-node")
+
+    @field_validator("msglog", mode="before")
+    @classmethod
+    def _msglog(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                lo, hi = (int(x) for x in value.split(":"))
+            except ValueError:
+                raise ValueError(f"msglog {value!r}: expected lo:hi with integers") from None
+            return (lo, hi)
+        return value
+
+    @field_validator("msglog")
+    @classmethod
+    def _msglog_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = value
+        if not 0 <= lo <= hi <= 30:
+            raise ValueError(f"msglog must satisfy 0 <= lo <= hi <= 30, got {lo}:{hi}")
+        return value
+
+    @field_validator("placements")
+    @classmethod
+    def _placements(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from .topology import PLACEMENTS
+
+        unknown = [p for p in value if p not in PLACEMENTS]
+        if unknown:
+            raise ValueError(f"unknown placement(s) {', '.join(unknown)}; known: {', '.join(PLACEMENTS)}")
+        return value
+
+    def imb_args(self) -> list[str]:
+        args = ["PingPong", "-msglog", f"{self.msglog[0]}:{self.msglog[1]}"]
+        if self.iterations is not None:
+            # -iter_policy off: every size gets exactly the repetitions asked for, as in the paper.
+            args += ["-iter", str(self.iterations), "-iter_policy", "off"]
+        if self.time_limit_s is not None:
+            args += ["-time", str(self.time_limit_s)]
+        if self.mem_gb is not None:
+            args += ["-mem", str(self.mem_gb)]
+        return args
+
+    def tag(self) -> str:
+        """Part of the run id, so runs with other parameters are never mistaken for these."""
+        tag = f"m{self.msglog[0]}-{self.msglog[1]}"
+        if self.iterations is not None:
+            tag += f"-i{self.iterations}"
+        if self.time_limit_s is not None:
+            tag += f"-t{self.time_limit_s:g}"
+        if self.mem_gb is not None:
+            tag += f"-g{self.mem_gb:g}"
+        return tag
+
+
+class AppParams(StageParams):
+    """Application stages (single-node overhead, scaling)."""
+
+    workloads: tuple[str, ...] = ("blockss", "npb")
+    blockss_preset: str = "small"
+    npb_class: str = "C"
+    processes: tuple[int, ...] | None = None
+
+    @field_validator("processes")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and (not value or min(value) < 1):
+            raise ValueError(f"process counts must be positive integers, got {list(value)}")
+        return value
+
+    @field_validator("npb_class")
+    @classmethod
+    def _npb_class(cls, value: str) -> str:
+        from .npb.build import CLASSES
+
+        if value not in CLASSES:
+            raise ValueError(f"NPB class must be one of {', '.join(CLASSES)}, got {value!r}")
+        return value
+
+    @field_validator("blockss_preset")
+    @classmethod
+    def _preset(cls, value: str) -> str:
+        from blockss.generate import PRESETS
+
+        if value not in PRESETS:
+            raise ValueError(f"unknown blockss preset {value!r}; known: {', '.join(PRESETS)}")
+        return value

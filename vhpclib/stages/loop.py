@@ -1,0 +1,176 @@
+"""The one stage loop: plan -> record skips -> count stored repetitions -> run -> sanity -> extract.
+
+Every stage of the study is this loop over the workloads it names. A run's
+output is judged (``Workload.sanity``) and read (``Workload.extract``) inside its
+temporary folder before the store makes it visible; whatever a run's output
+does to those two, that run is invalid or failed and the loop goes on
+(ReFrame's per-test isolation). Failures of one point never stop the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..exceptions import InputError, VhpcError
+from ..launchers import Job, get_launcher
+from ..params import StageParams
+from ..record import COMPLETE, FAILED, INVALID, RunRecord
+from ..store import RunWriter, StoredRun
+from ..workloads import Point, Skip, Workload, get_workload
+from .context import StageContext
+
+
+@dataclass
+class StageResult:
+    """What one stage call did in one environment."""
+
+    stage: str
+    measured: int = 0
+    reused: int = 0
+    runs: list[StoredRun] = field(default_factory=list)
+    invalid: list[StoredRun] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    #: True when a failure came from bad input (the CLI then exits 2, after the other points ran).
+    bad_input: bool = False
+
+    def lines(self) -> list[str]:
+        out = [f"{self.stage}: {self.measured} run(s) measured, {self.reused} reused, {len(self.invalid)} invalid, "
+               f"{len(self.skipped)} skipped, {len(self.failures)} failed"]
+        out += [f"skipped {s}" for s in self.skipped]
+        out += [f"invalid {x.run_id}: {x.record.reason}" for x in self.invalid]
+        out += [f"failed {f}" for f in self.failures]
+        out += [f"topology: {f}" for f in self.findings]
+        return out
+
+    def add(self, run: StoredRun, *, measured: bool) -> None:
+        if run.status == FAILED:
+            self.failures.append(f"{run.run_id}: {run.record.reason}")
+        elif run.status == INVALID:
+            self.invalid.append(run)
+        else:
+            self.runs.append(run)
+        if measured:
+            self.measured += run.status != FAILED
+        else:
+            self.reused += 1
+
+
+def run_stage(ctx: StageContext, stage: str, params: StageParams, *, progress: bool = True) -> StageResult:
+    """Run (or reuse) every point of ``stage`` for the workloads ``params`` names, in one environment.
+
+    Complete runs are reused (resume); ``params.rerun`` adds ``repetitions`` new runs after
+    the stored ones instead. Raw data is never replaced.
+    """
+    result = StageResult(stage, findings=ctx.topology_findings())
+    points = _plan(ctx, stage, params, result)
+    counts = ctx.store.measured_counts(ctx.campaign, ctx.environment, stage) if params.rerun else {}
+    todo = [(w, p, rep) for w, mine in points for p in mine
+            for rep in range(counts.get(p.stem, 0) + 1, counts.get(p.stem, 0) + params.repetitions + 1)]
+    prepared: dict[str, Any] = {}
+    broken: dict[str, str] = {}  # workload -> why it could not be prepared
+    bar = tqdm(todo, desc=f"{stage} [{ctx.environment}]", unit="run", disable=not progress)
+    for workload, point, rep in bar:
+        run_id = point.run_id(rep)
+        if ctx.store.is_complete(ctx.campaign, ctx.environment, stage, run_id):
+            result.add(ctx.store.load(ctx.campaign, ctx.environment, stage, run_id), measured=False)
+            continue
+        if workload.name in broken:
+            result.failures.append(f"{run_id}: {broken[workload.name]}")
+            continue
+        try:
+            if workload.name not in prepared:
+                prepared[workload.name] = workload.prepare(ctx, dict(points)[workload], params)
+            job = workload.job(ctx, point, rep, prepared[workload.name], params)
+            facts = ctx.host_facts(ctx.env.hosts[:max(1, point.nodes)])
+        except VhpcError as exc:
+            result.bad_input |= isinstance(exc, InputError)
+            if workload.name not in prepared:
+                broken[workload.name] = str(exc)
+            result.failures.append(f"{run_id}: {exc}")
+            continue
+        result.add(measure(ctx, stage, workload, point, rep, job, facts), measured=True)
+    return result
+
+
+def _plan(ctx: StageContext, stage: str, params: StageParams,
+          result: StageResult) -> list[tuple[Workload, list[Point]]]:
+    """Points per workload; skips (the environment cannot provide them) are stored with their reason."""
+    out: list[tuple[Workload, list[Point]]] = []
+    nodes = len(ctx.env.hosts)
+    for name in params.workloads:
+        workload = get_workload(name)
+        mine: list[Point] = []
+        for item in workload.plan(stage, ctx, params):
+            if isinstance(item, Point) and item.nodes > nodes:
+                item = Skip(workload.name, item.stem, item.what,
+                            f"needs {item.nodes} node(s), environment has {nodes}", item.fields)
+            if isinstance(item, Skip):
+                record_skip(ctx, stage, item)
+                result.skipped.append(f"{item.what}: {item.reason}")
+            else:
+                mine.append(item)
+        if mine:
+            out.append((workload, mine))
+    return out
+
+
+def record_skip(ctx: StageContext, stage: str, skip: Skip) -> None:
+    """Store a skip once per campaign, so reports show why something is missing instead of hiding it."""
+    ctx.store.record_skip(RunRecord(
+        run_id=skip.run_id, campaign=ctx.campaign, environment=ctx.environment, stage=stage,
+        workload=skip.workload, point={**skip.fields, "what": skip.what}, reasons=[skip.reason],
+        environment_spec=ctx.environment_summary(), **ctx.topology_record()))
+
+
+def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, repetition: int, job: Job,
+            facts: dict[str, dict[str, Any]]) -> StoredRun:
+    """Launch one repetition and store it: complete, invalid (kept with its reasons) or failed (kept aside)."""
+    record = RunRecord(
+        run_id=point.run_id(repetition), campaign=ctx.campaign, environment=ctx.environment, stage=stage,
+        workload=workload.name, point={**point.fields, **job.point}, repetition=repetition,
+        environment_spec=ctx.environment_summary(), host_facts=facts, extra=dict(job.record),
+        **ctx.topology_record())
+    with ctx.store.new_run(record) as writer:
+        try:
+            record.execution = get_launcher(ctx.env.launcher).launch(ctx, job, writer)
+        except VhpcError as exc:
+            writer.fail(f"launch failed: {exc}")
+        else:
+            status = record.execution.exit_status
+            if status != 0:
+                writer.fail(f"exit status {status}" + (" (timed out)" if status == 124 else ""))
+            else:
+                judge(workload, writer)
+    return StoredRun(writer.path, writer.record)
+
+
+def judge(workload: Workload, run: RunWriter) -> None:
+    """Sanity, then extraction, of a finished run; never raises (a surprise fails only this run)."""
+    try:
+        reasons = workload.sanity(run)
+    except Exception as exc:  # noqa: BLE001 - per-run isolation: the campaign goes on
+        run.fail(f"sanity check raised {type(exc).__name__}: {exc}")
+        return
+    if reasons:
+        run.invalidate(reasons)
+    try:
+        extracted = workload.extract(run)
+    except Exception as exc:  # noqa: BLE001
+        if run.record.status == COMPLETE:
+            run.fail(f"extraction raised {type(exc).__name__}: {exc}")
+        return
+    run.keep_result(workload.table, extracted.rows, extracted.warnings)
+
+
+def stage_points(ctx: StageContext, stage: str, params: StageParams) -> Iterable[tuple[str, Point]]:
+    """The points a stage would measure (without storing skips): for planning tools and tests."""
+    for name in params.workloads:
+        for item in get_workload(name).plan(stage, ctx, params):
+            if isinstance(item, Point):
+                yield name, item

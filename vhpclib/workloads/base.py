@@ -1,0 +1,144 @@
+"""What a workload is to vHPC: a plugin that plans points, builds jobs, and judges and reads its own output.
+
+A workload is one class registered once (``register_workload``), the way papermill
+registers engines and ReFrame registers launchers. The stage loop
+(``vhpclib.stages.loop``) only ever talks to this interface:
+
+    plan(stage, ctx, params)      -> points (and skips, with their reason)
+    prepare(ctx, points, params)  -> whatever every run needs, done once (problem files, builds)
+    job(ctx, point, rep, prepared, params) -> the MPI job of one repetition
+    sanity(run)   -> reasons the output is not a valid result (never raises)
+    extract(run)  -> table rows (called only on sane output; an exception fails just that run)
+
+``sanity`` and ``extract`` run inside the run's temporary folder before it is
+stored, and again with ``vhpc tables --reparse``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..exceptions import InputError
+
+if TYPE_CHECKING:
+    from ..launchers import Job
+    from ..params import StageParams
+    from ..stages.context import StageContext
+    from ..store import StoredRun
+
+
+@dataclass(frozen=True)
+class Point:
+    """One thing a stage measures, repeated: e.g. PingPong intra-socket, or blockss at 4 processes x 2 threads.
+
+    ``stem`` is the run id without the repetition (``<stem>-r01``...): it is what resume
+    counts. ``fields`` go into the run record (``point``) and identify the point in tables.
+    """
+
+    workload: str
+    stem: str
+    fields: Mapping[str, Any]
+    nodes: int = 1
+    label: str = ""
+
+    def run_id(self, repetition: int) -> str:
+        return f"{self.stem}-r{repetition:02d}"
+
+    @property
+    def what(self) -> str:
+        return self.label or self.stem
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A point this environment cannot provide, kept in the store with its reason (never faked)."""
+
+    workload: str
+    stem: str
+    what: str
+    reason: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.stem}-skipped"
+
+
+@dataclass
+class Extracted:
+    """Rows a run's output yields, and what was odd about it (one line each, naming file and line)."""
+
+    rows: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+
+class Workload(ABC):
+    """Base of every workload plugin; see the module docstring for the protocol."""
+
+    #: Registry key, as stages, inventories and the CLI name it.
+    name: ClassVar[str]
+    #: The name the paper uses for it (Bloss for blockss), for "paper vs measured".
+    paper_name: ClassVar[str] = ""
+    #: Processed table its rows go to (``vhpclib.tables.TABLES``).
+    table: ClassVar[str]
+    #: Stages it takes part in.
+    stages: ClassVar[tuple[str, ...]]
+
+    def display_name(self, point: Mapping[str, Any]) -> str:
+        """How tables and figures name a point's workload (``SP-MZ`` for the npb workload's ``sp-mz``)."""
+        return self.name
+
+    @abstractmethod
+    def plan(self, stage: str, ctx: StageContext, params: StageParams) -> list[Point | Skip]:
+        """The points of ``stage`` in this environment (empty when the workload is not part of it)."""
+
+    def prepare(self, ctx: StageContext, points: list[Point], params: StageParams) -> Any:
+        """Work every run of these points needs, done once before the first run is measured."""
+        return None
+
+    @abstractmethod
+    def job(self, ctx: StageContext, point: Point, repetition: int, prepared: Any, params: StageParams) -> Job:
+        """The job of one repetition of ``point``."""
+
+    @abstractmethod
+    def sanity(self, run: StoredRun) -> list[str]:
+        """Why this run's output is not a valid result (empty list: valid). Must not raise."""
+
+    @abstractmethod
+    def extract(self, run: StoredRun) -> Extracted:
+        """Table rows from a sane run's output (may raise on surprises: that run fails, not the stage)."""
+
+
+_WORKLOADS: dict[str, Workload] = {}
+
+
+def register_workload(workload: Workload, *, replace: bool = False) -> Workload:
+    """Make a workload available under ``workload.name`` (a test may register its own)."""
+    if workload.name in _WORKLOADS and not replace:
+        raise ValueError(f"workload {workload.name!r} is already registered")
+    _WORKLOADS[workload.name] = workload
+    return workload
+
+
+def unregister_workload(name: str) -> None:
+    _WORKLOADS.pop(name, None)
+
+
+def get_workload(name: str) -> Workload:
+    try:
+        return _WORKLOADS[name]
+    except KeyError:
+        raise InputError(f"unknown workload {name!r}; known: {', '.join(sorted(_WORKLOADS))}",
+                         key="workload") from None
+
+
+def workload_names(stage: str | None = None) -> tuple[str, ...]:
+    return tuple(n for n, w in _WORKLOADS.items() if stage is None or stage in w.stages)
+
+
+def workload_of(record_workload: str | None) -> Workload | None:
+    """The registered workload of a stored record, or None (a workload no longer registered)."""
+    return _WORKLOADS.get(record_workload or "")

@@ -1,0 +1,125 @@
+"""blockss, the block Sakurai–Sugiura eigensolver shipped in ``apps/blockss`` (the paper's Bloss).
+
+The paper's layout scaled to the hardware: 2 processes per node, cores/2
+OpenMP threads each. The problem is generated once on every host that may run
+ranks (deterministic; the log records each matrix's sha256). Results come from
+the solver's JSON record (``blockss.json``); its human log is parsed as a
+cross-check that both tell the same story.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ParseError
+from ..launchers import Job
+from ..parsers import get_parser
+from .app_run import APP_STAGES, SINGLE_NODE, AppRun, powers_of_two
+from .base import Extracted, Point, Skip, Workload
+
+if TYPE_CHECKING:
+    from ..params import AppParams
+    from ..stages.context import StageContext
+    from ..store import StoredRun
+
+RESULT_FILE = "blockss.json"
+PHASES = ("setup", "solve", "wait", "reduce", "extract")
+#: The log prints phase times in microseconds; the table keeps the same resolution from the JSON.
+TIME_DIGITS = 6
+
+
+class Blockss(Workload):
+    name = "blockss"
+    paper_name = "Bloss"
+    table = "apps"
+    stages = APP_STAGES
+
+    def plan(self, stage: str, ctx: StageContext, params: AppParams) -> list[Point | Skip]:
+        """On a one-node environment the scaling sweep runs 1 and 2 processes inside the node,
+        so the stage still yields an efficiency and an ideal curve."""
+        if stage not in APP_STAGES:
+            return []
+        threads = max(1, ctx.topology().cores // 2)
+        nodes = len(ctx.env.hosts)
+        if stage == SINGLE_NODE:
+            counts = [2]
+        else:
+            counts = list(params.processes or ([1, 2] if nodes == 1 else [2 * n for n in powers_of_two(nodes)]))
+        return [AppRun(self.name, params.blockss_preset, p, threads, 2).point(self.name) for p in counts]
+
+    def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> str:
+        """Generate the preset's matrices once on every host that may run ranks; returns problem.json's path."""
+        folder = f"{ctx.env.workdir.rstrip('/')}/blockss-problems/{params.blockss_preset}"
+        problem = f"{folder}/problem.json"
+        generate = " ".join(shlex.quote(a) for a in [*blockss_command(ctx), "generate", "--preset",
+                                                      params.blockss_preset, "--outdir", folder])
+        hosts = list(dict.fromkeys([ctx.env.launch_host, *ctx.env.hosts]))
+        ctx.run_on(hosts, f"test -s {shlex.quote(problem)} || {generate}", env=ctx.runtime.env, timeout=1800)
+        return problem
+
+    def job(self, ctx: StageContext, point: Point, repetition: int, prepared: str, params: AppParams) -> Job:
+        run = AppRun.of(point)
+        program = [*blockss_command(ctx), "solve", "--problem", prepared, "--out", RESULT_FILE]
+        return Job(program, run.launch_spec(ctx.mpi_hosts(run.nodes)), timeout_s=params.timeout_s,
+                   outputs=(RESULT_FILE,), record={"problem_json": prepared, "preset": run.problem})
+
+    def sanity(self, run: StoredRun) -> list[str]:
+        try:
+            result = _result(run)
+        except (OSError, ValueError) as exc:
+            return [f"no readable {RESULT_FILE}: {exc}"]
+        problems = [f"{RESULT_FILE} lacks {k!r}" for k in ("timings", "eigenvalues", "residuals", "tol")
+                    if k not in result]
+        if problems:
+            return problems
+        try:
+            [logged] = get_parser("app").parse(run.stdout(), str(run.stdout_path)).records
+        except ParseError as exc:
+            return [f"log has no result: {exc.message}"]
+        if logged["n_eigenvalues"] != len(result["eigenvalues"]):
+            problems.append(f"log lists {logged['n_eigenvalues']} eigenvalues, {RESULT_FILE} "
+                            f"{len(result['eigenvalues'])}")
+        if not math.isclose(logged["total_s"], result["timings"]["total"], abs_tol=1e-6):
+            problems.append(f"log total {logged['total_s']} s differs from {RESULT_FILE} "
+                            f"{result['timings']['total']} s")
+        return problems
+
+    def extract(self, run: StoredRun) -> Extracted:
+        result = _result(run)
+        timings = result["timings"]
+        warnings = solver_warnings(result)
+        verified = (not warnings and len(result["eigenvalues"]) > 0
+                    and all(r <= result["tol"] for r in result["residuals"]))
+        row: dict[str, Any] = {"time_s": round(timings["total"], TIME_DIGITS), "verified": verified,
+                               "mops_total": None}
+        row.update({f"{p}_s": round(timings[p], TIME_DIGITS) for p in PHASES})
+        return Extracted([row], [f"{run.path / RESULT_FILE}: solver warning: {w}" for w in warnings])
+
+
+def solver_warnings(result: dict[str, Any]) -> list[str]:
+    """What the solver flagged: its own list when it writes one, else the conditions its log warns about."""
+    if "warnings" in result:
+        return list(result["warnings"])
+    out = []
+    if result.get("subspace_full"):
+        out.append(f"subspace full (rank {result.get('rank')} = L*M): eigenvalues may be missing")
+    expected = result.get("expected_count")
+    if expected is not None and expected != len(result["eigenvalues"]):
+        out.append(f"expected {expected} eigenvalues inside the circle, accepted {len(result['eigenvalues'])}")
+    return out
+
+
+def _result(run: StoredRun) -> dict[str, Any]:
+    data = json.loads((run.path / RESULT_FILE).read_text())
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def blockss_command(ctx: StageContext) -> list[str]:
+    """How the environment runs vhpc-blockss: the inventory's command, else the venv's script."""
+    configured = ctx.env.benchmarks.blockss
+    return shlex.split(configured) if configured else [ctx.runtime.binary("vhpc-blockss")]

@@ -1,0 +1,150 @@
+"""NPB Multi-Zone (SP-MZ, BT-MZ, LU-MZ) and MZ-DEMO, our stand-in laid out like an NPB-MZ tree.
+
+The paper's layout: 2 OpenMP threads per MPI process, cores/2 processes per
+node (4 per 8-core node, 4 to 64 processes on 16 nodes). Binaries are built
+once (in this environment, or in the one named by ``built_in``), copied to every
+host and their sha256 verified before every run. An environment whose
+inventory gives no ``benchmarks.npb`` records NPB-MZ as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import InputError, ParseError
+from ..launchers import Job
+from ..parsers import get_parser
+from .app_run import APP_STAGES, SINGLE_NODE, AppRun, powers_of_two
+from .base import Extracted, Point, Skip, Workload
+
+if TYPE_CHECKING:
+    from ..npb import Deployment
+    from ..params import AppParams
+    from ..stages.context import StageContext
+    from ..store import StoredRun
+
+#: The paper's NPB-MZ figures: SP-MZ and BT-MZ class C, 4 to 64 processes of 2 threads.
+PAPER_PROCESSES = (4, 8, 16, 32, 64)
+PAPER_THREADS = 2
+PAPER_BENCHMARKS = ("sp-mz", "bt-mz")
+PAPER_CLASS = "C"
+DISPLAY = {"sp-mz": "SP-MZ", "bt-mz": "BT-MZ", "lu-mz": "LU-MZ", "mz-demo": "MZ-DEMO"}
+NO_NPB = ("the inventory gives no benchmarks.npb for this environment "
+          "(NPB's source cannot be downloaded here; see README)")
+ROW_KEYS = ("time_s", "verified", "mops_total")
+
+
+class NpbMz(Workload):
+    name = "npb"
+    paper_name = "NPB-MZ"
+    table = "apps"
+    stages = APP_STAGES
+
+    def display_name(self, point: Any) -> str:
+        return DISPLAY.get(point.get("workload", ""), str(point.get("workload", "")).upper())
+
+    def plan(self, stage: str, ctx: StageContext, params: AppParams) -> list[Point | Skip]:
+        if stage not in APP_STAGES:
+            return []
+        spec = ctx.env.benchmarks.npb
+        if spec is None:
+            return [Skip(self.name, "npb-mz", "NPB-MZ", NO_NPB)]
+        ppn = max(1, ctx.topology().cores // PAPER_THREADS)
+        if stage == SINGLE_NODE:
+            runs = [AppRun(b, params.npb_class, ppn, PAPER_THREADS, ppn) for b in spec.benchmarks]
+        else:
+            counts = params.processes or tuple(ppn * n for n in powers_of_two(len(ctx.env.hosts)))
+            runs = [AppRun(b, params.npb_class, p, PAPER_THREADS, min(ppn, p))
+                    for b in spec.benchmarks for p in counts]
+        return [r.point(self.name) for r in runs]
+
+    def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> list[Deployment]:
+        return deployments(ctx, [AppRun.of(p) for p in points])
+
+    def job(self, ctx: StageContext, point: Point, repetition: int, prepared: list[Deployment],
+            params: AppParams) -> Job:
+        from ..npb import verify_deployment
+
+        run = AppRun.of(point)
+        mine = [d for d in prepared if d.binary.benchmark == run.workload and d.binary.klass == run.problem
+                and d.binary.nprocs in (None, run.processes)]
+        if not mine:
+            raise InputError(f"no NPB-MZ binary for {run.stem} in the build", key="benchmarks.npb")
+        for deployment in mine:  # checksums verified on every host before every run
+            host = next(h for h in ctx.env.hosts if h.label == deployment.host)
+            verify_deployment(ctx.executor(host), deployment)
+        return Job([mine[0].path], run.launch_spec(ctx.mpi_hosts(run.nodes)), timeout_s=params.timeout_s,
+                   record={"binary": mine[0].record()})
+
+    def sanity(self, run: StoredRun) -> list[str]:
+        try:
+            _parse(run)
+        except ParseError as exc:
+            return [f"output has no result: {exc.message}"]
+        return []
+
+    def extract(self, run: StoredRun) -> Extracted:
+        parsed = _parse(run)
+        record = parsed.records[0]
+        return Extracted([{k: record.get(k) for k in ROW_KEYS}], [str(w) for w in parsed.warnings])
+
+
+def _parse(run: StoredRun):
+    kind = "mzdemo" if run.record.point.get("workload") == "mz-demo" else "npb"
+    return get_parser(kind).parse(run.stdout(), str(run.stdout_path))
+
+
+def deployments(ctx: StageContext, runs: list[AppRun]) -> list[Deployment]:
+    """The binaries these runs need on every host: an earlier build of the campaign that has them all,
+    else a new build (in this environment, or refused if it runs another environment's build)."""
+    from ..npb import build_environment_of, build_in_environment, distribute_to_environment, matching_build
+    from ..npb.builds import successful_builds
+
+    builder = build_environment_of(ctx.inventory, ctx.environment)
+    spec = ctx.inventory.environment(builder).benchmarks.npb
+    assert spec is not None
+    klass = runs[0].problem
+    build = matching_build(successful_builds(ctx.store, ctx.campaign, builder), version=spec.version,
+                           source=str(spec.source), klass=klass,
+                           needs=[(r.workload, r.processes) for r in runs])
+    if build is None:
+        if builder != ctx.environment:
+            raise InputError(f"environment {ctx.environment!r} runs the NPB-MZ build of {builder!r}, which has no "
+                             f"build with what this stage needs: run this stage (or `vhpc npb build --env "
+                             f"{builder}`) there first", key="benchmarks.npb.built_in")
+        build = build_in_environment(ctx.inventory, builder, ctx.campaign,
+                                     benchmarks=list(dict.fromkeys(r.workload for r in runs)), klass=klass,
+                                     store=ctx.store, pool=ctx.pool, build_id=_next_build_id(ctx, spec.version, klass),
+                                     nprocs=sweep_nprocs(runs) if spec.version == "3.3" else None)
+    return distribute_to_environment(ctx.inventory, ctx.environment, build, pool=ctx.pool)
+
+
+def _next_build_id(ctx: StageContext, version: str, klass: str) -> str:
+    """A fresh build id: builds are raw data too, never replaced."""
+    taken = {r.run_id.split(".failed-")[0] for r in ctx.store.runs(ctx.campaign, ctx.environment, "build")}
+    n = 1
+    while f"npb{version}-{klass}-b{n}" in taken:
+        n += 1
+    return f"npb{version}-{klass}-b{n}"
+
+
+def scaling_sweep(benchmarks: Iterable[str] = PAPER_BENCHMARKS, klass: str = PAPER_CLASS,
+                  processes: Iterable[int] = PAPER_PROCESSES, threads: int = PAPER_THREADS,
+                  cores_per_node: int = 8) -> list[AppRun]:
+    """Every run of a scaling sweep, benchmark by benchmark, smallest count first.
+
+    Each node runs ``cores_per_node // threads`` processes (the paper: 8 cores, 2 threads,
+    4 processes per node); a run smaller than one node uses one node.
+    """
+    if threads < 1 or cores_per_node < threads:
+        raise InputError(f"{threads} threads per process do not fit {cores_per_node} cores per node",
+                         key="threads")
+    ppn = cores_per_node // threads
+    counts = sorted(set(processes))
+    return [AppRun(b, klass, p, threads, min(ppn, p)) for b in dict.fromkeys(benchmarks) for p in counts]
+
+
+def sweep_nprocs(runs: Iterable[AppRun]) -> list[int]:
+    """The process counts an NPB 3.3 build must bake in for these runs."""
+    return sorted({r.processes for r in runs})
