@@ -133,11 +133,9 @@ class MpiSpec(_Strict):
     @field_validator("flavour")
     @classmethod
     def _known_flavour(cls, value: str) -> str:
-        from .mpi import flavour_names  # the registry imports this module
+        from .mpi import FLAVOURS  # the registry imports this module
 
-        if value not in flavour_names():
-            raise ValueError(f"unknown MPI flavour {value!r}; known: {', '.join(flavour_names())}")
-        return value
+        return FLAVOURS.check(value)
 
 
 class NpbSpec(_Strict):
@@ -191,11 +189,9 @@ class Environment(_Strict):
     @field_validator("launcher")
     @classmethod
     def _known_launcher(cls, value: str) -> str:
-        from .launchers import launcher_names  # the registry imports this module
+        from .launchers import LAUNCHERS  # the registry imports this module
 
-        if value not in launcher_names():
-            raise ValueError(f"unknown launcher {value!r}; known: {', '.join(launcher_names())}")
-        return value
+        return LAUNCHERS.check(value)
 
     @field_validator("workdir")
     @classmethod

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from .config import Environment, default_mpi_prefix
-from .exceptions import InputError
+from .registry import Registry
 
 if TYPE_CHECKING:
     from .parsers.impi_pinmap import PinEntry
@@ -98,25 +98,17 @@ class MpiFlavour:
         return None
 
 
-_FLAVOURS: dict[str, MpiFlavour] = {}
+FLAVOURS: Registry[MpiFlavour] = Registry("MPI flavour", "mpi.flavour")
 
 
 def register_flavour(cls: type[MpiFlavour]) -> type[MpiFlavour]:
     """Class decorator: make an MPI flavour available under ``cls.name``."""
-    _FLAVOURS[cls.name] = cls()
+    FLAVOURS.add(cls.name, cls(), replace=True)
     return cls
 
 
-def flavour(name: str) -> MpiFlavour:
-    try:
-        return _FLAVOURS[name]
-    except KeyError:
-        raise InputError(f"unknown MPI flavour {name!r}; known: {', '.join(sorted(_FLAVOURS))}",
-                         key="mpi.flavour") from None
-
-
-def flavour_names() -> tuple[str, ...]:
-    return tuple(_FLAVOURS)
+flavour = FLAVOURS.get
+flavour_names = FLAVOURS.names
 
 
 @register_flavour
@@ -209,10 +201,6 @@ class Mpich(MpiFlavour):
         elif spec.threads_per_proc > 1:
             argv += ["-bind-to", f"core:{spec.threads_per_proc}"]
         return argv, env
-
-
-#: Names of the registered flavours (kept for callers that list them).
-FLAVOURS = flavour_names()
 
 
 @dataclass(frozen=True)

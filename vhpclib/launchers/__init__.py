@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ..exceptions import InputError
 from ..mpi import LaunchSpec
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..config import Environment, HostSpec
@@ -64,25 +64,17 @@ class Launcher(ABC):
         """
 
 
-_LAUNCHERS: dict[str, Launcher] = {}
+LAUNCHERS: Registry[Launcher] = Registry("launcher", "launcher")
 
 
 def register_launcher(cls: type[Launcher]) -> type[Launcher]:
     """Class decorator: make a launcher available under ``cls.name``."""
-    _LAUNCHERS[cls.name] = cls()
+    LAUNCHERS.add(cls.name, cls(), replace=True)
     return cls
 
 
-def get_launcher(name: str) -> Launcher:
-    try:
-        return _LAUNCHERS[name]
-    except KeyError:
-        raise InputError(f"unknown launcher {name!r}; known: {', '.join(sorted(_LAUNCHERS))}",
-                         key="launcher") from None
-
-
-def launcher_names() -> tuple[str, ...]:
-    return tuple(_LAUNCHERS)
+get_launcher = LAUNCHERS.get
+launcher_names = LAUNCHERS.names
 
 
 # The built-in launchers register themselves on import (papermill's engines are filled the same way).

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..exceptions import InputError
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..launchers import Job
@@ -112,33 +112,19 @@ class Workload(ABC):
         """Table rows from a sane run's output (may raise on surprises: that run fails, not the stage)."""
 
 
-_WORKLOADS: dict[str, Workload] = {}
+WORKLOADS: Registry[Workload] = Registry("workload", "workload")
 
 
 def register_workload(workload: Workload, *, replace: bool = False) -> Workload:
     """Make a workload available under ``workload.name`` (a test may register its own)."""
-    if workload.name in _WORKLOADS and not replace:
-        raise ValueError(f"workload {workload.name!r} is already registered")
-    _WORKLOADS[workload.name] = workload
-    return workload
+    return WORKLOADS.add(workload.name, workload, replace=replace)
 
 
-def unregister_workload(name: str) -> None:
-    _WORKLOADS.pop(name, None)
-
-
-def get_workload(name: str) -> Workload:
-    try:
-        return _WORKLOADS[name]
-    except KeyError:
-        raise InputError(f"unknown workload {name!r}; known: {', '.join(sorted(_WORKLOADS))}",
-                         key="workload") from None
+unregister_workload = WORKLOADS.remove
+get_workload = WORKLOADS.get
+#: The registered workload of a stored record, or None (a workload no longer registered).
+workload_of = WORKLOADS.find
 
 
 def workload_names(stage: str | None = None) -> tuple[str, ...]:
-    return tuple(n for n, w in _WORKLOADS.items() if stage is None or stage in w.stages)
-
-
-def workload_of(record_workload: str | None) -> Workload | None:
-    """The registered workload of a stored record, or None (a workload no longer registered)."""
-    return _WORKLOADS.get(record_workload or "")
+    return tuple(n for n, w in WORKLOADS.items() if stage is None or stage in w.stages)
