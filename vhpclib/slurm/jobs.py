@@ -165,14 +165,16 @@ class WaitResult:
 
 
 def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, timeout_s: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> WaitResult:
+                 check_interrupt: Callable[[], None] | None = None) -> WaitResult:
     """Poll squeue until the job is finished; bounded by the pending limit and ``timeout_s``.
 
     Intervals double from 0.25 s up to ``settings.poll_interval_s``. A job still
     pending after ``settings.pending_limit_s`` is cancelled (``SlurmJobPending``,
     with Slurm's pending reason); one not finished after ``timeout_s`` is
     cancelled too (``SlurmJobTimeout``). Three failed polls in a row raise.
+    ``check_interrupt`` runs after every poll and sleep (``CancelOnInterrupt.raise_if_interrupted``).
     """
+    check = check_interrupt or (lambda: None)
     started = time.monotonic()
     delay = min(FIRST_POLL_S, settings.poll_interval_s)
     pending_s: float | None = None
@@ -187,6 +189,7 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
             if failures >= 3:
                 raise
             state = ("UNKNOWN_POLL", None)
+        check()
         polls += 1
         now = time.monotonic() - started
         if state is None or (state[0] != "UNKNOWN_POLL" and is_final(state[0])):
@@ -204,7 +207,8 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
             cancel_job(executor, settings, job_id)
             raise SlurmJobTimeout(f"job {job_id} did not finish within {timeout_s:g} s (state {word}); cancelled",
                                   job_id=job_id, waited_s=now)
-        sleep(delay)
+        time.sleep(delay)
+        check()
         delay = min(delay * 2, settings.poll_interval_s)
 
 
@@ -247,9 +251,12 @@ def job_accounting(executor: Executor, settings: SlurmSettings, job_id: str, *,
 class CancelOnInterrupt:
     """Cancel the job in ``job_id`` when the block is left by Ctrl-C, SIGTERM or any error; re-raise.
 
-    SIGTERM is turned into ``Terminated`` (a ``KeyboardInterrupt``) while the
-    block runs in the main thread, so the same unwinding happens. Set
-    ``job_id`` right after submission and back to None once the job is over.
+    While the block runs in the main thread, SIGINT raises ``KeyboardInterrupt``
+    and SIGTERM ``Terminated`` (a ``KeyboardInterrupt``), and both are also
+    remembered: invoke, which runs local commands, swallows a KeyboardInterrupt
+    that lands while it waits for a command, so the wait loop calls
+    ``raise_if_interrupted`` between polls. Set ``job_id`` right after
+    submission and back to None once the job is over.
     """
 
     def __init__(self, executor: Executor, settings: SlurmSettings) -> None:
@@ -257,20 +264,30 @@ class CancelOnInterrupt:
         self.settings = settings
         self.job_id: str | None = None
         self.cancelled: str | None = None
-        self._previous: Any = None
+        self.interrupted: int | None = None  # the signal that arrived
+        self._previous: dict[int, Any] = {}
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        raise Terminated("SIGTERM")
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = signum
+        self.raise_if_interrupted()
+
+    def raise_if_interrupted(self) -> None:
+        """Raise the interruption a signal asked for (again, if something swallowed it)."""
+        if self.interrupted == signal.SIGTERM:
+            raise Terminated("SIGTERM")
+        if self.interrupted is not None:
+            raise KeyboardInterrupt
 
     def __enter__(self) -> "CancelOnInterrupt":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
         if exc is not None and self.job_id is not None:
             job_id, self.job_id = self.job_id, None
             try:
@@ -367,10 +384,12 @@ def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, ru
     with CancelOnInterrupt(executor, settings) as guard:
         job_id = submit(executor, settings, f"{job_dir}/{SCRIPT_NAME}")
         guard.job_id = job_id
+        guard.raise_if_interrupted()  # an interruption invoke swallowed while sbatch ran
         if on_submit is not None:
             on_submit(job_id)
         try:
-            waited = wait_for_job(executor, settings, job_id, timeout_s=timeout_s)
+            waited = wait_for_job(executor, settings, job_id, timeout_s=timeout_s,
+                                  check_interrupt=guard.raise_if_interrupted)
             pending_s = waited.pending_s
         except SlurmJobPending as exc:
             reason, pending_s = f"PENDING_LIMIT: {exc.message}", exc.waited_s
