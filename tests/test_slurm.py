@@ -375,7 +375,7 @@ def test_a_job_pending_past_the_limit_is_cancelled_and_reported(slurm_cluster: c
     job = BatchJob(name="too-big", program=("true",), nodes=2, launch="none")
     settings = slurm_cluster.settings(pending_limit_s=2.0)
     with pytest.raises(SlurmJobPending) as err:
-        job_id = jobs.submit(LocalExecutor(), settings, _write_script(settings, job, tmp_path))
+        job_id = _submit(settings, job)
         jobs.wait_for_job(LocalExecutor(), settings, job_id)
     assert err.value.pending_reason.startswith("Partition") and "cancelled" in str(err.value)
     assert _squeue(slurm_cluster, "-j", err.value.job_id) == ""
@@ -385,11 +385,9 @@ def test_a_job_pending_past_the_limit_is_cancelled_and_reported(slurm_cluster: c
     assert result.accounting.job.node_list is None and result.stdout_path.read_text() == ""
 
 
-def _write_script(settings: SlurmSettings, job: BatchJob, folder: Path) -> str:
-    job_dir = jobs.prepare_job_dir(LocalExecutor(), settings, job.name)
-    path = f"{job_dir}/job.sbatch"
-    Path(path).write_text(batch_script(settings, job, job_dir))
-    return path
+def _submit(settings: SlurmSettings, job: BatchJob) -> str:
+    job_dir = jobs.new_job_dir(LocalExecutor(), settings, job.name)
+    return jobs.submit(LocalExecutor(), settings, batch_script(settings, job, job_dir), job_dir)
 
 
 _INTERRUPTED_CHILD = """
@@ -442,10 +440,9 @@ def test_interrupting_a_campaign_cancels_its_running_job(slurm_cluster: cl.Priva
 def test_cancel_on_interrupt_cancels_and_reraises(slurm_cluster: cl.PrivateCluster, tmp_path: Path) -> None:
     settings = slurm_cluster.settings()
     job = BatchJob(name="sleeper", program=("sleep", "300"), launch="none")
-    script = _write_script(settings, job, tmp_path)
     with pytest.raises(Terminated):
         with jobs.CancelOnInterrupt(LocalExecutor(), settings) as guard:
-            guard.job_id = jobs.submit(LocalExecutor(), settings, script)
+            guard.job_id = _submit(settings, job)
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises before this ends
     assert guard.cancelled is not None and _squeue(slurm_cluster, "-j", guard.cancelled) == ""

@@ -4,10 +4,10 @@ Every Slurm command runs through an ``Executor`` (this machine or the login
 node over SSH), with ``SLURM_CONF`` from the settings when they name one. The
 flow of one job (``run_batch_job``):
 
-1. a job folder on the submit host (under ``settings.job_dir``, shared with the
-   compute nodes), the sbatch script written into it and into the local run folder;
-2. ``sbatch --parsable``; a refusal becomes one line naming the setting
-   (``SlurmSettingError``/``SlurmUnreachable``, exit 2);
+1. the sbatch script, kept in the local run folder, written into a new job folder
+   on the submit host (under ``settings.job_dir``, shared with the compute nodes)
+   and submitted with ``sbatch --parsable`` in one round trip; a refusal becomes
+   one line naming the setting (``SlurmSettingError``/``SlurmUnreachable``, exit 2);
 3. bounded polling of ``squeue`` (intervals doubling from 0.25 s up to
    ``poll_interval_s``; never a busy loop); a job pending longer than
    ``pending_limit_s`` or running past vhpc's timeout is cancelled;
@@ -24,6 +24,7 @@ import shlex
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,22 +99,46 @@ def classify_sbatch_error(stderr: str, exit_code: int, settings: SlurmSettings |
     return SlurmError(f"sbatch failed (exit {exit_code}): {line}")
 
 
-def prepare_job_dir(executor: Executor, settings: SlurmSettings, name: str) -> str:
-    """A new, empty folder for one job under ``settings.job_dir`` on the submit host; its absolute path."""
-    base = shlex.quote(settings.job_dir)
-    command = (f"cd && mkdir -p {base} && cd {base} && d=$(mktemp -d {shlex.quote(name)}.XXXXXX) "
-               f"&& cd \"$d\" && pwd -P")
-    result = executor.run(command, timeout=COMMAND_TIMEOUT_S, warn=True)
-    path = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    if result.exit_code != 0 or not path.startswith("/"):
-        raise SlurmSettingError(f"cannot create a job folder under {settings.job_dir!r} on {executor.name}: "
+_BASES: dict[tuple[str, str], str] = {}  # (submit host, job_dir setting) -> its absolute path
+# (submit host, SLURM_CONF) whose sacct said "accounting storage is disabled": ask --completion directly
+_COMPLETION_ONLY: set[tuple[str, str | None]] = set()
+SCRIPT_WRITE_FAILED = 97
+
+
+def job_base_dir(executor: Executor, settings: SlurmSettings) -> str:
+    """``settings.job_dir`` on the submit host as an absolute path, created if missing (asked once per host)."""
+    key = (executor.name, settings.job_dir)
+    if key not in _BASES:
+        base = shlex.quote(settings.job_dir)
+        result = executor.run(f"cd && mkdir -p {base} && cd {base} && pwd -P", timeout=COMMAND_TIMEOUT_S, warn=True)
+        path = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+        if result.exit_code != 0 or not path.startswith("/") or any(c.isspace() for c in path):
+            raise SlurmSettingError(f"cannot use {settings.job_dir!r} on {executor.name} as the job folder: "
+                                    f"{_error_line(result.stderr) if result.exit_code else path!r}",
+                                    key="slurm.job_dir")
+        _BASES[key] = path
+    return _BASES[key]
+
+
+def new_job_dir(executor: Executor, settings: SlurmSettings, name: str) -> str:
+    """A fresh folder name for one job under the job folder (created when the job is submitted)."""
+    return f"{job_base_dir(executor, settings)}/{name}.{uuid.uuid4().hex[:10]}"
+
+
+def submit(executor: Executor, settings: SlurmSettings, script: str, job_dir: str) -> str:
+    """Write ``script`` as ``<job_dir>/job.sbatch`` on the submit host and ``sbatch --parsable`` it; the job id.
+
+    One command on the submit host (its folder, the script through a here-document, sbatch).
+    """
+    delimiter = f"VHPC_SCRIPT_{uuid.uuid4().hex}"
+    path = shlex.quote(f"{job_dir}/{SCRIPT_NAME}")
+    command = (f"mkdir -p {shlex.quote(job_dir)} && cat > {path} <<'{delimiter}' || "
+               f"{{ echo 'vhpc: cannot write the job script' >&2; exit {SCRIPT_WRITE_FAILED}; }}\n"
+               f"{script}{delimiter}\nsbatch --parsable {path}")
+    result = _slurm(executor, settings, command)
+    if result.exit_code == SCRIPT_WRITE_FAILED:
+        raise SlurmSettingError(f"cannot write the job script into {job_dir} on {executor.name}: "
                                 f"{_error_line(result.stderr)}", key="slurm.job_dir")
-    return path
-
-
-def submit(executor: Executor, settings: SlurmSettings, script_path: str) -> str:
-    """``sbatch --parsable`` the script on the submit host; return the job id."""
-    result = _slurm(executor, settings, f"sbatch --parsable {shlex.quote(script_path)}")
     if result.exit_code != 0:
         raise classify_sbatch_error(result.stderr + result.stdout, result.exit_code, settings)
     job_id = result.stdout.strip().splitlines()[-1].split(";")[0].strip() if result.stdout.strip() else ""
@@ -213,23 +238,30 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
 
 
 def job_accounting(executor: Executor, settings: SlurmSettings, job_id: str, *,
-                   timeout_s: float = ACCOUNTING_TIMEOUT_S) -> JobAccounting:
+                   timeout_s: float = ACCOUNTING_TIMEOUT_S, then_remove: str | None = None) -> JobAccounting:
     """The job's sacct record once it shows a final state (retried, bounded: slurmdbd can lag).
 
     Without slurmdbd (``Slurm accounting storage is disabled``) the job
     completion file is read instead (``sacct --completion``; no step lines).
+    ``then_remove``: a folder on the submit host removed in the same round trip.
     """
     fields = ",".join(SACCT_FIELDS)
     deadline = time.monotonic() + timeout_s
     delay = FIRST_POLL_S
-    completion = False
+    mode_key = (executor.name, settings.slurm_conf)
+    completion = mode_key in _COMPLETION_ONLY
     last = "no answer"
     while True:
         flag = "--completion " if completion else ""
-        result = _slurm(executor, settings, f"sacct {flag}-P -n -j {shlex.quote(job_id)} -o {fields}")
+        command = f"sacct {flag}-P -n -j {shlex.quote(job_id)} -o {fields}"
+        if then_remove:
+            command += f"; rc=$?; rm -rf {shlex.quote(then_remove)}; exit $rc"
+            then_remove = None
+        result = _slurm(executor, settings, command)
         if result.exit_code != 0 or NO_ACCOUNTING in result.stdout + result.stderr:
             if NO_ACCOUNTING in result.stdout + result.stderr and not completion:
                 completion = True
+                _COMPLETION_ONLY.add(mode_key)
                 continue
             if any(p in result.stderr for p in _UNREACHABLE):
                 raise SlurmUnreachable(f"sacct: {_error_line(result.stderr)}", key="slurm.slurm_conf")
@@ -373,16 +405,15 @@ def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, ru
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    job_dir = prepare_job_dir(executor, settings, job.name)
+    job_dir = new_job_dir(executor, settings, job.name)
     script = batch_script(settings, job, job_dir)
     (run_dir / SCRIPT_NAME).write_text(script)
-    executor.put_text(script, f"{job_dir}/{SCRIPT_NAME}")
     reason: str | None = None
     pending_s: float | None = None
     submitted = utc_now()
     t0 = time.monotonic()
     with CancelOnInterrupt(executor, settings) as guard:
-        job_id = submit(executor, settings, f"{job_dir}/{SCRIPT_NAME}")
+        job_id = submit(executor, settings, script, job_dir)
         guard.job_id = job_id
         guard.raise_if_interrupted()  # an interruption invoke swallowed while sbatch ran
         if on_submit is not None:
@@ -398,11 +429,9 @@ def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, ru
         guard.job_id = None
     turnaround = time.monotonic() - t0
     ended = utc_now()
-    accounting = job_accounting(executor, settings, job_id)
-    outcome, state_reason = outcome_of(accounting.state)
     files = fetch_outputs(executor, job_dir, run_dir)
-    if not keep_job_dir:
-        executor.run(f"rm -rf {shlex.quote(job_dir)}", timeout=COMMAND_TIMEOUT_S, warn=True)
+    accounting = job_accounting(executor, settings, job_id, then_remove=None if keep_job_dir else job_dir)
+    outcome, state_reason = outcome_of(accounting.state)
     return JobResult(name=job.name, job_id=job_id, outcome="failed" if reason else outcome,
                      reason=reason or state_reason, state=accounting.state, accounting=accounting,
                      submit_host=executor.name, job_dir=job_dir, run_dir=run_dir, submitted_utc=submitted,
