@@ -505,3 +505,24 @@ def test_stop_cluster_ends_every_daemon_by_pid_and_removes_its_key(tmp_path: Pat
     still = subprocess.run(["pgrep", "-x", "munged"], capture_output=True, text=True).stdout.split()
     assert set(others) - {str(pids["munged"])} <= set(still)  # nobody else's munged was touched
     assert cl.stop_cluster(cluster.folder) == []  # idempotent
+
+
+def test_the_slurm_example_inventory_loads_with_both_partitions() -> None:
+    from vhpclib import paths
+    from vhpclib.config import load_inventory
+
+    inv = load_inventory(paths.INVENTORIES / "slurm-example.yml")
+    assert {n: (e.launcher, e.slurm.partition) for n, e in inv.environments.items()} == {
+        "bmm": ("slurm", "bare"), "kvm": ("slurm", "vms")}
+    hosts = [inv.environment("bmm").slurm.submit_host.address] + [h.address for e in inv.environments.values()
+                                                                   for h in e.hosts]
+    assert all(h.endswith(".example") for h in hosts)
+
+
+def test_a_job_folder_that_cannot_be_created_names_the_setting(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = SlurmSettings(job_dir=str(blocker / "jobs"))
+    with pytest.raises(SlurmSettingError) as err:
+        jobs.new_job_dir(LocalExecutor(), settings, "x")
+    assert err.value.key == "slurm.job_dir" and "\n" not in str(err.value) and "Not a directory" in str(err.value)

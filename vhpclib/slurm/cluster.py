@@ -105,6 +105,9 @@ def slurm_conf_text(*, cluster: str, folder: Path, nodes: Sequence[ClusterNode],
         "ReturnToService=2",
         "InactiveLimit=0",
         "KillWait=2",  # seconds between SIGTERM and SIGKILL of a cancelled or timed-out job
+        # Schedule a batch job as soon as its resources are free (Slurm's default may wait 3 s to batch
+        # submissions of high-throughput sites; here one campaign submits one job at a time).
+        "SchedulerParameters=batch_sched_delay=0",
         "MinJobAge=300",
         f"SlurmctldPidFile={folder}/slurmctld.pid",
         f"SlurmdPidFile={folder}/slurmd.%n.pid",
