@@ -491,20 +491,27 @@ def test_fingerprint_through_one_srun_step_matches_the_direct_fingerprint(slurm_
 
 
 @pytest.mark.slurm
-def test_stop_cluster_ends_every_daemon_by_pid_and_removes_its_key(tmp_path: Path) -> None:
+def test_stop_cluster_ends_every_daemon_by_pid_and_leaves_another_munged_alone(tmp_path: Path) -> None:
     _need_slurm()
-    cluster = cl.start_cluster(tmp_path / "c")
-    pids = dict(cluster.pids)
-    others = subprocess.run(["pgrep", "-x", "munged"], capture_output=True, text=True).stdout.split()
-    stopped = cl.stop_cluster(cluster.folder)
-    assert sorted(s.split()[0] for s in stopped) == sorted(["munged", "slurmctld", *[
-        r for r in pids if r.startswith("slurmd:")]])
-    for pid in pids.values():
-        assert not cl.mg.alive(pid)
-    assert not (cluster.munge_folder / "munge.key").exists()
-    still = subprocess.run(["pgrep", "-x", "munged"], capture_output=True, text=True).stdout.split()
-    assert set(others) - {str(pids["munged"])} <= set(still)  # nobody else's munged was touched
-    assert cl.stop_cluster(cluster.folder) == []  # idempotent
+    other = cl.mg.start_munged(cl.mg.munge_folder(tmp_path / "someone-else"))  # stands in for a system munged
+    try:
+        cluster = cl.start_cluster(tmp_path / "c")
+        pids = dict(cluster.pids)
+        assert cluster.munge_folder != other.folder and other.pid not in pids.values()
+        stopped = cl.stop_cluster(cluster.folder)
+        assert sorted(s.split()[0] for s in stopped) == sorted(["munged", "slurmctld", *[
+            r for r in pids if r.startswith("slurmd:")]])
+        for pid in pids.values():
+            assert not cl.mg.alive(pid)
+        assert not (cluster.munge_folder / "munge.key").exists()
+        assert cl.stop_cluster(cluster.folder) == []  # idempotent
+        assert cl.mg.alive(other.pid)
+        check = subprocess.run(f"munge -n -S {other.socket} | unmunge -S {other.socket}", shell=True,
+                               capture_output=True, text=True)
+        assert "STATUS:          Success (0)" in check.stdout
+    finally:
+        cl.mg.stop_munged(other)
+        cl.mg.remove_folder(other.folder)
 
 
 def test_the_slurm_example_inventory_loads_with_both_partitions() -> None:
@@ -526,3 +533,17 @@ def test_a_job_folder_that_cannot_be_created_names_the_setting(tmp_path: Path) -
     with pytest.raises(SlurmSettingError) as err:
         jobs.new_job_dir(LocalExecutor(), settings, "x")
     assert err.value.key == "slurm.job_dir" and "\n" not in str(err.value) and "Not a directory" in str(err.value)
+
+
+@pytest.mark.slurm
+def test_a_cluster_that_fails_to_start_says_why_and_leaves_nothing_running(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _need_slurm()
+    real = cl.slurm_conf_text
+    monkeypatch.setattr(cl, "slurm_conf_text", lambda **kw: real(**kw) + "NoSuchParameter=1\n")
+    with pytest.raises(cl.SlurmClusterError) as err:
+        cl.start_cluster(tmp_path / "broken", timeout_s=20)
+    assert "slurmctld" in str(err.value) and "NoSuchParameter" in str(err.value)
+    stopped = json.loads((tmp_path / "broken" / "cluster.stopped.json").read_text())
+    assert stopped["pids"] and not any(cl.mg.alive(pid) for pid in stopped["pids"].values())
+    assert not (Path(stopped["munge_folder"]) / "munge.key").exists()

@@ -285,6 +285,8 @@ def start_cluster(folder: Path, nodes: Sequence[ClusterNode] | None = None, *,
     folder.mkdir(parents=True, exist_ok=True)
     for sub in ("state", "jobs"):
         (folder / sub).mkdir(exist_ok=True)
+    if (folder / "jobcomp.txt").exists():  # job ids restart at 1: old records must not answer for new jobs
+        os.replace(folder / "jobcomp.txt", folder / f"jobcomp.{time.strftime('%Y%m%dT%H%M%S')}.txt")
     if nodes is None:
         name, hw = node_hardware(ClusterNode("localhost", LOCAL_ADDRESS))
         nodes = [ClusterNode(name, LOCAL_ADDRESS)]
@@ -314,7 +316,8 @@ def start_cluster(folder: Path, nodes: Sequence[ClusterNode] | None = None, *,
             cluster=cluster.name, folder=folder, nodes=nodes, hardware=hardware, partition=partition,
             ctld_port=ctld_port, slurmd_port=slurmd_port, munge_socket=daemon.socket))
         head = nodes[0]
-        cluster.pids["slurmctld"] = _spawn(_nsenter(head, [str(SLURMCTLD), "-D", "-f", str(cluster.conf)]),
+        # -c: no jobs or node states from an earlier cluster in this folder
+        cluster.pids["slurmctld"] = _spawn(_nsenter(head, [str(SLURMCTLD), "-D", "-c", "-f", str(cluster.conf)]),
                                            folder / "slurmctld.out", folder)
         cluster.save()
         for node in nodes:
@@ -352,8 +355,10 @@ def wait_until_idle(cluster: PrivateCluster, timeout_s: float = 60.0) -> None:
     while True:
         for role, pid in cluster.pids.items():
             if not mg.alive(pid):
-                log = (cluster.munge_folder / "munged.log" if role == "munged"
-                       else cluster.folder / f"{role.replace(':', '.')}.out")
+                name = role.replace(":", ".")
+                logs = ([cluster.munge_folder / "munged.log"] if role == "munged"
+                        else [cluster.folder / f"{name}.log", cluster.folder / f"{name}.out"])
+                log = next((l for l in logs if _log_tail(l)), logs[0])
                 raise SlurmClusterError(f"{role} (pid {pid}) exited: {_log_tail(log) or 'no output'}",
                                         file=str(log))
         try:

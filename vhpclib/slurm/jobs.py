@@ -155,7 +155,8 @@ def queue_state(executor: Executor, settings: SlurmSettings, job_id: str) -> tup
         if not text:
             return None
         state, _, reason = text.splitlines()[0].partition("|")
-        return state_word(state), (reason.strip() or None) if reason.strip() not in ("None", "") else None
+        reason = reason.strip()
+        return state_word(state), None if reason in ("", "None") else reason
     if any(p in result.stderr for p in _GONE):
         return None
     if any(p in result.stderr for p in _UNREACHABLE):
@@ -203,34 +204,35 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
     started = time.monotonic()
     delay = min(FIRST_POLL_S, settings.poll_interval_s)
     pending_s: float | None = None
-    failures = 0
-    polls = 0
+    failures = polls = 0
     while True:
         try:
             state = queue_state(executor, settings, job_id)
             failures = 0
+            answered = True
         except (SlurmError, SlurmUnreachable, RemoteError):
             failures += 1
             if failures >= 3:
                 raise
-            state = ("UNKNOWN_POLL", None)
+            state, answered = None, False
         check()
         polls += 1
         now = time.monotonic() - started
-        if state is None or (state[0] != "UNKNOWN_POLL" and is_final(state[0])):
-            return WaitResult(state[0] if state else None, now, pending_s, polls)
-        word, reason = state
-        if word != "PENDING" and word != "UNKNOWN_POLL" and pending_s is None:
-            pending_s = now
-        if word == "PENDING" and settings.pending_limit_s is not None and now > settings.pending_limit_s:
-            cancel_job(executor, settings, job_id)
-            raise SlurmJobPending(
-                f"job {job_id} pended for more than {settings.pending_limit_s:g} s "
-                f"(Slurm's reason: {reason or 'none given'}); cancelled", job_id=job_id, pending_reason=reason,
-                waited_s=now)
+        if answered:
+            if state is None or is_final(state[0]):
+                return WaitResult(state[0] if state else None, now, pending_s, polls)
+            word, reason = state
+            if word != "PENDING" and pending_s is None:
+                pending_s = now
+            if word == "PENDING" and settings.pending_limit_s is not None and now > settings.pending_limit_s:
+                cancel_job(executor, settings, job_id)
+                raise SlurmJobPending(
+                    f"job {job_id} pended for more than {settings.pending_limit_s:g} s "
+                    f"(Slurm's reason: {reason or 'none given'}); cancelled", job_id=job_id, pending_reason=reason,
+                    waited_s=now)
         if timeout_s is not None and now > timeout_s:
             cancel_job(executor, settings, job_id)
-            raise SlurmJobTimeout(f"job {job_id} did not finish within {timeout_s:g} s (state {word}); cancelled",
+            raise SlurmJobTimeout(f"job {job_id} did not finish within {timeout_s:g} s; cancelled",
                                   job_id=job_id, waited_s=now)
         time.sleep(delay)
         check()
