@@ -64,11 +64,12 @@ lab: $(STAMP) ## Open the notebooks in JupyterLab with the project's kernel
 tables: $(STAMP) ## Rebuild data/processed/ from data/raw for CAMPAIGN
 	$(VENV)/bin/vhpc tables --campaign $(CAMPAIGN)
 
-benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, fan-out, blockss scaling, figure time)
+benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, fan-out, blockss scaling, figure time, Slurm)
 	$(PY) benchmarks/harness_overhead.py
 	$(PY) benchmarks/fanout.py
 	$(PY) benchmarks/blockss_scaling.py
 	$(PY) benchmarks/paper_figures_time.py
+	$(PY) benchmarks/slurm_overhead.py
 
 testbed-up: $(STAMP) ## Start a 2-node network-namespace testbed (root)
 	$(VENV)/bin/vhpc testbed up --nodes 2

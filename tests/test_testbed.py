@@ -342,3 +342,126 @@ def test_failed_up_rolls_back_everything_it_created(testbed_dirs: Path, monkeypa
     assert _ours("pyrb") == {"namespaces": [], "links": []}
     assert lifecycle._testbed_sshds(paths.TESTBEDS / "pyrb") == []
     assert not (paths.TESTBEDS / "pyrb").exists()
+
+
+# ---------------------------------------------------------------- the testbed through Slurm
+
+SLURM_NAME = "sltb"
+
+
+@pytest.fixture(scope="module")
+def slurm_testbed(testbed_dirs: Path) -> Iterator[tb.TestbedInfo]:
+    """A 2-node testbed with its private Slurm cluster (a slurmd in each namespace node)."""
+    _need_root()
+    tb.down(SLURM_NAME)
+    info = tb.up(2, name=SLURM_NAME, slurm=True)
+    try:
+        yield info
+    finally:
+        tb.down(SLURM_NAME)
+
+
+def _slurm_submit_host(info: tb.TestbedInfo):
+    from vhpclib.remote import executor_for
+
+    inv = load_inventory(info.inventory)
+    env = inv.environment("slurm")
+    return env, executor_for(env.slurm.submit_host, env, inv)
+
+
+@pytest.mark.root
+@pytest.mark.slurm
+def test_slurm_testbed_has_a_slurmd_per_node_and_an_inventory_environment_for_it(
+        slurm_testbed: tb.TestbedInfo) -> None:
+    from vhpclib.slurm import cluster as slurm_cluster
+
+    cluster = slurm_cluster.load_cluster(slurm_testbed.slurm_conf.parent)
+    assert [n.name for n in cluster.nodes] == [n.hostname for n in slurm_testbed.nodes]
+    assert slurm_cluster.node_states(cluster) == {n.hostname: "idle" for n in slurm_testbed.nodes}
+    for node in slurm_testbed.nodes:  # each slurmd lives in its node's network and UTS namespaces
+        pid = cluster.pids[f"slurmd:{node.hostname}"]
+        assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{node.sshd_pid}/ns/net")
+        assert os.readlink(f"/proc/{pid}/ns/uts") == os.readlink(f"/proc/{node.sshd_pid}/ns/uts")
+    env, host = _slurm_submit_host(slurm_testbed)
+    assert env.launcher == "slurm" and env.slurm.partition == cluster.partition
+    assert env.slurm.slurm_conf == str(slurm_testbed.slurm_conf) and env.slurm.mpi_mode == "srun-pmi2"
+    assert env.slurm.submit_host.address == slurm_testbed.nodes[0].address and env.host_key_policy == "strict"
+    with host:  # sbatch's view from node 1, over SSH
+        assert host.run("hostname").stdout.strip() == slurm_testbed.nodes[0].hostname
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+@pytest.mark.mpi
+@pytest.mark.slurm
+def test_imb_pingpong_across_two_namespace_nodes_through_srun_pmi2(slurm_testbed: tb.TestbedInfo,
+                                                                   tmp_path: Path) -> None:
+    import sys
+
+    from vhpclib.mpi import SYSTEM_PATH
+    from vhpclib.parsers import get_parser
+    from vhpclib.parsers.impi_pinmap import parse_pin_map
+    from vhpclib.slurm.jobs import run_batch_job
+    from vhpclib.slurm.script import BatchJob
+
+    venv = Path(sys.prefix)
+    env, host = _slurm_submit_host(slurm_testbed)
+    # The namespace nodes share this machine's cores: pin each node's rank to its own core.
+    imb = f"{venv}/bin/IMB-MPI1 PingPong -msglog 0:4 -iter 50"
+    job = BatchJob(name="imb-internode", program=("bash", "-c", f"exec taskset -c $SLURM_NODEID {imb}"),
+                   nodes=2, ntasks_per_node=1, launcher_args=("--cpu-bind=none",),
+                   env={"LD_LIBRARY_PATH": f"{venv}/lib", "PATH": f"{venv}/bin:{SYSTEM_PATH}", "I_MPI_DEBUG": "4",
+                        "FI_PROVIDER": "tcp", "I_MPI_FABRICS": "ofi"})
+    with host:
+        result = run_batch_job(host, env.slurm, job, tmp_path / "run")
+    assert result.ok, (result.reason, result.stderr_path.read_text()[-2000:])
+    assert result.accounting.job.node_list == f"{SLURM_NAME}-node[1-2]" and result.accounting.job.nnodes == 2
+    assert result.submit_host == slurm_testbed.nodes[0].hostname
+    text = result.stdout_path.read_text()
+    pins = parse_pin_map(text)
+    assert [(p.node, p.cpus) for p in pins] == [(n.hostname, (i,)) for i, n in enumerate(slurm_testbed.nodes)]
+    assert "libfabric provider: tcp" in text
+    records = get_parser("imb").parse(text, "stdout.log").records
+    assert [r["bytes"] for r in records] == [0, 1, 2, 4, 8, 16]
+    assert min(r["t_avg_usec"] for r in records) < 1000  # TCP between namespaces: microseconds, not ms
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+@pytest.mark.slurm
+def test_both_nodes_are_fingerprinted_by_one_srun_step(slurm_testbed: tb.TestbedInfo, tmp_path: Path) -> None:
+    from vhpclib.slurm.fingerprint import fingerprint_nodes
+
+    env, host = _slurm_submit_host(slurm_testbed)
+    with host:
+        facts, job = fingerprint_nodes(host, env.slurm, 2, tmp_path / "run")
+    names = [n.hostname for n in slurm_testbed.nodes]
+    assert sorted(facts) == names and job.accounting.job.nnodes == 2
+    assert [facts[n]["hostname"] for n in names] == names  # each node's own UTS host name
+    assert all(facts[n]["topology"] and facts[n]["kernel"] for n in names)
+    assert job.script_path.read_text().count("srun ") == 1
+
+
+@pytest.mark.root
+@pytest.mark.slurm
+def test_cli_testbed_up_with_slurm_and_down_stop_every_daemon(testbed_dirs: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    from vhpclib.cli import main
+    from vhpclib.slurm import cluster as slurm_cluster
+
+    _need_root()
+    name = "slcli"
+    tb.down(name)
+    try:
+        assert main(["testbed", "up", "--nodes", "1", "--slurm", "--name", name]) == 0
+        out = capsys.readouterr().out
+        assert "slurm: SLURM_CONF=" in out
+        cluster = slurm_cluster.load_cluster(paths.TESTBEDS / name / "slurm")
+        pids = dict(cluster.pids)
+        assert load_inventory(paths.INVENTORIES / f"testbed-{name}.yml").environment("slurm").launcher == "slurm"
+    finally:
+        assert main(["testbed", "down", "--name", name]) == 0
+    removed = capsys.readouterr().out
+    assert "removed slurm slurmctld" in removed and "removed slurm munged" in removed
+    assert not any(lifecycle._alive(pid) for pid in pids.values())
+    assert not cluster.munge_folder.exists()

@@ -211,13 +211,17 @@ TestbedName = typer.Option("vhpc", "--name", help="Testbed name (1-8 of a-z, 0-9
 @testbed_app.command("up")
 def testbed_up(nodes: int = typer.Option(2, "--nodes", "-n", min=1, help="Number of nodes."),
                rate: Optional[str] = typer.Option(None, help="Shape every node link, e.g. 1gbit, 100mbit."),
+               slurm: bool = typer.Option(False, "--slurm", help="Also start a private Slurm cluster over the "
+                                                                  "nodes (inventory environment 'slurm')."),
                name: str = TestbedName) -> None:
     """Create N network-namespace nodes with an sshd each, and write their inventory (root)."""
     from . import testbed
 
-    info = testbed.up(nodes, name=name, rate=rate)
+    info = testbed.up(nodes, name=name, rate=rate, slurm=slurm)
     for node in info.nodes:
         print(f"{node.hostname}: {node.address} (namespace {node.namespace}, sshd pid {node.sshd_pid})")
+    if info.slurm_conf:
+        print(f"slurm: SLURM_CONF={info.slurm_conf}")
     print(f"inventory: {info.inventory}")
     print(f"up in {info.seconds:.2f} s" + (f", links shaped to {rate}" if rate else ""))
 

@@ -176,6 +176,7 @@ class Environment(_Strict):
     connect_timeout_s: float = Field(10.0, gt=0)
     workdir: str = "/tmp/vhpc"
     description: str = ""
+    slurm: SlurmSettings | None = None
 
     _env_names = field_validator("env")(MpiSpec._env_names.__func__)  # type: ignore[attr-defined]
 
@@ -199,6 +200,12 @@ class Environment(_Strict):
         if not value.startswith("/"):
             raise ValueError("workdir must be an absolute path")
         return value
+
+    @model_validator(mode="after")
+    def _slurm_section(self) -> "Environment":
+        if self.launcher == "slurm" and self.slurm is None:
+            raise _Located(("launcher",), "launcher 'slurm' needs a 'slurm:' section (at least 'slurm: {}')")
+        return self
 
     @property
     def launch_host(self) -> HostSpec:
@@ -332,3 +339,10 @@ def load_inventory(path: str | Path) -> Inventory:
 def default_mpi_prefix() -> Path:
     """The venv this code runs in: where impi-rt puts mpirun, IMB-MPI1 and libmpi."""
     return Path(sys.prefix)
+
+
+# The Slurm section's model lives with the Slurm code and uses HostSpec from above: imported last.
+from .slurm.settings import SlurmSettings  # noqa: E402
+
+Environment.model_rebuild()
+Inventory.model_rebuild()

@@ -102,3 +102,42 @@ class NotebookFailed(VhpcError):
 
 class UnknownReference(InputError):
     """A reference table name that the dataset does not have."""
+
+
+class SlurmError(VhpcError):
+    """A Slurm command or job did not do what vhpc needed (after it was accepted)."""
+
+
+class SlurmSettingError(InputError):
+    """A Slurm setting is invalid, or Slurm refused it (``key`` names the setting)."""
+
+
+class SlurmUnreachable(InputError):
+    """No slurmctld answered the submit host's Slurm commands (wrong SLURM_CONF, controller down)."""
+
+
+class SlurmJobPending(SlurmError):
+    """A job pended longer than the environment allows; it was cancelled."""
+
+    def __init__(self, message: str, *, job_id: str, pending_reason: str | None, waited_s: float) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.pending_reason = pending_reason
+        self.waited_s = waited_s
+
+
+class SlurmJobTimeout(SlurmError):
+    """A job ran past vhpc's own timeout for it; it was cancelled."""
+
+    def __init__(self, message: str, *, job_id: str, waited_s: float) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.waited_s = waited_s
+
+
+class SlurmClusterError(VhpcError):
+    """A private Slurm cluster (munged, slurmctld, slurmd) could not be started or stopped."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwinds like Ctrl-C so every cleanup (job cancellation, partial runs) runs."""

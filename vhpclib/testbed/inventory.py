@@ -21,6 +21,7 @@ from ..sshd import SshKeys, ssh_client_options
 
 Launch = Literal["node", "local"]
 ENVIRONMENT = "testbed"
+SLURM_ENVIRONMENT = "slurm"
 
 
 def inventory_path(inventories: Path, name: str, launch: Launch = "node") -> Path:
@@ -69,7 +70,42 @@ def inventory_data(state: dict, launch: Launch = "node") -> dict:
         "description": description,
     }
     environment["launch"] = dict(hosts[0]) if launch == "node" else {"local": True}
-    return {"name": f"testbed-{state['name']}", "environments": {ENVIRONMENT: environment}}
+    environments = {ENVIRONMENT: environment}
+    if state.get("slurm", {}).get("partition"):
+        environments[SLURM_ENVIRONMENT] = slurm_environment(state, hosts)
+    return {"name": f"testbed-{state['name']}", "environments": environments}
+
+
+def slurm_environment(state: dict, hosts: list[dict]) -> dict:
+    """Environment ``slurm``: the same nodes through the testbed's private Slurm cluster.
+
+    Jobs are submitted from node 1 over SSH (its namespace reaches slurmctld), MPI
+    ranks are started by ``srun --mpi=pmi2`` and talk over TCP between nodes.
+    """
+    slurm = state["slurm"]
+    return {
+        "label": "testbed-slurm",
+        "vmm": "none",
+        "baseline": False,
+        "vcpu_pinning": "unknown",
+        "host_key_policy": "strict",
+        "known_hosts": state["known_hosts"],
+        "hosts": [dict(h) for h in hosts],
+        "launch": dict(hosts[0]),
+        "mpi": {"flavour": "intel", "env": {"FI_PROVIDER": "tcp"}},
+        "connect_timeout_s": 10,
+        "launcher": "slurm",
+        "slurm": {"partition": slurm["partition"], "slurm_conf": slurm["conf"], "job_dir": slurm["job_dir"],
+                  "submit_host": dict(hosts[0]), "mpi_mode": "srun-pmi2", "poll_interval_s": 1.0,
+                  "pending_limit_s": 300,
+                  # The nodes share this machine's CPUs: a 1-CPU allocation is CPU 0 on every node, so ranks
+                  # of different nodes would share one core. Whole nodes let their ranks spread.
+                  "sbatch_args": ["--exclusive"]},
+        "description": (f"vHPC testbed '{state['name']}' through its private Slurm cluster "
+                        f"{slurm.get('cluster', '')}: slurmctld on node 1, a slurmd in each of the "
+                        f"{len(hosts)} namespace nodes; jobs submitted from node 1 over SSH; "
+                        "Intel MPI ranks started by srun --mpi=pmi2, TCP between nodes."),
+    }
 
 
 def write_inventory(state: dict, path: Path, launch: Launch = "node") -> Path:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..fsutil import atomic_write
 from .. import paths
-from ..exceptions import TestbedError, VhpcError
+from ..exceptions import SlurmClusterError, TestbedError, VhpcError
+from ..slurm import cluster as slurm_cluster
 from ..sshd import SSHD, SshKeys, SshServer, generate_keys, sshd_available, write_known_hosts
 from . import netns as ns
 from .inventory import Launch, inventory_path, write_inventory
@@ -65,6 +66,7 @@ class TestbedInfo:
     client_key: Path
     inventory: Path
     seconds: float = 0.0
+    slurm_conf: Path | None = None  # the private Slurm cluster's slurm.conf (``up(..., slurm=True)``)
 
     @property
     def addresses(self) -> list[str]:
@@ -74,6 +76,7 @@ class TestbedInfo:
         data = asdict(self)
         for key in ("folder", "state_file", "known_hosts", "client_key", "inventory"):
             data[key] = str(data[key])
+        data["slurm_conf"] = str(self.slurm_conf) if self.slurm_conf else None
         return data
 
 
@@ -175,7 +178,8 @@ def _info(state: dict, seconds: float = 0.0) -> TestbedInfo:
         bridge=state["bridge"]["name"], bridge_address=state["bridge"]["address"], subnet=state["subnet"],
         rate=state.get("rate"), folder=Path(state["folder"]), state_file=Path(state["folder"]) / STATE_FILE,
         known_hosts=Path(state["known_hosts"]), client_key=Path(state["client_key"]),
-        inventory=Path(state["inventories"]["node"]), seconds=seconds)
+        inventory=Path(state["inventories"]["node"]), seconds=seconds,
+        slurm_conf=Path(state["slurm"]["conf"]) if state.get("slurm") else None)
 
 
 def info(name: str = "vhpc") -> TestbedInfo:
@@ -268,14 +272,16 @@ def _discover(names: ns.Names) -> list[str]:
     return found
 
 
-def up(nodes: int, *, name: str = "vhpc", rate: str | None = None) -> TestbedInfo:
+def up(nodes: int, *, name: str = "vhpc", rate: str | None = None, slurm: bool = False) -> TestbedInfo:
     """Create ``nodes`` namespace nodes on a bridge, each with its own host name and sshd.
 
     Writes keys, known_hosts and ``state.json`` into ``testbeds/<name>/`` and a
     ready inventory ``inventories/testbed-<name>.yml`` (environment ``testbed``).
     ``rate`` (tc syntax, e.g. ``1gbit``) shapes every node's egress with htb;
-    latency cannot be emulated (no netem). Needs root. If anything fails, what was
-    created is removed again and ``TestbedError`` says what failed.
+    latency cannot be emulated (no netem). ``slurm`` also starts a private Slurm
+    cluster (slurmctld on node 1, a slurmd in every node, a private munged) and
+    adds environment ``slurm`` to the inventory. Needs root. If anything fails,
+    what was created is removed again and ``TestbedError`` says what failed.
     """
     ns.validate_name(name)
     ns.validate_nodes(nodes)
@@ -284,6 +290,11 @@ def up(nodes: int, *, name: str = "vhpc", rate: str | None = None) -> TestbedInf
     _require_tools()
     if (reason := sshd_available()):
         raise TestbedError(f"cannot start sshd: {reason}")
+    if slurm:
+        try:
+            slurm_cluster.require_tools()
+        except SlurmClusterError as exc:
+            raise TestbedError(str(exc)) from None
     names = ns.Names(name)
     found = _discover(names)
     if _state_path(name).exists() or found:
@@ -306,7 +317,7 @@ def up(nodes: int, *, name: str = "vhpc", rate: str | None = None) -> TestbedInf
     }
     _save_state(state)
     try:
-        _build(state, names, subnet, nodes, rate)
+        _build(state, names, subnet, nodes, rate, slurm)
     except BaseException as exc:
         try:
             down(name)
@@ -318,7 +329,8 @@ def up(nodes: int, *, name: str = "vhpc", rate: str | None = None) -> TestbedInf
     return _info(state, time.perf_counter() - started)
 
 
-def _build(state: dict, names: ns.Names, subnet: ipaddress.IPv4Network, nodes: int, rate: str | None) -> None:
+def _build(state: dict, names: ns.Names, subnet: ipaddress.IPv4Network, nodes: int, rate: str | None,
+           slurm: bool = False) -> None:
     folder = Path(state["folder"])
     ns.create_bridge(names.bridge, state["bridge"]["address"], subnet.prefixlen)
     state["bridge"]["created"] = True
@@ -352,8 +364,24 @@ def _build(state: dict, names: ns.Names, subnet: ipaddress.IPv4Network, nodes: i
         for node in state["nodes"]:
             apply_rate(node["namespace"], rate)
         state["rate"] = rate
+    if slurm:
+        _start_slurm(state)
     write_inventory(state, Path(state["inventories"]["node"]), "node")
     state["complete"] = True
+    _save_state(state)
+
+
+def _start_slurm(state: dict) -> None:
+    """A private Slurm cluster over the testbed's nodes, recorded in the state before it starts."""
+    folder = Path(state["folder"]) / "slurm"
+    state["slurm"] = {"folder": str(folder), "conf": str(folder / "slurm.conf")}
+    _save_state(state)
+    try:
+        cluster = slurm_cluster.start_cluster(folder, slurm_cluster.testbed_nodes(state))
+    except SlurmClusterError as exc:
+        raise TestbedError(f"Slurm cluster did not start: {exc}") from None
+    state["slurm"].update({"partition": cluster.partition, "job_dir": str(cluster.job_dir),
+                           "cluster": cluster.name})
     _save_state(state)
 
 
@@ -456,6 +484,14 @@ def down(name: str = "vhpc") -> list[str]:
     folder = testbed_folder(name)
     state = _load_state(name) or {}
     removed: list[str] = []
+
+    # 0. the private Slurm cluster: jobs cancelled, daemons stopped by PID, its munged and key removed.
+    slurm_folder = Path(state["slurm"]["folder"]) if isinstance(state.get("slurm"), dict) else folder / "slurm"
+    if (slurm_folder / slurm_cluster.STATE_FILE).exists():
+        try:
+            removed += [f"slurm {item}" for item in slurm_cluster.stop_cluster(slurm_folder)]
+        except SlurmClusterError as exc:
+            raise TestbedError(f"could not stop the testbed's Slurm cluster: {exc}") from None
 
     # 1. sshd processes: those this process started (reaped through Popen), then recorded and discovered PIDs.
     for server in _servers.pop(name, []):

@@ -1,0 +1,442 @@
+"""Batch jobs through Slurm: submit from the submit host, wait, account, cancel.
+
+Every Slurm command runs through an ``Executor`` (this machine or the login
+node over SSH), with ``SLURM_CONF`` from the settings when they name one. The
+flow of one job (``run_batch_job``):
+
+1. the sbatch script, kept in the local run folder, written into a new job folder
+   on the submit host (under ``settings.job_dir``, shared with the compute nodes)
+   and submitted with ``sbatch --parsable`` in one round trip; a refusal becomes
+   one line naming the setting (``SlurmSettingError``/``SlurmUnreachable``, exit 2);
+3. bounded polling of ``squeue`` (intervals doubling from 0.25 s up to
+   ``poll_interval_s``; never a busy loop); a job pending longer than
+   ``pending_limit_s`` or running past vhpc's timeout is cancelled;
+4. the ``sacct`` record (``sacct --completion`` where there is no slurmdbd);
+5. the job's stdout, stderr and ``SLURM_*`` layout copied into the run folder.
+
+``CancelOnInterrupt`` cancels the job when Ctrl-C or SIGTERM arrives while it
+is queued or running, then lets the interruption go on.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ..exceptions import (ParseError, RemoteError, SlurmError, SlurmJobPending, SlurmJobTimeout,
+                          SlurmSettingError, SlurmUnreachable, Terminated, VhpcError)
+from ..remote import CommandResult, Executor, utc_now
+from .sacct import SACCT_FIELDS, JobAccounting, Outcome, is_final, outcome_of, parse_sacct, state_word
+from .script import LAYOUT, SCRIPT_NAME, STDERR, STDOUT, BatchJob, batch_script
+from .settings import SlurmSettings
+
+COMMAND_TIMEOUT_S = 60.0  # one Slurm client command (sbatch alone retries for ~10 s without a controller)
+FIRST_POLL_S = 0.25
+ACCOUNTING_TIMEOUT_S = 60.0  # slurmdbd may record a job's end a little after squeue forgets it
+NO_ACCOUNTING = "accounting storage is disabled"
+_UNREACHABLE = ("Unable to contact slurm controller", "Could not establish a configuration source",
+                "Zero Bytes were transmitted", "Socket timed out on send/recv", "Connection refused")
+_GONE = ("Invalid job id", "already completed", "Job has already finished")
+
+# (pattern in sbatch's stderr, setting it is about); first match wins.
+_SBATCH_REFUSALS: tuple[tuple[str, str], ...] = (
+    ("invalid partition", "partition"),
+    ("Invalid partition name", "partition"),
+    ("Invalid --time specification", "time_limit"),
+    ("Requested time limit is invalid", "time_limit"),
+    ("Invalid account", "account"),
+    ("Invalid qos", "qos"),
+    ("Invalid feature specification", "constraint"),
+    ("Node count specification invalid", "nodes"),
+    ("Requested node configuration is not available", "nodes"),
+    ("More processors requested than permitted", "ntasks_per_node"),
+    ("unrecognized option", "sbatch_args"),
+    ("invalid option", "sbatch_args"),
+    ("option requires an argument", "sbatch_args"),
+)
+
+
+def slurm_env(settings: SlurmSettings) -> dict[str, str]:
+    """Variables every Slurm command on the submit host gets."""
+    return {"SLURM_CONF": settings.slurm_conf} if settings.slurm_conf else {}
+
+
+def _slurm(executor: Executor, settings: SlurmSettings, command: str,
+           timeout: float = COMMAND_TIMEOUT_S) -> CommandResult:
+    return executor.run(command, env=slurm_env(settings), timeout=timeout, warn=True)
+
+
+def _error_line(text: str) -> str:
+    """The line of a Slurm client's stderr that says what went wrong."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if "error" in line.lower() or "unrecognized" in line or "invalid" in line.lower():
+            return line
+    return lines[-1] if lines else "no output"
+
+
+def classify_sbatch_error(stderr: str, exit_code: int, settings: SlurmSettings | None = None) -> VhpcError:
+    """The error for a refused ``sbatch``: one line naming the setting, from sbatch's own words."""
+    line = _error_line(stderr)
+    if exit_code == 127 or "command not found" in stderr:
+        return SlurmSettingError(f"sbatch is not installed on the submit host ({line})", key="slurm.submit_host")
+    if any(p in stderr for p in _UNREACHABLE):
+        where = f" with SLURM_CONF={settings.slurm_conf}" if settings and settings.slurm_conf else ""
+        return SlurmUnreachable(f"no slurmctld answered{where}: {line}", key="slurm.slurm_conf")
+    for pattern, setting in _SBATCH_REFUSALS:
+        if pattern.lower() in stderr.lower():
+            value = getattr(settings, setting, None) if settings is not None else None
+            shown = f" {value!r}" if value not in (None, []) else ""
+            return SlurmSettingError(f"Slurm refused {setting}{shown}: {line}", key=f"slurm.{setting}")
+    return SlurmError(f"sbatch failed (exit {exit_code}): {line}")
+
+
+_BASES: dict[tuple[str, str], str] = {}  # (submit host, job_dir setting) -> its absolute path
+# (submit host, SLURM_CONF) whose sacct said "accounting storage is disabled": ask --completion directly
+_COMPLETION_ONLY: set[tuple[str, str | None]] = set()
+SCRIPT_WRITE_FAILED = 97
+
+
+def job_base_dir(executor: Executor, settings: SlurmSettings) -> str:
+    """``settings.job_dir`` on the submit host as an absolute path, created if missing (asked once per host)."""
+    key = (executor.name, settings.job_dir)
+    if key not in _BASES:
+        base = shlex.quote(settings.job_dir)
+        result = executor.run(f"cd && mkdir -p {base} && cd {base} && pwd -P", timeout=COMMAND_TIMEOUT_S, warn=True)
+        path = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+        if result.exit_code != 0 or not path.startswith("/") or any(c.isspace() for c in path):
+            raise SlurmSettingError(f"cannot use {settings.job_dir!r} on {executor.name} as the job folder: "
+                                    f"{_error_line(result.stderr) if result.exit_code else path!r}",
+                                    key="slurm.job_dir")
+        _BASES[key] = path
+    return _BASES[key]
+
+
+def new_job_dir(executor: Executor, settings: SlurmSettings, name: str) -> str:
+    """A fresh folder name for one job under the job folder (created when the job is submitted)."""
+    return f"{job_base_dir(executor, settings)}/{name}.{uuid.uuid4().hex[:10]}"
+
+
+def submit(executor: Executor, settings: SlurmSettings, script: str, job_dir: str) -> str:
+    """Write ``script`` as ``<job_dir>/job.sbatch`` on the submit host and ``sbatch --parsable`` it; the job id.
+
+    One command on the submit host (its folder, the script through a here-document, sbatch).
+    """
+    delimiter = f"VHPC_SCRIPT_{uuid.uuid4().hex}"
+    path = shlex.quote(f"{job_dir}/{SCRIPT_NAME}")
+    command = (f"mkdir -p {shlex.quote(job_dir)} && cat > {path} <<'{delimiter}' || "
+               f"{{ echo 'vhpc: cannot write the job script' >&2; exit {SCRIPT_WRITE_FAILED}; }}\n"
+               f"{script}{delimiter}\nsbatch --parsable {path}")
+    result = _slurm(executor, settings, command)
+    if result.exit_code == SCRIPT_WRITE_FAILED:
+        raise SlurmSettingError(f"cannot write the job script into {job_dir} on {executor.name}: "
+                                f"{_error_line(result.stderr)}", key="slurm.job_dir")
+    if result.exit_code != 0:
+        raise classify_sbatch_error(result.stderr + result.stdout, result.exit_code, settings)
+    job_id = result.stdout.strip().splitlines()[-1].split(";")[0].strip() if result.stdout.strip() else ""
+    if not job_id.isdigit():
+        raise SlurmError(f"sbatch printed no job id: {result.stdout.strip()[:200]!r}")
+    return job_id
+
+
+def queue_state(executor: Executor, settings: SlurmSettings, job_id: str) -> tuple[str, str | None] | None:
+    """``(state, reason)`` of a job slurmctld still knows, None once it has forgotten it."""
+    result = _slurm(executor, settings, f"squeue -h -t all -j {shlex.quote(job_id)} -o '%T|%r'")
+    text = result.stdout.strip()
+    if result.exit_code == 0:
+        if not text:
+            return None
+        state, _, reason = text.splitlines()[0].partition("|")
+        reason = reason.strip()
+        return state_word(state), None if reason in ("", "None") else reason
+    if any(p in result.stderr for p in _GONE):
+        return None
+    if any(p in result.stderr for p in _UNREACHABLE):
+        raise SlurmUnreachable(f"no slurmctld answered squeue: {_error_line(result.stderr)}", key="slurm.slurm_conf")
+    raise SlurmError(f"squeue failed for job {job_id} (exit {result.exit_code}): {_error_line(result.stderr)}")
+
+
+def cancel_job(executor: Executor, settings: SlurmSettings, job_id: str, *, wait_s: float = 30.0) -> None:
+    """``scancel`` a job and wait (bounded) until Slurm no longer counts it as queued or running."""
+    result = _slurm(executor, settings, f"scancel {shlex.quote(job_id)}")
+    if result.exit_code != 0 and not any(p in result.stderr for p in _GONE):
+        raise SlurmError(f"scancel {job_id} failed (exit {result.exit_code}): {_error_line(result.stderr)}")
+    deadline = time.monotonic() + wait_s
+    delay = FIRST_POLL_S
+    while time.monotonic() < deadline:
+        state = queue_state(executor, settings, job_id)
+        if state is None or is_final(state[0]):
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    raise SlurmError(f"job {job_id} still in the queue {wait_s:.0f} s after scancel")
+
+
+@dataclass
+class WaitResult:
+    """How a wait ended: the last state squeue showed (None once slurmctld forgot the job) and times."""
+
+    state: str | None
+    waited_s: float
+    pending_s: float | None  # submission until first seen not pending; None: never seen running
+    polls: int
+
+
+def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, timeout_s: float | None = None,
+                 check_interrupt: Callable[[], None] | None = None) -> WaitResult:
+    """Poll squeue until the job is finished; bounded by the pending limit and ``timeout_s``.
+
+    Intervals double from 0.25 s up to ``settings.poll_interval_s``. A job still
+    pending after ``settings.pending_limit_s`` is cancelled (``SlurmJobPending``,
+    with Slurm's pending reason); one not finished after ``timeout_s`` is
+    cancelled too (``SlurmJobTimeout``). Three failed polls in a row raise.
+    ``check_interrupt`` runs after every poll and sleep (``CancelOnInterrupt.raise_if_interrupted``).
+    """
+    check = check_interrupt or (lambda: None)
+    started = time.monotonic()
+    delay = min(FIRST_POLL_S, settings.poll_interval_s)
+    pending_s: float | None = None
+    failures = polls = 0
+    while True:
+        try:
+            state = queue_state(executor, settings, job_id)
+            failures = 0
+            answered = True
+        except (SlurmError, SlurmUnreachable, RemoteError):
+            failures += 1
+            if failures >= 3:
+                raise
+            state, answered = None, False
+        check()
+        polls += 1
+        now = time.monotonic() - started
+        if answered:
+            if state is None or is_final(state[0]):
+                return WaitResult(state[0] if state else None, now, pending_s, polls)
+            word, reason = state
+            if word != "PENDING" and pending_s is None:
+                pending_s = now
+            if word == "PENDING" and settings.pending_limit_s is not None and now > settings.pending_limit_s:
+                cancel_job(executor, settings, job_id)
+                raise SlurmJobPending(
+                    f"job {job_id} pended for more than {settings.pending_limit_s:g} s "
+                    f"(Slurm's reason: {reason or 'none given'}); cancelled", job_id=job_id, pending_reason=reason,
+                    waited_s=now)
+        if timeout_s is not None and now > timeout_s:
+            cancel_job(executor, settings, job_id)
+            raise SlurmJobTimeout(f"job {job_id} did not finish within {timeout_s:g} s; cancelled",
+                                  job_id=job_id, waited_s=now)
+        time.sleep(delay)
+        check()
+        delay = min(delay * 2, settings.poll_interval_s)
+
+
+def job_accounting(executor: Executor, settings: SlurmSettings, job_id: str, *,
+                   timeout_s: float = ACCOUNTING_TIMEOUT_S, then_remove: str | None = None) -> JobAccounting:
+    """The job's sacct record once it shows a final state (retried, bounded: slurmdbd can lag).
+
+    Without slurmdbd (``Slurm accounting storage is disabled``) the job
+    completion file is read instead (``sacct --completion``; no step lines).
+    ``then_remove``: a folder on the submit host removed in the same round trip.
+    """
+    fields = ",".join(SACCT_FIELDS)
+    deadline = time.monotonic() + timeout_s
+    delay = FIRST_POLL_S
+    mode_key = (executor.name, settings.slurm_conf)
+    completion = mode_key in _COMPLETION_ONLY
+    last = "no answer"
+    while True:
+        flag = "--completion " if completion else ""
+        command = f"sacct {flag}-P -n -j {shlex.quote(job_id)} -o {fields}"
+        if then_remove:
+            command += f"; rc=$?; rm -rf {shlex.quote(then_remove)}; exit $rc"
+            then_remove = None
+        result = _slurm(executor, settings, command)
+        if result.exit_code != 0 or NO_ACCOUNTING in result.stdout + result.stderr:
+            if NO_ACCOUNTING in result.stdout + result.stderr and not completion:
+                completion = True
+                _COMPLETION_ONLY.add(mode_key)
+                continue
+            if any(p in result.stderr for p in _UNREACHABLE):
+                raise SlurmUnreachable(f"sacct: {_error_line(result.stderr)}", key="slurm.slurm_conf")
+            last = _error_line(result.stderr + result.stdout)
+        else:
+            try:
+                record = parse_sacct(result.stdout, job_id, source="sacct --completion" if completion else "sacct")
+                if record.final:
+                    return record
+                last = f"state still {record.state}"
+            except ParseError as exc:
+                last = exc.message
+        if time.monotonic() > deadline:
+            raise SlurmError(f"no final sacct record for job {job_id} within {timeout_s:g} s ({last})")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+class CancelOnInterrupt:
+    """Cancel the job in ``job_id`` when the block is left by Ctrl-C, SIGTERM or any error; re-raise.
+
+    While the block runs in the main thread, SIGINT raises ``KeyboardInterrupt``
+    and SIGTERM ``Terminated`` (a ``KeyboardInterrupt``), and both are also
+    remembered: invoke, which runs local commands, swallows a KeyboardInterrupt
+    that lands while it waits for a command, so the wait loop calls
+    ``raise_if_interrupted`` between polls. Set ``job_id`` right after
+    submission and back to None once the job is over.
+    """
+
+    def __init__(self, executor: Executor, settings: SlurmSettings) -> None:
+        self.executor = executor
+        self.settings = settings
+        self.job_id: str | None = None
+        self.cancelled: str | None = None
+        self.interrupted: int | None = None  # the signal that arrived
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = signum
+        self.raise_if_interrupted()
+
+    def raise_if_interrupted(self) -> None:
+        """Raise the interruption a signal asked for (again, if something swallowed it)."""
+        if self.interrupted == signal.SIGTERM:
+            raise Terminated("SIGTERM")
+        if self.interrupted is not None:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "CancelOnInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+        if exc is not None and self.job_id is not None:
+            job_id, self.job_id = self.job_id, None
+            try:
+                cancel_job(self.executor, self.settings, job_id)
+                self.cancelled = job_id
+            except (VhpcError, OSError) as failure:  # the interruption matters more; say why cancel failed
+                exc.add_note(f"vhpc: could not cancel Slurm job {job_id}: {failure}")
+        return False
+
+
+@dataclass
+class JobResult:
+    """One finished (or cancelled) batch job as the run record needs it."""
+
+    name: str
+    job_id: str
+    outcome: Outcome
+    reason: str | None
+    state: str
+    accounting: JobAccounting | None
+    submit_host: str
+    job_dir: str  # on the submit host (removed after its files were copied, unless kept)
+    run_dir: Path  # local: job.sbatch, stdout.log, stderr.log, slurm_env.txt
+    submitted_utc: str
+    ended_utc: str
+    turnaround_s: float  # submission until vhpc saw the job finished
+    pending_s: float | None  # submission until vhpc first saw it running (None: never saw it running)
+    mpi_mode: str
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def script_path(self) -> Path:
+        return self.run_dir / SCRIPT_NAME
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.run_dir / STDOUT
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.run_dir / STDERR
+
+    def record(self) -> dict[str, Any]:
+        """The ``slurm`` part of a run record (run.json)."""
+        return {
+            "job_id": self.job_id, "job_name": self.name, "outcome": self.outcome, "reason": self.reason,
+            "state": self.state, "submit_host": self.submit_host, "job_dir": self.job_dir,
+            "script": SCRIPT_NAME, "submitted_utc": self.submitted_utc, "ended_utc": self.ended_utc,
+            "turnaround_s": round(self.turnaround_s, 3),
+            "pending_s": None if self.pending_s is None else round(self.pending_s, 3),
+            "mpi_mode": self.mpi_mode, "files": self.files,
+            "sacct": self.accounting.to_dict() if self.accounting else None,
+        }
+
+
+def fetch_outputs(executor: Executor, job_dir: str, run_dir: Path) -> list[str]:
+    """Copy the job's output files into the run folder; a file the job never wrote becomes empty."""
+    copied = []
+    for name in (STDOUT, STDERR, LAYOUT):
+        try:
+            executor.get(f"{job_dir}/{name}", run_dir / name)
+            copied.append(name)
+        except (OSError, IOError):
+            if name != LAYOUT:
+                (run_dir / name).write_text("")
+    return copied
+
+
+def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, run_dir: Path, *,
+                  timeout_s: float | None = None, keep_job_dir: bool = False,
+                  on_submit: Callable[[str], None] | None = None) -> JobResult:
+    """Submit ``job`` from ``executor``, wait for it, and return its outcome with the sacct record.
+
+    ``run_dir`` (local) receives ``job.sbatch``, ``stdout.log``, ``stderr.log``
+    and ``slurm_env.txt``. A job Slurm ends in any state but COMPLETED, one
+    pending past ``pending_limit_s``, and one running past ``timeout_s`` are
+    returned as ``failed`` with the reason (the Slurm state, or which limit).
+    Refused submissions raise (``SlurmSettingError``/``SlurmUnreachable``, exit
+    2); Ctrl-C/SIGTERM cancel the job and propagate.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    job_dir = new_job_dir(executor, settings, job.name)
+    script = batch_script(settings, job, job_dir)
+    (run_dir / SCRIPT_NAME).write_text(script)
+    reason: str | None = None
+    pending_s: float | None = None
+    submitted = utc_now()
+    t0 = time.monotonic()
+    with CancelOnInterrupt(executor, settings) as guard:
+        job_id = submit(executor, settings, script, job_dir)
+        guard.job_id = job_id
+        guard.raise_if_interrupted()  # an interruption invoke swallowed while sbatch ran
+        if on_submit is not None:
+            on_submit(job_id)
+        try:
+            waited = wait_for_job(executor, settings, job_id, timeout_s=timeout_s,
+                                  check_interrupt=guard.raise_if_interrupted)
+            pending_s = waited.pending_s
+        except SlurmJobPending as exc:
+            reason, pending_s = f"PENDING_LIMIT: {exc.message}", exc.waited_s
+        except SlurmJobTimeout as exc:
+            reason, pending_s = f"VHPC_TIMEOUT: {exc.message}", None
+        guard.job_id = None
+    turnaround = time.monotonic() - t0
+    ended = utc_now()
+    files = fetch_outputs(executor, job_dir, run_dir)
+    accounting = job_accounting(executor, settings, job_id, then_remove=None if keep_job_dir else job_dir)
+    outcome, state_reason = outcome_of(accounting.state)
+    return JobResult(name=job.name, job_id=job_id, outcome="failed" if reason else outcome,
+                     reason=reason or state_reason, state=accounting.state, accounting=accounting,
+                     submit_host=executor.name, job_dir=job_dir, run_dir=run_dir, submitted_utc=submitted,
+                     ended_utc=ended, turnaround_s=turnaround, pending_s=pending_s, mpi_mode=settings.mpi_mode,
+                     files=[SCRIPT_NAME, *files])
