@@ -67,6 +67,8 @@ class Execution(_Model):
     duration_s: float | None = None
     exit_status: int | None = None
     timeout_s: float | None = None
+    #: Why the job did not run to a normal end, in the launcher's words (e.g. the Slurm state); None otherwise.
+    failure: str | None = None
     scheduler: dict[str, Any] | None = None
 
 

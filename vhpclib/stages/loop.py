@@ -143,7 +143,9 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
             writer.fail(f"launch failed: {exc}")
         else:
             status = record.execution.exit_status
-            if status != 0:
+            if record.execution.failure:
+                writer.fail(record.execution.failure)
+            elif status != 0:
                 writer.fail(f"exit status {status}" + (" (timed out)" if status == 124 else ""))
             else:
                 judge(workload, writer)
