@@ -1,0 +1,1 @@
+"""QEMU guests vHPC builds, boots, measures and removes (``vhpc vm``)."""
