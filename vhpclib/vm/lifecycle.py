@@ -10,6 +10,7 @@ or port of the guest is left.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import time
@@ -334,16 +335,10 @@ def status() -> list[GuestStatus]:
 # ------------------------------------------------------------------ down
 
 def _powerdown(state: dict, pid: int) -> str:
-    """ACPI power button through QMP, then ``poweroff`` over SSH, then SIGTERM, then SIGKILL; how it ended."""
-    qmp = state.get("qmp_socket")
-    if qmp and Path(qmp).exists():
-        try:
-            with QmpClient(qmp, timeout=5).connect() as client:
-                client.execute("system_powerdown")
-            if _wait_gone(pid, POWERDOWN_TIMEOUT):
-                return "powered off (ACPI)"
-        except VmError:
-            pass
+    """``poweroff`` over SSH, then the ACPI power button through QMP, then SIGTERM, then SIGKILL; how it ended.
+
+    SSH first: a minimal guest has no logind/acpid listening to the power button.
+    """
     if state.get("ssh_port") and state.get("known_hosts") and Path(state["known_hosts"]).exists():
         ssh = GuestSsh(state["ssh_port"], Path(state["client_key"]), Path(state["known_hosts"]))
         try:
@@ -352,6 +347,15 @@ def _powerdown(state: dict, pid: int) -> str:
             pass
         if _wait_gone(pid, POWERDOWN_TIMEOUT):
             return "powered off (ssh)"
+    qmp = state.get("qmp_socket")
+    if qmp and Path(qmp).exists():
+        try:
+            with QmpClient(qmp, timeout=5).connect() as client:
+                client.execute("system_powerdown")
+            if _wait_gone(pid, POWERDOWN_TIMEOUT / 3):
+                return "powered off (ACPI)"
+        except VmError:
+            pass
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
             os.kill(pid, sig)
@@ -383,8 +387,6 @@ def down(name: str) -> list[str]:
             path.unlink()
             removed.append(f"file {path}")
     if folder.exists():
-        import shutil
-
         shutil.rmtree(folder)
         removed.append(f"folder {folder}")
     left = [f"qemu pid {p}" for p in guest_qemus(name)]
