@@ -78,7 +78,8 @@ def probe_kvm(kernel: Path, timeout: float = 15.0) -> tuple[bool, str]:
                     return True, f"a probe kernel booted under KVM in {timeout - (deadline - time.monotonic()):.1f} s"
                 if process.poll() is not None:
                     err = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
-                    return False, f"KVM probe: QEMU exited with {process.returncode}: {err.splitlines()[-1:] or ''}"
+                    last = err.splitlines()[-1] if err else "no message"
+                    return False, f"KVM probe: QEMU exited with {process.returncode}: {last}"
                 time.sleep(0.1)
             return False, f"KVM probe: the guest kernel printed nothing within {timeout:.0f} s under KVM"
         finally:

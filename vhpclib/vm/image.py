@@ -33,6 +33,7 @@ SUITE = "bookworm"  # Debian 12: python3 3.11, the same ABI as the wheels made o
 RECIPE_VERSION = 1
 DISK_SIZE = "3G"
 MANIFEST = "manifest.json"
+KEEP_IMAGES = 2  # built images kept in the cache (one per blockss / Intel MPI / recipe version)
 # What a guest needs: SSH, python3 (+ venv for the blockss wheelhouse), a kernel and an initramfs
 # made in the chroot (virtio and ext4 are modules), systemd-networkd for DHCP, tools the
 # fingerprint reads (lscpu in util-linux, systemd-detect-virt, lspci).
@@ -55,10 +56,11 @@ GUEST_FILES: dict[str, str] = {
         "[Unit]\nDescription=vHPC: eth0 at QEMU user networking's fixed address\nDefaultDependencies=no\n"
         "Wants=network.target sys-subsystem-net-devices-eth0.device\n"
         "After=sys-subsystem-net-devices-eth0.device\nBefore=network.target\n\n"
-        "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
-        "ExecStart=/sbin/ip link set lo up\nExecStart=/sbin/ip addr add 10.0.2.15/24 dev eth0\n"
-        "ExecStart=/sbin/ip link set eth0 up\nExecStart=/sbin/ip route add default via 10.0.2.2\n\n"
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/sbin/ip -batch /etc/vhpc-net.ip\n\n"
         "[Install]\nWantedBy=multi-user.target\n"),
+    # One `ip` process for all of it: every exec costs about a second in an emulated guest on a busy host.
+    "/etc/vhpc-net.ip": ("link set lo up\naddress add 10.0.2.15/24 dev eth0\nlink set eth0 up\n"
+                         "route add default via 10.0.2.2\n"),
     "/etc/ssh/sshd_config.d/vhpc.conf": (
         "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUseDNS no\nMaxStartups 50:30:100\nMaxSessions 50\n"),
@@ -73,7 +75,8 @@ GUEST_FILES: dict[str, str] = {
 # Run in the chroot after the files are written (offline: systemctl only makes symlinks).
 GUEST_SETUP = (
     "set -e; systemctl enable ssh vhpc-net vhpc-hostkey; "
-    "systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service e2scrub_all.timer; "
+    "systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service e2scrub_all.timer "
+    "getty-static.service getty@tty1.service; "
     "rm -f /etc/ssh/ssh_host_*; apt-get clean; rm -rf /var/lib/apt/lists/*"
 )
 
@@ -275,7 +278,27 @@ def build_image(*, recipe: Recipe | None = None, payload: Payload | None = None,
     image = _load(final, cached=False)
     if image is None:
         raise VmError("built image has no readable manifest", file=str(final / MANIFEST))
+    prune_images(keep=KEEP_IMAGES)
     return image
+
+
+def prune_images(keep: int = 2) -> list[Path]:
+    """Remove all but the ``keep`` newest built images (~1 GB each) and bases; return what was removed.
+
+    A guest still running from a removed image keeps working (QEMU holds the
+    file open); bases and downloaded packages are kept, so a rebuild is quick.
+    """
+    images = []
+    for folder in cache_root().iterdir() if cache_root().is_dir() else []:
+        image = _load(folder, cached=True) if len(folder.name) == 16 else None
+        if image is not None and image.kind == "built":
+            images.append((folder.stat().st_mtime, folder))
+    bases = [(f.stat().st_mtime, f) for f in cache_root().glob("base-*") if f.is_dir()]
+    removed = []
+    for _, folder in sorted(images, reverse=True)[keep:] + sorted(bases, reverse=True)[keep:]:
+        remove_tree(folder)
+        removed.append(folder)
+    return removed
 
 
 def _build_base(recipe: Recipe, timeout: float) -> Path:

@@ -338,7 +338,10 @@ def _powerdown(state: dict, pid: int) -> str:
     """``poweroff`` over SSH, then the ACPI power button through QMP, then SIGTERM, then SIGKILL; how it ended.
 
     SSH first: a minimal guest has no logind/acpid listening to the power button.
+    A guest whose ``up`` never finished has nothing to shut down cleanly: it is killed.
     """
+    if not state.get("complete"):
+        return _kill(pid)
     if state.get("ssh_port") and state.get("known_hosts") and Path(state["known_hosts"]).exists():
         ssh = GuestSsh(state["ssh_port"], Path(state["client_key"]), Path(state["known_hosts"]))
         try:
@@ -356,6 +359,10 @@ def _powerdown(state: dict, pid: int) -> str:
                 return "powered off (ACPI)"
         except VmError:
             pass
+    return _kill(pid)
+
+
+def _kill(pid: int) -> str:
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
             os.kill(pid, sig)
