@@ -26,7 +26,7 @@ from vhpclib.cli import main
 from vhpclib.config import load_inventory
 from vhpclib.exceptions import HostUnreachable, VmInputError, VmUnavailable
 from vhpclib.remote import SshExecutor
-from vhpclib.vm import accel, apt_sources, guest_ssh, lifecycle, passthrough, pinning, seed
+from vhpclib.vm import accel, apt_sources, guest_ssh, lifecycle, passthrough, pinning, provision, seed
 from vhpclib.vm.image import build_image, qemu_img_info, user_image
 from vhpclib.vm.qemu import GuestSpec, qemu_argv
 
@@ -264,6 +264,27 @@ def test_user_image_must_be_an_existing_qcow2(tmp_path: Path, vm_dirs: Path) -> 
     shutil.rmtree(registered.folder)
 
 
+def test_prune_keeps_the_newest_images_and_bases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vhpclib.vm.image import MANIFEST, prune_images
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    root = tmp_path / "vhpc" / "vm"
+    for age, name in enumerate(["aaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaa3", "base-1", "base-2",
+                                "base-3"]):
+        folder = root / name
+        folder.mkdir(parents=True)
+        if not name.startswith("base-"):
+            (folder / "disk.raw").write_bytes(b"")
+            (folder / MANIFEST).write_text(json.dumps({"kind": "built", "disk": "disk.raw", "disk_format": "raw",
+                                                       "client_key": "k"}))
+        os.utime(folder, (1000 + age, 1000 + age))
+    (root / "debs").mkdir()
+    removed = {p.name for p in prune_images(keep=2)}
+    assert removed == {"aaaaaaaaaaaaaaa1", "base-1"}
+    assert sorted(p.name for p in root.iterdir()) == ["aaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaa3", "base-2", "base-3",
+                                                      "debs"]
+
+
 # ------------------------------------------------------------------ bad input: one line, exit 2, nothing left
 
 @pytest.mark.parametrize("args, message", [
@@ -277,13 +298,12 @@ def test_user_image_must_be_an_existing_qcow2(tmp_path: Path, vm_dirs: Path) -> 
 def test_bad_up_input_is_one_line_exit_2_and_starts_nothing(vm_dirs: Path, capsys, args: list[str],
                                                             message: str) -> None:
     _need_vm()
-    before = subprocess.run(["pgrep", "-c", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
     argv = ["vm", "up", "--vcpus", "2", *([] if "--name" in args else ["--name", "bad"]), *args]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("vhpc: error:") and "\n" not in err and message in err, err
-    after = subprocess.run(["pgrep", "-c", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
-    assert after == before and not (paths.VMS / "bad").exists()
+    assert not _qemus("bad") and not (paths.VMS / "bad").exists()
+    assert not (paths.INVENTORIES / "vm-bad.yml").exists()
 
 
 def test_up_refuses_without_root(vm_dirs: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -383,6 +403,16 @@ def test_single_node_runs_blockss_in_the_guest_through_its_inventory(guest, tmp_
     assert runs and json.loads((runs[0] / "blockss.json").read_text())
 
 
+def test_workloads_can_also_be_copied_in_over_ssh_as_for_user_images(guest) -> None:
+    """User cloud images cannot be chroot-ed into: the same payload goes in over SSH (another prefix here)."""
+    state = json.loads(guest.state_file.read_text())
+    ssh = guest_ssh.GuestSsh(state["ssh_port"], Path(state["client_key"]), Path(state["known_hosts"]))
+    done = provision.install(ssh, provision.prepare_payload(), prefix="/opt/vhpc-ssh")
+    assert done["how"] == "ssh at up" and "impi-rt" in done["mpi"]  # install() checked every workload imports
+    libs = ssh.run("LD_LIBRARY_PATH=/opt/vhpc-ssh/lib ldd /opt/vhpc-ssh/bin/IMB-MPI1; rm -rf /opt/vhpc-ssh").stdout
+    assert "/opt/vhpc-ssh/lib/libmpi.so.12" in libs and "not found" not in libs
+
+
 def test_a_guest_that_never_answers_is_reported_with_its_serial_log_and_removed(image, vm_dirs: Path,
                                                                                 capsys) -> None:
     name = f"{NAME}-late"
@@ -390,6 +420,8 @@ def test_a_guest_that_never_answers_is_reported_with_its_serial_log_and_removed(
     err = capsys.readouterr().err.strip()
     assert "did not answer SSH" in err and "serial console:" in err and "\n" not in err
     assert not _qemus(name) and not (paths.VMS / name).exists()
+    kept = list(paths.VMS.glob(f"{name}-failed-*.serial.log"))  # nothing lost: the full console log is kept
+    assert len(kept) == 1 and str(kept[0]) in err and kept[0].read_text(errors="replace").strip()
     assert not (paths.INVENTORIES / f"vm-{name}.yml").exists()
 
 

@@ -188,14 +188,23 @@ def up(name: str, *, vcpus: int = 2, memory_mib: int = 2048, accel: str = "auto"
         "inventory": str(inventory_path(name)), "pid": None, "ssh_port": None, "vcpu_threads": None,
         "vcpu_map": None,
     }
+    # The guest's own copy of the key: the image (and its key) may be pruned from the cache while it runs.
+    key = folder / "client_ed25519"
+    shutil.copy2(image.client_key, key)
+    shutil.copy2(image.client_key.with_suffix(".pub"), key.with_suffix(".pub"))
+    key.chmod(0o600)
+    state["client_key"] = str(key)
     save_state(state)
     try:
         _boot(state, image, ready_timeout)
     except BaseException as exc:
+        kept = _keep_serial_log(state)
         try:
             down(name)
         except VhpcError:
             pass  # the original failure is what the caller needs to see
+        if kept is not None and isinstance(exc, VhpcError):
+            exc.file = str(kept)  # the error names the log that survives the clean-up
         raise exc
     state["ready_s"] = round(time.perf_counter() - started, 1)
     state["complete"] = True
@@ -203,11 +212,20 @@ def up(name: str, *, vcpus: int = 2, memory_mib: int = 2048, accel: str = "auto"
     return _info(state)
 
 
+def _keep_serial_log(state: dict) -> Path | None:
+    """Copy a failed guest's serial console next to the guest folders before ``down`` removes the folder."""
+    serial = Path(state["serial_log"])
+    if not serial.is_file() or serial.stat().st_size == 0:
+        return None
+    kept = paths.VMS / f"{state['name']}-failed-{state['created_utc'].replace(':', '')}.serial.log"
+    shutil.copy2(serial, kept)
+    return kept
+
+
 def _boot(state: dict, image: GuestImage, ready_timeout: float) -> None:
-    folder = Path(state["folder"])
     create_overlay(image, Path(state["overlay"]))
     if image.needs_seed:
-        make_seed(Path(state["seed"]), public_key=image.client_key.with_suffix(".pub").read_text(),
+        make_seed(Path(state["seed"]), public_key=Path(state["client_key"]).with_suffix(".pub").read_text(),
                   hostname=state["hostname"], instance_id=f"vhpc-{state['name']}-{state['created_utc']}")
     for attempt in range(3):  # the free port can be taken between choosing and binding it
         state["ssh_port"] = free_port("127.0.0.1")
@@ -249,7 +267,6 @@ def _boot(state: dict, image: GuestImage, ready_timeout: float) -> None:
         state["provision"] = install(ssh, prepare_payload())
     save_state(state)
     write_inventory(state, Path(state["inventory"]))
-    del folder
 
 
 def _info(state: dict) -> GuestInfo:
@@ -406,4 +423,4 @@ def down(name: str) -> list[str]:
     return removed
 
 
-__all__ = ["up", "down", "status", "info", "vcpu_map", "vcpu_map_for", "GuestInfo", "GuestStatus", "paths"]
+

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as metadata
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -225,17 +226,20 @@ def prepare_payload() -> Payload:
 
 # ------------------------------------------------------------------ into the guest
 
-def _pip_install_argv(payload: Payload, wheelhouse: str, *, compile_bytecode: bool) -> list[str]:
-    argv = [f"{GUEST_PREFIX}/bin/python", f"{wheelhouse}/{payload.pip_wheel}/pip", "install", "--quiet",
+def _pip_install_argv(payload: Payload, wheelhouse: str, *, compile_bytecode: bool,
+                      prefix: str = GUEST_PREFIX) -> list[str]:
+    argv = [f"{prefix}/bin/python", f"{wheelhouse}/{payload.pip_wheel}/pip", "install", "--quiet",
             "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--find-links", wheelhouse]
     if not compile_bytecode:
         argv.append("--no-compile")
     return [*argv, BLOCKSS_DIST]
 
 
-_CHECK = (f"set -e; test -x {GUEST_PREFIX}/bin/IMB-MPI1; test -x {GUEST_PREFIX}/bin/mpirun; "
-          f"test -x {GUEST_PREFIX}/bin/vhpc-blockss; test -e {GUEST_PREFIX}/lib/libmpi.so.12; "
-          f"{GUEST_PREFIX}/bin/python -c 'import blockss, numpy, scipy, mpi4py'")
+def _check(prefix: str = GUEST_PREFIX) -> str:
+    """Shell test that every workload is in place under ``prefix`` (fails with the first missing piece)."""
+    return (f"set -e; test -x {prefix}/bin/IMB-MPI1; test -x {prefix}/bin/mpirun; "
+            f"test -x {prefix}/bin/vhpc-blockss; test -e {prefix}/lib/libmpi.so.12; "
+            f"{prefix}/bin/python -c 'import blockss, numpy, scipy, mpi4py'")
 
 
 def install_into_rootfs(rootfs: Path, payload: Payload, log: Path) -> dict:
@@ -268,32 +272,33 @@ def install_into_rootfs(rootfs: Path, payload: Payload, log: Path) -> dict:
         chroot(quote(_pip_install_argv(payload, GUEST_WHEELHOUSE, compile_bytecode=True)), "pip install")
     finally:
         shutil.rmtree(house, ignore_errors=True)
-    chroot(_CHECK, "checking the workloads")
+    chroot(_check(), "checking the workloads")
     return {**payload.to_dict(), "installed_s": round(time.perf_counter() - t0, 1), "how": "chroot at build"}
 
 
-def install(ssh: GuestSsh, payload: Payload, *, timeout: float = 1800.0) -> dict:
+def install(ssh: GuestSsh, payload: Payload, *, prefix: str = GUEST_PREFIX, timeout: float = 1800.0) -> dict:
     """Copy the payload into a running guest over SSH and install it (user images, which we cannot chroot into).
 
     Bytecode is not compiled at install (under TCG that alone takes minutes);
     Python compiles what it imports on first use.
     """
     steps: dict[str, float] = {}
+    house = f"{GUEST_WHEELHOUSE}-{os.getpid()}"
     t0 = time.perf_counter()
-    ssh.run(f"set -e; python3 -m venv --without-pip {GUEST_PREFIX}; mkdir -p {GUEST_WHEELHOUSE}", timeout=timeout)
-    ssh.run(f"tar xzf - -C {GUEST_PREFIX}", stdin_path=payload.mpi_tarball, timeout=timeout)
+    ssh.run(f"set -e; python3 -m venv --without-pip {shlex.quote(prefix)}; mkdir -p {house}", timeout=timeout)
+    ssh.run(f"tar xzf - -C {shlex.quote(prefix)}", stdin_path=payload.mpi_tarball, timeout=timeout)
     steps["mpi_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     with tempfile.NamedTemporaryFile(suffix=".tar") as tmp:
         with tarfile.open(tmp.name, "w") as tar:  # wheels are zip files already: no compression
             for wheel in payload.wheel_paths():
                 tar.add(wheel, arcname=wheel.name)
-        ssh.run(f"tar xf - -C {GUEST_WHEELHOUSE}", stdin_path=Path(tmp.name), timeout=timeout)
-    pip = _pip_install_argv(payload, GUEST_WHEELHOUSE, compile_bytecode=False)
-    ssh.run(f"set -e; {quote(pip)}; rm -rf {GUEST_WHEELHOUSE}", timeout=timeout)
+        ssh.run(f"tar xf - -C {house}", stdin_path=Path(tmp.name), timeout=timeout)
+    pip = _pip_install_argv(payload, house, compile_bytecode=False, prefix=prefix)
+    ssh.run(f"set -e; {quote(pip)}; rm -rf {house}", timeout=timeout)
     steps["wheels_s"] = round(time.perf_counter() - t0, 1)
     try:
-        ssh.run(_CHECK, timeout=600)
+        ssh.run(_check(shlex.quote(prefix)), timeout=600)
     except RemoteError as exc:
         raise VmError(f"the guest lacks a workload after provisioning: {exc}") from None
     return {**payload.to_dict(), **steps, "how": "ssh at up"}
