@@ -227,19 +227,20 @@ def prepare_payload() -> Payload:
 # ------------------------------------------------------------------ into the guest
 
 def _pip_install_argv(payload: Payload, wheelhouse: str, *, compile_bytecode: bool,
-                      prefix: str = GUEST_PREFIX) -> list[str]:
+                      prefix: str = GUEST_PREFIX, requirement: str = BLOCKSS_DIST) -> list[str]:
     argv = [f"{prefix}/bin/python", f"{wheelhouse}/{payload.pip_wheel}/pip", "install", "--quiet",
             "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--find-links", wheelhouse]
     if not compile_bytecode:
         argv.append("--no-compile")
-    return [*argv, BLOCKSS_DIST]
+    return [*argv, requirement]
 
 
-def _check(prefix: str = GUEST_PREFIX) -> str:
+def _check(prefix: str = GUEST_PREFIX, requirement: str = BLOCKSS_DIST) -> str:
     """Shell test that every workload is in place under ``prefix`` (fails with the first missing piece)."""
-    return (f"set -e; test -x {prefix}/bin/IMB-MPI1; test -x {prefix}/bin/mpirun; "
-            f"test -x {prefix}/bin/vhpc-blockss; test -e {prefix}/lib/libmpi.so.12; "
-            f"{prefix}/bin/python -c 'import blockss, numpy, scipy, mpi4py'")
+    modules = "blockss, numpy, scipy, mpi4py" if requirement == BLOCKSS_DIST else requirement.replace("-", "_")
+    blockss = f"test -x {prefix}/bin/vhpc-blockss; " if requirement == BLOCKSS_DIST else ""
+    return (f"set -e; test -x {prefix}/bin/IMB-MPI1; test -x {prefix}/bin/mpirun; {blockss}"
+            f"test -e {prefix}/lib/libmpi.so.12; {prefix}/bin/python -c 'import {modules}'")
 
 
 def install_into_rootfs(rootfs: Path, payload: Payload, log: Path) -> dict:
@@ -276,11 +277,13 @@ def install_into_rootfs(rootfs: Path, payload: Payload, log: Path) -> dict:
     return {**payload.to_dict(), "installed_s": round(time.perf_counter() - t0, 1), "how": "chroot at build"}
 
 
-def install(ssh: GuestSsh, payload: Payload, *, prefix: str = GUEST_PREFIX, timeout: float = 1800.0) -> dict:
+def install(ssh: GuestSsh, payload: Payload, *, prefix: str = GUEST_PREFIX, requirement: str = BLOCKSS_DIST,
+            timeout: float = 1800.0) -> dict:
     """Copy the payload into a running guest over SSH and install it (user images, which we cannot chroot into).
 
     Bytecode is not compiled at install (under TCG that alone takes minutes);
-    Python compiles what it imports on first use.
+    Python compiles what it imports on first use. ``requirement`` is what pip
+    installs from the wheelhouse (blockss and, through it, numpy/scipy/mpi4py).
     """
     steps: dict[str, float] = {}
     house = f"{GUEST_WHEELHOUSE}-{os.getpid()}"
@@ -294,11 +297,11 @@ def install(ssh: GuestSsh, payload: Payload, *, prefix: str = GUEST_PREFIX, time
             for wheel in payload.wheel_paths():
                 tar.add(wheel, arcname=wheel.name)
         ssh.run(f"tar xf - -C {house}", stdin_path=Path(tmp.name), timeout=timeout)
-    pip = _pip_install_argv(payload, house, compile_bytecode=False, prefix=prefix)
+    pip = _pip_install_argv(payload, house, compile_bytecode=False, prefix=prefix, requirement=requirement)
     ssh.run(f"set -e; {quote(pip)}; rm -rf {house}", timeout=timeout)
     steps["wheels_s"] = round(time.perf_counter() - t0, 1)
     try:
-        ssh.run(_check(shlex.quote(prefix)), timeout=600)
+        ssh.run(_check(shlex.quote(prefix), requirement), timeout=600)
     except RemoteError as exc:
         raise VmError(f"the guest lacks a workload after provisioning: {exc}") from None
     return {**payload.to_dict(), **steps, "how": "ssh at up"}
