@@ -35,7 +35,7 @@ def vm_build(image: Optional[Path] = typer.Option(None, "--image", help="Use you
     started = time.perf_counter()
     guest = user_image(image) if image is not None else build_image()
     took = time.perf_counter() - started
-    state = "cached" if guest.cached else "built"
+    state = "cached" if guest.cached else ("registered" if guest.kind == "user" else "built")
     print(f"image: {guest.disk} ({guest.kind}, {guest.disk_format}, {state} in {took:.1f} s)")
     if guest.kernel:
         print(f"kernel: {guest.kernel}  initrd: {guest.initrd}")
