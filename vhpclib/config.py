@@ -177,6 +177,9 @@ class Environment(_Strict):
     workdir: str = "/tmp/vhpc"
     description: str = ""
     slurm: SlurmSettings | None = None
+    # State file of the QEMU guest `vhpc vm up` booted for this environment: its vCPU -> host CPU
+    # map is read back from there (vhpclib.vm.vcpu_map_for).
+    vm_state: Path | None = None
 
     _env_names = field_validator("env")(MpiSpec._env_names.__func__)  # type: ignore[attr-defined]
 
@@ -278,7 +281,7 @@ def _resolve_paths(data: Any, base: Path) -> Any:
     if isinstance(data, dict):
         out = {}
         for key, value in data.items():
-            if key in ("key_file", "known_hosts", "source", "prefix") and isinstance(value, str):
+            if key in ("key_file", "known_hosts", "source", "prefix", "vm_state") and isinstance(value, str):
                 p = Path(value).expanduser()
                 out[key] = str(p if p.is_absolute() else (base / p).resolve())
             else:

@@ -141,3 +141,23 @@ class SlurmClusterError(VhpcError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: unwinds like Ctrl-C so every cleanup (job cancellation, partial runs) runs."""
+
+
+class VmError(VhpcError):
+    """A QEMU guest could not be built, started, reached or stopped (exit code 1)."""
+
+
+class VmInputError(InputError):
+    """Bad input for a QEMU guest (accelerator, CPUs to pin, image file, name, passthrough device): exit 2."""
+
+
+class VmUnavailable(VmInputError):
+    """This machine cannot do what was asked (not root, no KVM, no IOMMU, tool missing): exit 2."""
+
+
+class VmNotReady(VmInputError):
+    """The guest never answered SSH in time; carries the serial log tail so the user sees why (exit 2)."""
+
+    def __init__(self, message: str, *, serial_tail: str = "", file: str | None = None) -> None:
+        super().__init__(message, file=file)
+        self.serial_tail = serial_tail

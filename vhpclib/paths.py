@@ -16,8 +16,15 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 EXECUTED_NOTEBOOKS = Path(os.environ["VHPC_EXECUTED"]) if os.environ.get("VHPC_EXECUTED") else NOTEBOOKS / "executed"
 INVENTORIES = PROJECT_ROOT / "inventories"
 TESTBEDS = PROJECT_ROOT / "testbeds"
+VMS = PROJECT_ROOT / "vms"  # one folder per running guest: overlay, sockets, logs, state (vhpc vm up)
 APPS = PROJECT_ROOT / "apps"
 DEFAULT_INVENTORY = INVENTORIES / "local.yml"
+
+
+def user_cache() -> Path:
+    """Per-user cache folder of vHPC (XDG_CACHE_HOME, else ~/.cache): guest images, wheelhouses."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "vhpc"
 
 
 def raw_dir(campaign: str, environment: str, stage: str | None = None) -> Path:
