@@ -24,9 +24,11 @@ def _map_text(vcpu_map: dict | None) -> str:
     return " ".join(f"vcpu{v}->{format_cpu_list(c)}" for v, c in sorted(vcpu_map.items(), key=lambda i: int(i[0])))
 
 
+ImageOpt = typer.Option(None, "--image", help="Use your own qcow2 cloud image (cloud-init NoCloud) instead of building.")
+
+
 @vm_app.command("build")
-def vm_build(image: Optional[Path] = typer.Option(None, "--image", help="Use your own qcow2 cloud image "
-                                                                          "(cloud-init NoCloud) instead of building.")) -> None:
+def vm_build(image: Optional[Path] = ImageOpt) -> None:
     """Build (or find cached) the Debian guest image with Intel MPI, IMB and blockss installed."""
     import time
 

@@ -31,7 +31,8 @@ from .provision import install, prepare_payload
 from .qemu import QEMU, GuestSpec, create_overlay, start
 from .qmp import QmpClient
 from .seed import make_seed
-from .state import STATE_SCHEMA, known_names, load_state, load_state_file, save_state, state_path, validate_name, vm_folder
+from .state import (STATE_SCHEMA, known_names, load_state, load_state_file, save_state, state_path, validate_name,
+                    vm_folder)
 
 DEFAULT_READY_TIMEOUT = 300.0
 POWERDOWN_TIMEOUT = 30.0

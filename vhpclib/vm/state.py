@@ -60,7 +60,8 @@ def load_state_file(path: str | Path) -> dict:
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise VmInputError(f"cannot read guest state: {getattr(exc, 'strerror', None) or exc}", file=str(path)) from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise VmInputError(f"cannot read guest state: {reason}", file=str(path)) from None
     if not isinstance(state, dict):
         raise VmInputError("guest state is not a mapping", file=str(path))
     return state
