@@ -24,7 +24,8 @@ def _map_text(vcpu_map: dict | None) -> str:
     return " ".join(f"vcpu{v}->{format_cpu_list(c)}" for v, c in sorted(vcpu_map.items(), key=lambda i: int(i[0])))
 
 
-ImageOpt = typer.Option(None, "--image", help="Use your own qcow2 cloud image (cloud-init NoCloud) instead of building.")
+ImageOpt = typer.Option(None, "--image",
+                        help="Use your own qcow2 cloud image (cloud-init NoCloud) instead of building.")
 
 
 @vm_app.command("build")
