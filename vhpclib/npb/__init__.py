@@ -1,7 +1,8 @@
 """NPB Multi-Zone: build once on one host, distribute with checksums, run everywhere.
 
-``makedef`` writes config/make.def (NPB3.3-MZ / NPB3.4-MZ variables), ``build``
-makes the binaries and stores them with their sha256, ``distribute`` copies
+``makedef`` writes config/make.def (NPB3.3-MZ / NPB3.4-MZ variables), ``compile_options``
+predicts and checks the "Compile options" a binary prints, ``build`` makes the binaries
+(checking which compiler ran) and stores them with their sha256, ``distribute`` copies
 them to hosts and verifies them before every run, ``runs`` builds the
 processes x threads launches and the paper's scaling sweep, ``campaign`` ties
 them to inventory environments (``built_in``: run another environment's build).
@@ -9,6 +10,8 @@ them to inventory environments (``built_in``: run another environment's build).
 
 from .build import (CLASSES, DEMO_BENCHMARK, NPB_BENCHMARKS, STAGE, BuildTarget, build_env, build_npb,
                     build_targets, sha256_file)
+from .compile_options import (compile_option_mismatches, expected_compile_options, npbparams_compile_options,
+                              printed_compile_options)
 from .campaign import (build_environment_of, build_for, build_in_environment, distribute_to_environment,
                        npb_spec)
 from .distribute import (BuiltBinary, Deployment, NpbBuild, distribute, install_dir, latest_build, load_build,
@@ -23,5 +26,6 @@ __all__ = [
     "load_build", "sha256_on_host", "verify_binary", "verify_deployment", "REQUIRED_VARIABLES", "make_def",
     "parse_make_def", "PAPER_BENCHMARKS", "PAPER_CLASS", "PAPER_PROCESSES", "PAPER_THREADS", "MzRun", "mz_job",
     "mz_launch", "mz_launch_spec", "run_hosts", "scaling_sweep", "sweep_nprocs", "build_environment_of", "build_for",
-    "build_in_environment", "distribute_to_environment", "npb_spec",
+    "build_in_environment", "distribute_to_environment", "npb_spec", "compile_option_mismatches",
+    "expected_compile_options", "npbparams_compile_options", "printed_compile_options",
 ]
