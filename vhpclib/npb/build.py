@@ -211,7 +211,8 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
         record["targets"].append(entry)
         if result.exit_code != 0:
             failure = (f"make {' '.join(target.make_args())} failed with exit {result.exit_code} on "
-                       f"{executor.name}")
+                       f"{executor.name}" + _other_compiler_hint(result.stdout, spec, make_def_variables["BINDIR"],
+                                                                 target))
             break
         failure = _check_what_ran(run, entry, result.stdout, tree, target, spec, make_def_variables["BINDIR"],
                                   expected_options)
@@ -292,6 +293,16 @@ def _fortran_commands(make_output: str, bindir: str, binary: str) -> tuple[list[
             elif any(a == "-o" and b == f"{bindir}/{binary}" for a, b in zip(words, words[1:])):
                 links.append(segment.strip())
     return compiles, links
+
+
+def _other_compiler_hint(make_output: str, spec: NpbSpec, bindir: str, target: BuildTarget) -> str:
+    """Why a make may have failed: it compiled with another compiler than make.def's (another NPB version)."""
+    compiles, links = _fortran_commands(make_output, bindir, target.binary_name)
+    other = [c for c in compiles + links if not c.startswith(spec.fc + " ")]
+    if not other:
+        return ""
+    return (f" (it ran {other[0]!r}, not the compiler make.def names ({spec.fc}): the tree does not read the "
+            f"variables of an NPB {spec.version}-MZ make.def; is it another NPB version?)")
 
 
 def _check_what_ran(run, entry: dict[str, Any], make_output: str, tree: str, target: BuildTarget, spec: NpbSpec,
