@@ -84,3 +84,34 @@ def test_parse_ignores_launcher_noise_around_the_log() -> None:
     text = (FIXTURES / "tiny.np2.omp1.log").read_text()
     noisy = "[0] MPI startup(): Intel(R) MPI Library, Version 2021.16\n" + text + "[mpiexec] done\n"
     assert app.parse(noisy, file="noisy.log").records == app.parse(text, file="noisy.log").records
+
+
+def test_rejected_rows_carry_their_reason_and_spurious_ones_are_counted() -> None:
+    name = "nonnormal-kappa1e4.np2.omp1.v0.2.log"
+    text = (FIXTURES / name).read_text()
+    [rec] = app.parse(text, file=name).records
+    assert (rec["n_eigenvalues"], rec["n_rejected"], rec["n_spurious"]) == (8, 14, 14)
+    assert "R 11  +3.05612570682932709e-03  -1.22062174122026315e-02  2.145e-10 moments" in text
+    # a pair rejected for its residual alone is not spurious
+    only_residual = text.replace("2.145e-10 moments\n", "2.145e-10 residual\n")
+    assert app.parse(only_residual, file=name).records[0]["n_spurious"] == 13
+
+
+def test_outside_rows_give_the_nearest_dropped_eigenvalue_and_must_match_the_count() -> None:
+    name = "nonnormal-kappa1e4.np2.omp1.v0.2.log"
+    text = (FIXTURES / name).read_text()
+    assert app.parse(text, file=name).records[0]["nearest_outside"] == pytest.approx(1.226e-3)
+    lines = text.splitlines(keepends=True)
+    row = next(i for i, ln in enumerate(lines) if ln.startswith("O  7 "))
+    with pytest.raises(ParseError, match="outside=42 but lists 41 outside rows"):
+        app.parse("".join(lines[:row] + lines[row + 1:]), file=name)
+
+
+def test_eigenvalue_found_L_times_warns_and_makes_the_run_unverified() -> None:
+    name = "hermitian-mult14-L8.np2.omp1.v0.2.log"
+    result = app.parse((FIXTURES / name).read_text(), file=name)
+    [rec] = result.records
+    assert rec["verified"] is False and not rec["subspace_full"] and rec["n_eigenvalues"] == 10
+    [warning] = result.warnings
+    assert str(warning).startswith(f"{name}:11:") and "found 8 times = L=8" in warning.message
+    assert "--L 16" in warning.message

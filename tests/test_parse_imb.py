@@ -1,4 +1,4 @@
-"""IMB-MPI1 parser: real logs with expected tables, traps, and failure modes."""
+"""IMB parser (IMB-MPI1, IMB-P2P): real logs with expected tables, traps, and failure modes."""
 
 from __future__ import annotations
 
@@ -127,6 +127,54 @@ def test_mbytes_unit_follows_the_banner_version(banner: str, legacy: bool) -> No
     assert rec["mbytes_per_sec"] == pytest.approx(printed * (1.048576 if legacy else 1.0))
 
 
+P2P_BENCHMARKS = ["PingPong", "PingPing", "Unirandom", "Birandom", "Corandom", "Stencil2D", "SendRecv_Replace"]
+
+
+def test_imb_p2p_tables_fill_time_bandwidth_and_message_rate() -> None:
+    result = _parse("p2p_all_msglog0-3_np4_shm.log")
+    assert list(dict.fromkeys(r["benchmark"] for r in result.records)) == P2P_BENCHMARKS
+    for rec in result.records:
+        assert rec["nprocs"] == 4 and rec["repetitions"] == 100000 and rec["imb_version"] == "2021.10"
+        assert rec["t_min_usec"] is None and rec["t_max_usec"] is None  # one t[usec] column, as PingPong
+        assert isinstance(rec["msgs_per_sec"], int) and rec["msgs_per_sec"] > 0
+    rec = result.records[0]  # "            1       100000         6.50         0.25       251146"
+    assert (rec["benchmark"], rec["bytes"], rec["t_avg_usec"], rec["mbytes_per_sec"], rec["msgs_per_sec"]) == \
+        ("PingPong", 1, 6.5, 0.25, 251146)
+
+
+def test_imb_p2p_stencil_sections_name_the_benchmark_without_its_grid() -> None:
+    [stencil3d] = {r["benchmark"] for r in _parse("p2p_stencil3d_msglog0-4_np8_shm.log").records}
+    assert stencil3d == "Stencil3D"
+    grid = [r for r in _parse("p2p_all_msglog0-3_np4_shm.log").records if r["benchmark"] == "Stencil2D"]
+    assert [r["bytes"] for r in grid] == [1, 2, 4, 8]
+
+
+def test_imb_p2p_benchmark_skipped_for_its_process_count_warns() -> None:
+    result = _parse("p2p_all_msglog0-6_np2_shm.log")
+    assert [w.message for w in result.warnings] == [
+        "IMB skipped a benchmark: Benchmark Stencil2D is invalid for 2 processes",
+        "IMB skipped a benchmark: Benchmark Stencil3D is invalid for 2 processes"]
+    assert {r["benchmark"] for r in result.records} == set(P2P_BENCHMARKS) - {"Stencil2D"}
+
+
+def test_imb_p2p_log_of_only_a_skipped_benchmark_is_an_error_saying_why() -> None:
+    with pytest.raises(ParseError, match="Stencil2D is invalid for 2 processes") as err:
+        _parse("p2p_stencil2d_invalid_np2_shm.log")
+    assert err.value.file == "p2p_stencil2d_invalid_np2_shm.log"
+
+
+def test_vhpc_parse_imb_prints_imb_p2p_rows() -> None:
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "parse", "imb",
+                           str(FIXTURES / "p2p_pingpong_msglog0-10_np2_shm.log")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(proc.stdout.splitlines()))
+    assert len(rows) == 11 and rows[-1]["bytes"] == "1024" and rows[-1]["msgs_per_sec"] == "1009510"
+    assert proc.stderr == ""
+
+
 def test_out_of_mem_row_gives_warning_naming_file_and_line() -> None:
     name = "pingpong_msglog0-30_defaultmem_shm.log"
     lines = (FIXTURES / name).read_text().splitlines()
@@ -250,7 +298,8 @@ def test_unknown_column_layout_is_skipped_with_warning() -> None:
 TRUNCATION_SOURCES = ["multi_np2_shm.log", "npmin2_np4_shm.log", "pingpong_msglog0-30_defaultmem_shm.log",
                       "two_runs_concatenated_np2_shm.log", "multi1_np4_shm.log",
                       "constructed_imb32_pingpong_sendrecv_barrier.log",
-                      "pingpong_pingping_time0.002_timeout_np2_shm.log"]
+                      "pingpong_pingping_time0.002_timeout_np2_shm.log", "p2p_all_msglog0-6_np2_shm.log",
+                      "p2p_all_msglog0-3_np4_shm.log"]
 
 
 def test_random_truncations_and_damage_raise_nothing_but_parse_error() -> None:

@@ -1,4 +1,4 @@
-"""NPB-MZ parser: real NPB3.3-MZ logs, a 3.4-MZ log built from the documented format, failures."""
+"""NPB-MZ parser: real NPB3.3-MZ and NPB3.4-MZ logs, a 3.4-MZ log built from the documented format, failures."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def test_parse_reproduces_expected_row(want: dict[str, str]) -> None:
     assert rec["npb_version"] == want["npb_version"]
     assert rec["iterations"] == int(want["iterations"])
     assert rec["zones"] == want["zones"]
+    for key in ("fc", "flink", "f_lib", "f_inc", "fflags", "flinkflags", "rand"):
+        assert rec[key] == (want[key] or None), key
 
 
 def test_registry_returns_npb_parser() -> None:
@@ -61,6 +63,26 @@ def test_verification_failure_parses_as_unverified_without_error() -> None:
 def test_npb34_header_and_version_parse() -> None:
     [rec] = _parse("constructed_npb34_sp-mz.S.np2.omp1.log").records
     assert (rec["benchmark"], rec["npb_version"], rec["zones"]) == ("SP-MZ", "3.4.3", "2x2")
+
+
+def test_compile_options_name_the_compiler_the_build_chose_per_version() -> None:
+    [r33] = _parse("sp-mz.S.np2.omp1.impi.vhpc-build.log").records
+    [r34] = _parse("npb34-sp-mz.S.np2.omp1.impi.vhpc-build.log").records
+    # 3.3 prints F77, 3.4 prints FC: both land in the fc column
+    assert (r33["fc"], r33["flink"], r33["npb_version"]) == ("mpif90", "mpif90", "3.3.1")
+    assert (r34["fc"], r34["flink"], r34["npb_version"]) == ("mpif90", "mpif90", "3.4")
+    assert npb.COLUMNS[:12] == ["file", "benchmark", "class", "nprocs", "total_threads", "time_s", "mops_total",
+                                "mops_per_thread", "verified", "npb_version", "iterations", "zones"]
+
+
+def test_log_without_compile_options_leaves_them_empty_and_cut_block_warns() -> None:
+    text = (FIXTURES / "sp-mz.S.np2.omp1.impi.vhpc-build.log").read_text()
+    [rec] = npb.parse(text[:text.index(" Compile options:")], file="short.log").records
+    assert rec["verified"] is True and rec["fc"] is None and rec["fflags"] is None
+    cut = text[:text.index("-O3 -fopenmp\n") + 3]
+    result = npb.parse(cut, file="cut.log")
+    assert result.records[0]["fflags"] is None and result.records[0]["fc"] == "mpif90"
+    assert len(result.warnings) == 1 and "ends mid-line in 'Compile options'" in result.warnings[0].message
 
 
 def _cut_before(name: str, marker: str) -> str:

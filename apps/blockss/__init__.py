@@ -13,7 +13,7 @@ from blockss.errors import BlockssError
 from blockss.problem import Problem, load_problem, load_problem_file
 from blockss.solver import SSParams, SSResult, solve
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["BlockssError", "Problem", "SSParams", "SSResult", "load_problem", "load_problem_file",
            "solve", "__version__"]

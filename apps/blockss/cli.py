@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 from pathlib import Path
@@ -82,7 +81,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         params = SSParams(center=center, radius=float(radius),
                           N=args.N or spec.get("N", 32), L=args.L or spec.get("L", 16),
                           M=args.M or spec.get("M", 4), delta=args.delta, tol=args.tol, seed=args.seed,
-                          method=args.method, dense=args.dense, point_workers=args.point_workers)
+                          method=args.method, dense=args.dense, point_workers=args.point_workers,
+                          moment_tol=args.moment_tol, weight_tol=args.weight_tol, cluster_tol=args.cluster_tol)
         t_setup = MPI.Wtime() - t0
         res = solve(prob, params, comm=comm)
     except BlockssError as exc:
@@ -131,10 +131,19 @@ def build_record(prob, spec: dict[str, Any], params, res, tmax: dict[str, float]
         "rank": res.rank, "subspace": res.subspace, "subspace_full": res.subspace_full,
         "singular_values": [float(s) for s in res.singular_values],
         "expected_count": spec.get("expected_count"),
+        "moment_tol": params.moment_tol, "weight_tol": params.weight_tol, "cluster_tol": params.cluster_tol,
         "eigenvalues": [[p.value.real, p.value.imag] for p in res.accepted],
         "residuals": [p.residual for p in res.accepted],
-        "rejected": [{"value": [p.value.real, p.value.imag], "residual": p.residual} for p in res.rejected],
-        "outside": res.outside,
+        "moment_errors": [p.moment_error for p in res.accepted],
+        "weights": [p.weight for p in res.accepted],
+        "rejected": [{"value": [p.value.real, p.value.imag], "residual": p.residual, "reasons": list(p.reasons),
+                      "moment_error": p.moment_error, "weight": p.weight} for p in res.rejected],
+        "outside": [{"value": [p.value.real, p.value.imag], "distance": p.distance, "residual": p.residual}
+                    for p in res.outside],
+        "outside_count": len(res.outside),
+        "clusters": [{"value": [c.value.real, c.value.imag], "count": c.count} for c in res.clusters if c.count > 1],
+        "multiplicity_warning": [{"value": [c.value.real, c.value.imag], "count": c.count}
+                                 for c in res.saturated_clusters],
         "timings": tmax, "timings_per_rank": per_rank,
         "timing_method": "MPI.Wtime per phase; timings = max over ranks",
     }
@@ -194,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--M", type=int, help="moments (default 4 or problem.json)")
     s.add_argument("--delta", type=float, default=1e-12, help="relative singular value cut-off")
     s.add_argument("--tol", type=float, default=1e-8, help="relative residual to accept an eigenpair")
+    s.add_argument("--moment-tol", type=float, default=1e-5,
+                   help="largest relative departure of a pair's moments from the filter recursion (0: off)")
+    s.add_argument("--weight-tol", type=float, default=1e-3,
+                   help="smallest normalized weight of a pair in the moments (0: off)")
+    s.add_argument("--cluster-tol", type=float, default=1e-6,
+                   help="eigenvalues closer than this times the radius count as one (multiplicity check)")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--method", choices=("auto", "rr", "hankel"), default="auto")
     s.add_argument("--dense", action="store_true", help="dense LAPACK LU per point (moderate n)")

@@ -2,7 +2,10 @@
 
 The log's anchored lines are a contract with the parser: ``# blockss <version>`` opens
 it, ``size:``, ``contour:``, ``parallel:``, ``reduce:``, ``subspace:``, ``eigenvalues:``
-and the ``timings [s]`` block carry the numbers, ``# blockss done`` closes it.
+and the ``timings [s]`` block carry the numbers, ``# blockss done`` closes it. Rows:
+accepted eigenvalues (``#  real  imag  residual``), ``R<k>`` rejected pairs (with why:
+``residual``, ``moments``, ``weight``), ``O<k>`` eigenvalues dropped as outside the
+circle (with their distance to it). ``WARNING:`` lines make the run unverified.
 """
 
 from __future__ import annotations
@@ -33,21 +36,33 @@ def format_log(rec: dict[str, Any]) -> str:
     out.append(f"reduce: one Allreduce of {rec['reduce_bytes']} bytes "
                f"({rec['moment_blocks']} moment blocks of n x L complex128)")
     out.append(f"subspace: rank={rec['rank']} of L*M={rec['subspace']}")
+    out.append(f"filter: moment_tol={rec['moment_tol']:g} weight_tol={rec['weight_tol']:g} "
+               f"cluster_tol={rec['cluster_tol']:g}")
     if rec["subspace_full"]:
         out.append(f"WARNING: subspace full (rank {rec['rank']} = L*M): eigenvalues may be missing; "
                    "increase L or M")
+    for c in rec["multiplicity_warning"]:
+        out.append(f"WARNING: eigenvalue {fmt_complex(complex(*c['value']))} found {c['count']} times = L="
+                   f"{rec['L']}: its multiplicity may exceed L and copies may be missing; rerun with a larger "
+                   f"--L (e.g. --L {2 * rec['L']})")
     exp = rec.get("expected_count")
     out.append(f"eigenvalues: accepted={len(rec['eigenvalues'])} rejected={len(rec['rejected'])} "
-               f"outside={rec['outside']} expected={exp if exp is not None else '-'}")
+               f"outside={rec['outside_count']} expected={exp if exp is not None else '-'}")
     if exp is not None and exp != len(rec["eigenvalues"]):
         out.append(f"WARNING: expected {exp} eigenvalues inside the circle, accepted {len(rec['eigenvalues'])}")
     out.append(f"{'#':>4} {'real':>25} {'imag':>25} {'residual':>10}")
     for i, ((re, im), r) in enumerate(zip(rec["eigenvalues"], rec["residuals"]), 1):
         out.append(f"{i:4d} {re:+25.17e} {im:+25.17e} {r:10.3e}")
     if rec["rejected"]:
-        out.append(f"rejected: residual > tol={rec['tol']:g} (spurious or not converged)")
+        out.append(f"rejected: residual > tol={rec['tol']:g} (not converged), or spurious: moment error > "
+                   f"moment_tol (moments), weight < weight_tol (weight)")
         for i, rj in enumerate(rec["rejected"], 1):
-            out.append(f"R{i:3d} {rj['value'][0]:+25.17e} {rj['value'][1]:+25.17e} {rj['residual']:10.3e}")
+            out.append(f"R{i:3d} {rj['value'][0]:+25.17e} {rj['value'][1]:+25.17e} {rj['residual']:10.3e} "
+                       f"{','.join(rj['reasons'])}")
+    if rec["outside"]:
+        out.append("outside: dropped, |lambda - center| >= radius; distance = |lambda - center| - radius")
+        for i, o in enumerate(rec["outside"], 1):
+            out.append(f"O{i:3d} {o['value'][0]:+25.17e} {o['value'][1]:+25.17e} {o['distance']:10.3e}")
     out.append("timings [s] (MPI.Wtime per phase, max over ranks):")
     for k in TIMING_KEYS:
         out.append(f"  {k:<8} {rec['timings'][k]:12.6f}")

@@ -9,6 +9,24 @@ Phases, timed separately because they scale differently with the number of ranks
              buffer of n*L*K complex numbers);
 ``extract``  SVD with rank truncation, Rayleigh-Ritz or block Hankel, residuals: run
              redundantly on every rank (the duplicated part that caps efficiency).
+
+Spurious eigenvalues. The truncated subspace holds, besides the eigenvectors inside
+the circle, directions the filter damped to the noise level of the computed moments.
+For non-normal matrices a Ritz value from such a direction can fall inside the circle
+with a small residual (it lies in the pseudospectrum), so the residual test alone
+accepts it. Every genuine eigenpair (inside or outside) contributes to the moments as
+``S_k = x a^T f_k(t)`` with the known filter ``f_k(t) = sum_j w_j zeta_j^k / (z_j - lambda)``
+(``t^k / (1 + t^N)`` for the trapezoidal rule), so each Ritz pair's coefficients in the
+moments are checked against that recursion (``moment_error``, relative) and its unfiltered
+contribution ``|x| |a|`` against what an eigenpair of condition number 1 would contribute
+(``weight``, normalized by ``|T'(lambda)|`` and ``sqrt(L)`` so it does not depend on the
+scale of the matrices): noise directions fail one or both. This is the stability /
+projection-weight idea of the block SS literature (Ikegami and Sakurai's Rayleigh-Ritz
+variant; Imakura, Du and Sakurai) made explicit for both extractions.
+
+Multiplicity. A block method sees at most ``L`` independent eigenvectors of one
+eigenvalue (the moments of one eigenvalue have rank <= L). When an eigenvalue is found
+``L`` times its multiplicity may be larger: ``clusters`` reports it (the log warns).
 """
 
 from __future__ import annotations
@@ -37,6 +55,9 @@ class SSParams:
     sides (from ``seed``), ``M`` moments; singular values below ``delta`` times the
     largest are truncated; eigenpairs with relative residual above ``tol`` are rejected.
     ``method`` ``auto`` is Rayleigh-Ritz for degree-1 problems, block Hankel otherwise.
+    A pair inside the circle is also rejected as spurious when its moment error exceeds
+    ``moment_tol`` or its normalized weight is below ``weight_tol`` (0 disables either);
+    eigenvalues closer than ``cluster_tol * radius`` count as one (multiplicity check).
     """
 
     center: complex
@@ -50,6 +71,9 @@ class SSParams:
     method: str = "auto"
     dense: bool = False
     point_workers: int = 1
+    moment_tol: float = 1e-5
+    weight_tol: float = 1e-3
+    cluster_tol: float = 1e-6
 
     def check(self, n: int) -> None:
         if self.radius <= 0:
@@ -62,6 +86,8 @@ class SSParams:
             raise BlockssError(f"L={self.L} exceeds the matrix size n={n}")
         if self.point_workers < 1:
             raise BlockssError("point_workers must be >= 1")
+        if min(self.moment_tol, self.weight_tol, self.cluster_tol) < 0:
+            raise BlockssError("moment_tol, weight_tol and cluster_tol must be >= 0")
 
     def resolved_method(self, degree: int) -> str:
         if self.method != "auto":
@@ -71,9 +97,24 @@ class SSParams:
 
 @dataclass
 class Eigenpair:
+    """A Ritz pair: relative residual, moment error and weight (None where not computed),
+    why it was rejected (``reasons``), and for pairs outside the circle their distance to it."""
+
     value: complex
     residual: float
     vector: np.ndarray | None = None
+    moment_error: float | None = None
+    weight: float | None = None
+    reasons: tuple[str, ...] = ()
+    distance: float | None = None
+
+
+@dataclass
+class Cluster:
+    """Accepted eigenvalues closer than ``cluster_tol * radius``: one eigenvalue found ``count`` times."""
+
+    value: complex
+    count: int
 
 
 @dataclass
@@ -83,18 +124,25 @@ class SSResult:
     method: str
     accepted: list[Eigenpair]
     rejected: list[Eigenpair]
-    outside: int
+    outside: list[Eigenpair]
     rank: int
     subspace: int
     singular_values: np.ndarray
     reduce_bytes: int
     points_per_rank: list[int]
+    L: int = 1
+    clusters: list[Cluster] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def subspace_full(self) -> bool:
         """True when the numerical rank reached L*M: eigenvalues may be missing."""
         return self.rank >= self.subspace
+
+    @property
+    def saturated_clusters(self) -> list[Cluster]:
+        """Eigenvalues found L times or more: their multiplicity may exceed L (copies may be missing)."""
+        return [c for c in self.clusters if c.count >= self.L]
 
 
 def quadrature(center: complex, radius: float, n_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,12 +242,13 @@ def solve(problem: Problem, params: SSParams, comm: Any = None, keep_vectors: bo
         res = _extract_rr(problem, buf, params)
     else:
         res = _extract_hankel(problem, buf, V, params)
-    values, vectors, rnk, sv = res
-    accepted, rejected, outside = _classify(problem, values, vectors, params, keep_vectors)
+    values, vectors, rnk, sv, moment_errors, weights = res
+    accepted, rejected, outside = _classify(problem, values, vectors, moment_errors, weights, params,
+                                            keep_vectors)
     t3 = wtime()
     return SSResult(method=method, accepted=accepted, rejected=rejected, outside=outside, rank=rnk,
                     subspace=L * M, singular_values=sv, reduce_bytes=int(buf.nbytes),
-                    points_per_rank=counts,
+                    points_per_rank=counts, L=L, clusters=clusters(accepted, params.cluster_tol * params.radius),
                     timings={"solve": t1 - t0, "wait": t1b - t1, "reduce": t2 - t1b, "extract": t3 - t2})
 
 
@@ -215,16 +264,56 @@ def _small_polynomial_eig(mats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return vals, vecs[:mats[0].shape[0]]
 
 
+def filter_values(params: SSParams, values: np.ndarray, K: int) -> np.ndarray:
+    """``f_k(lambda) = sum_j w_j zeta_j^k / (z_j - lambda)`` for k < K (rows) and every value (columns):
+    how the quadrature weights an eigenvalue's eigenvector in the k-th moment."""
+    z, w, zeta = quadrature(params.center, params.radius, params.N)
+    base = w[:, None] / (z[:, None] - np.asarray(values)[None, :])  # N x m
+    return np.stack([(zeta[:, None] ** k * base).sum(axis=0) for k in range(K)])
+
+
+def _derivative_scale(problem: Problem, values: np.ndarray) -> np.ndarray:
+    """A bound on ``|T'(lambda)|`` (1-norms): the eigenvector coefficient of a unit random
+    vector is about ``1 / |T'(lambda)|`` for an eigenvalue of condition number 1."""
+    norms = problem.norms()
+    a = np.abs(values)
+    out = sum(k * a ** (k - 1) * nk for k, nk in enumerate(norms) if k >= 1)
+    return np.where(out > 0, out, 1.0)
+
+
+def _moment_test(coef: np.ndarray, f: np.ndarray, L: int) -> tuple[float, np.ndarray]:
+    """Fit ``coef`` (K blocks of L) by ``f (x) a``: (relative misfit, unfiltered block ``a``)."""
+    blocks = coef.reshape(len(f), L)
+    nf = float(np.vdot(f, f).real)
+    a = (f.conj() @ blocks) / nf if nf > 0 else np.zeros(L, dtype=blocks.dtype)
+    norm = np.linalg.norm(blocks)
+    misfit = float(np.linalg.norm(blocks - np.outer(f, a)) / norm) if norm > 0 else float("inf")
+    return misfit, a
+
+
 def _extract_rr(problem: Problem, buf: np.ndarray, params: SSParams):
     K, n, L = buf.shape
     S = buf.transpose(1, 0, 2).reshape(n, K * L)  # [S_0 S_1 ... S_{M-1}]
-    U, sv, _ = np.linalg.svd(S, full_matrices=False)
+    U, sv, Wh = np.linalg.svd(S, full_matrices=False)
     m = _truncate(sv, params.delta)
     Q = U[:, :m]
     small = [Q.conj().T @ (c @ Q) for c in problem.coeffs]
     vals, Y = _small_polynomial_eig(small)
     finite = np.isfinite(vals)
-    return vals[finite], Q @ Y[:, finite], m, sv
+    vals, Y = vals[finite], Y[:, finite]
+    errors = weights = None
+    if problem.degree == 1 and m > 0 and Y.shape[1] == m:
+        # S ~ Q R with R = Q^H S = Sigma W^H, and Q R = (Q Y)(Y^-1 R): row i of Y^-1 R is Ritz
+        # pair i's share of the moments.
+        coef = np.linalg.solve(Y, sv[:m, None] * Wh[:m])
+        f = filter_values(params, vals, K)
+        scale = _derivative_scale(problem, vals)
+        errors, weights = np.empty(len(vals)), np.empty(len(vals))
+        for i in range(len(vals)):
+            errors[i], a = _moment_test(coef[i], f[:, i], L)
+            weights[i] = np.linalg.norm(Y[:, i]) * np.linalg.norm(a) * scale[i] / np.sqrt(L)
+    # A degree >= 2 Rayleigh-Ritz (companion form) has more Ritz vectors than dimensions: no test.
+    return vals, Q @ Y, m, sv, errors, weights
 
 
 def _extract_hankel(problem: Problem, buf: np.ndarray, V: np.ndarray, params: SSParams):
@@ -241,27 +330,73 @@ def _extract_hankel(problem: Problem, buf: np.ndarray, V: np.ndarray, params: SS
     vals = params.center + params.radius * zeta
     S = buf[:M].transpose(1, 0, 2).reshape(n, M * L)
     X = S @ (W1 @ (Y / s1[:, None]))
-    return vals, X, m, sv
+    errors = weights = None
+    if m > 0:
+        # H0 = (U1 Y)(Y^-1 S1 W1^H): pair i contributes the rank-one u_i c_i, whose (a, b) block
+        # must be f_{a+b}(lambda_i) p q^T for an eigenpair (p = V^H x, q its coefficient row).
+        left = U1 @ Y
+        right = np.linalg.solve(Y, s1[:, None] * W1.conj().T)
+        f = filter_values(params, vals, 2 * M - 1)
+        scale = _derivative_scale(problem, vals)
+        hank = np.add.outer(np.arange(M), np.arange(M))  # a + b
+        errors, weights = np.empty(len(vals)), np.empty(len(vals))
+        for i in range(len(vals)):
+            blocks = np.einsum("ap,bq->abpq", left[:, i].reshape(M, L), right[i].reshape(M, L))
+            fi = f[hank, i]  # M x M
+            nf = float(np.sum(np.abs(fi) ** 2))
+            G = np.einsum("ab,abpq->pq", fi.conj(), blocks) / nf if nf > 0 else np.zeros((L, L))
+            norm = np.linalg.norm(blocks)
+            errors[i] = np.linalg.norm(blocks - fi[:, :, None, None] * G) / norm if norm > 0 else np.inf
+            weights[i] = np.linalg.norm(G) * scale[i] / L
+    return vals, X, m, sv, errors, weights
 
 
-def _classify(problem: Problem, values: np.ndarray, vectors: np.ndarray, params: SSParams,
-              keep_vectors: bool) -> tuple[list[Eigenpair], list[Eigenpair], int]:
+def _classify(problem: Problem, values: np.ndarray, vectors: np.ndarray, moment_errors: np.ndarray | None,
+              weights: np.ndarray | None, params: SSParams,
+              keep_vectors: bool) -> tuple[list[Eigenpair], list[Eigenpair], list[Eigenpair]]:
+    """Accepted, rejected (residual above tol, or spurious) and outside pairs, each sorted by value."""
     norms = problem.norms()
     accepted: list[Eigenpair] = []
     rejected: list[Eigenpair] = []
-    outside = 0
+    outside: list[Eigenpair] = []
     for i, lam in enumerate(values):
-        if abs(lam - params.center) >= params.radius:
-            outside += 1
+        if not np.isfinite(lam):
             continue
         x = vectors[:, i]
         xn = np.linalg.norm(x)
         scale = xn * sum(abs(lam) ** k * nk for k, nk in enumerate(norms))
         r = float(np.linalg.norm(problem.apply(lam, x)) / scale) if scale > 0 else float("inf")
-        pair = Eigenpair(complex(lam), r, x / xn if keep_vectors and xn > 0 else None)
-        (accepted if r <= params.tol else rejected).append(pair)
+        err = float(moment_errors[i]) if moment_errors is not None else None
+        weight = float(weights[i]) if weights is not None else None
+        pair = Eigenpair(complex(lam), r, x / xn if keep_vectors and xn > 0 else None, err, weight)
+        distance = abs(lam - params.center) - params.radius
+        if distance >= 0:
+            pair.distance = float(distance)
+            outside.append(pair)
+            continue
+        reasons = []
+        if not r <= params.tol:
+            reasons.append("residual")
+        if err is not None and params.moment_tol > 0 and not err <= params.moment_tol:
+            reasons.append("moments")
+        if weight is not None and params.weight_tol > 0 and not weight >= params.weight_tol:
+            reasons.append("weight")
+        pair.reasons = tuple(reasons)
+        (rejected if reasons else accepted).append(pair)
     key = lambda p: (round(p.value.real, 12), round(p.value.imag, 12))  # noqa: E731
+    outside.sort(key=lambda p: (p.distance, key(p)))
     return sorted(accepted, key=key), sorted(rejected, key=key), outside
+
+
+def clusters(pairs: list[Eigenpair], tol: float) -> list[Cluster]:
+    """Groups of values within ``tol`` of each other (single linkage), largest first."""
+    groups: list[list[complex]] = []
+    for p in sorted(pairs, key=lambda q: (q.value.real, q.value.imag)):
+        near = [g for g in groups if any(abs(p.value - v) <= tol for v in g)]
+        merged = [p.value] + [v for g in near for v in g]
+        groups = [g for g in groups if g not in near] + [merged]
+    out = [Cluster(complex(np.mean(g)), len(g)) for g in groups]
+    return sorted(out, key=lambda c: (-c.count, c.value.real, c.value.imag))
 
 
 def blas_threads() -> int:

@@ -3,13 +3,21 @@
 The source (a directory or a tarball on the build host) is copied into a fresh
 build folder under the environment's workdir, so the source tree is never
 modified and every build starts clean. ``config/make.def`` is written from
-the inventory, each benchmark is made, and the binaries are brought back into
+the inventory with the variables of the tree's NPB version, ``BINDIR`` is
+created (no NPB makefile creates it, and git copies of NPB have no empty
+``bin/``), each benchmark is made, and the binaries are brought back into
 ``data/raw/<campaign>/<environment>/build/<build_id>/bin/`` with their sha256,
 so they can be distributed later without the build host.
+
+The record says which compiler really ran: the Fortran compile and link lines
+make printed must start with the chosen compiler, and the "Compile options"
+each benchmark's ``npbparams.h`` bakes in (what every run prints) must be the
+ones ``make.def`` sets; ``compile_options`` in the record is what runs must print.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 import time
@@ -27,6 +35,8 @@ from ..record import FAILED, RunRecord
 from ..remote import Executor, utc_now
 from ..store import RawStore, check_id, redact_env
 from .builds import STAGE, NpbBuild, load_build
+from .compile_options import (compile_option_mismatches, expected_compile_options, npbparams_compile_options,
+                              printed_compile_options)
 from .makedef import make_def, parse_make_def
 
 __all__ = ["CLASSES", "DEMO_BENCHMARK", "NPB_BENCHMARKS", "STAGE", "BuildTarget", "build_env", "build_npb",
@@ -36,6 +46,7 @@ CLASSES = ("S", "W", "A", "B", "C", "D", "E", "F")
 NPB_BENCHMARKS = ("sp-mz", "bt-mz", "lu-mz")
 DEMO_BENCHMARK = "mz-demo"
 _BENCHMARK = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_FORTRAN_SOURCE = re.compile(r"\.(f|for|f90|f95|f03|F|F90)$")
 _LOG_TAIL = 15
 
 
@@ -134,6 +145,8 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
         raise InputError(f"build {build_id!r} already exists in {campaign}/{environment}: raw data is write-once",
                          key="build_id")
     make_def_text = make_def(spec.version, spec.fc, spec.fflags)
+    make_def_variables = parse_make_def(make_def_text)
+    expected_options = expected_compile_options(spec.version, make_def_text)
     variables = dict(env or {})
     source = str(spec.source)
     build_dir = f"{workdir.rstrip('/')}/npb-build/{build_id}"
@@ -147,7 +160,8 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
         "class": klass, "benchmarks": list(dict.fromkeys(benchmarks)),
         "nprocs": sorted({t.nprocs for t in targets if t.nprocs is not None}) or None,
         "fc": spec.fc, "fflags": spec.fflags, "flinkflags": spec.fflags,
-        "make_def": make_def_text, "make_def_variables": parse_make_def(make_def_text),
+        "make_def": make_def_text, "make_def_variables": make_def_variables,
+        "compile_options": printed_compile_options(spec.version, make_def_text),  # what every run must print
         "build_dir": build_dir, "env": redact_env(variables), "started_utc": started,
     }
 
@@ -174,6 +188,9 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
     record["tree"] = tree
     record["compiler"] = _compiler_info(run, spec.fc)
     executor.put_text(make_def_text, f"{tree}/config/make.def")
+    bin_dir = _bin_dir(tree, make_def_variables["BINDIR"])
+    record["bin_dir"] = bin_dir
+    run("bindir", f"mkdir -p {q(bin_dir)}")
 
     record["targets"] = []
     failure: str | None = None
@@ -181,16 +198,22 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
         command = f"cd {q(tree)} && make " + " ".join(q(a) for a in target.make_args())
         t1 = time.perf_counter()
         result = run("make " + " ".join(target.make_args()), command, warn=True, limit=timeout)
-        record["targets"].append({"benchmark": target.benchmark, "class": target.klass, "nprocs": target.nprocs,
-                                  "command": command, "exit_status": result.exit_code,
-                                  "duration_s": round(time.perf_counter() - t1, 3)})
+        entry: dict[str, Any] = {"benchmark": target.benchmark, "class": target.klass, "nprocs": target.nprocs,
+                                 "command": command, "exit_status": result.exit_code,
+                                 "duration_s": round(time.perf_counter() - t1, 3)}
+        record["targets"].append(entry)
         if result.exit_code != 0:
             failure = (f"make {' '.join(target.make_args())} failed with exit {result.exit_code} on "
-                       f"{executor.name}")
+                       f"{executor.name}" + _other_compiler_hint(result.stdout, spec, make_def_variables["BINDIR"],
+                                                                 target))
+            break
+        failure = _check_what_ran(run, entry, result.stdout, tree, target, spec, make_def_variables["BINDIR"],
+                                  expected_options)
+        if failure is not None:
             break
     binaries: list[dict[str, Any]] = []
     if failure is None:
-        binaries, failure = _checksums(run, tree, targets, spec.version)
+        binaries, failure = _checksums(run, bin_dir, targets, spec.version)
     record.update({"ended_utc": utc_now(), "duration_s": round(time.perf_counter() - t0, 3)})
 
     def stored(status: str = "complete", reasons: list[str] | None = None) -> RunRecord:
@@ -248,11 +271,65 @@ def _compiler_info(run, fc: str) -> dict[str, Any]:
     return info
 
 
-def _checksums(run, tree: str, targets: list[BuildTarget], version: str) -> tuple[list[dict[str, Any]], str | None]:
+def _bin_dir(tree: str, bindir: str) -> str:
+    """Where ``BINDIR`` points: it is relative to a benchmark folder (``../bin`` is ``<tree>/bin``)."""
+    return posixpath.normpath(bindir if bindir.startswith("/") else f"{tree}/BENCHMARK/{bindir}")
+
+
+def _fortran_commands(make_output: str, bindir: str, binary: str) -> tuple[list[str], list[str]]:
+    """The Fortran compile commands and the link command of ``binary`` that make printed."""
+    compiles, links = [], []
+    for line in make_output.splitlines():
+        for segment in re.split(r";|&&", line):
+            words = segment.split()
+            if "-c" in words and words and _FORTRAN_SOURCE.search(words[-1]):
+                compiles.append(segment.strip())
+            elif any(a == "-o" and b == f"{bindir}/{binary}" for a, b in zip(words, words[1:])):
+                links.append(segment.strip())
+    return compiles, links
+
+
+def _other_compiler_hint(make_output: str, spec: NpbSpec, bindir: str, target: BuildTarget) -> str:
+    """Why a make may have failed: it compiled with another compiler than make.def's (another NPB version)."""
+    compiles, links = _fortran_commands(make_output, bindir, target.binary_name)
+    other = [c for c in compiles + links if not c.startswith(spec.fc + " ")]
+    if not other:
+        return ""
+    return (f" (it ran {other[0]!r}, not the compiler make.def names ({spec.fc}): the tree does not read the "
+            f"variables of an NPB {spec.version}-MZ make.def; is it another NPB version?)")
+
+
+def _check_what_ran(run, entry: dict[str, Any], make_output: str, tree: str, target: BuildTarget, spec: NpbSpec,
+                    bindir: str, expected: dict[str, str | None]) -> str | None:
+    """Record the compile/link lines and the compiled-in options of one make; a failure message if
+    make ran another compiler than the chosen one or baked in other options than make.def's."""
+    q = shlex.quote
+    compiles, links = _fortran_commands(make_output, bindir, target.binary_name)
+    entry["compile_command"] = compiles[0] if compiles else None
+    entry["link_command"] = links[-1] if links else None
+    other = [c for c in compiles + links if not c.startswith(spec.fc + " ")]
+    if other:
+        return (f"make {' '.join(target.make_args())} ran {other[0]!r}, not the compiler make.def names "
+                f"({spec.fc}): the tree does not read this NPB {spec.version} make.def's variables")
+    header = f"{tree}/{target.benchmark.upper()}/npbparams.h"
+    got = run(f"npbparams.h of {target.benchmark}", f"cat {q(header)}", warn=True)
+    if got.exit_code != 0:
+        return f"make {' '.join(target.make_args())} left no {header}: cannot tell what the binary will print"
+    compiled_in = npbparams_compile_options(spec.version, got.stdout)
+    entry["compile_options"] = compiled_in
+    differ = compile_option_mismatches(expected, compiled_in)
+    if differ:
+        return (f"{header} bakes in compile options other than make.def's ({'; '.join(differ)}): "
+                f"is this tree really NPB {spec.version}-MZ?")
+    return None
+
+
+def _checksums(run, bin_dir: str, targets: list[BuildTarget],
+               version: str) -> tuple[list[dict[str, Any]], str | None]:
     """sha256 and size of each built binary, computed on the build host."""
     q = shlex.quote
     names = [t.binary_name for t in targets]
-    paths = [f"{tree}/bin/{n}" for n in names]
+    paths = [f"{bin_dir}/{n}" for n in names]
     listing = run("binaries", "for f in " + " ".join(q(p) for p in paths)
                   + '; do if [ -f "$f" ]; then printf "%s\\t%s\\t%s\\n" "$f" "$(stat -c %s "$f")" '
                     '"$(sha256sum < "$f" | cut -d " " -f 1)"; else printf "missing\\t%s\\n" "$f"; fi; done')

@@ -10,8 +10,15 @@ raises ``ParseError`` naming the file. One log is one run: one record.
 Units: times in seconds (``*_s``, MPI.Wtime per phase, max over ranks, as the log
 says), ``reduce_bytes`` in bytes. ``time_s`` is ``total_s``. ``verified`` is True
 when the solver itself found nothing suspicious: no WARNING line (subspace full,
-fewer/more eigenvalues than the problem file expects), at least one eigenvalue,
-and every accepted residual <= tol.
+an eigenvalue found L times whose multiplicity may exceed L, fewer/more eigenvalues
+than the problem file expects), at least one eigenvalue, and every accepted
+residual <= tol.
+
+blockss >= 0.2 also prints a ``filter:`` line, the reason of each rejected row
+(``residual``, ``moments``, ``weight``) and one ``O<k>`` row per eigenvalue dropped
+as outside the circle, with its distance to it: ``n_spurious`` counts the rows
+rejected as spurious (moments or weight; empty for older logs) and
+``nearest_outside`` is the smallest such distance (empty when none is listed).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ COLUMNS = ["file", "app", "version", "problem", "kind", "method", "n", "nnz", "n
            "point_workers", "solver", "N", "L", "M", "center_re", "center_im", "radius", "tol",
            "subspace_rank", "subspace_full", "n_eigenvalues", "n_rejected", "n_outside",
            "expected_count", "max_residual", "setup_s", "solve_s", "wait_s", "reduce_s", "extract_s",
-           "total_s", "time_s", "reduce_bytes", "verified"]
+           "total_s", "time_s", "reduce_bytes", "verified", "n_spurious", "nearest_outside"]
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)"
 _HEADER = re.compile(r"^# blockss (?P<version>\S+): block Sakurai-Sugiura eigensolver\s*$")
@@ -48,7 +55,11 @@ _LINES: dict[str, re.Pattern[str]] = {
         r"outside=(?P<n_outside>\d+) expected=(?P<expected_count>\d+|-)\s*$"),
 }
 _EIG_ROW = re.compile(rf"^\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<res>{_FLOAT})\s*$")
-_REJ_ROW = re.compile(rf"^R\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<res>{_FLOAT})\s*$")
+_REJ_ROW = re.compile(rf"^R\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<res>{_FLOAT})"
+                      r"(?: +(?P<reasons>(?:residual|moments|weight)(?:,(?:residual|moments|weight))*))?\s*$")
+_OUT_ROW = re.compile(rf"^O\s*(?P<idx>\d+) +(?P<re>{_FLOAT}) +(?P<im>{_FLOAT}) +(?P<dist>{_FLOAT})\s*$")
+_OUT_HEADER = re.compile(r"^outside: dropped, .*$")
+_FILTER = re.compile(r"^filter: moment_tol=\S+ weight_tol=\S+ cluster_tol=\S+\s*$")
 _TIMINGS = re.compile(r"^timings \[s\] \(MPI\.Wtime per phase, max over ranks\):\s*$")
 _TIMING = re.compile(rf"^  (?P<phase>setup|solve|wait|reduce|extract|total) +(?P<sec>{_FLOAT})\s*$")
 _WARNING = re.compile(r"^WARNING: (?P<msg>.*)$")
@@ -70,6 +81,9 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     found: set[str] = set()
     eig_rows: list[tuple[int, float]] = []
     rej_rows: list[tuple[int, float]] = []
+    rej_reasons: list[set[str]] = []
+    out_rows: list[float] = []
+    out_header = has_filter = False
     timings: dict[str, float] = {}
     warnings: list[ParseWarning] = []
     solver_warnings: list[str] = []
@@ -102,6 +116,17 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
             m = _REJ_ROW.match(ln)
             if m:
                 rej_rows.append((lineno, float(m["res"])))
+                rej_reasons.append(set((m["reasons"] or "").split(",")) - {""})
+                continue
+            m = _OUT_ROW.match(ln)
+            if m and out_header:
+                out_rows.append(float(m["dist"]))
+                continue
+            if _OUT_HEADER.match(ln):
+                out_header = True
+                continue
+            if _FILTER.match(ln):
+                has_filter = True
                 continue
             m = _WARNING.match(ln)
             if m:
@@ -126,6 +151,10 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     if len(rej_rows) != rec["n_rejected"]:
         raise ParseError(f"log says rejected={rec['n_rejected']} but lists {len(rej_rows)} rejected rows",
                          file=file)
+    if out_header and len(out_rows) != rec["n_outside"]:
+        raise ParseError(f"log says outside={rec['n_outside']} but lists {len(out_rows)} outside rows", file=file)
+    rec["n_spurious"] = sum(1 for r in rej_reasons if r & {"moments", "weight"}) if has_filter else None
+    rec["nearest_outside"] = min(out_rows, default=None)
     rec["subspace_full"] = rec["subspace_rank"] >= rec["L"] * rec["M"]
     rec["max_residual"] = max((r for _, r in eig_rows), default=None)
     for p in _PHASES:

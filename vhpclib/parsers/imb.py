@@ -1,10 +1,17 @@
-"""Parser for Intel MPI Benchmarks (IMB-MPI1) output.
+"""Parser for Intel MPI Benchmarks output: IMB-MPI1 and IMB-P2P.
 
 Validates before it extracts: a table is read only inside an IMB run (after
-the ``Intel(R) MPI Benchmarks ... part`` banner), inside a ``# Benchmarking X``
-section whose process count is known (``# #processes = N`` or, for ``-multi``,
-``( G groups of N processes ... )``), and only after a column header it knows.
-Each row is then matched by an anchored pattern built for that header.
+the ``Intel(R) MPI Benchmarks ... part`` banner: ``MPI-1 part``, ``IMB-P2P
+part``), inside a ``# Benchmarking X`` section (IMB-P2P adds the process grid
+of its stencils: ``# Benchmarking Stencil2D (2 x 2)``) whose process count is
+known (``# #processes = N`` or, for ``-multi``, ``( G groups of N processes
+... )``), and only after a column header it knows. Each row is then matched by
+an anchored pattern built for that header.
+
+IMB-P2P (PingPong, PingPing, Unirandom, Birandom, Corandom, Stencil2D,
+Stencil3D, SendRecv_Replace) prints ``#bytes #repetitions t[usec] Mbytes/sec
+Msg/sec``: ``Msg/sec`` fills ``msgs_per_sec``. A benchmark IMB skips (``# !!
+Benchmark Stencil3D is invalid for 2 processes !!``) gives a warning.
 
 Units: times in microseconds (``*_usec``), ``mbytes_per_sec`` always in
 10^6 bytes/s. IMB before 2018 (banners ``Intel (R) MPI Benchmark Suite V3.x``,
@@ -43,7 +50,8 @@ MIB_TO_MB = 1048576 / 1e6
 _BANNER = re.compile(
     r"^#\s+Intel\s?\(R\) MPI Benchmark(?: Suite|s)\s+V?(?P<version>\d+(?:\.\d+)*(?: Update \d+)?)"
     r"\s*,\s*(?P<part>[\w-]+) part\s*$")
-_SECTION = re.compile(r"^# Benchmarking (?P<name>\S+)\s*$")
+_SECTION = re.compile(r"^# Benchmarking (?P<name>\S+)(?:\s+\((?P<grid>\d+(?: x \d+)*)\))?\s*$")
+_SKIPPED = re.compile(r"^# !! (?P<message>.*?) !!\s*$")
 _NPROCS = re.compile(r"^# #processes = (?P<n>\d+)(?:;.*)?\s*$")
 _GROUPS = re.compile(r"^# \( (?P<groups>\d+) groups of (?P<n>\d+) processes each running simultaneous \)\s*$")
 _FINALIZE = re.compile(r"^# All processes entering MPI_Finalize\s*$")
@@ -65,6 +73,8 @@ _LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {
         ("repetitions", "t_min_usec", "t_max_usec", "t_avg_usec"),
     ("#bytes", "#repetitions", "Mbytes/sec", "Msg/sec"):
         ("bytes", "repetitions", "mbytes_per_sec", "msgs_per_sec"),
+    ("#bytes", "#repetitions", "t[usec]", "Mbytes/sec", "Msg/sec"):  # IMB-P2P
+        ("bytes", "repetitions", "t_avg_usec", "mbytes_per_sec", "msgs_per_sec"),
 }
 _INT_FIELDS = {"bytes", "repetitions", "msgs_per_sec", "group"}
 
@@ -206,7 +216,7 @@ def _start_table(st: _State, lineno: int, line: str) -> None:
 
 
 def parse(text: str, file: str = "<text>") -> ParseResult:
-    """Parse IMB-MPI1 output into one record per complete data row.
+    """Parse IMB-MPI1 or IMB-P2P output into one record per complete data row.
 
     Records have the keys of ``COLUMNS``; ``run_index`` numbers the IMB runs
     found in the text (0-based, a run starts at its banner), ``line`` is the
@@ -244,6 +254,11 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
             st.runs[-1].finalized = True
             st.section = None
             continue
+        m = _SKIPPED.match(line)
+        if m:
+            st.warn(lineno, f"IMB skipped a benchmark: {m['message']}")
+            st.section = None
+            continue
         if sec is None:
             continue
         m = _NPROCS.match(line)
@@ -263,7 +278,8 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     if not st.runs:
         first = next((ln.strip() for ln in lines if ln.strip()), "")
         hint = f"; first line: {first[:80]!r}" if first else "; the file is empty"
-        raise ParseError("no IMB banner ('Intel(R) MPI Benchmarks ..., MPI-1 part'): not IMB output, "
+        raise ParseError("no IMB banner ('Intel(R) MPI Benchmarks ..., MPI-1 part' or '..., IMB-P2P part'): "
+                         "not IMB output, "
                          "or IMB stopped before its header" + hint, file=file, line=1 if first else None)
     for run in st.runs:
         if not run.finalized:

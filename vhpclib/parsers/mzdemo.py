@@ -2,7 +2,8 @@
 
 It is not NPB: it exists so that the NPB-MZ build/distribute/run path can be
 exercised end to end where NPB's source is unavailable. Its result block
-mimics NPB-MZ's ``key = value`` lines, so the records share the NPB columns.
+mimics NPB-MZ's ``key = value`` lines and its "Compile options:" block is
+NPB-MZ's, so the records share the NPB columns.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 
 from ..exceptions import ParseError
 from . import ParseResult
-from .npb import COLUMNS  # noqa: F401 - the registry reads parser.COLUMNS
+from .npb import COLUMNS, read_compile_options
 
 _BANNER = re.compile(r"^\s*vHPC MZ-DEMO: multi-zone heat solver")
 _DONE = re.compile(r"^\s*MZ-DEMO Benchmark Completed\.\s*$")
@@ -39,14 +40,16 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     try:
         nprocs, threads = int(fields["Total processes"]), int(fields["Threads/process"])
         mops = float(fields["Mop/s total"]) if "Mop/s total" in fields else None
-        record = {
+        record = dict.fromkeys(COLUMNS)
+        record.update({
             "file": file, "benchmark": "MZ-DEMO", "class": fields["Class"], "nprocs": nprocs,
             "total_threads": nprocs * threads, "time_s": float(fields["Time in seconds"]), "mops_total": mops,
             "mops_per_thread": mops / (nprocs * threads) if mops is not None else None,
             "verified": fields["Verification"] == "SUCCESSFUL", "npb_version": fields.get("Version"),
             "iterations": int(fields["Iterations"]) if "Iterations" in fields else None,
             "zones": re.sub(r"\s*x\s*", "x", fields.get("Zones", "")) or None,
-        }
+        })
     except ValueError as exc:
         raise ParseError(f"malformed number in the result block: {exc}", file=file, line=done + 1) from None
-    return ParseResult([record])
+    cut_mid_line = bool(text) and not text.endswith(("\n", "\r"))
+    return ParseResult([record], read_compile_options(lines, done + 1, cut_mid_line, record, file))

@@ -11,6 +11,12 @@ Format differences handled (3.3 vs 3.4): header ``(NPB3.3-MZ-MPI)`` vs
 ``Number of zones:  X x  Y`` in the header and the class only in the
 verification line and the ``Class =`` result line. Units: ``time_s`` in
 seconds, ``mops_*`` in millions of operations per second.
+
+The "Compile options:" block after the results (what ``sys/setparams`` copied
+from ``config/make.def``) fills ``fc`` (printed as ``F77`` by 3.3, ``FC`` by
+3.4), ``flink``, ``f_lib``, ``f_inc``, ``fflags``, ``flinkflags`` and ``rand``,
+as printed; ``(none)`` (unset) becomes empty. A log without the block leaves
+them empty; a block cut mid-line warns and leaves the cut value empty.
 """
 
 from __future__ import annotations
@@ -21,8 +27,12 @@ from typing import Any
 from vhpclib.exceptions import ParseError
 from vhpclib.parsers import ParseResult, ParseWarning
 
+#: "Compile options" label -> column (F77 in NPB3.3-MZ and FC in 3.4 are both the Fortran compiler).
+COMPILE_OPTION_COLUMNS = {"F77": "fc", "FC": "fc", "FLINK": "flink", "F_LIB": "f_lib", "F_INC": "f_inc",
+                          "FFLAGS": "fflags", "FLINKFLAGS": "flinkflags", "RAND": "rand"}
 COLUMNS = ["file", "benchmark", "class", "nprocs", "total_threads", "time_s", "mops_total",
-           "mops_per_thread", "verified", "npb_version", "iterations", "zones"]
+           "mops_per_thread", "verified", "npb_version", "iterations", "zones",
+           *dict.fromkeys(COMPILE_OPTION_COLUMNS.values())]
 
 _HEADER = re.compile(
     r"^\s*NAS Parallel Benchmarks \((?P<suite>NPB\d+(?:\.\d+)*-MZ[^)]*)\) - (?P<bench>[A-Z]{2}-MZ)\b")
@@ -32,6 +42,9 @@ _THREADS = re.compile(r"^\s*Total number of threads:\s*(?P<n>\d+)\b")
 _VERIF_CLASS = re.compile(r"^\s*Verification being performed for class (?P<cls>\S+)\s*$")
 _COMPLETED = re.compile(r"^\s*(?P<bench>[A-Z]{2}-MZ) Benchmark Completed\.\s*$")
 _KEYVAL = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z/ ]*?)\s*=\s*(?P<value>.*?)\s*$")
+_OPTIONS = re.compile(r"^\s*Compile options:\s*$")
+_OPTION = re.compile(r"^\s+(?P<label>F77|FC|FLINK|F_LIB|F_INC|FFLAGS|FLINKFLAGS|RAND)\s*= ?(?P<value>.*?)\s*$")
+_NONE = "(none)"
 
 _INT = re.compile(r"^\d+$")
 _FLOAT = re.compile(r"^[-+]?(?:\d+\.\d*|\d+|\.\d+)(?:[EeDd][-+]?\d+)?$")
@@ -154,6 +167,8 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     if record["mops_per_thread"] is None and record["total_threads"]:
         record["mops_per_thread"] = record["mops_total"] / record["total_threads"]
 
+    warnings.extend(read_compile_options(lines, start, cut_mid_line, record, file))
+
     if bench != header["bench"]:
         warnings.append(ParseWarning(file, start, f"result block is for {bench} but the header names "
                                                   f"{header['bench']}"))
@@ -164,3 +179,21 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     if record["zones"] is None:
         warnings.append(ParseWarning(file, header["header_line"], "no 'Number of zones:' line; zones empty"))
     return ParseResult(records=[record], warnings=warnings)
+
+
+def read_compile_options(lines: list[str], start: int, cut_mid_line: bool, record: dict[str, Any],
+                         file: str) -> list[ParseWarning]:
+    """Fill ``record``'s compile-option columns from the "Compile options:" block after line ``start``
+    (1-based); the warnings for a block cut mid-line (``cut_mid_line``: the text has no final newline)."""
+    begin = next((n for n in range(start + 1, len(lines) + 1) if _OPTIONS.match(lines[n - 1])), None)
+    if begin is None:
+        return []
+    for lineno in range(begin + 1, len(lines) + 1):
+        m = _OPTION.match(lines[lineno - 1])
+        if not m:
+            break
+        if cut_mid_line and lineno == len(lines):
+            return [ParseWarning(file, lineno, f"the log ends mid-line in 'Compile options' "
+                                               f"({lines[lineno - 1].strip()!r}): {m['label']} left empty")]
+        record[COMPILE_OPTION_COLUMNS[m["label"]]] = None if m["value"] in ("", _NONE) else m["value"]
+    return []

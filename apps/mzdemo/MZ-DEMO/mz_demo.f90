@@ -30,6 +30,7 @@ program mz_demo
   double precision :: hx, hy, g, t0, tlocal, tmax, s1, s2, sums(2), gsums(2)
   double precision :: sum_exp, norm_exp, err_sum, err_norm, mops
   logical :: verified = .true.
+  character(len=13) :: label
 
   call mpi_init(ierr)
   call mpi_comm_rank(MPI_COMM_WORLD, me, ierr)
@@ -137,6 +138,17 @@ program mz_demo
       write (*, '(a,a25)') ' Verification    = ', 'UNSUCCESSFUL'
     end if
     write (*, '(a,a25/)') ' Version         = ', 'vHPC MZ-DEMO 1.0'
+    ! What sys/setparams copied from config/make.def, printed as NPB-MZ prints it (RAND as
+    ! '(none)': like SP-MZ/BT-MZ/LU-MZ, MZ-DEMO uses no random numbers).
+    label = fc_label
+    write (*, '(a)') ' Compile options:'
+    write (*, '(4x,a,a,a)') label, '= ', cs1
+    write (*, '(a,a)') '    FLINK        = ', cs2
+    write (*, '(a,a)') '    F_LIB        = ', cs3
+    write (*, '(a,a)') '    F_INC        = ', cs4
+    write (*, '(a,a)') '    FFLAGS       = ', cs5
+    write (*, '(a,a)') '    FLINKFLAGS   = ', cs6
+    write (*, '(a,a/)') '    RAND         = ', '(none)'
   end if
 
   call mpi_finalize(ierr)
