@@ -394,6 +394,13 @@ def test_mpirun_hermitian_multiplicity_14_with_L8_warns_names_the_option_and_is_
     assert row["verified"] is False and row["n_eigenvalues"] == 10
     rec = json.loads(out.read_text())
     assert rec["multiplicity_warning"][0]["count"] == 8
+    assert ["WARNING: " + w for w in rec["warnings"]] == warning  # the JSON says what the log says
+    from vhpclib.store import StoredRun
+    from vhpclib.workloads.blockss import Blockss
+
+    (tmp_path / "blockss.json").write_text(out.read_text())
+    extracted = Blockss().extract(StoredRun(tmp_path, None))  # the table reads the JSON: unverified too
+    assert extracted.rows[0]["verified"] is False and "found 8 times" in extracted.warnings[0]
 
 
 @pytest.mark.mpi

@@ -49,6 +49,7 @@ def test_single_node_stage_builds_distributes_verifies_and_runs_mz_demo(inventor
     assert run.extra["binary"]["sha256"] == binary["sha256"]
     assert run.extra["binary"]["built_in"]["build_id"] == build.run_id
     assert run.execution.env["OMP_NUM_THREADS"] == "2" and run.execution.env["I_MPI_PIN_DOMAIN"] == "omp"
+    assert run.extra["compile_options"] == build.record.extra["compile_options"]  # checked against the log
     parsed = get_parser("mzdemo").parse(result.runs[0].stdout(), "log").records[0]
     assert parsed["verified"] and parsed["nprocs"] == 1 and parsed["total_threads"] == 2
 
@@ -71,11 +72,12 @@ def test_a_binary_changed_after_distribution_is_refused_before_the_run(inventory
     npb = NpbMz()
     with StageContext(inventory, "local", "npb", store) as ctx:
         [point] = npb.plan("single-node", ctx, params)
-        [deployment] = npb.prepare(ctx, [point], params)
+        prepared = npb.prepare(ctx, [point], params)
+        [deployment] = prepared.deployments
         path = Path(deployment.path)
         path.write_bytes(path.read_bytes() + b"\0")
         with pytest.raises(ChecksumMismatch, match="mz-demo.S.1"):
-            npb.job(ctx, point, 1, [deployment], params)  # verifies every host's copy first
+            npb.job(ctx, point, 1, prepared, params)  # verifies every host's copy first
         with pytest.raises(ChecksumMismatch):
             verify_deployment(ctx.executor(ctx.env.hosts[0]), deployment)
 

@@ -206,6 +206,29 @@ def test_damaged_npb_output_is_kept_invalid_and_the_stage_goes_on(tmp_path, regi
     assert list(apps["status"]) == ["complete"] and bool(apps["verified"].iloc[0])
 
 
+class ReplayNpbBuilt(ReplayNpb):
+    """Runs whose build recorded the compile options every binary must print."""
+
+    name = "replay-npb-built"
+    BUILD = {"F77": "mpif90", "FLINK": "mpif90", "F_LIB": None, "F_INC": None, "FFLAGS": "-O3 -fopenmp",
+             "FLINKFLAGS": "-O3 -fopenmp", "RAND": None}
+
+    def job(self, ctx, point, repetition, prepared, params):
+        job = super().job(ctx, point, repetition, prepared, params)
+        build = {**self.BUILD, "FFLAGS": "-O2"} if repetition == 1 else self.BUILD
+        return Job(job.program, job.launch, point=job.point, record={"compile_options": build})
+
+
+def test_an_npb_binary_printing_other_compile_options_than_its_build_is_invalid(tmp_path, registered):
+    log = FIXTURES / "npb/sp-mz.S.np2.omp1.impi.vhpc-build.log"  # a real 3.3.1 run of a vhpc build
+    workload = registered(ReplayNpbBuilt([log, log]))
+    with local_ctx(tmp_path, "opts") as ctx:
+        result = run_stage(ctx, "single-node", AppParams(workloads=(workload.name,), repetitions=2), progress=False)
+    [invalid] = result.invalid
+    assert invalid.record.reasons == ["binary printed FFLAGS = -O3 -fopenmp (the build set -O2)"]
+    assert [r.record.repetition for r in result.runs] == [2]
+
+
 class Raising(PingPong):
     """A workload whose own code breaks on some output: that run fails, the others are measured."""
 

@@ -64,7 +64,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     threads = _threads()
     from mpi4py import MPI
 
-    from blockss.report import TIMING_KEYS, format_log
+    from blockss.report import TIMING_KEYS, format_log, solver_warnings
     from blockss.solver import SSParams, solve
 
     comm = MPI.COMM_WORLD
@@ -105,6 +105,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         return 0
     rec = build_record(prob, spec, params, res, tmax, per_rank, size, threads,
                        MPI.Get_library_version().strip().splitlines()[0])
+    rec["warnings"] = [w for part in solver_warnings(rec) for w in part]
     sys.stdout.write(format_log(rec))
     sys.stdout.flush()
     if args.out:

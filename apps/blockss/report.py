@@ -19,6 +19,25 @@ def fmt_complex(z: complex) -> str:
     return f"{z.real:.17g}{z.imag:+.17g}j"
 
 
+def solver_warnings(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What makes a run unverified, as the log prints it: (before, after) the ``eigenvalues:`` line.
+
+    The JSON record carries the same sentences (``warnings``), so log and JSON never disagree.
+    """
+    before = []
+    if rec["subspace_full"]:
+        before.append(f"subspace full (rank {rec['rank']} = L*M): eigenvalues may be missing; increase L or M")
+    for c in rec["multiplicity_warning"]:
+        before.append(f"eigenvalue {fmt_complex(complex(*c['value']))} found {c['count']} times = L={rec['L']}: "
+                      f"its multiplicity may exceed L and copies may be missing; rerun with a larger --L "
+                      f"(e.g. --L {2 * rec['L']})")
+    exp = rec.get("expected_count")
+    after = []
+    if exp is not None and exp != len(rec["eigenvalues"]):
+        after.append(f"expected {exp} eigenvalues inside the circle, accepted {len(rec['eigenvalues'])}")
+    return before, after
+
+
 def format_log(rec: dict[str, Any]) -> str:
     """The log text of one run record (as built by ``cli.build_record``)."""
     out = [f"# blockss {rec['version']}: block Sakurai-Sugiura eigensolver"]
@@ -38,18 +57,12 @@ def format_log(rec: dict[str, Any]) -> str:
     out.append(f"subspace: rank={rec['rank']} of L*M={rec['subspace']}")
     out.append(f"filter: moment_tol={rec['moment_tol']:g} weight_tol={rec['weight_tol']:g} "
                f"cluster_tol={rec['cluster_tol']:g}")
-    if rec["subspace_full"]:
-        out.append(f"WARNING: subspace full (rank {rec['rank']} = L*M): eigenvalues may be missing; "
-                   "increase L or M")
-    for c in rec["multiplicity_warning"]:
-        out.append(f"WARNING: eigenvalue {fmt_complex(complex(*c['value']))} found {c['count']} times = L="
-                   f"{rec['L']}: its multiplicity may exceed L and copies may be missing; rerun with a larger "
-                   f"--L (e.g. --L {2 * rec['L']})")
+    before, after = solver_warnings(rec)
+    out += [f"WARNING: {w}" for w in before]
     exp = rec.get("expected_count")
     out.append(f"eigenvalues: accepted={len(rec['eigenvalues'])} rejected={len(rec['rejected'])} "
                f"outside={rec['outside_count']} expected={exp if exp is not None else '-'}")
-    if exp is not None and exp != len(rec["eigenvalues"]):
-        out.append(f"WARNING: expected {exp} eigenvalues inside the circle, accepted {len(rec['eigenvalues'])}")
+    out += [f"WARNING: {w}" for w in after]
     out.append(f"{'#':>4} {'real':>25} {'imag':>25} {'residual':>10}")
     for i, ((re, im), r) in enumerate(zip(rec["eigenvalues"], rec["residuals"]), 1):
         out.append(f"{i:4d} {re:+25.17e} {im:+25.17e} {r:10.3e}")

@@ -100,7 +100,7 @@ class Blockss(Workload):
 
 
 def solver_warnings(result: dict[str, Any]) -> list[str]:
-    """What the solver flagged: its own list when it writes one, else the conditions its log warns about."""
+    """What the solver flagged: its own list (blockss >= 0.2), else the conditions blockss 0.1's log warned about."""
     if "warnings" in result:
         return list(result["warnings"])
     out = []

@@ -10,6 +10,7 @@ inventory gives no ``benchmarks.npb`` records NPB-MZ as skipped, with the reason
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InputError, ParseError
@@ -59,30 +60,35 @@ class NpbMz(Workload):
                     for b in spec.benchmarks for p in counts]
         return [r.point(self.name) for r in runs]
 
-    def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> list[Deployment]:
+    def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> Prepared:
         return deployments(ctx, [AppRun.of(p) for p in points])
 
-    def job(self, ctx: StageContext, point: Point, repetition: int, prepared: list[Deployment],
-            params: AppParams) -> Job:
+    def job(self, ctx: StageContext, point: Point, repetition: int, prepared: Prepared, params: AppParams) -> Job:
         from ..npb import verify_deployment
 
         run = AppRun.of(point)
-        mine = [d for d in prepared if d.binary.benchmark == run.workload and d.binary.klass == run.problem
-                and d.binary.nprocs in (None, run.processes)]
+        mine = [d for d in prepared.deployments if d.binary.benchmark == run.workload
+                and d.binary.klass == run.problem and d.binary.nprocs in (None, run.processes)]
         if not mine:
             raise InputError(f"no NPB-MZ binary for {run.stem} in the build", key="benchmarks.npb")
         for deployment in mine:  # checksums verified on every host before every run
             host = next(h for h in ctx.env.hosts if h.label == deployment.host)
             verify_deployment(ctx.executor(host), deployment)
         return Job([mine[0].path], run.launch_spec(ctx.mpi_hosts(run.nodes)), timeout_s=params.timeout_s,
-                   record={"binary": mine[0].record()})
+                   record={"binary": mine[0].record(), "compile_options": prepared.compile_options})
 
     def sanity(self, run: StoredRun) -> list[str]:
+        """A result block, printed by a binary compiled the way its build says (its "Compile options")."""
+        from ..npb import compile_option_mismatches
+
         try:
-            _parse(run)
+            parsed = _parse(run)
         except ParseError as exc:
             return [f"output has no result: {exc.message}"]
-        return []
+        expected = run.record.extra.get("compile_options") if run.record else None
+        if not expected:
+            return []
+        return [f"binary printed {m}" for m in compile_option_mismatches(expected, parsed.records[0])]
 
     def extract(self, run: StoredRun) -> Extracted:
         parsed = _parse(run)
@@ -95,7 +101,15 @@ def _parse(run: StoredRun):
     return get_parser(kind).parse(run.stdout(), str(run.stdout_path))
 
 
-def deployments(ctx: StageContext, runs: list[AppRun]) -> list[Deployment]:
+@dataclass(frozen=True)
+class Prepared:
+    """What every run of a stage needs: the verified copies on the hosts, and what their binaries must print."""
+
+    deployments: list[Deployment]
+    compile_options: dict[str, str | None] | None
+
+
+def deployments(ctx: StageContext, runs: list[AppRun]) -> Prepared:
     """The binaries these runs need on every host: an earlier build of the campaign that has them all,
     else a new build (in this environment, or refused if it runs another environment's build)."""
     from ..npb import build_environment_of, build_in_environment, distribute_to_environment, matching_build
@@ -117,7 +131,8 @@ def deployments(ctx: StageContext, runs: list[AppRun]) -> list[Deployment]:
                                      benchmarks=list(dict.fromkeys(r.workload for r in runs)), klass=klass,
                                      store=ctx.store, pool=ctx.pool, build_id=_next_build_id(ctx, spec.version, klass),
                                      nprocs=sweep_nprocs(runs) if spec.version == "3.3" else None)
-    return distribute_to_environment(ctx.inventory, ctx.environment, build, pool=ctx.pool)
+    return Prepared(distribute_to_environment(ctx.inventory, ctx.environment, build, pool=ctx.pool),
+                    build.record.get("compile_options"))
 
 
 def _next_build_id(ctx: StageContext, version: str, klass: str) -> str:
