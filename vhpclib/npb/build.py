@@ -174,16 +174,7 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
     host_lines = host.stdout.strip().splitlines() + ["", ""]
     record["build_host"] = {"name": executor.name, "hostname": host_lines[0], "uname": host_lines[1]}
     run("prepare", f"rm -rf {q(build_dir)} && mkdir -p {q(src_dir)}")
-    got = run("source", f"if [ -d {q(source)} ]; then cp -a {q(source)}/. {q(src_dir)}/ && echo directory; "
-                        f"elif [ -f {q(source)} ]; then tar -xf {q(source)} -C {q(src_dir)} && echo tarball; "
-                        f"else echo missing; fi")
-    kind = got.stdout.strip().splitlines()[-1] if got.stdout.strip() else "missing"
-    if kind == "missing":
-        raise BuildError(f"{executor.name}: NPB source not found: {source}", file=source,
-                         key="benchmarks.npb.source")
-    record["source_kind"] = kind
-    if kind == "tarball":  # a release tarball is identified by its checksum
-        record["source_sha256"] = run("source sha256", f"sha256sum < {q(source)}").stdout.split()[0]
+    record.update(_copy_source(run, executor.name, source, src_dir))
     tree = _locate_tree(run, src_dir, source)
     record["tree"] = tree
     record["compiler"] = _compiler_info(run, spec.fc)
@@ -193,24 +184,8 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
     run("bindir", f"mkdir -p {q(bin_dir)}")
 
     record["targets"] = []
-    failure: str | None = None
-    for target in targets:
-        command = f"cd {q(tree)} && make " + " ".join(q(a) for a in target.make_args())
-        t1 = time.perf_counter()
-        result = run("make " + " ".join(target.make_args()), command, warn=True, limit=timeout)
-        entry: dict[str, Any] = {"benchmark": target.benchmark, "class": target.klass, "nprocs": target.nprocs,
-                                 "command": command, "exit_status": result.exit_code,
-                                 "duration_s": round(time.perf_counter() - t1, 3)}
-        record["targets"].append(entry)
-        if result.exit_code != 0:
-            failure = (f"make {' '.join(target.make_args())} failed with exit {result.exit_code} on "
-                       f"{executor.name}" + _other_compiler_hint(result.stdout, spec, make_def_variables["BINDIR"],
-                                                                 target))
-            break
-        failure = _check_what_ran(run, entry, result.stdout, tree, target, spec, make_def_variables["BINDIR"],
-                                  expected_options)
-        if failure is not None:
-            break
+    failure = _make_all(run, executor.name, targets, tree, spec, make_def_variables["BINDIR"], expected_options,
+                        record["targets"], timeout)
     binaries: list[dict[str, Any]] = []
     if failure is None:
         binaries, failure = _checksums(run, bin_dir, targets, spec.version)
@@ -238,6 +213,42 @@ def build_npb(executor: Executor, spec: NpbSpec, *, benchmarks: Sequence[str], k
                                  f"the build host reported {binary['sha256']}", key=binary["name"])
         writer.record.extra["binaries"] = binaries
     return load_build(store, campaign, environment, build_id)
+
+
+def _copy_source(run, host: str, source: str, src_dir: str) -> dict[str, Any]:
+    """Copy a source folder or unpack a tarball into ``src_dir``; what the record keeps of the source."""
+    q = shlex.quote
+    got = run("source", f"if [ -d {q(source)} ]; then cp -a {q(source)}/. {q(src_dir)}/ && echo directory; "
+                        f"elif [ -f {q(source)} ]; then tar -xf {q(source)} -C {q(src_dir)} && echo tarball; "
+                        f"else echo missing; fi")
+    kind = got.stdout.strip().splitlines()[-1] if got.stdout.strip() else "missing"
+    if kind == "missing":
+        raise BuildError(f"{host}: NPB source not found: {source}", file=source, key="benchmarks.npb.source")
+    out: dict[str, Any] = {"source_kind": kind}
+    if kind == "tarball":  # a release tarball is identified by its checksum
+        out["source_sha256"] = run("source sha256", f"sha256sum < {q(source)}").stdout.split()[0]
+    return out
+
+
+def _make_all(run, host: str, targets: list[BuildTarget], tree: str, spec: NpbSpec, bindir: str,
+              expected_options: Any, entries: list[dict[str, Any]], timeout: float | None) -> str | None:
+    """``make`` every target, checking what each one ran; the first failure, in words, or None."""
+    q = shlex.quote
+    for target in targets:
+        command = f"cd {q(tree)} && make " + " ".join(q(a) for a in target.make_args())
+        t1 = time.perf_counter()
+        result = run("make " + " ".join(target.make_args()), command, warn=True, limit=timeout)
+        entry: dict[str, Any] = {"benchmark": target.benchmark, "class": target.klass, "nprocs": target.nprocs,
+                                 "command": command, "exit_status": result.exit_code,
+                                 "duration_s": round(time.perf_counter() - t1, 3)}
+        entries.append(entry)
+        if result.exit_code != 0:
+            return (f"make {' '.join(target.make_args())} failed with exit {result.exit_code} on {host}"
+                    + _other_compiler_hint(result.stdout, spec, bindir, target))
+        failure = _check_what_ran(run, entry, result.stdout, tree, target, spec, bindir, expected_options)
+        if failure is not None:
+            return failure
+    return None
 
 
 def _locate_tree(run, src_dir: str, source: str) -> str:

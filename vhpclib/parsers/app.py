@@ -24,6 +24,7 @@ rejected as spurious (moments or weight; empty for older logs) and
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from vhpclib.exceptions import ParseError
@@ -69,6 +70,82 @@ _INTS = {"n", "nnz", "nprocs", "threads", "point_workers", "N", "L", "M", "reduc
 _FLOATS = {"center_re", "center_im", "radius", "tol"}
 
 
+@dataclass
+class _Log:
+    """What has been read of one log so far."""
+
+    file: str
+    rec: dict[str, Any]
+    found: set[str] = field(default_factory=set)
+    eig_rows: list[tuple[int, float]] = field(default_factory=list)
+    rej_rows: list[tuple[int, float]] = field(default_factory=list)
+    rej_reasons: list[set[str]] = field(default_factory=list)
+    out_rows: list[float] = field(default_factory=list)
+    out_header: bool = False
+    has_filter: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[ParseWarning] = field(default_factory=list)
+    solver_warnings: list[str] = field(default_factory=list)
+    in_timings: bool = False
+    done: bool = False
+
+    def read(self, lineno: int, ln: str) -> None:
+        if self.in_timings:
+            m = _TIMING.match(ln)
+            if m:
+                self.timings[m["phase"]] = float(m["sec"])
+        elif _TIMINGS.match(ln):
+            self.in_timings = True
+        elif not self._keyed_line(ln):
+            self._row_or_note(lineno, ln)
+
+    def _keyed_line(self, ln: str) -> bool:
+        for key, pat in _LINES.items():
+            m = pat.match(ln)
+            if m:
+                self.found.add(key)
+                self.rec.update({k: v for k, v in m.groupdict().items() if k in COLUMNS})
+                return True
+        return False
+
+    def _row_or_note(self, lineno: int, ln: str) -> None:
+        if (m := _EIG_ROW.match(ln)) and "eigenvalues" in self.found:
+            self.eig_rows.append((lineno, float(m["res"])))
+        elif m := _REJ_ROW.match(ln):
+            self.rej_rows.append((lineno, float(m["res"])))
+            self.rej_reasons.append(set((m["reasons"] or "").split(",")) - {""})
+        elif (m := _OUT_ROW.match(ln)) and self.out_header:
+            self.out_rows.append(float(m["dist"]))
+        elif _OUT_HEADER.match(ln):
+            self.out_header = True
+        elif _FILTER.match(ln):
+            self.has_filter = True
+        elif m := _WARNING.match(ln):
+            self.solver_warnings.append(m["msg"])
+            self.warnings.append(ParseWarning(self.file, lineno, f"solver warning: {m['msg']}"))
+
+    def check_complete(self) -> None:
+        missing = [k for k in _LINES if k not in self.found]
+        if missing:
+            raise ParseError(f"missing line(s) {', '.join(repr(k + ':') for k in missing)}", file=self.file)
+        if not self.done or set(self.timings) != set(_PHASES):
+            absent = [p for p in _PHASES if p not in self.timings]
+            raise ParseError("incomplete log: no final timing block"
+                             + (f" (missing {', '.join(absent)})" if absent else "")
+                             + ("" if self.done else " and no '# blockss done'"), file=self.file)
+
+    def check_counts(self) -> None:
+        rec = self.rec
+        for what, said, listed in (("accepted", rec["n_eigenvalues"], len(self.eig_rows)),
+                                   ("rejected", rec["n_rejected"], len(self.rej_rows))):
+            if said != listed:
+                noun = "eigenvalue" if what == "accepted" else what
+                raise ParseError(f"log says {what}={said} but lists {listed} {noun} rows", file=self.file)
+        if self.out_header and len(self.out_rows) != rec["n_outside"]:
+            raise ParseError(f"log says outside={rec['n_outside']} but lists {len(self.out_rows)} outside rows",
+                             file=self.file)
+
+
 def parse(text: str, file: str = "<text>") -> ParseResult:
     """One record from one ``vhpc-blockss solve`` log; ``ParseError`` if it is incomplete."""
     lines = text.splitlines()
@@ -76,90 +153,28 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     if start is None:
         raise ParseError("no '# blockss <version>: block Sakurai-Sugiura eigensolver' header: "
                          "not a blockss log", file=file)
-    rec: dict[str, Any] = {c: None for c in COLUMNS}
-    rec.update(file=file, app="blockss", version=_HEADER.match(lines[start])["version"])
-    found: set[str] = set()
-    eig_rows: list[tuple[int, float]] = []
-    rej_rows: list[tuple[int, float]] = []
-    rej_reasons: list[set[str]] = []
-    out_rows: list[float] = []
-    out_header = has_filter = False
-    timings: dict[str, float] = {}
-    warnings: list[ParseWarning] = []
-    solver_warnings: list[str] = []
-    in_timings = done = False
+    log = _Log(file, {c: None for c in COLUMNS})
+    log.rec.update(file=file, app="blockss", version=_HEADER.match(lines[start])["version"])
     for lineno, ln in enumerate(lines[start + 1:], start + 2):
         if _DONE.match(ln):
-            done = True
+            log.done = True
             break
-        if in_timings:
-            m = _TIMING.match(ln)
-            if m:
-                timings[m["phase"]] = float(m["sec"])
-            continue
-        if _TIMINGS.match(ln):
-            in_timings = True
-            continue
-        for key, pat in _LINES.items():
-            m = pat.match(ln)
-            if m:
-                found.add(key)
-                for k, v in m.groupdict().items():
-                    if k in COLUMNS:
-                        rec[k] = v
-                break
-        else:
-            m = _EIG_ROW.match(ln)
-            if m and "eigenvalues" in found:
-                eig_rows.append((lineno, float(m["res"])))
-                continue
-            m = _REJ_ROW.match(ln)
-            if m:
-                rej_rows.append((lineno, float(m["res"])))
-                rej_reasons.append(set((m["reasons"] or "").split(",")) - {""})
-                continue
-            m = _OUT_ROW.match(ln)
-            if m and out_header:
-                out_rows.append(float(m["dist"]))
-                continue
-            if _OUT_HEADER.match(ln):
-                out_header = True
-                continue
-            if _FILTER.match(ln):
-                has_filter = True
-                continue
-            m = _WARNING.match(ln)
-            if m:
-                solver_warnings.append(m["msg"])
-                warnings.append(ParseWarning(file, lineno, f"solver warning: {m['msg']}"))
-    missing = [k for k in _LINES if k not in found]
-    if missing:
-        raise ParseError(f"missing line(s) {', '.join(repr(k + ':') for k in missing)}", file=file)
-    if not done or set(timings) != set(_PHASES):
-        absent = [p for p in _PHASES if p not in timings]
-        raise ParseError("incomplete log: no final timing block"
-                         + (f" (missing {', '.join(absent)})" if absent else "")
-                         + ("" if done else " and no '# blockss done'"), file=file)
+        log.read(lineno, ln)
+    log.check_complete()
+    rec = log.rec
     for k in _INTS:
         rec[k] = int(rec[k])
     for k in _FLOATS:
         rec[k] = float(rec[k])
     rec["expected_count"] = None if rec["expected_count"] == "-" else int(rec["expected_count"])
-    if len(eig_rows) != rec["n_eigenvalues"]:
-        raise ParseError(f"log says accepted={rec['n_eigenvalues']} but lists {len(eig_rows)} eigenvalue rows",
-                         file=file)
-    if len(rej_rows) != rec["n_rejected"]:
-        raise ParseError(f"log says rejected={rec['n_rejected']} but lists {len(rej_rows)} rejected rows",
-                         file=file)
-    if out_header and len(out_rows) != rec["n_outside"]:
-        raise ParseError(f"log says outside={rec['n_outside']} but lists {len(out_rows)} outside rows", file=file)
-    rec["n_spurious"] = sum(1 for r in rej_reasons if r & {"moments", "weight"}) if has_filter else None
-    rec["nearest_outside"] = min(out_rows, default=None)
+    log.check_counts()
+    rec["n_spurious"] = sum(1 for r in log.rej_reasons if r & {"moments", "weight"}) if log.has_filter else None
+    rec["nearest_outside"] = min(log.out_rows, default=None)
     rec["subspace_full"] = rec["subspace_rank"] >= rec["L"] * rec["M"]
-    rec["max_residual"] = max((r for _, r in eig_rows), default=None)
+    rec["max_residual"] = max((r for _, r in log.eig_rows), default=None)
     for p in _PHASES:
-        rec[f"{p}_s"] = timings[p]
-    rec["time_s"] = timings["total"]
-    rec["verified"] = bool(not solver_warnings and rec["n_eigenvalues"] > 0
-                           and all(r <= rec["tol"] for _, r in eig_rows))
-    return ParseResult(records=[{c: rec[c] for c in COLUMNS}], warnings=warnings)
+        rec[f"{p}_s"] = log.timings[p]
+    rec["time_s"] = log.timings["total"]
+    rec["verified"] = bool(not log.solver_warnings and rec["n_eigenvalues"] > 0
+                           and all(r <= rec["tol"] for _, r in log.eig_rows))
+    return ParseResult(records=[{c: rec[c] for c in COLUMNS}], warnings=log.warnings)

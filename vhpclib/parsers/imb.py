@@ -228,53 +228,7 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     lines = text.splitlines()
     cut_mid_line = bool(text) and not text.endswith(("\n", "\r"))
     for lineno, line in enumerate(lines, start=1):
-        at_cut_end = cut_mid_line and lineno == len(lines)
-        banner = _BANNER.match(line)
-        if banner:
-            version = banner["version"]
-            st.runs.append(_Run(index=len(st.runs), line=lineno, version=version,
-                                legacy_mb=_is_legacy_mb(version)))
-            st.section = None
-            continue
-        if not st.runs:
-            continue  # launcher/debug output before the first banner
-        sec = st.section
-        if sec is not None and sec.table is not None:
-            if not line.strip():
-                continue  # -multi 1 separates sizes with blank lines
-            if not line.startswith("#"):
-                _handle_row(st, lineno, line, at_cut_end)
-                continue
-            sec.table = None  # a '#' line ends the table
-        m = _SECTION.match(line)
-        if m:
-            st.section = _Section(name=m["name"], line=lineno)
-            continue
-        if _FINALIZE.match(line):
-            st.runs[-1].finalized = True
-            st.section = None
-            continue
-        m = _SKIPPED.match(line)
-        if m:
-            st.warn(lineno, f"IMB skipped a benchmark: {m['message']}")
-            st.section = None
-            continue
-        if sec is None:
-            continue
-        m = _NPROCS.match(line)
-        if m:
-            sec.nprocs = int(m["n"])
-            continue
-        m = _GROUPS.match(line)
-        if m:
-            sec.nprocs, sec.groups = int(m["n"]), int(m["groups"])
-            continue
-        if _looks_like_header(line):
-            if at_cut_end:
-                st.warn(lineno, f"{sec.name} column header is cut mid-line; table lost")
-                continue
-            _start_table(st, lineno, line)
-
+        _read_line(st, lineno, line, cut_mid_line and lineno == len(lines))
     if not st.runs:
         first = next((ln.strip() for ln in lines if ln.strip()), "")
         hint = f"; first line: {first[:80]!r}" if first else "; the file is empty"
@@ -294,3 +248,60 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
         raise ParseError(f"no complete IMB result row in {len(st.runs)} run(s){detail}",
                          file=file, line=st.runs[0].line)
     return ParseResult(records=st.records, warnings=st.warnings)
+
+
+def _read_line(st: _State, lineno: int, line: str, at_cut_end: bool) -> None:
+    """One line of the log, read in the state the lines before it left."""
+    banner = _BANNER.match(line)
+    if banner:
+        version = banner["version"]
+        st.runs.append(_Run(index=len(st.runs), line=lineno, version=version, legacy_mb=_is_legacy_mb(version)))
+        st.section = None
+        return
+    if not st.runs:
+        return  # launcher/debug output before the first banner
+    sec = st.section
+    if sec is not None and sec.table is not None:
+        if not line.strip():
+            return  # -multi 1 separates sizes with blank lines
+        if not line.startswith("#"):
+            _handle_row(st, lineno, line, at_cut_end)
+            return
+        sec.table = None  # a '#' line ends the table
+    if not _run_level_line(st, lineno, line) and sec is not None:
+        _section_line(st, sec, lineno, line, at_cut_end)
+
+
+def _run_level_line(st: _State, lineno: int, line: str) -> bool:
+    """A section start, the run's end or a skipped benchmark; True when the line was one of those."""
+    m = _SECTION.match(line)
+    if m:
+        st.section = _Section(name=m["name"], line=lineno)
+        return True
+    if _FINALIZE.match(line):
+        st.runs[-1].finalized = True
+        st.section = None
+        return True
+    m = _SKIPPED.match(line)
+    if m:
+        st.warn(lineno, f"IMB skipped a benchmark: {m['message']}")
+        st.section = None
+        return True
+    return False
+
+
+def _section_line(st: _State, sec: _Section, lineno: int, line: str, at_cut_end: bool) -> None:
+    """The process count, the group layout, or the column header of the current section."""
+    m = _NPROCS.match(line)
+    if m:
+        sec.nprocs = int(m["n"])
+        return
+    m = _GROUPS.match(line)
+    if m:
+        sec.nprocs, sec.groups = int(m["n"]), int(m["groups"])
+        return
+    if _looks_like_header(line):
+        if at_cut_end:
+            st.warn(lineno, f"{sec.name} column header is cut mid-line; table lost")
+            return
+        _start_table(st, lineno, line)

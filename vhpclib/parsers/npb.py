@@ -84,6 +84,15 @@ def _value(kind: str, key: str, text: str, file: str, lineno: int) -> Any:
     raise ParseError(f"'{key} = {text}' is not a number", file=file, line=lineno)
 
 
+# header pattern -> (key in the header dict, value from the match); the first match of each wins
+_HEADER_LINES = (
+    (_ZONES, "zones", lambda m, n: f"{int(m['x'])}x{int(m['y'])}"),
+    (_ACTIVE, "active", lambda m, n: int(m["n"])),
+    (_THREADS, "threads", lambda m, n: int(m["n"])),
+    (_VERIF_CLASS, "verif_class", lambda m, n: (m["cls"], n)),
+)
+
+
 def parse(text: str, file: str = "<text>") -> ParseResult:
     """Parse one NPB-MZ log into one record (keys of ``COLUMNS``).
 
@@ -94,65 +103,10 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     if not isinstance(text, str):
         raise ParseError(f"expected text, got {type(text).__name__}", file=file)
     lines = text.splitlines()
-    warnings: list[ParseWarning] = []
-    header: dict[str, Any] = {}
-    completed: list[tuple[int, str]] = []
-    for lineno, line in enumerate(lines, start=1):
-        m = _HEADER.match(line)
-        if m and "suite" not in header:
-            header.update(suite=m["suite"], bench=m["bench"], header_line=lineno)
-            continue
-        m = _ZONES.match(line)
-        if m and "zones" not in header:
-            header["zones"] = f"{int(m['x'])}x{int(m['y'])}"
-            continue
-        m = _ACTIVE.match(line)
-        if m and "active" not in header:
-            header["active"] = int(m["n"])
-            continue
-        m = _THREADS.match(line)
-        if m and "threads" not in header:
-            header["threads"] = int(m["n"])
-            continue
-        m = _VERIF_CLASS.match(line)
-        if m and "verif_class" not in header:
-            header["verif_class"] = (m["cls"], lineno)
-            continue
-        m = _COMPLETED.match(line)
-        if m:
-            completed.append((lineno, m["bench"]))
-
-    if "suite" not in header:
-        raise ParseError("no NPB-MZ header ('NAS Parallel Benchmarks (NPB3.x-MZ...) - XX-MZ Benchmark'): "
-                         "not an NPB-MZ log", file=file, line=1 if lines else None)
-    if not completed:
-        raise ParseError(f"{header['bench']} log has no 'Benchmark Completed.' result block: the run was "
-                         f"cut short or crashed", file=file, line=len(lines) or None)
-    if len(completed) > 1:
-        where = ", ".join(str(n) for n, _ in completed)
-        raise ParseError(f"{len(completed)} result blocks (lines {where}); an NPB log holds one run",
-                         file=file, line=completed[1][0])
-
-    start, bench = completed[0]
+    header, completed = _scan(lines)
+    start, bench = _the_result_block(header, completed, len(lines), file)
     cut_mid_line = bool(text) and not text.endswith(("\n", "\r"))
-    results: dict[str, tuple[str, int]] = {}
-    for lineno in range(start + 1, len(lines) + 1):
-        line = lines[lineno - 1]
-        if not line.strip():
-            break
-        m = _KEYVAL.match(line)
-        if m:
-            if cut_mid_line and lineno == len(lines):
-                if m["key"] in _RESULT_KEYS:
-                    raise ParseError(f"the log ends mid-line in the result block ({line.strip()!r}): "
-                                     f"value may be cut", file=file, line=lineno)
-                break
-            results[m["key"]] = (m["value"], lineno)
-    missing = [k for k in _REQUIRED if k not in results]
-    if missing:
-        raise ParseError(f"result block of {bench} is incomplete: no {', '.join(repr(k) for k in missing)} "
-                         f"line", file=file, line=start)
-
+    results = _result_lines(lines, start, bench, cut_mid_line, file)
     record: dict[str, Any] = dict.fromkeys(COLUMNS)
     record.update(file=file, benchmark=bench, zones=header.get("zones"))
     for key, (column, kind) in _RESULT_KEYS.items():
@@ -166,9 +120,74 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
         record["total_threads"] = header.get("threads")
     if record["mops_per_thread"] is None and record["total_threads"]:
         record["mops_per_thread"] = record["mops_total"] / record["total_threads"]
+    warnings = read_compile_options(lines, start, cut_mid_line, record, file)
+    warnings += _cross_checks(header, record, bench, start, file)
+    return ParseResult(records=[record], warnings=warnings)
 
-    warnings.extend(read_compile_options(lines, start, cut_mid_line, record, file))
 
+def _scan(lines: list[str]) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+    """The header facts (first match of each) and every 'Benchmark Completed.' line."""
+    header: dict[str, Any] = {}
+    completed: list[tuple[int, str]] = []
+    for lineno, line in enumerate(lines, start=1):
+        m = _HEADER.match(line)
+        if m and "suite" not in header:
+            header.update(suite=m["suite"], bench=m["bench"], header_line=lineno)
+            continue
+        for pattern, key, value in _HEADER_LINES:
+            m = pattern.match(line)
+            if m and key not in header:
+                header[key] = value(m, lineno)
+                break
+        else:
+            m = _COMPLETED.match(line)
+            if m:
+                completed.append((lineno, m["bench"]))
+    return header, completed
+
+
+def _the_result_block(header: dict[str, Any], completed: list[tuple[int, str]], n_lines: int,
+                      file: str) -> tuple[int, str]:
+    if "suite" not in header:
+        raise ParseError("no NPB-MZ header ('NAS Parallel Benchmarks (NPB3.x-MZ...) - XX-MZ Benchmark'): "
+                         "not an NPB-MZ log", file=file, line=1 if n_lines else None)
+    if not completed:
+        raise ParseError(f"{header['bench']} log has no 'Benchmark Completed.' result block: the run was "
+                         f"cut short or crashed", file=file, line=n_lines or None)
+    if len(completed) > 1:
+        where = ", ".join(str(n) for n, _ in completed)
+        raise ParseError(f"{len(completed)} result blocks (lines {where}); an NPB log holds one run",
+                         file=file, line=completed[1][0])
+    return completed[0]
+
+
+def _result_lines(lines: list[str], start: int, bench: str, cut_mid_line: bool,
+                  file: str) -> dict[str, tuple[str, int]]:
+    """``key = value`` lines of the result block (to its first blank line), each with its line number."""
+    results: dict[str, tuple[str, int]] = {}
+    for lineno in range(start + 1, len(lines) + 1):
+        line = lines[lineno - 1]
+        if not line.strip():
+            break
+        m = _KEYVAL.match(line)
+        if not m:
+            continue
+        if cut_mid_line and lineno == len(lines):
+            if m["key"] in _RESULT_KEYS:
+                raise ParseError(f"the log ends mid-line in the result block ({line.strip()!r}): "
+                                 f"value may be cut", file=file, line=lineno)
+            break
+        results[m["key"]] = (m["value"], lineno)
+    missing = [k for k in _REQUIRED if k not in results]
+    if missing:
+        raise ParseError(f"result block of {bench} is incomplete: no {', '.join(repr(k) for k in missing)} "
+                         f"line", file=file, line=start)
+    return results
+
+
+def _cross_checks(header: dict[str, Any], record: dict[str, Any], bench: str, start: int,
+                  file: str) -> list[ParseWarning]:
+    warnings = []
     if bench != header["bench"]:
         warnings.append(ParseWarning(file, start, f"result block is for {bench} but the header names "
                                                   f"{header['bench']}"))
@@ -178,7 +197,7 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
                                                    f"block says class {record['class']}"))
     if record["zones"] is None:
         warnings.append(ParseWarning(file, header["header_line"], "no 'Number of zones:' line; zones empty"))
-    return ParseResult(records=[record], warnings=warnings)
+    return warnings
 
 
 def read_compile_options(lines: list[str], start: int, cut_mid_line: bool, record: dict[str, Any],

@@ -12,16 +12,17 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..fsutil import atomic_write
+import psutil
+
 from .. import paths
 from ..exceptions import SlurmClusterError, TestbedError, VhpcError
+from ..fsutil import atomic_write
 from ..slurm import cluster as slurm_cluster
 from ..sshd import SSHD, SshKeys, SshServer, generate_keys, sshd_available, write_known_hosts
 from . import netns as ns
@@ -194,66 +195,55 @@ def info(name: str = "vhpc") -> TestbedInfo:
 
 # ------------------------------------------------------------------ processes
 
-def _proc_cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _proc_exe(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie counts as gone; reap it if it is our child)."""
+def _process(pid: int) -> psutil.Process | None:
+    """The running process ``pid`` (a zombie counts as gone; reap it if it is our child)."""
     try:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
+            return None
     except ChildProcessError:
         pass
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
+    except psutil.Error:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    return _process(pid) is not None
 
 
 def _is_testbed_sshd(pid: int, folder: Path) -> bool:
     """True only for an sshd whose config file lives in this testbed's folder."""
-    return (_proc_exe(pid) == str(SSHD) and f" -f {folder}/" in f" {_proc_cmdline(pid)}")
+    proc = _process(pid)
+    try:
+        return proc is not None and proc.exe() == str(SSHD) and f" -f {folder}/" in " " + " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
 
 
 def _terminate(pid: int, timeout: float = 5.0) -> bool:
     """SIGTERM, then SIGKILL after ``timeout``; True if the process was running."""
-    if not _alive(pid):
+    proc = _process(pid)
+    if proc is None:
         return False
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
+        proc.terminate()
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        proc.kill()
+    except psutil.NoSuchProcess:
+        pass
     deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:  # not our child: gone once it is a zombie
         time.sleep(0.02)
     return True
 
 
 def _testbed_sshds(folder: Path) -> list[int]:
     """Discovery after a crash: every sshd started with a config from ``folder``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _is_testbed_sshd(int(entry.name), folder):
-            pids.append(int(entry.name))
-    return sorted(pids)
+    return sorted(p.pid for p in psutil.process_iter(["exe"]) if p.info["exe"] == str(SSHD)
+                  and _is_testbed_sshd(p.pid, folder))
 
 
 def _uts_hostname(pid: int) -> str | None:
@@ -483,17 +473,29 @@ def down(name: str = "vhpc") -> list[str]:
     names = ns.Names(name)
     folder = testbed_folder(name)
     state = _load_state(name) or {}
-    removed: list[str] = []
+    removed = _stop_slurm(state, folder)
+    removed += _stop_sshds(name, state, folder)
+    namespaces = [n for n in ns.list_namespaces() if names.owns(n)]
+    removed += _end_namespace_processes(namespaces)
+    removed += _remove_links_and_namespaces(names, namespaces)
+    removed += _remove_files(name, state, folder)
+    return removed
 
-    # 0. the private Slurm cluster: jobs cancelled, daemons stopped by PID, its munged and key removed.
+
+def _stop_slurm(state: dict, folder: Path) -> list[str]:
+    """The private Slurm cluster: jobs cancelled, daemons stopped by PID, its munged and key removed."""
     slurm_folder = Path(state["slurm"]["folder"]) if isinstance(state.get("slurm"), dict) else folder / "slurm"
-    if (slurm_folder / slurm_cluster.STATE_FILE).exists():
-        try:
-            removed += [f"slurm {item}" for item in slurm_cluster.stop_cluster(slurm_folder)]
-        except SlurmClusterError as exc:
-            raise TestbedError(f"could not stop the testbed's Slurm cluster: {exc}") from None
+    if not (slurm_folder / slurm_cluster.STATE_FILE).exists():
+        return []
+    try:
+        return [f"slurm {item}" for item in slurm_cluster.stop_cluster(slurm_folder)]
+    except SlurmClusterError as exc:
+        raise TestbedError(f"could not stop the testbed's Slurm cluster: {exc}") from None
 
-    # 1. sshd processes: those this process started (reaped through Popen), then recorded and discovered PIDs.
+
+def _stop_sshds(name: str, state: dict, folder: Path) -> list[str]:
+    """Those this process started (reaped through Popen), then recorded and discovered PIDs."""
+    removed = []
     for server in _servers.pop(name, []):
         pid = server.pid
         if pid and _alive(pid):
@@ -501,30 +503,36 @@ def down(name: str = "vhpc") -> list[str]:
             removed.append(f"sshd pid {pid}")
     recorded = [n.get("sshd_pid") for n in state.get("nodes", []) if n.get("sshd_pid")]
     for pid in dict.fromkeys([*recorded, *_testbed_sshds(folder)]):
-        if _alive(pid) and _is_testbed_sshd(pid, folder) and _terminate(pid):
+        if _is_testbed_sshd(pid, folder) and _terminate(pid):
             removed.append(f"sshd pid {pid}")
+    return removed
 
-    # 2. whatever still runs inside our namespaces (sessions, MPI ranks) would keep them alive.
-    namespaces = [n for n in ns.list_namespaces() if names.owns(n)]
-    for netns in namespaces:
-        for pid in ns.namespace_pids(netns):
-            if pid != os.getpid() and _terminate(pid):
-                removed.append(f"process pid {pid} in {netns}")
 
-    # 3. links first (deleting a veth is synchronous; a namespace's devices vanish asynchronously).
+def _end_namespace_processes(namespaces: list[str]) -> list[str]:
+    """Whatever still runs inside our namespaces (sessions, MPI ranks) would keep them alive."""
+    return [f"process pid {pid} in {netns}" for netns in namespaces for pid in ns.namespace_pids(netns)
+            if pid != os.getpid() and _terminate(pid)]
+
+
+def _remove_links_and_namespaces(names: ns.Names, namespaces: list[str]) -> list[str]:
+    """Links first (deleting a veth is synchronous; a namespace's devices vanish asynchronously)."""
+    removed = []
     for link in ns.list_links():
         ifname = link.get("ifname", "")
         if names.owns(ifname) and ifname != names.bridge and ns.delete_link(ifname):
             removed.append(f"link {ifname}")
-    for netns in namespaces:
-        if ns.delete_namespace(netns):
-            removed.append(f"namespace {netns}")
+    removed += [f"namespace {netns}" for netns in namespaces if ns.delete_namespace(netns)]
     if any(link.get("ifname") == names.bridge for link in ns.list_links()) and ns.delete_link(names.bridge):
         removed.append(f"bridge {names.bridge}")
+    return removed
 
-    # 4. files: inventories recorded in the state, the standard ones, then the testbed folder.
-    inventories = set(state.get("inventories", {}).values()) if isinstance(state.get("inventories"), dict) else set()
+
+def _remove_files(name: str, state: dict, folder: Path) -> list[str]:
+    """Inventories recorded in the state, the standard ones, then the testbed folder."""
+    recorded = state.get("inventories")
+    inventories = set(recorded.values()) if isinstance(recorded, dict) else set()
     inventories |= {str(inventory_path(paths.INVENTORIES, name, launch)) for launch in ("node", "local")}
+    removed = []
     for path in sorted(inventories):
         if Path(path).is_file():
             Path(path).unlink()
