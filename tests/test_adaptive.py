@@ -207,3 +207,25 @@ def test_imb_two_levels_choose_the_iterations_per_run_and_stay_out_of_table2(tmp
     table2 = analysis.latency_table(micro)
     assert list(table2["n"]) == [4]  # the dimensioning blocks are not Table 2 repetitions
     assert isinstance(table2, pd.DataFrame)
+
+
+def test_distribution_figures_show_every_run_the_interval_and_the_warmup():
+    from vhpclib.figures.artifacts import ARTIFACTS
+    from vhpclib.figures.distributions import latency_distribution, wall_time_distribution
+
+    base = {"campaign": "c", "stage": "single-node", "workload": "blockss", "problem": "small", "nprocs": 2,
+            "threads_per_proc": 1, "verified": True, "status": "complete"}
+    times = [1.9, 1.50, 1.52, 1.49, 1.51, 1.50, 1.48, 1.53]  # a cold first run
+    apps = pd.DataFrame([{**base, "environment": env, "label": env, "repetition": i + 1, "run_id": f"{env}-r{i + 1}",
+                          "time_s": t * (1.09 if env == "kvm" else 1.0)}
+                         for env in ("local", "kvm") for i, t in enumerate(times)])
+    fig = wall_time_distribution(apps)
+    violins = [t for t in fig.data if t.type == "violin"]
+    assert [v.name for v in violins] == ["kvm", "local"] and all(len(v.y) == 7 for v in violins)
+    warm = [t for t in fig.data if t.name == "warm-up (left out)"]
+    assert [list(t.customdata[:, 0]) for t in warm] == [["kvm-r1"], ["local-r1"]]
+    medians = [t for t in fig.data if t.name == "median (95 % CI)"]
+    assert medians[1].y[0] == pytest.approx(1.50) and medians[1].error_y.array[0] > 0
+    empty = latency_distribution(pd.DataFrame(columns=["status", "benchmark", "bytes", "placement"]))
+    assert "no runs yet" in empty.layout.annotations[0].text
+    assert {"distribution_latency", "distribution_single_node"} <= set(ARTIFACTS)

@@ -165,3 +165,12 @@ def test_two_levels_recover_between_and_within_run_variance():
 def test_nice_counts_are_stable_and_clamped():
     assert [stats.nice_count(v, 100, 100_000) for v in (1, 130, 2100, 4999, 7e6, math.inf)] == \
         [100, 200, 5000, 5000, 100_000, 100_000]
+
+
+def test_mark_warmup_flags_the_first_runs_of_each_group_in_run_order():
+    import pandas as pd
+
+    table = pd.DataFrame({"env": ["a"] * 8 + ["b"] * 8, "repetition": list(range(8, 0, -1)) + list(range(1, 9)),
+                          "t": [1.0] * 7 + [3.0] + [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.0]})
+    marked = stats.mark_warmup(table, ["env"], "t")
+    assert list(marked.loc[marked["warmup"], "repetition"]) == [1] and marked.loc[marked["warmup"], "env"].item() == "a"

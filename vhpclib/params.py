@@ -61,7 +61,9 @@ class StageParams(BaseModel):
     @model_validator(mode="after")
     def _run_range(self) -> "StageParams":
         if self.min_runs > self.max_runs:
-            raise ValueError(f"min_runs ({self.min_runs}) must not exceed max_runs ({self.max_runs})")
+            if "min_runs" in self.model_fields_set:
+                raise ValueError(f"min_runs ({self.min_runs}) must not exceed max_runs ({self.max_runs})")
+            object.__setattr__(self, "min_runs", self.max_runs)  # a small cap alone: the first look is the cap
         return self
 
     @property

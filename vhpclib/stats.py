@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -370,3 +371,21 @@ def nice_count(value: float, lo: int, hi: int) -> int:
         if step * exp >= value:
             return int(min(max(step * exp, lo), hi))
     return hi
+
+
+def mark_warmup(table: Any, keys: Sequence[str], value: str, order: str = "repetition") -> Any:
+    """``table`` (a DataFrame, index reset) with a boolean ``warmup`` column.
+
+    True for the runs :func:`warmup_length` finds at the start of each group of ``keys``, in
+    ``order``; rows without a value are never warm-up. Tables keep every run; statistics and
+    figures use the column to leave the transient out and to show it.
+    """
+    out = table.reset_index(drop=True)
+    out["warmup"] = False
+    if out.empty:
+        return out
+    for _, grp in out[out[value].notna()].groupby(list(keys), sort=False, dropna=False):
+        ordered = grp.sort_values(order, kind="stable")
+        w = int(warmup_length(ordered[value].to_numpy(float)))
+        out.loc[ordered.index[:w], "warmup"] = True
+    return out
