@@ -194,14 +194,14 @@ def test_imb_two_levels_choose_the_iterations_per_run_and_stay_out_of_table2(tmp
     assert result.failures == [] and result.invalid == []
     [record] = stage_records("levels", store_root=tmp_path / "raw")
     [level] = record["two_level"]
-    assert level["level_runs"] == 5 and level["blocks"] == 50 and level["iterations_per_block"] == 500
+    assert level["level_runs"] == 5 and level["blocks"] == 50 and level["iterations_per_block"] == 200
     assert level["within_sd_usec_per_iteration"] > 0 and level["between_sd_usec"] >= 0
     chosen = level["chosen_iterations"]
     assert 100 <= chosen <= 1_000_000 and level["paper_iterations"] == 1_000_000
     latency = next(o for o in result.stopping if o.quantity == "latency 0 B")
     assert latency.runs == 4 and latency.unit == "usec"
     stems = {r.record.stem for r in result.runs}
-    assert stems == {"pingpong-levels-intra-socket-b10-i500", f"pingpong-intra-socket-m0-0-i{chosen}"}
+    assert stems == {"pingpong-levels-intra-socket-b10-i200", f"pingpong-intra-socket-m0-0-i{chosen}"}
     micro = build_tables("levels", store=RawStore(tmp_path / "raw")).tables["microbench"]
     assert (micro["benchmark"] == "PingPong-blocks").sum() == 50
     table2 = analysis.latency_table(micro)

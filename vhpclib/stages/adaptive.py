@@ -392,8 +392,11 @@ def choose_iterations(tl: stats.TwoLevel, runs: list[StoredRun], params: StagePa
 
     Cost of n runs of m iterations: n (c_run + m c_iter). The median over runs needs
     n = (1.2533 z sd(m) / (h mu))^2 runs (at least the first look), with
-    sd(m)^2 = s_b^2 + s_w^2 / m. Kalibera & Jones' optimum sqrt(c_run s_w^2 / (c_iter s_b^2)) is
-    recorded beside the grid search over 1-2-5 counts that also respects the first look.
+    sd(m)^2 = s_b^2 + s_w^2 / m. A grid search over 1-2-5 counts (which respects the first look
+    and the cap; Kalibera & Jones' closed-form optimum sqrt(c_run s_w^2 / (c_iter s_b^2)) is
+    recorded beside it) picks the cheapest m, or, where the cost is flat within 10 %, the
+    fewest iterations. When no m reaches the target within ``max_runs``, m is the smallest
+    that brings a run's spread within 10 % of its floor s_b (more iterations buy nothing).
     """
     from ..workloads.pingpong_levels import BLOCKS
 
@@ -407,17 +410,22 @@ def choose_iterations(tl: stats.TwoLevel, runs: list[StoredRun], params: StagePa
         sd = tl.run_sd(m)
         return max(params.min_runs, math.ceil((1.2533 * z * sd / (target * tl.mean)) ** 2))
 
-    grid = sorted({stats.nice_count(v, MIN_ITERATIONS, MAX_ITERATIONS)
-                   for v in np.logspace(2, 6, 40)})
+    grid = sorted({stats.nice_count(v, MIN_ITERATIONS, MAX_ITERATIONS) for v in np.logspace(2, 6, 40)})
     cost = {m: runs_needed(m) * (run_cost + m * iter_cost) for m in grid}
-    chosen = min(grid, key=lambda m: (cost[m], m))
+    feasible = [m for m in grid if runs_needed(m) <= params.max_runs]
+    if feasible:  # the cheapest mix; where the cost curve is flat (within 10 %), the fewest iterations
+        best = min(cost[m] for m in feasible)
+        chosen = min(m for m in feasible if cost[m] <= 1.1 * best)
+    else:  # the target is out of reach within max_runs: iterations only while they still narrow the runs
+        floor = tl.run_sd(MAX_ITERATIONS)
+        chosen = min(m for m in grid if tl.run_sd(m) <= 1.1 * floor)
     return {
         "mean_usec": tl.mean, "between_sd_usec": math.sqrt(tl.between_var),
         "within_sd_usec_per_iteration": math.sqrt(tl.within_var), "block_sd_usec": math.sqrt(tl.block_var),
         "level_runs": tl.runs, "blocks": tl.blocks, "iterations_per_block": tl.iterations_per_block,
         "run_cost_s": run_cost, "iteration_cost_s": iter_cost,
         "kj_optimal_iterations": tl.optimal_iterations(run_cost, iter_cost),
-        "chosen_iterations": chosen, "predicted_runs": runs_needed(chosen),
+        "chosen_iterations": chosen, "predicted_runs": runs_needed(chosen), "target_reachable": bool(feasible),
         "predicted_cost_s": cost[chosen], "chosen_run_sd_pct": 100 * tl.run_sd(chosen) / tl.mean,
         "paper_iterations": PAPER_ITERATIONS, "paper_run_sd_pct": 100 * tl.run_sd(PAPER_ITERATIONS) / tl.mean,
         "paper_cost_s_per_size": run_cost + PAPER_ITERATIONS * iter_cost,

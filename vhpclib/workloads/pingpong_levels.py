@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 BENCHMARK = "PingPong-blocks"
 BLOCKS = 10
-BLOCK_ITERATIONS = 500
+BLOCK_ITERATIONS = 200
 
 
 class PingPongLevels(PingPong):
