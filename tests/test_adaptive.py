@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -229,3 +230,24 @@ def test_distribution_figures_show_every_run_the_interval_and_the_warmup():
     empty = latency_distribution(pd.DataFrame(columns=["status", "benchmark", "bytes", "placement"]))
     assert "no runs yet" in empty.layout.annotations[0].text
     assert {"distribution_latency", "distribution_single_node"} <= set(ARTIFACTS)
+
+
+def test_iterations_per_run_are_the_cheapest_mix_and_dilute_the_launch_warmup():
+    from vhpclib import stats
+    from vhpclib.stages.adaptive import choose_iterations, within_run_warmup
+
+    params = MicrobenchParams(ci_target_pct=1.0, msglog=(0, 0))
+    schedule = stats.LookSchedule.geometric(params.min_runs, params.max_runs)
+    quiet = stats.TwoLevel(mean=0.30, runs=5, blocks=50, iterations_per_block=200, between_var=0.002 ** 2,
+                           within_var=0.05 ** 2, block_var=0.05 ** 2 / 200)
+    choice = choose_iterations(quiet, [0.6] * 5, params, schedule)
+    assert choice["target_reachable"] and choice["predicted_runs"] <= params.max_runs
+    # the cheapest mix within 10 %: never more iterations than Kalibera & Jones' optimum rounded up
+    assert choice["chosen_iterations"] <= stats.nice_count(choice["kj_optimal_iterations"], 100, 1_000_000)
+    assert choice["paper_run_sd_pct"] < choice["chosen_run_sd_pct"]
+    # a slow first block per launch (IMB warms up with a tenth of the iterations) forces longer runs
+    blocks = [np.array([1.8, 0.30, 0.31, 0.30, 0.30, 0.30, 0.31, 0.30, 0.30, 0.30]) for _ in range(5)]
+    steady, excess = within_run_warmup(blocks, 200)
+    assert all(len(b) == 9 for b in steady) and excess == pytest.approx(1.5 * 200)
+    warm = choose_iterations(quiet, [0.6] * 5, params, schedule, excess)
+    assert warm["chosen_iterations"] >= excess / (0.01 * 0.30 / 2) > choice["chosen_iterations"]

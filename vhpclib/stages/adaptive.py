@@ -363,21 +363,36 @@ def _dimension(runner: PointRunner, workload: Workload, point: Point, params: Mi
         runner.points.append((levels, planned_levels))  # prepared once, for every placement
     offset = counts.get(mine[0].stem, 0)
     runs = [runner.run(levels, mine[0], offset + k, params) for k in range(1, LEVEL_RUNS + 1)]
-    blocks = [[r["t_avg_usec"] for r in (run.result_rows() or [])] for run in runs
-              if run is not None and run.status == COMPLETE]
+    raw = [np.array([r["t_avg_usec"] for r in (run.result_rows() or [])], dtype=float) for run in runs
+           if run is not None and run.status == COMPLETE]
+    steady, excess = within_run_warmup(raw, levels_iterations())
     try:
-        components = stats.two_level(blocks, levels_iterations())
+        components = stats.two_level(steady, levels_iterations())
     except ValueError:
         two_level.append({"environment": runner.environment, "placement": placement,
-                          "error": f"too few complete dimensioning runs ({len(blocks)} of {LEVEL_RUNS})"})
+                          "error": f"too few complete dimensioning runs ({len(raw)} of {LEVEL_RUNS})"})
         return point, params
-    choice = choose_iterations(components, [r for r in runs if r is not None], params, schedule)
+    durations = [r.record.duration_s or 0.0 for r in runs if r is not None and r.status == COMPLETE]
+    choice = choose_iterations(components, durations, params, schedule, excess)
     two_level.append({"environment": runner.environment, "placement": placement,
-                      "runs": [r.run_id for r in runs if r is not None], **choice})
+                      "runs": [r.run_id for r in runs if r is not None],
+                      "warmup_blocks": [len(b) - len(s) for b, s in zip(raw, steady)], **choice})
     chosen = params.model_copy(update={"iterations": choice["chosen_iterations"]})
     planned = next(p for p in workload.plan(runner.stage, runner.ctx, chosen)
                    if isinstance(p, Point) and p.fields["placement"] == placement)
     return planned, chosen
+
+
+def within_run_warmup(blocks: list[np.ndarray], iterations: int) -> tuple[list[np.ndarray], float]:
+    """Blocks after each run's warm-up transient (the changepoint rule, inside the run), and the median
+    extra time (usec) the transient added to a run: IMB 2021.10 warms up with only a tenth of a size's
+    iterations, so the first block of a launch is often slow."""
+    steady, excess = [], []
+    for b in blocks:
+        w = int(stats.warmup_length(b)) if b.size else 0
+        steady.append(b[w:])
+        excess.append(float(np.sum(b[:w] - np.median(b[w:])) * iterations) if w else 0.0)
+    return steady, float(np.median(excess)) if excess else 0.0
 
 
 def levels_iterations() -> int:
@@ -386,8 +401,8 @@ def levels_iterations() -> int:
     return BLOCK_ITERATIONS
 
 
-def choose_iterations(tl: stats.TwoLevel, runs: list[StoredRun], params: StageParams,
-                      schedule: stats.LookSchedule) -> dict[str, Any]:
+def choose_iterations(tl: stats.TwoLevel, run_durations: list[float], params: StageParams,
+                      schedule: stats.LookSchedule, warmup_excess_usec: float = 0.0) -> dict[str, Any]:
     """The iterations per run that reach the target at the least predicted cost, and what the paper's design gives.
 
     Cost of n runs of m iterations: n (c_run + m c_iter). The median over runs needs
@@ -397,11 +412,13 @@ def choose_iterations(tl: stats.TwoLevel, runs: list[StoredRun], params: StagePa
     recorded beside it) picks the cheapest m, or, where the cost is flat within 10 %, the
     fewest iterations. When no m reaches the target within ``max_runs``, m is the smallest
     that brings a run's spread within 10 % of its floor s_b (more iterations buy nothing).
+    Either way a run must dilute the launch's warm-up transient (``warmup_excess_usec``, which
+    IMB's mean over the run includes) to at most half the target: m >= excess / (h mu / 2).
     """
     from ..workloads.pingpong_levels import BLOCKS
 
     iter_cost = 2 * tl.mean * 1e-6  # one PingPong iteration is a round trip of two one-way latencies
-    overheads = [(r.record.duration_s or 0) - BLOCKS * tl.iterations_per_block * iter_cost for r in runs]
+    overheads = [d - BLOCKS * tl.iterations_per_block * iter_cost for d in run_durations]
     run_cost = max(0.05, float(np.median(overheads))) if overheads else 1.0
     target = (params.ci_target_pct or 1.0) / 100
     z = float(norm.ppf(1 - (1 - schedule.level(len(schedule.looks) - 1)) / 2))  # the last look's level
@@ -419,11 +436,14 @@ def choose_iterations(tl: stats.TwoLevel, runs: list[StoredRun], params: StagePa
     else:  # the target is out of reach within max_runs: iterations only while they still narrow the runs
         floor = tl.run_sd(MAX_ITERATIONS)
         chosen = min(m for m in grid if tl.run_sd(m) <= 1.1 * floor)
+    bias_floor = warmup_excess_usec / (target * tl.mean / 2) if warmup_excess_usec > 0 else 0.0
+    chosen = max(chosen, stats.nice_count(bias_floor, MIN_ITERATIONS, MAX_ITERATIONS) if bias_floor else chosen)
     return {
         "mean_usec": tl.mean, "between_sd_usec": math.sqrt(tl.between_var),
         "within_sd_usec_per_iteration": math.sqrt(tl.within_var), "block_sd_usec": math.sqrt(tl.block_var),
         "level_runs": tl.runs, "blocks": tl.blocks, "iterations_per_block": tl.iterations_per_block,
-        "run_cost_s": run_cost, "iteration_cost_s": iter_cost,
+        "run_cost_s": run_cost, "iteration_cost_s": iter_cost, "warmup_excess_usec": warmup_excess_usec,
+        "warmup_min_iterations": bias_floor,
         "kj_optimal_iterations": tl.optimal_iterations(run_cost, iter_cost),
         "chosen_iterations": chosen, "predicted_runs": runs_needed(chosen), "target_reachable": bool(feasible),
         "predicted_cost_s": cost[chosen], "chosen_run_sd_pct": 100 * tl.run_sd(chosen) / tl.mean,
