@@ -252,3 +252,21 @@ def test_iterations_per_run_are_the_cheapest_mix_and_dilute_the_launch_warmup():
     assert all(len(b) == 9 for b in steady) and excess == pytest.approx(1.5 * 200)
     warm = choose_iterations(quiet, [0.6] * 5, params, schedule, excess)
     assert warm["chosen_iterations"] >= excess / (0.01 * 0.30 / 2) > choice["chosen_iterations"]
+
+
+def test_cli_passes_the_adaptive_options_to_the_stage(tmp_path, tick, monkeypatch, capsys):
+    from vhpclib import paths
+    from vhpclib.cli import main
+
+    monkeypatch.setattr(paths, "RAW", tmp_path / "data/raw")
+    monkeypatch.setattr(paths, "PROCESSED", tmp_path / "data/processed")
+    tick(steady)
+    code = main(["run", "single-node", "-w", "tick", "-c", "cli", "--ci-target", "1", "--max-runs", "12",
+                 "--budget", "600", "--no-figures", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "local: wall time tick p=1: " in out and "after 12 run(s)" in out and "warm-up left out" in out
+    [record] = stage_records("cli", store_root=tmp_path / "data/raw")
+    assert record["params"]["max_runs"] == 12 and record["params"]["budget_s"] == 600 and record["looks"] == [10, 12]
+    assert main(["run", "single-node", "-w", "tick", "-c", "cli", "--ci-target", "0", "--no-figures"]) == 2
+    assert "ci_target_pct" in capsys.readouterr().err
