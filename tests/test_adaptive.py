@@ -251,7 +251,7 @@ def test_iterations_per_run_are_the_cheapest_mix_and_dilute_the_launch_warmup():
     steady, excess = within_run_warmup(blocks, 200)
     assert all(len(b) == 9 for b in steady) and excess == pytest.approx(1.5 * 200)
     warm = choose_iterations(quiet, [0.6] * 5, params, schedule, excess)
-    assert warm["chosen_iterations"] >= excess / (0.01 * 0.30 / 2) > choice["chosen_iterations"]
+    assert warm["chosen_iterations"] >= excess / (0.01 * 0.30) > choice["chosen_iterations"]
 
 
 def test_cli_passes_the_adaptive_options_to_the_stage(tmp_path, tick, monkeypatch, capsys):

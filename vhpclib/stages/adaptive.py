@@ -413,7 +413,7 @@ def choose_iterations(tl: stats.TwoLevel, run_durations: list[float], params: St
     fewest iterations. When no m reaches the target within ``max_runs``, m is the smallest
     that brings a run's spread within 10 % of its floor s_b (more iterations buy nothing).
     Either way a run must dilute the launch's warm-up transient (``warmup_excess_usec``, which
-    IMB's mean over the run includes) to at most half the target: m >= excess / (h mu / 2).
+    IMB's mean over the run includes) to at most the target: m >= excess / (h mu).
     """
     from ..workloads.pingpong_levels import BLOCKS
 
@@ -436,7 +436,7 @@ def choose_iterations(tl: stats.TwoLevel, run_durations: list[float], params: St
     else:  # the target is out of reach within max_runs: iterations only while they still narrow the runs
         floor = tl.run_sd(MAX_ITERATIONS)
         chosen = min(m for m in grid if tl.run_sd(m) <= 1.1 * floor)
-    bias_floor = warmup_excess_usec / (target * tl.mean / 2) if warmup_excess_usec > 0 else 0.0
+    bias_floor = warmup_excess_usec / (target * tl.mean) if warmup_excess_usec > 0 else 0.0
     chosen = max(chosen, stats.nice_count(bias_floor, MIN_ITERATIONS, MAX_ITERATIONS) if bias_floor else chosen)
     return {
         "mean_usec": tl.mean, "between_sd_usec": math.sqrt(tl.between_var),
