@@ -7,7 +7,7 @@
 2. IMB PingPong 0-byte latency, intra-socket: the adaptive microbenchmark stage with a 1 %
    target; the two-level dimensioning (``pingpong-levels``) picks the iterations per run.
    ``latency_iters_fraction`` = every 0-byte iteration measured (dimensioning included),
-   summed over runs, / the paper's 1,000,000 per size.
+   summed over runs, / the paper's 1,000,000 per size. 300 s of measuring at most.
 
 Everything is measured into a temporary raw store. The machine may be shared: the load
 average is printed before and after; numbers from a loaded machine are upper bounds.
@@ -65,8 +65,9 @@ def adaptive_aa(store: RawStore, preset: str, target: float, budget: float, max_
     return float(aa["halfwidth_pct"]), int(aa["runs"]), float(record["measuring_s"])
 
 
-def adaptive_latency(store: RawStore, target: float, max_runs: int) -> tuple[float, float]:
-    params = MicrobenchParams(placements=("intra-socket",), msglog=(0, 0), ci_target_pct=target, max_runs=max_runs)
+def adaptive_latency(store: RawStore, target: float, max_runs: int, budget: float) -> tuple[float, float]:
+    params = MicrobenchParams(placements=("intra-socket",), msglog=(0, 0), ci_target_pct=target, max_runs=max_runs,
+                              budget_s=budget)
     with StageContext.open(DEFAULT_INVENTORY, "local", "latency", store=store) as ctx:
         result = run_stage(ctx, "microbench", params, progress=False)
     for line in result.lines():
@@ -86,6 +87,7 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=300.0, help="seconds of measuring for the A/A check")
     ap.add_argument("--max-runs", type=int, default=200)
     ap.add_argument("--latency-target", type=float, default=1.0)
+    ap.add_argument("--latency-budget", type=float, default=300.0, help="seconds of measuring for the latency")
     ap.add_argument("--skip-blockss", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -98,7 +100,7 @@ def main() -> int:
         fixed = fixed_aa(store, args.preset)
         adaptive, runs, machine = adaptive_aa(store, args.preset, args.target, args.budget, args.max_runs)
     if not args.skip_latency:
-        lat_hw, fraction = adaptive_latency(store, args.latency_target, 60)
+        lat_hw, fraction = adaptive_latency(store, args.latency_target, 60, args.latency_budget)
     print(f"load average after: {load()}; raw runs kept in {store.root}", flush=True)
     print(f"fixed_halfwidth_pct={fixed:.2f} adaptive_halfwidth_pct={adaptive:.2f} adaptive_runs={runs} "
           f"machine_s={machine:.0f} latency_iters_fraction={fraction:.4f} latency_halfwidth_pct={lat_hw:.2f}")
