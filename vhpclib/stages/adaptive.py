@@ -50,6 +50,7 @@ RECORD_FOLDER = "_stopping"  # "_" cannot start a run id, so this folder is neve
 PAPER_ITERATIONS = 1_000_000  # IMB iterations per size in the paper
 LEVEL_RUNS = 5  # launches of pingpong-levels per placement (the dimensioning experiment)
 MIN_ITERATIONS, MAX_ITERATIONS = 100, PAPER_ITERATIONS
+IMB_TIME_LIMIT_S = 10.0  # IMB's default -time (max seconds per sample), src_c/IMB_settings.h SECS_PER_SAMPLE
 PEAK_MIN_MSGLOG = 16  # the throughput peak is reported when sizes reach 64 KiB (it lies at large messages)
 TARGET_MET, MAX_RUNS, BUDGET = "target met", "max runs", "budget"
 
@@ -413,7 +414,8 @@ def choose_iterations(tl: stats.TwoLevel, run_durations: list[float], params: St
     fewest iterations. When no m reaches the target within ``max_runs``, m is the smallest
     that brings a run's spread within 10 % of its floor s_b (more iterations buy nothing).
     Either way a run must dilute the launch's warm-up transient (``warmup_excess_usec``, which
-    IMB's mean over the run includes) to at most the target: m >= excess / (h mu).
+    IMB's mean over the run includes) to at most the target: m >= excess / (h mu); and stay
+    within a tenth of IMB's time limit per size.
     """
     from ..workloads.pingpong_levels import BLOCKS
 
@@ -438,12 +440,16 @@ def choose_iterations(tl: stats.TwoLevel, run_durations: list[float], params: St
         chosen = min(m for m in grid if tl.run_sd(m) <= 1.1 * floor)
     bias_floor = warmup_excess_usec / (target * tl.mean) if warmup_excess_usec > 0 else 0.0
     chosen = max(chosen, stats.nice_count(bias_floor, MIN_ITERATIONS, MAX_ITERATIONS) if bias_floor else chosen)
+    # IMB stops a size after -time seconds (default 10) and prints "time-out." instead of a result:
+    # keep a run's 0-byte size within a tenth of that at the dimensioning's latency
+    time_cap = 0.1 * (getattr(params, "time_limit_s", None) or IMB_TIME_LIMIT_S) / iter_cost
+    chosen = min(chosen, max([m for m in grid if m <= time_cap] or [MIN_ITERATIONS]))
     return {
         "mean_usec": tl.mean, "between_sd_usec": math.sqrt(tl.between_var),
         "within_sd_usec_per_iteration": math.sqrt(tl.within_var), "block_sd_usec": math.sqrt(tl.block_var),
         "level_runs": tl.runs, "blocks": tl.blocks, "iterations_per_block": tl.iterations_per_block,
         "run_cost_s": run_cost, "iteration_cost_s": iter_cost, "warmup_excess_usec": warmup_excess_usec,
-        "warmup_min_iterations": bias_floor,
+        "warmup_min_iterations": bias_floor, "time_cap_iterations": time_cap,
         "kj_optimal_iterations": tl.optimal_iterations(run_cost, iter_cost),
         "chosen_iterations": chosen, "predicted_runs": runs_needed(chosen), "target_reachable": bool(feasible),
         "predicted_cost_s": cost[chosen], "chosen_run_sd_pct": 100 * tl.run_sd(chosen) / tl.mean,
