@@ -441,8 +441,9 @@ def choose_iterations(tl: stats.TwoLevel, run_durations: list[float], params: St
     bias_floor = warmup_excess_usec / (target * tl.mean) if warmup_excess_usec > 0 else 0.0
     chosen = max(chosen, stats.nice_count(bias_floor, MIN_ITERATIONS, MAX_ITERATIONS) if bias_floor else chosen)
     # IMB stops a size after -time seconds (default 10) and prints "time-out." instead of a result:
-    # keep a run's 0-byte size within a tenth of that at the dimensioning's latency
-    time_cap = 0.1 * (getattr(params, "time_limit_s", None) or IMB_TIME_LIMIT_S) / iter_cost
+    # keep a run's 0-byte size within a tenth of that, at a pessimistic latency (mean + 3 block sd)
+    slow_iter_cost = 2 * (tl.mean + 3 * math.sqrt(tl.block_var)) * 1e-6
+    time_cap = 0.1 * (getattr(params, "time_limit_s", None) or IMB_TIME_LIMIT_S) / slow_iter_cost
     chosen = min(chosen, max([m for m in grid if m <= time_cap] or [MIN_ITERATIONS]))
     return {
         "mean_usec": tl.mean, "between_sd_usec": math.sqrt(tl.between_var),
