@@ -108,6 +108,21 @@ RerunOpt = typer.Option(False, help="Measure again (new runs) even if complete."
 TimeoutOpt = typer.Option(None, help="Seconds per run (default: inventory).")
 FiguresOpt = typer.Option(True, help="Build and write the stage's figure files.")
 ProgressOpt = typer.Option(True, help="Show a progress bar.")
+CiTargetOpt = typer.Option(None, "--ci-target", metavar="PCT",
+                           help="Adaptive: run until every reported quantity's 95 % interval has a half-width "
+                                "<= PCT % of its value (or --max-runs / --budget is reached).")
+MaxRunsOpt = typer.Option(None, "--max-runs", help="Adaptive: at most this many runs per point and environment "
+                                                   "(default 60).")
+BudgetOpt = typer.Option(None, "--budget", metavar="SECONDS", help="Adaptive: seconds of measuring for the stage.")
+InterleaveOpt = typer.Option(None, "--interleave", metavar="ENV",
+                             help="Also measure this environment, runs alternating with --env in ABBA blocks.")
+
+
+def _adaptive(ci_target: Optional[float], max_runs: Optional[int], budget: Optional[float],
+              interleave: Optional[list[str]]) -> dict[str, Any]:
+    """The adaptive-repetition and interleaving options, as stage parameters."""
+    return {"ci_target_pct": ci_target, "max_runs": max_runs, "budget_s": budget,
+            "interleave": tuple(interleave) if interleave else None}
 
 
 @run_app.command("microbench")
@@ -118,26 +133,29 @@ def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campai
                        repetitions: Optional[int] = RepsOpt,
                        placement: Optional[list[str]] = typer.Option(None, help="Only these placements."),
                        rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
-                       figures: bool = FiguresOpt, progress: bool = ProgressOpt) -> None:
+                       figures: bool = FiguresOpt, progress: bool = ProgressOpt,
+                       ci_target: Optional[float] = CiTargetOpt, max_runs: Optional[int] = MaxRunsOpt,
+                       budget: Optional[float] = BudgetOpt, interleave: Optional[list[str]] = InterleaveOpt) -> None:
     """IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2."""
     from . import stages
     from .params import MicrobenchParams
 
     params = MicrobenchParams.build(msglog=msglog, iterations=iterations, time_limit_s=time_limit,
                                     repetitions=repetitions, placements=tuple(placement) if placement else None,
-                                    rerun=rerun, timeout_s=timeout)
+                                    rerun=rerun, timeout_s=timeout,
+                                    **_adaptive(ci_target, max_runs, budget, interleave))
     _report(stages.run(inventory, env, campaign, stages.MICROBENCH, params, progress=progress, figures=figures))
 
 
 def _app_stage(stage: str, inventory: Path, env: str, campaign: str, workload: Optional[list[str]], preset: str,
                npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
-               timeout: Optional[float], figures: bool, progress: bool) -> None:
+               timeout: Optional[float], figures: bool, progress: bool, adaptive: dict[str, Any]) -> None:
     from . import stages
     from .params import AppParams
 
     params = AppParams.build(workloads=tuple(workload) if workload else None, blockss_preset=preset,
                              npb_class=npb_class, processes=tuple(processes) if processes else None,
-                             repetitions=repetitions, rerun=rerun, timeout_s=timeout)
+                             repetitions=repetitions, rerun=rerun, timeout_s=timeout, **adaptive)
     _report(stages.run(inventory, env, campaign, stage, params, progress=progress, figures=figures))
 
 
@@ -151,10 +169,12 @@ def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campa
                         workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt,
                         npb_class: str = ClassOpt, repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
                         timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
-                        progress: bool = ProgressOpt) -> None:
+                        progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
+                        max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
+                        interleave: Optional[list[str]] = InterleaveOpt) -> None:
     """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
     _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
-               timeout, figures, progress)
+               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave))
 
 
 @run_app.command("scaling")
@@ -164,10 +184,12 @@ def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign:
                                                                   help="Process counts (default: per node count)."),
                     repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
                     timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
-                    progress: bool = ProgressOpt) -> None:
+                    progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
+                    max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
+                    interleave: Optional[list[str]] = InterleaveOpt) -> None:
     """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
     _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
-               timeout, figures, progress)
+               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave))
 
 
 # ------------------------------------------------------------------ inventory

@@ -17,6 +17,9 @@ from .exceptions import InputError
 #: Repetitions per point: the smallest n whose min-max interval covers the median with >= 95 %
 #: (1 - 2 * 2**-n >= 0.95 needs n >= 6; see ``analysis.order_statistic_ci``).
 DEFAULT_REPETITIONS = 6
+#: Adaptive repetitions (``ci_target_pct``): the first look, and the cap, in runs per point and environment.
+DEFAULT_MIN_RUNS = 10
+DEFAULT_MAX_RUNS = 60
 
 
 class StageParams(BaseModel):
@@ -30,13 +33,42 @@ class StageParams(BaseModel):
     timeout_s: float | None = Field(None, gt=0)
     #: Settings of workloads registered from outside vhpclib (``{workload: {key: value}}``).
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Adaptive repetitions: measure until every reported quantity's interval has a half-width of at most
+    #: this percentage of its value (None: ``repetitions`` fixed runs per point). See ``vhpclib.stats``.
+    ci_target_pct: float | None = Field(None, gt=0, lt=100)
+    #: Adaptive: the first look (runs per point and environment) and the cap.
+    min_runs: int = Field(DEFAULT_MIN_RUNS, ge=2)
+    max_runs: int = Field(DEFAULT_MAX_RUNS, ge=2)
+    #: Adaptive: seconds of measuring for the whole stage call; checked before each block of runs.
+    budget_s: float | None = Field(None, gt=0)
+    #: Confidence of every reported interval (adaptive stopping keeps it over its repeated looks).
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    #: Leave a warm-up transient (first runs that differ) out of the statistics; the runs stay stored.
+    exclude_warmup: bool = True
+    #: Other environments of the inventory measured in the same call, runs alternating in randomized
+    #: ABBA blocks so that drift of the machine cannot turn into an overhead.
+    interleave: tuple[str, ...] = ()
+    #: Seed of the interleaving order (default: derived from campaign and stage, so a resumed call plans the same).
+    interleave_seed: int | None = None
 
-    @field_validator("timeout_s")
+    @field_validator("timeout_s", "budget_s")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number of seconds")
         return value
+
+    @model_validator(mode="after")
+    def _run_range(self) -> "StageParams":
+        if self.min_runs > self.max_runs:
+            if "min_runs" in self.model_fields_set:
+                raise ValueError(f"min_runs ({self.min_runs}) must not exceed max_runs ({self.max_runs})")
+            object.__setattr__(self, "min_runs", self.max_runs)  # a small cap alone: the first look is the cap
+        return self
+
+    @property
+    def adaptive(self) -> bool:
+        return self.ci_target_pct is not None
 
     @model_validator(mode="after")
     def _known_workloads(self) -> "StageParams":

@@ -116,3 +116,13 @@ for _artifact in (
     Artifact("section23_io", None, lambda d: paper.section23_io()),
 ):
     register_artifact(_artifact)
+
+# Distributions per environment beside the intervals (issue #15: vhpclib/figures/distributions.py).
+from .distributions import latency_distribution, wall_time_distribution  # noqa: E402
+
+for _artifact in (
+    Artifact("distribution_latency", "microbench", lambda d: latency_distribution(d.table("microbench")), _micro),
+    Artifact("distribution_single_node", "single-node",
+             lambda d: wall_time_distribution(d.table("apps"), "single-node"), _single),
+):
+    register_artifact(_artifact)

@@ -36,6 +36,10 @@ class StageResult:
     skipped: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    #: Adaptive repetitions: per reported quantity, the interval reached, the runs used and why it stopped.
+    stopping: list[Any] = field(default_factory=list)
+    #: Interleaved calls: what happened in each environment.
+    environments: dict[str, "StageResult"] = field(default_factory=dict)
     #: True when a failure came from bad input (the CLI then exits 2, after the other points ran).
     bad_input: bool = False
 
@@ -46,6 +50,8 @@ class StageResult:
         out += [f"invalid {x.run_id}: {x.record.reason}" for x in self.invalid]
         out += [f"failed {f}" for f in self.failures]
         out += [f"topology: {f}" for f in self.findings]
+        out += [line for env, sub in self.environments.items() for line in [f"{env}: {sub.lines()[0]}"]]
+        out += [q.line() for q in self.stopping]
         return out
 
     def add(self, run: StoredRun, *, measured: bool) -> None:
@@ -65,37 +71,78 @@ def run_stage(ctx: StageContext, stage: str, params: StageParams, *, progress: b
     """Run (or reuse) every point of ``stage`` for the workloads ``params`` names, in one environment.
 
     Complete runs are reused (resume); ``params.rerun`` adds ``repetitions`` new runs after
-    the stored ones instead. Raw data is never replaced.
+    the stored ones instead. Raw data is never replaced. With ``params.ci_target_pct`` the
+    number of runs adapts to the intervals (``stages.adaptive``); with ``params.interleave``
+    other environments are measured in the same call, runs alternating (``stages.interleave``).
     """
+    if params.interleave:
+        from .interleave import run_interleaved
+
+        return run_interleaved(ctx, stage, params, progress=progress)
     result = StageResult(stage, findings=ctx.topology_findings())
     points = _plan(ctx, stage, params, result)
+    runner = PointRunner(ctx, stage, params, result, points)
+    if params.adaptive:
+        from .adaptive import run_adaptive
+
+        result.stopping = run_adaptive({ctx.environment: runner}, stage, params, progress=progress)
+        return result
     counts = ctx.store.measured_counts(ctx.campaign, ctx.environment, stage) if params.rerun else {}
     todo = [(w, p, rep) for w, mine in points for p in mine
             for rep in range(counts.get(p.stem, 0) + 1, counts.get(p.stem, 0) + params.repetitions + 1)]
-    prepared: dict[str, Any] = {}
-    broken: dict[str, str] = {}  # workload -> why it could not be prepared
     bar = tqdm(todo, desc=f"{stage} [{ctx.environment}]", unit="run", disable=not progress)
     for workload, point, rep in bar:
+        runner.run(workload, point, rep)
+    return result
+
+
+class PointRunner:
+    """Runs (or reuses) single repetitions of a stage's points in one environment, in any order.
+
+    The fixed loop, the adaptive loop and the interleaving driver all go through it, so
+    resume, per-workload preparation (once) and failure isolation behave the same everywhere.
+    """
+
+    def __init__(self, ctx: StageContext, stage: str, params: StageParams, result: StageResult,
+                 points: list[tuple[Workload, list[Point]]]) -> None:
+        self.ctx, self.stage, self.params, self.result, self.points = ctx, stage, params, result, points
+        self.prepared: dict[str, Any] = {}
+        self.broken: dict[str, str] = {}  # workload -> why it could not be prepared
+
+    @property
+    def environment(self) -> str:
+        return self.ctx.environment
+
+    def stored_counts(self) -> dict[str, int]:
+        return self.ctx.store.measured_counts(self.ctx.campaign, self.ctx.environment, self.stage)
+
+    def run(self, workload: Workload, point: Point, rep: int, params: StageParams | None = None) -> StoredRun | None:
+        """Repetition ``rep`` of ``point``: reused when complete, else measured; None when it could not start."""
+        ctx, result = self.ctx, self.result
+        params = params or self.params
         run_id = point.run_id(rep)
-        if ctx.store.is_complete(ctx.campaign, ctx.environment, stage, run_id):
-            result.add(ctx.store.load(ctx.campaign, ctx.environment, stage, run_id), measured=False)
-            continue
-        if workload.name in broken:
-            result.failures.append(f"{run_id}: {broken[workload.name]}")
-            continue
+        if ctx.store.is_complete(ctx.campaign, ctx.environment, self.stage, run_id):
+            run = ctx.store.load(ctx.campaign, ctx.environment, self.stage, run_id)
+            result.add(run, measured=False)
+            return run
+        if workload.name in self.broken:
+            result.failures.append(f"{run_id}: {self.broken[workload.name]}")
+            return None
         try:
-            if workload.name not in prepared:
-                prepared[workload.name] = workload.prepare(ctx, dict(points)[workload], params)
-            job = workload.job(ctx, point, rep, prepared[workload.name], params)
+            if workload.name not in self.prepared:
+                mine = next((p for w, p in self.points if w.name == workload.name), [point])
+                self.prepared[workload.name] = workload.prepare(ctx, mine, params)
+            job = workload.job(ctx, point, rep, self.prepared[workload.name], params)
             facts = ctx.host_facts(ctx.env.hosts[:max(1, point.nodes)])
         except VhpcError as exc:
             result.bad_input |= isinstance(exc, InputError)
-            if workload.name not in prepared:
-                broken[workload.name] = str(exc)
+            if workload.name not in self.prepared:
+                self.broken[workload.name] = str(exc)
             result.failures.append(f"{run_id}: {exc}")
-            continue
-        result.add(measure(ctx, stage, workload, point, rep, job, facts), measured=True)
-    return result
+            return None
+        run = measure(ctx, self.stage, workload, point, rep, job, facts)
+        result.add(run, measured=True)
+        return run
 
 
 def _plan(ctx: StageContext, stage: str, params: StageParams,

@@ -9,11 +9,13 @@ from .base import (Extracted, Point, Skip, Workload, get_workload, register_work
 from .blockss import Blockss
 from .npb import NpbMz
 from .pingpong import PingPong
+from .pingpong_levels import PingPongLevels
 
 __all__ = ["Extracted", "Point", "Skip", "Workload", "get_workload", "register_workload", "unregister_workload",
-           "workload_names", "workload_of", "PingPong", "Blockss", "NpbMz"]
+           "workload_names", "workload_of", "PingPong", "PingPongLevels", "Blockss", "NpbMz"]
 
 # The built-in workloads, registered in one block (papermill fills its engine registry the same way).
 register_workload(PingPong())
+register_workload(PingPongLevels())
 register_workload(Blockss())
 register_workload(NpbMz())

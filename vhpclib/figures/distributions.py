@@ -1,0 +1,98 @@
+"""Distributions, not only medians: every run per environment, beside the median and its interval.
+
+Hoefler & Belli (SC15) ask to show the variability of measurements, not a single
+number. One panel per placement (0-byte PingPong latency) or per workload point
+(single-node wall time); in each, one violin with every run as a point per
+environment, the median with its distribution-free 95 % interval as a black
+diamond, and the warm-up runs the changepoint rule left out of the statistics as
+crosses (they stay in the raw store and are drawn, not hidden).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .. import stats
+from ..analysis import PLACEMENTS
+from .style import NOT_MEASURED, TEMPLATE, env_colour
+
+WARMUP_MARKER = dict(symbol="x-thin-open", size=10, line=dict(width=2), color="#555")
+
+
+def latency_distribution(micro: pd.DataFrame) -> go.Figure:
+    """0-byte PingPong latency of every complete run, per placement and environment."""
+    rows = micro[(micro["status"] == "complete") & (micro["benchmark"] == "PingPong") & (micro["bytes"] == 0)] \
+        if len(micro) else micro
+    rows = rows.assign(panel=rows["placement"]) if len(rows) else rows
+    order = [p for p in PLACEMENTS if len(rows) and p in set(rows["panel"])]
+    order += sorted(set(rows["panel"]) - set(order)) if len(rows) else []
+    return _figure(rows, order, "t_avg_usec", "one-way latency [usec]",
+                   "PingPong 0-byte latency, every run")
+
+
+def wall_time_distribution(apps: pd.DataFrame, stage: str = "single-node") -> go.Figure:
+    """Wall time of every verified run of ``stage``, per workload point and environment."""
+    ok = apps[(apps["stage"] == stage) & apps["verified"].astype("boolean").fillna(False).astype(bool)
+              & apps["time_s"].notna()] if len(apps) else apps
+    if len(ok):
+        ok = ok.assign(panel=ok["workload"].astype(str) + " " + ok["problem"].astype(str) + " p="
+                       + ok["nprocs"].astype(str) + " t=" + ok["threads_per_proc"].astype(str))
+    order = sorted(set(ok["panel"])) if len(ok) else []
+    return _figure(ok, order, "time_s", "wall time [s]",
+                   f"{stage} wall time, every run")
+
+
+def _figure(rows: pd.DataFrame, panels: list[str], value: str, unit: str, title: str) -> go.Figure:
+    if not panels:
+        fig = go.Figure()
+        fig.add_annotation(text=f"{NOT_MEASURED}: no runs yet", x=0.5, y=0.5, xref="paper", yref="paper",
+                           showarrow=False, font=dict(size=14, color="#555"))
+        fig.update_layout(template=TEMPLATE, title=title, height=360, xaxis_visible=False, yaxis_visible=False)
+        return fig
+    rows = stats.mark_warmup(rows, ["environment", "panel"], value)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
+    legend: set[str] = set()
+    for col, panel in enumerate(panels, start=1):
+        mine = rows[rows["panel"] == panel]
+        for label, runs in mine.groupby("label", sort=True):
+            _environment(fig, str(label), runs, value, col, legend)
+        fig.update_yaxes(title_text=unit if col == 1 else None, row=1, col=col)
+    fig.update_layout(template=TEMPLATE, title=title, height=460, width=max(520, 380 * len(panels)),
+                      violingap=0.3, legend=dict(orientation="h", y=-0.18))
+    return fig
+
+
+def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col: int, legend: set[str]) -> None:
+    kept, warm = runs[~runs["warmup"]], runs[runs["warmup"]]
+    colour = env_colour(label)
+    fig.add_trace(go.Violin(
+        x=[label] * len(kept), y=kept[value], name=label, legendgroup=label, showlegend=label not in legend,
+        line_color=colour, fillcolor=_translucent(colour), points="all", pointpos=0, jitter=0.35,
+        marker=dict(size=7, color=colour, line=dict(width=1, color="white")), box_visible=False,
+        meanline_visible=False,
+        spanmode="hard", customdata=kept[["run_id"]], hovertemplate="%{customdata[0]}: %{y}<extra></extra>"),
+        row=1, col=col)
+    legend.add(label)
+    interval = stats.median_interval(kept[value])
+    if interval.n:
+        has_ci = interval.low == interval.low  # NaN when too few runs for a 95 % interval
+        fig.add_trace(go.Scatter(
+            x=[label], y=[interval.estimate], mode="markers", name="median (95 % CI)", legendgroup="median",
+            showlegend="median" not in legend, marker=dict(symbol="diamond", size=11, color="black"),
+            error_y=dict(type="data", symmetric=False, array=[interval.high - interval.estimate],
+                         arrayminus=[interval.estimate - interval.low], thickness=1.5, width=8) if has_ci else None,
+            hovertemplate=f"median %{{y}} (n={interval.n})<extra></extra>"), row=1, col=col)
+        legend.add("median")
+    if len(warm):
+        fig.add_trace(go.Scatter(
+            x=[label] * len(warm), y=warm[value], mode="markers", name="warm-up (left out)", legendgroup="warmup",
+            showlegend="warmup" not in legend, marker=WARMUP_MARKER, customdata=warm[["run_id"]],
+            hovertemplate="%{customdata[0]} (warm-up): %{y}<extra></extra>"), row=1, col=col)
+        legend.add("warmup")
+
+
+def _translucent(colour: str, alpha: float = 0.22) -> str:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
