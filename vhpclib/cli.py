@@ -30,7 +30,18 @@ app.add_typer(npb_app, name="npb")
 
 InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
 EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")
-CampaignOpt = typer.Option("embedded", "--campaign", "-c", help="Campaign name (folder under data/raw).")
+CampaignOpt = typer.Option(..., "--campaign", "-c", help="Campaign name (folder under data/raw).")
+MeasureCampaignOpt = typer.Option(
+    None, "--campaign", "-c",
+    help="Campaign to measure into (folder under data/raw). Default: a new campaign named by the UTC time. "
+         "Naming an existing campaign adds runs to it (resumes it), only if its earlier runs of this "
+         "environment ran on the same hosts.")
+AllowMixedOpt = typer.Option(False, "--allow-mixed",
+                             help="Add runs to a campaign whose earlier runs ran on other hosts (recorded).")
+AllowCommittedOpt = typer.Option(False, "--allow-committed",
+                                 help="Add runs to a campaign committed to git (never done by default).")
+ReadCampaignOpt = typer.Option(None, "--campaign", "-c",
+                               help="Campaign to read (default: the one measured last).")
 
 
 def _err(message: str) -> None:
@@ -92,8 +103,12 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb or a
 # ------------------------------------------------------------------ run
 
 def _report(summary) -> None:
+    from .paths import figures_dir
+
     for line in summary.lines():
         print(line)
+    if summary.result.measured:
+        print(f"figures and report: vhpc figures -c {summary.campaign} (writes {figures_dir(summary.campaign)}/)")
     if summary.result.bad_input:
         raise typer.Exit(2)
     if summary.failed:
@@ -109,14 +124,15 @@ ProgressOpt = typer.Option(True, help="Show a progress bar.")
 
 
 @run_app.command("microbench")
-def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                        msglog: str = typer.Option("0:22", help="Message sizes 2^lo..2^hi bytes, as lo:hi."),
                        iterations: Optional[int] = typer.Option(None, help="IMB -iter (repetitions per size)."),
                        time_limit: Optional[float] = typer.Option(None, help="IMB -time (seconds per size)."),
                        repetitions: Optional[int] = RepsOpt,
                        placement: Optional[list[str]] = typer.Option(None, help="Only these placements."),
                        rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
-                       figures: bool = FiguresOpt, progress: bool = ProgressOpt) -> None:
+                       figures: bool = FiguresOpt, progress: bool = ProgressOpt,
+                       allow_mixed: bool = AllowMixedOpt, allow_committed: bool = AllowCommittedOpt) -> None:
     """IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2."""
     from . import stages
     from .params import MicrobenchParams
@@ -124,19 +140,29 @@ def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campai
     params = MicrobenchParams.build(msglog=msglog, iterations=iterations, time_limit_s=time_limit,
                                     repetitions=repetitions, placements=tuple(placement) if placement else None,
                                     rerun=rerun, timeout_s=timeout)
-    _report(stages.run(inventory, env, campaign, stages.MICROBENCH, params, progress=progress, figures=figures))
+    _report(stages.run(inventory, env, _campaign_name(campaign), stages.MICROBENCH, params, progress=progress,
+                       figures=figures, allow_mixed=allow_mixed, allow_committed=allow_committed))
 
 
-def _app_stage(stage: str, inventory: Path, env: str, campaign: str, workload: Optional[list[str]], preset: str,
-               npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
-               timeout: Optional[float], figures: bool, progress: bool) -> None:
+def _campaign_name(name: Optional[str]) -> Optional[str]:
+    """Every campaign name the CLI is given goes through the one check (``campaigns.check_name``)."""
+    from .campaigns import check_name
+
+    return check_name(name) if name is not None else None
+
+
+def _app_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], workload: Optional[list[str]],
+               preset: str, npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
+               timeout: Optional[float], figures: bool, progress: bool, allow_mixed: bool,
+               allow_committed: bool) -> None:
     from . import stages
     from .params import AppParams
 
     params = AppParams.build(workloads=tuple(workload) if workload else None, blockss_preset=preset,
                              npb_class=npb_class, processes=tuple(processes) if processes else None,
                              repetitions=repetitions, rerun=rerun, timeout_s=timeout)
-    _report(stages.run(inventory, env, campaign, stage, params, progress=progress, figures=figures))
+    _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
+                       allow_mixed=allow_mixed, allow_committed=allow_committed))
 
 
 WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: blockss and npb, i.e. NPB-MZ).")
@@ -145,27 +171,30 @@ ClassOpt = typer.Option("C", "--class", help="NPB-MZ class.")
 
 
 @run_app.command("single-node")
-def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt,
+                        campaign: Optional[str] = MeasureCampaignOpt,
                         workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt,
                         npb_class: str = ClassOpt, repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
                         timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
-                        progress: bool = ProgressOpt) -> None:
+                        progress: bool = ProgressOpt, allow_mixed: bool = AllowMixedOpt,
+                        allow_committed: bool = AllowCommittedOpt) -> None:
     """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
     _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
-               timeout, figures, progress)
+               timeout, figures, progress, allow_mixed, allow_committed)
 
 
 @run_app.command("scaling")
-def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                     workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
                     processes: Optional[list[int]] = typer.Option(None, "--processes", "-p",
                                                                   help="Process counts (default: per node count)."),
                     repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
                     timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
-                    progress: bool = ProgressOpt) -> None:
+                    progress: bool = ProgressOpt, allow_mixed: bool = AllowMixedOpt,
+                    allow_committed: bool = AllowCommittedOpt) -> None:
     """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
     _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
-               timeout, figures, progress)
+               timeout, figures, progress, allow_mixed, allow_committed)
 
 
 # ------------------------------------------------------------------ inventory
@@ -185,9 +214,11 @@ def inventory_validate(inventory: Path = typer.Argument(..., help="Inventory YAM
 @inventory_app.command("check")
 def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."),
                     env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
-                    campaign: str = CampaignOpt,
+                    campaign: Optional[str] = typer.Option(
+                        None, "--campaign", "-c",
+                        help="Store the fingerprints in this campaign (default: stored nowhere)."),
                     timeout: Optional[float] = typer.Option(None, help="Seconds per host.")) -> None:
-    """Connect to every host in parallel, record its fingerprint, print one row per host."""
+    """Connect to every host in parallel and print one row per host (fingerprints stored only with -c)."""
     from rich.console import Console
 
     from .config import load_inventory
@@ -196,8 +227,8 @@ def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."
     inv = load_inventory(inventory)
     for name in env or []:
         inv.environment(name)
-    report = check_inventory(inv, env or None, campaign, timeout=timeout)
-    Console(width=200).print(render_table(report))
+    report = check_inventory(inv, env or None, _campaign_name(campaign), timeout=timeout)
+    Console().print(render_table(report))
     for line in report.problems():
         _warn(line)
     raise typer.Exit(report.exit_code)
@@ -297,16 +328,14 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
 # ------------------------------------------------------------------ tables and figures
 
 @app.command("tables")
-def tables_cmd(campaign: str = CampaignOpt,
+def tables_cmd(campaign: Optional[str] = ReadCampaignOpt,
                reparse: bool = typer.Option(False, help="Extract every run again from its logs with the current "
                                                          "parsers (raw data is never written).")) -> None:
     """Rebuild the tidy tables of a campaign from its raw runs (microbench, apps, skipped, environments)."""
-    from .store import RawStore, check_id
+    from .campaigns import for_reading
     from .tables import write_tables
 
-    check_id("campaign", campaign)
-    if not (RawStore().root / campaign).is_dir():
-        raise InputError(f"no campaign {campaign!r} under {RawStore().root}", key="campaign")
+    campaign = for_reading(_campaign_name(campaign))
     written, warnings_ = write_tables(campaign, reparse=reparse)
     for warning in warnings_:
         _warn(warning)
@@ -314,18 +343,52 @@ def tables_cmd(campaign: str = CampaignOpt,
         print(path)
 
 
-@app.command("paper-figures")
-def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: str = CampaignOpt,
-                      env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
-                      rerun: bool = typer.Option(False, "--rerun", help="Measure (new runs) before the figures."),
-                      progress: bool = ProgressOpt) -> None:
-    """Every stage notebook through papermill, then all paper figures and figures/report.html."""
+@app.command("figures")
+def figures_cmd(campaign: Optional[str] = ReadCampaignOpt, progress: bool = ProgressOpt) -> None:
+    """All paper figures and the report of a campaign, from its stored runs; never measures."""
     import time
 
+    from . import campaigns
     from .pipeline import run_pipeline
 
     t0 = time.perf_counter()
-    run_pipeline(inventory, campaign, rerun=rerun, environments=env or None, progress=progress)
+    name = campaigns.for_reading(_campaign_name(campaign))
+    print(f"campaign: {name}" + ("" if campaign else " (the one measured last; -c to choose)"))
+    run_pipeline(None, name, progress=progress)
+    print(f"figures: {time.perf_counter() - t0:.1f} s")
+
+
+@app.command("paper-figures")
+def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = ReadCampaignOpt,
+                      env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
+                      rerun: bool = typer.Option(False, "--rerun", help="Measure every stage (resuming) before the "
+                                                 "figures; without --campaign: resume the last unfinished "
+                                                 "re-measure, else a new campaign rerun-<UTC>."),
+                      new_campaign: bool = typer.Option(False, "--new-campaign",
+                                                        help="With --rerun: always start a new campaign."),
+                      allow_mixed: bool = AllowMixedOpt, allow_committed: bool = AllowCommittedOpt,
+                      progress: bool = ProgressOpt) -> None:
+    """Measure every stage notebook if asked (--rerun), then all paper figures and figures/<campaign>/report.html."""
+    import time
+
+    from . import campaigns
+    from .pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    campaign = _campaign_name(campaign)
+    if rerun:
+        if campaign is None:
+            selection = campaigns.rerun_campaign(new=new_campaign)
+        else:
+            selection = campaigns.for_measurement(campaign, allow_committed=allow_committed)
+        print(selection.describe())
+        name = selection.name
+    else:
+        name = campaigns.for_reading(campaign)
+        print(f"campaign: {name}")
+    run_pipeline(inventory, name, rerun=rerun, environments=env or None, progress=progress, allow_mixed=allow_mixed)
+    if rerun and name.startswith(campaigns.RERUN_PREFIX):
+        campaigns.mark_rerun_finished(name)
     print(f"paper-figures: {time.perf_counter() - t0:.1f} s")
 
 

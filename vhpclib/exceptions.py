@@ -102,3 +102,7 @@ class NotebookFailed(VhpcError):
 
 class UnknownReference(InputError):
     """A reference table name that the dataset does not have."""
+
+
+class FigureExportError(VhpcError):
+    """Static figure export (PDF/SVG/PNG through Chromium) failed or timed out; the HTML files are written."""
