@@ -392,6 +392,25 @@ def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = 
     print(f"paper-figures: {time.perf_counter() - t0:.1f} s")
 
 
+@app.command("notebook")
+def notebook_cmd(name: str = typer.Argument(..., help="Notebook, by number (02) or name (02-single-node)."),
+                 inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Inventory YAML."),
+                 env: Optional[str] = typer.Option(None, "--env", "-e", help="Environment of the inventory."),
+                 campaign: Optional[str] = typer.Option(
+                     None, "--campaign", "-c",
+                     help="Campaign (default: a new one when the notebook measures, the latest when it shows)."),
+                 param: Optional[list[str]] = typer.Option(None, "--param", "-p",
+                                                           help="Another parameter as name=value (YAML value)."),
+                 progress: bool = ProgressOpt) -> None:
+    """Execute one notebook with papermill (its executed copy goes to notebooks/executed/)."""
+    from .pipeline import run_notebook
+
+    values = {"inventory": str(paths.project_path(inventory).resolve()) if inventory else None, "environment": env,
+              "campaign": _campaign_name(campaign)}
+    out = run_notebook(name, {k: v for k, v in values.items() if v is not None}, param or [], progress=progress)
+    print(f"executed copy: {out}")
+
+
 # ------------------------------------------------------------------ entry point
 
 def _version(value: bool) -> None:
@@ -408,9 +427,27 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Measure what virtualization costs an HPC cluster, reproducibly."""
 
 
+def _help_width() -> None:
+    """Help at the width of the terminal the user looks at, also when stdout is a pipe (rich would say 80)."""
+    import os
+
+    from typer import rich_utils
+
+    if rich_utils.MAX_WIDTH is not None:  # TERMINAL_WIDTH was set
+        return
+    for fd in (1, 2, 0):
+        try:
+            rich_utils.MAX_WIDTH = os.get_terminal_size(fd).columns
+            return
+        except OSError:
+            continue
+    rich_utils.MAX_WIDTH = int(os.environ.get("COLUMNS", "0")) or 120
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input prints one line and exits 2, never a traceback."""
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
+    _help_width()
     try:
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)
     except typer.Exit as exc:

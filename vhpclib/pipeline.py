@@ -240,6 +240,54 @@ def _cache_warm() -> bool:
         return False
 
 
+def notebook_path(name: str) -> Path:
+    """A notebook by number (``02``) or name (``02-single-node``, with or without ``.ipynb``)."""
+    from .exceptions import InputError
+
+    stem = name.removesuffix(".ipynb")
+    found = sorted(p for p in paths.NOTEBOOKS.glob("[0-9]*.ipynb") if p.stem == stem or p.stem.split("-")[0] == stem)
+    if len(found) != 1:
+        have = ", ".join(p.stem for p in sorted(paths.NOTEBOOKS.glob("[0-9]*.ipynb")))
+        raise InputError(f"no notebook {name!r} (have: {have})", key="NB")
+    return found[0]
+
+
+def notebook_parameters(path: Path) -> list[str]:
+    """Names the notebook's ``parameters`` cell assigns (only those are passed, so none is ignored silently)."""
+    import json
+
+    for cell in json.loads(path.read_text())["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return [line.split("=", 1)[0].strip() for line in "".join(cell["source"]).splitlines()
+                    if "=" in line and not line.lstrip().startswith("#")]
+    return []
+
+
+def run_notebook(name: str, given: dict[str, Any], extra: list[str], *, progress: bool = True) -> Path:
+    """``make notebook`` / ``vhpc notebook``: one notebook with the parameters it has; the executed copy's path.
+
+    ``extra`` holds ``name=value`` pairs (values read as YAML); a name the notebook does not have is an error.
+    """
+    import yaml
+
+    from .exceptions import InputError
+
+    path = notebook_path(name)
+    known = notebook_parameters(path)
+    params = {k: v for k, v in given.items() if k in known}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in known:
+            raise InputError(f"{item!r}: expected name=value with a parameter of {path.name} ({', '.join(known)})",
+                             key="param")
+        params[key.strip()] = yaml.safe_load(value)
+    measures = "measure" in known and params.get("measure", True)
+    folder = params.get("campaign") or "scratch"
+    out = paths.EXECUTED_NOTEBOOKS / folder / (params.get("environment") or "") / path.name
+    execute(path.stem, out, params, cell_progress=progress and not measures, stream_stderr=progress and measures)
+    return out
+
+
 def run_pipeline(inventory: Path | None, campaign: str, *, rerun: bool = False,
                  environments: list[str] | None = None, log: Callable[[str], None] = print,
                  progress: bool = False, allow_mixed: bool = False) -> Path:
