@@ -251,26 +251,22 @@ class Report:
             "numbers measure an emulator, not a hypervisor.</li></ul>")
 
     def _ns(self) -> list[int]:
+        """The run counts behind the medians shown (per point of each stage)."""
         from . import analysis
 
         out: list[int] = []
         micro, apps = self.data.table("microbench"), self.data.table("apps")
         if len(micro):
-            out += list(analysis.latency_table(micro)["n"]) if (micro["bytes"] == 0).any() else []
-        if len(apps):
-            out += list(analysis.performance_table(apps, stage=None)["n"])
+            out += list(analysis.throughput_curves(micro)["n"])
+        for stage in (sorted(set(apps["stage"])) if len(apps) else []):
+            out += list(analysis.performance_table(apps, stage=stage)["n"])
         return [n for n in out if n == n]
 
     # -------------------------------------------------------------- per artifact
     def caption(self, name: str) -> str:
         """One line under a figure: what it shows and where its files are."""
         files = ", ".join(f"{name}.{ext}" for ext in ("pdf", "svg", "png", "html"))
-        measured = self.figures.get(name)
-        sub = ""
-        if measured is not None and measured.layout.title.subtitle and measured.layout.title.subtitle.text:
-            sub = str(measured.layout.title.subtitle.text).replace("<br>", "; ")
-        text = (sub + ". ") if sub else ""
-        return f'<p class="vhpc-caption">{_e(text)}Files: {_e(files)}.</p>'
+        return f'<p class="vhpc-caption">Files: {_e(files)} (the figure’s subtitle says n and what its error bars cover).</p>'
 
     # -------------------------------------------------------------- paper vs measured
     def paper_vs_measured_html(self) -> str:
@@ -286,9 +282,9 @@ class Report:
             measured=[f"{sig(v)} {u}" for v, u in zip(rows["measured_value"], rows["unit"])],
             n=rows["n"].map(lambda n: "" if n != n else str(int(n))),
             compared=[_compared(r) for _, r in rows.iterrows()],
-            paper_side=[f"{p} ({short_hardware(h)})"
+            paper_side=[f"{p}: {short_hardware(h, 140)}"
                         for p, h in zip(rows["paper_environment"], rows["paper_hardware"])],
-            measured_side=[f"{e} ({short_hardware(h)})"
+            measured_side=[f"{e}: {short_hardware(h, 140)}"
                            for e, h in zip(rows["environment"], rows["measured_hardware"])])
         return html_table(rows, {"artifact": "artifact", "quantity": "quantity", "paper_side": "paper (hardware)",
                                  "paper": "paper", "measured_side": "measured (hardware)", "measured": "measured",
@@ -306,12 +302,12 @@ class Report:
 
     def files_html(self) -> str:
         if self.export_error == "pending":
-            return (f"<p>{len(self.written)} HTML figures written beside this report; their PDF, SVG and PNG "
+            return (f"<p>{len(self.figures)} figures written beside this report as HTML; their PDF, SVG and PNG "
                     "files are written by <code>vhpc figures</code> when the report is converted.</p>")
         if self.export_error:
             return (f'<p class="vhpc-warning">Static figure export failed: {_e(self.export_error)}. The HTML '
                     "figures and this report are complete; rerun when Chromium works.</p>")
-        return f"<p>{len(self.written)} figure files written beside this report.</p>"
+        return f"<p>{len(self.figures)} figures written beside this report (PDF, SVG, PNG and HTML each).</p>"
 
 
 def _compared(r: pd.Series) -> str:

@@ -24,6 +24,7 @@ from .style import (NOT_MEASURED, PAPER_MARKER, PLACEMENT_DASH, TEMPLATE, aa_nam
 NPB_PAPER_CLASS = "C"
 NPB_PAPER_THREADS = 2
 BLOSS_PAPER_THREADS = 4
+LABEL_ROW_PX = 15  # height of one line of a 10 px annotation, with its gap
 
 
 def stats_note(*frames: pd.DataFrame | None, what: str = "point", bars: str = "") -> str:
@@ -113,11 +114,12 @@ def _peak_annotations(fig: go.Figure, peaks: list[tuple[float, str, str]]) -> No
         return
     lo, hi = fig.layout.yaxis.range
     height = (fig.layout.height or 540) - 130  # plot area in pixels, roughly
-    placed: list[float] = []
+    placed: list[tuple[float, float]] = []  # (centre, height) of the labels above, in pixels from the top
     for value, text, colour in sorted(peaks, key=lambda p: -p[0]):
         y_px = (hi - np.log10(value)) / (hi - lo) * height
-        want = y_px if not placed else max(y_px, placed[-1] + 16)
-        placed.append(want)
+        tall = LABEL_ROW_PX * (1 + text.count("<br>"))
+        want = y_px if not placed else max(y_px, placed[-1][0] + (placed[-1][1] + tall) / 2)
+        placed.append((want, tall))
         fig.add_annotation(x=1, xref="paper", y=np.log10(value), yref="y", text=text, showarrow=True,
                            arrowhead=0, arrowwidth=1, arrowcolor=colour, ax=24, ay=want - y_px,
                            xanchor="left", font=dict(size=10, color=colour), align="left")
@@ -149,7 +151,7 @@ def figure2_throughput(curves: pd.DataFrame, reference_peaks: pd.DataFrame | Non
     for _, r in ref.iterrows():
         qual = f"{r['qualifier']} " if r.get("qualifier") else ""
         peaks.append((float(r["peak_gbytes_per_sec"]),
-                      f"paper {r['environment']} {r['placement']} peak: {qual}{r['peak_gbytes_per_sec']:g} GB/s",
+                      f"paper {r['environment']} {r['placement']} peak:<br>{qual}{r['peak_gbytes_per_sec']:g} GB/s",
                       env_colour(r["environment"])))
     claims = load_reference("claims").set_index("claim_id")
     for claim, text in (("ib_qdr_data_rate", "paper: InfiniBand QDR data rate"),
@@ -166,7 +168,7 @@ def figure2_throughput(curves: pd.DataFrame, reference_peaks: pd.DataFrame | Non
                                              bytes_labels=True)),
                       yaxis=dict(title="throughput [GB/s] (10^9 B/s, log)", **log10_axis(ys or [0.001, 10])),
                       legend=dict(font=dict(size=10), x=0, y=1, xanchor="left", yanchor="top"),
-                      margin=dict(r=250))
+                      margin=dict(r=275))
     _peak_annotations(fig, peaks)
     _subtitle(fig, stats_note(curves, what="size"))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
@@ -237,7 +239,7 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
     times = (list(ov["time_s"]) if len(ov) else []) + (list(ref["time_s"]) if len(ref) else [])
     fig.update_yaxes(title_text="time [s]", row=1, col=1, **log10_axis(times or [1, 1000]))
     fig.update_yaxes(title_text="overhead [%]", zeroline=True, zerolinecolor="#888", row=1, col=2)
-    fig.update_layout(template=TEMPLATE, barmode="group",
+    fig.update_layout(template=TEMPLATE, barmode="group", margin=dict(t=135),
                       title="Table 3: single-node wall time and virtualization overhead")
     notes = [stats_note(ov, what="bar", bars="times: " + "; ".join(dict.fromkeys(
         interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
@@ -405,8 +407,7 @@ def section23_io(reference: pd.DataFrame | None = None) -> go.Figure:
     ref = reference_or_default(reference, "io_10gbe")
     fig = go.Figure(go.Bar(
         x=ref["configuration"], y=ref["throughput_mbytes_per_sec"],
-        marker=dict(color=[env_colour(e) for e in ref["environment"]],
-                    pattern=dict(shape="/", fillmode="overlay", fgcolor="white", size=6)),
+        marker=dict(color=[env_colour(e) for e in ref["environment"]], opacity=0.75),
         text=[f"{v:.1f}" for v in ref["throughput_mbytes_per_sec"]], textposition="outside",
         name="paper", showlegend=True))
     fig.update_layout(template=TEMPLATE,
