@@ -91,9 +91,23 @@ def execute(name: str, out: Path, parameters: dict, *, cell_progress: bool = Fal
             cwd=str(paths.NOTEBOOKS), kernel_manager_class=_kernel_manager_class(), shutdown_kernel="immediate")
     except papermill.PapermillExecutionError as exc:
         cause = f"{exc.ename}: {exc.evalue}".replace("\n", " ")
-        raise NotebookFailed(f"{_cell_of(exc)} raised {cause} (executed copy kept: {out})",
-                             file=f"notebooks/{name}.ipynb") from None
+        failed = NotebookFailed(f"{_cell_of(exc)} raised {cause} (executed copy kept: {out})",
+                                file=f"notebooks/{name}.ipynb")
+        if exc.ename in _input_error_names():
+            failed.exit_code = 2  # the notebook refused bad input: the same exit code as the CLI gives it
+        raise failed from None
     return out
+
+
+def _input_error_names() -> set[str]:
+    from .exceptions import InputError
+
+    names, todo = set(), [InputError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
 
 
 def to_html(notebook: Path, target: Path, title: str = "") -> Path:
