@@ -6,15 +6,20 @@ environment, rebuild the campaign's tables, then the stage's own figures.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Inventory
-from ..exceptions import InputError
-from ..params import AppParams, MicrobenchParams, StageParams
-from .context import StageContext
-from .loop import StageResult, run_stage
+# Notebooks show the per-run progress bar as text (the pipeline streams it to the terminal); without
+# ipywidgets, tqdm.auto says so with a warning on import that is not the user's concern.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from ..config import Inventory  # noqa: E402
+from ..exceptions import InputError  # noqa: E402
+from ..params import AppParams, MicrobenchParams, StageParams  # noqa: E402
+from .context import StageContext  # noqa: E402
+from .loop import StageResult, run_stage  # noqa: E402
 
 MICROBENCH, SINGLE_NODE, SCALING = "microbench", "single-node", "scaling"
 
