@@ -286,7 +286,7 @@ def testbed_down(name: str = TestbedName) -> None:
 @testbed_app.command("shape")
 def testbed_shape(rate: Optional[str] = typer.Option(None, help="New rate (e.g. 1gbit); omit to remove shaping."),
                   name: str = TestbedName) -> None:
-    """Change or remove the htb rate on every node link."""
+    """Change or remove the rate ceiling (tbf) on every node link."""
     from . import testbed
 
     testbed.shape(name, rate)

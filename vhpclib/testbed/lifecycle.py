@@ -273,7 +273,7 @@ def up(nodes: int, *, name: str = "vhpc", rate: str | None = None) -> TestbedInf
 
     Writes keys, known_hosts and ``state.json`` into ``testbeds/<name>/`` and a
     ready inventory ``inventories/testbed-<name>.yml`` (environment ``testbed``).
-    ``rate`` (tc syntax, e.g. ``1gbit``) shapes every node's egress with htb;
+    ``rate`` (tc syntax, e.g. ``1gbit``) shapes every node's egress with tbf (a ceiling at every message size);
     latency cannot be emulated (no netem). Needs root. If anything fails, what was
     created is removed again and ``TestbedError`` says what failed.
     """
@@ -360,7 +360,7 @@ def _build(state: dict, names: ns.Names, subnet: ipaddress.IPv4Network, nodes: i
 # ------------------------------------------------------------------ shape, variant inventory
 
 def shape(name: str, rate: str | None) -> None:
-    """Set (or with ``None`` remove) the htb rate on every node link of a running testbed."""
+    """Set (or with ``None`` remove) the rate ceiling on every node link of a running testbed."""
     ns.validate_name(name)
     rate = normalise_rate(rate) if rate is not None else None
     require_root("shape")
