@@ -228,7 +228,8 @@ def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."
     for name in env or []:
         inv.environment(name)
     report = check_inventory(inv, env or None, _campaign_name(campaign), timeout=timeout)
-    Console().print(render_table(report))
+    # the terminal's width when there is one; piped, a width that keeps one row per host
+    Console(width=None if sys.stdout.isatty() else 200).print(render_table(report))
     for line in report.problems():
         _warn(line)
     raise typer.Exit(report.exit_code)
