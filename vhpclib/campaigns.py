@@ -242,11 +242,14 @@ def mixed_records(campaign: str, store: RawStore | None = None) -> list[dict[str
 # ------------------------------------------------------------------ re-measure (make paper-figures RERUN=1)
 
 def rerun_campaign(store: RawStore | None = None, *, new: bool = False) -> Selection:
-    """The last re-measure that did not finish (resumed), else a new ``rerun-<UTC>`` campaign."""
+    """The last re-measure that did not finish (resumed), else a new ``rerun-<UTC>`` campaign.
+
+    A committed campaign is never resumed (committed raw data is not added to by default).
+    """
     store = store or RawStore()
     if not new:
         unfinished = [n for n in names(store) if n.startswith(RERUN_PREFIX)
-                      and not (store.root / n / RERUN_FINISHED).exists()]
+                      and not (store.root / n / RERUN_FINISHED).exists() and not is_committed(n, store)]
         if unfinished:
             return Selection(unfinished[-1], False)
     name = new_name(store, RERUN_PREFIX)

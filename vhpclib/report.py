@@ -266,7 +266,8 @@ class Report:
     def caption(self, name: str) -> str:
         """One line under a figure: what it shows and where its files are."""
         files = ", ".join(f"{name}.{ext}" for ext in ("pdf", "svg", "png", "html"))
-        return f'<p class="vhpc-caption">Files: {_e(files)} (the figure’s subtitle says n and what its error bars cover).</p>'
+        return (f'<p class="vhpc-caption">Files: {_e(files)} (the subtitle of a measured figure says n and '
+                "what its error bars cover).</p>")
 
     # -------------------------------------------------------------- paper vs measured
     def paper_vs_measured_html(self) -> str:
