@@ -167,8 +167,8 @@ def figure2_throughput(curves: pd.DataFrame, reference_peaks: pd.DataFrame | Non
                                  **log2_axis([xmin, xmax], step=4 if xmax / xmin > 2 ** 12 else 1,
                                              bytes_labels=True)),
                       yaxis=dict(title="throughput [GB/s] (10^9 B/s, log)", **log10_axis(ys or [0.001, 10])),
-                      legend=dict(font=dict(size=10), x=0, y=1, xanchor="left", yanchor="top"),
-                      margin=dict(r=275))
+                      legend=dict(font=dict(size=10), x=0.01, y=0.99, xanchor="left", yanchor="top"),
+                      showlegend=True, margin=dict(r=275))
     _peak_annotations(fig, peaks)
     _subtitle(fig, stats_note(curves, what="size"))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
