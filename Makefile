@@ -7,20 +7,22 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.vhpc-installed
 INVENTORY ?= inventories/local.yml
+# The campaign figures are built from (committed: embedded). With RERUN=1 and no CAMPAIGN, vhpc resumes the
+# last unfinished re-measure or starts rerun-<UTC>; RERUN=new always starts a new one.
 CAMPAIGN  ?= embedded
-# RERUN=1 measures again into a new campaign named by the UTC time instead of reusing committed raw logs.
 RERUN     ?=
-ifneq ($(RERUN),)
-CAMPAIGN  := rerun-$(shell date -u +%Y%m%dT%H%M%SZ)
-endif
+NB        ?=
+# ENV (make notebook) is read from the command line only: some shells export an ENV variable of their own.
+GIVEN_CAMPAIGN := $(if $(filter command line environment,$(origin CAMPAIGN)),$(CAMPAIGN))
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
-.PHONY: help venv system-deps test-deps paper-figures test lint lab benchmarks tables clean testbed-up testbed-down FORCE
+.PHONY: help venv system-deps test-deps paper-figures notebook test lint lab benchmarks tables clean testbed-up testbed-down docs
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
-	@echo "  Variables: INVENTORY=$(INVENTORY) CAMPAIGN=$(CAMPAIGN) RERUN=1 (measure again) PYTHON=$(PYTHON)"
+	@echo "  Variables: INVENTORY=$(INVENTORY) CAMPAIGN=$(CAMPAIGN) RERUN=1 (measure again; RERUN=new: new campaign)"
+	@echo "             NB=02 ENV=local (make notebook) PYTHON=$(PYTHON)"
 
 $(STAMP): pyproject.toml
 	@scripts/system-deps venv
@@ -38,19 +40,33 @@ system-deps: ## Install the Debian packages figures need (chromium), or say what
 test-deps: ## Install the Debian packages the tests need (sshd, chromium, gfortran, iproute2)
 	@scripts/system-deps test
 
-# The report (and every figure written with it) is rebuilt when a notebook, the library, the reference
-# data, the inventory or the campaign's raw logs change; RERUN=1 always runs (it measures anew).
-REPORT  := figures/report.html
-SOURCES := $(wildcard notebooks/0*.ipynb) $(shell find vhpclib apps -name '*.py' -o -name '*.j2') \
-           $(wildcard data/reference/sacsis2011/*.csv) $(INVENTORY)
+# figures/<campaign>/report.html (and every figure beside it) is rebuilt when the report notebook, the
+# library, the reference data or that campaign's raw logs change: each campaign has its own report, so
+# `make paper-figures CAMPAIGN=ux1; make paper-figures` leaves both reports right. Nothing is measured
+# unless RERUN is set (then the stage notebooks measure first; an interrupted re-measure is resumed).
+REPORT  := figures/$(CAMPAIGN)/report.html
+SOURCES := notebooks/05-paper-figures.ipynb $(shell find vhpclib apps -name '*.py' -o -name '*.j2' -o -name '*.css') \
+           $(wildcard data/reference/sacsis2011/*.csv)
 RAW     := $(shell find data/raw/$(CAMPAIGN) -type f 2>/dev/null)
 
-paper-figures: system-deps $(REPORT) ## Run every stage notebook (papermill) and write all figures + figures/report.html
+ifneq ($(RERUN),)
+paper-figures: system-deps $(STAMP)
+	$(VENV)/bin/vhpc paper-figures --rerun --inventory $(INVENTORY) $(if $(GIVEN_CAMPAIGN),--campaign $(GIVEN_CAMPAIGN)) \
+	  $(if $(filter new,$(RERUN)),--new-campaign)
+else
+paper-figures: system-deps $(REPORT) ## Every figure + figures/<campaign>/report.html from CAMPAIGN's raw logs (RERUN=1: measure first)
+endif
 
-$(REPORT): $(STAMP) $(SOURCES) $(RAW) $(if $(RERUN),FORCE)
-	$(VENV)/bin/vhpc paper-figures --inventory $(INVENTORY) --campaign $(CAMPAIGN) $(if $(RERUN),--rerun)
+$(REPORT): $(STAMP) $(SOURCES) $(RAW)
+	$(VENV)/bin/vhpc figures --campaign $(CAMPAIGN)
 
-FORCE:
+notebook: $(STAMP) ## Execute one notebook: make notebook NB=02 [INVENTORY=...] [ENV=...] [CAMPAIGN=...]
+	@test -n "$(NB)" || { echo "make notebook: say which, e.g. make notebook NB=02 (notebooks/0*.ipynb)" >&2; exit 2; }
+	$(VENV)/bin/vhpc notebook $(NB) --inventory $(INVENTORY) $(if $(filter command line,$(origin ENV)),--env $(ENV)) \
+	  $(if $(GIVEN_CAMPAIGN),--campaign $(GIVEN_CAMPAIGN))
+
+docs: $(STAMP) ## Regenerate docs/inventory.md from the inventory models (vhpclib/config.py)
+	$(PY) -m vhpclib.inventory_docs docs/inventory.md
 
 test: $(STAMP) test-deps lint ## Run the linter and the test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -61,7 +77,7 @@ lint: $(STAMP) ## ruff (style, bugs, complexity limit) over the library, apps, t
 lab: $(STAMP) ## Open the notebooks in JupyterLab with the project's kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-tables: $(STAMP) ## Rebuild data/processed/ from data/raw for CAMPAIGN
+tables: $(STAMP) ## Rebuild data/processed/<campaign>/ from data/raw for CAMPAIGN
 	$(VENV)/bin/vhpc tables --campaign $(CAMPAIGN)
 
 benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, fan-out, blockss scaling, figure time, Slurm)
@@ -77,6 +93,6 @@ testbed-up: $(STAMP) ## Start a 2-node network-namespace testbed (root)
 testbed-down: $(STAMP) ## Remove the testbed
 	$(VENV)/bin/vhpc testbed down
 
-clean: ## Remove derived files (processed tables, figures, executed notebooks); raw data stays
+clean: ## Remove derived files (processed tables, figures, executed notebooks, export cache); raw data stays
 	rm -rf data/processed notebooks/executed
 	find figures -mindepth 1 ! -name README.md -delete

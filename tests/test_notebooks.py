@@ -1,6 +1,9 @@
 """The stage notebooks, executed for real by papermill with tiny parameters (real IMB, real blockss)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -56,7 +59,9 @@ def test_microbenchmark_notebook_runs_imb_and_writes_table2_and_figure2(scratch)
     assert json.loads(run.read_text())["pinning"]["verification"] == "verified"
     for name in ("table2_latency", "figure2_throughput"):
         for ext in ("pdf", "svg", "png", "html"):
-            assert (scratch / "figures" / f"{name}.{ext}").stat().st_size > 1000
+            assert (scratch / "figures/nb" / f"{name}.{ext}").stat().st_size > 1000
+    assert "n=1 run" in text or "1 run(s) per point" in text, "the stage says what its interval covers"
+    assert "a 95% interval needs 6 (--repetitions 6)" in text
 
 
 def test_single_node_and_scaling_notebooks_run_blockss(scratch):
@@ -72,3 +77,43 @@ def test_single_node_and_scaling_notebooks_run_blockss(scratch):
     assert "blockss-tiny-p1-t1-r01" in runs and "blockss-tiny-p2-t1-r01" in runs
     record = json.loads((scratch / "data/raw/nb/local/scaling/blockss-tiny-p2-t1-r01/run.json").read_text())
     assert record["execution"]["exit_status"] == 0 and "blockss.json" in record["files"]
+
+
+def vhpc(scratch, *args, timeout=600):
+    env = {**os.environ, "VHPC_DATA": str(scratch / "data"), "VHPC_FIGURES": str(scratch / "figures"),
+           "VHPC_EXECUTED": str(scratch / "executed")}
+    return subprocess.run(list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_make_notebook_runs_a_stage_notebook_as_the_readme_writes_it(scratch):
+    proc = vhpc(scratch, "make", "-s", "notebook", "NB=02", "INVENTORY=inventories/local.yml", "ENV=local",
+                "CAMPAIGN=mk", f"PYTHON={sys.executable}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Kernel is running over TCP" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    executed = scratch / "executed/mk/local/02-single-node.ipynb"
+    assert f"executed copy: {executed}" in proc.stdout
+    assert "single-node: 6 run(s) measured" in outputs(nbformat.read(executed, as_version=4))
+
+
+def test_a_failing_notebook_is_one_line_naming_notebook_cell_and_cause(scratch):
+    proc = vhpc(scratch, sys.executable, "-m", "vhpclib.cli", "notebook", "02", "-c", "bad", "--no-progress",
+                "-p", "blockss_preset=nope")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vhpc: error: notebooks/02-single-node.ipynb: cell "), lines
+    assert "InputError" in lines[0] and "nope" in lines[0] and "executed copy kept" in lines[0]
+    assert (scratch / "executed/bad/02-single-node.ipynb").is_file()
+
+
+def test_unknown_notebook_parameter_is_refused_before_running(scratch):
+    proc = vhpc(scratch, sys.executable, "-m", "vhpclib.cli", "notebook", "02", "-p", "colour=red")
+    assert proc.returncode == 2 and "colour=red" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_cloud_comparison_notebook_reads_a_campaign_without_an_inventory(scratch):
+    import shutil
+
+    shutil.copytree(ROOT / "data/raw/embedded", scratch / "data/raw/embedded")
+    nb = execute("04-cloud-comparison", scratch / "04.ipynb", campaign="embedded")
+    text = outputs(nb, "text/html")
+    assert "No cloud environment measured in campaign embedded" in text and "EC2" in text

@@ -31,25 +31,35 @@ def pipeline(tmp_path_factory):
                           capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = tmp / "figures/report.html"
+    assert "Kernel is running over TCP" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    report = tmp / "figures/embedded/report.html"
     yield tmp, report, elapsed, before
 
 
 def test_committed_campaign_is_reused_not_remeasured(pipeline):
     tmp, _, _, before = pipeline
     after = {p: p.stat().st_mtime_ns for p in (tmp / "data/raw").rglob("*")}
-    assert {p for p in after if p.suffix in (".log", ".json") and "fingerprint" not in p.parts} == \
-        {p for p in before if p.suffix in (".log", ".json") and "fingerprint" not in p.parts}
+    assert set(after) == set(before), "nothing is added to the campaign"
     assert all(after[p] == before[p] for p in before)
 
 
-def test_every_paper_artifact_is_written_in_four_formats(pipeline):
+def test_every_paper_artifact_is_written_in_four_formats_in_the_campaign_folder(pipeline):
     tmp = pipeline[0]
     for name in ARTIFACTS:
         for ext in ("pdf", "svg", "png", "html"):
-            assert (tmp / "figures" / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
+            assert (tmp / "figures/embedded" / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
     table = (tmp / "data/processed/embedded/paper_vs_measured.csv").read_text()
     assert "table2" in table and "paper_hardware" in table.splitlines()[0]
+    assert (tmp / "figures/latest").resolve() == (tmp / "figures/embedded").resolve()
+
+
+def test_plotly_js_is_in_the_report_folder_once_and_no_page_is_big(pipeline):
+    folder = pipeline[0] / "figures/embedded"
+    assert [p.name for p in folder.rglob("plotly*.js")] == ["plotly.min.js"]
+    big = {p.name: p.stat().st_size for p in folder.glob("*.html") if p.stat().st_size > 200_000}
+    assert big == {}
+    executed = pipeline[0] / "executed/embedded/05-paper-figures.ipynb"
+    assert executed.stat().st_size < 1_000_000, "the executed notebook carries no plotly.js"
 
 
 def test_report_renders_its_plots_in_headless_chromium(pipeline, tmp_path):
@@ -63,8 +73,61 @@ def test_report_renders_its_plots_in_headless_chromium(pipeline, tmp_path):
     assert not browser.png_is_blank(tmp_path / "report.png")
 
 
+def test_report_says_which_campaign_when_and_how_many_runs(pipeline, tmp_path):
+    import re
+
+    _, report, _, _ = pipeline
+    shot = browser.screenshot(report, tmp_path / "top.png", width=1200, height=900)
+    assert shot.title == "vHPC report: campaign embedded"
+    text = re.sub(r"<[^>]+>", " ", shot.dom)
+    text = re.sub(r"\s+", " ", text)
+    assert "Campaign embedded" in text
+    assert re.search(r"Measured 2026-11-26 \d\d:\d\d:\d\d UTC – 2026-11-26", text), "dates of the runs"
+    assert "code: b0e87353ec (vhpclib 0.1.0)" in text
+    assert "Intel(R) Xeon(R)" in text, "the environment's hardware"
+    measured = text.split("What was measured", 1)[1][:500]
+    assert "IMB PingPong, intra-socket" in measured and "blockss small" in measured, "problem sizes"
+    # every measured value carries n: the subtitle of each measured artifact, and the tables' n columns
+    for title in ("Table 2: PingPong one-way latency", "Figure 2: PingPong throughput", "Table 3: single-node",
+                  "Figure 4: blockss"):
+        part = text.split(title, 1)[1][:600]
+        assert "median of n = " in part, title
+    assert "min–max, 96.8 %" in text and "min–max, 93.7 %" in text, "intervals with their true coverage"
+    assert "A/A check" in text and "local/A (runs 1, 3, 5...)" in text
+    assert "How to read this report" in text and "Cloud comparison" in text
+    assert "not measured here" not in text.split("Paper vs measured", 1)[1].split("What was skipped", 1)[0]
+    assert not browser.png_is_blank(tmp_path / "top.png")
+
+
 def test_one_figure_page_renders_in_headless_chromium(pipeline, tmp_path):
-    page = pipeline[0] / "figures/figure4_blockss.html"
+    page = pipeline[0] / "figures/embedded/figure4_blockss.html"
     shot = browser.screenshot(page, tmp_path / "fig4.png")
     assert shot.console_errors == []
     assert "Figure 4" in shot.dom and not browser.png_is_blank(tmp_path / "fig4.png")
+
+
+def test_report_is_rebuilt_from_its_executed_copy_when_nothing_changed(pipeline):
+    tmp, report, _, _ = pipeline
+    env = {**os.environ, "VHPC_DATA": str(tmp / "data"), "VHPC_FIGURES": str(tmp / "figures"),
+           "VHPC_EXECUTED": str(tmp / "executed")}
+    before = report.stat().st_mtime_ns
+    proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "figures", "-c", "embedded", "--no-progress"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "executed copy reused" in proc.stdout and report.stat().st_mtime_ns > before
+    assert "Kernel is running over TCP" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], "vhpc figures --campaign embedded"),
+    (["CAMPAIGN=ux1"], "vhpc figures --campaign ux1"),
+    (["RERUN=1"], "vhpc paper-figures --rerun --inventory inventories/local.yml"),
+    (["RERUN=1", "CAMPAIGN=ux2"], "--campaign ux2"),
+])
+def test_make_paper_figures_builds_the_report_of_the_campaign_asked_for(args, expected):
+    proc = subprocess.run(["make", "-n", "-B", "paper-figures", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stdout
+    if not any(a.startswith("RERUN") for a in args):
+        assert "--rerun" not in proc.stdout, "figures alone never measure"

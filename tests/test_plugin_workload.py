@@ -116,4 +116,4 @@ def test_a_workload_registered_from_a_test_runs_through_stages_tables_and_table3
     table3 = single.figure_objects["table3_single_node"]
     bars = [t for t in table3.data if t.type == "bar"]
     assert bars and all(list(t.x) == ["spin"] for t in bars)
-    assert (plugin / "figures/table3_single_node.html").stat().st_size > 1000
+    assert (plugin / "figures/plug/table3_single_node.html").stat().st_size > 1000

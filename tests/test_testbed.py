@@ -1,4 +1,4 @@
-"""The network-namespace testbed: real namespaces, bridge, sshd per node, Intel MPI over TCP, htb shaping.
+"""The network-namespace testbed: real namespaces, bridge, sshd per node, Intel MPI over TCP, tbf shaping.
 
 One 2-node testbed is brought up for this module; other tests build their own
 1- or 2-node testbeds under other names. Everything is written to tmp folders
@@ -26,7 +26,7 @@ from vhpclib.sshd import sshd_available
 from vhpclib import testbed as tb
 from vhpclib.testbed import lifecycle
 
-NAME = "pytb"
+NAME = os.environ.get("VHPC_TEST_TESTBED", "pytb")  # the shared testbed of this module
 
 
 def _need_root() -> None:
@@ -132,10 +132,21 @@ def test_strict_host_keys_refuse_a_node_missing_from_known_hosts(testbed: tb.Tes
 
 
 @pytest.mark.root
+@pytest.mark.ssh
+def test_the_written_inventory_passes_its_own_check(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
+    from vhpclib.inventory_check import check_inventory
+
+    report = check_inventory(load_inventory(testbed.inventory), None, None, store_root=tmp_path)
+    assert report.exit_code == 0 and report.problems() == [], report.problems()
+    assert [r.findings for r in report.rows] == [[]] * len(report.rows)
+
+
+@pytest.mark.root
 def test_written_inventory_uses_node1_over_strict_ssh(testbed: tb.TestbedInfo) -> None:
     inv = load_inventory(testbed.inventory)
     env = inv.environment("testbed")
-    assert (env.label, env.vmm, env.baseline, env.host_key_policy) == ("testbed", "none", True, "strict")
+    assert (env.label, env.baseline, env.host_key_policy) == ("testbed", True, "strict")
+    assert env.vmm == tb.inventory.machine_vmm(), "the nodes are as virtualized as the machine they are on"
     assert env.known_hosts == testbed.known_hosts
     assert [h.address for h in env.hosts] == testbed.addresses
     assert env.launch_host.address == testbed.nodes[0].address and not env.launch_host.local
@@ -170,16 +181,16 @@ def test_inter_node_pingpong_crosses_the_node_link(testbed: tb.TestbedInfo, tmp_
 
 
 @pytest.mark.root
-def test_shape_sets_changes_and_removes_htb_on_every_node(testbed: tb.TestbedInfo) -> None:
+def test_shape_sets_changes_and_removes_the_ceiling_on_every_node(testbed: tb.TestbedInfo) -> None:
     try:
         tb.shape(NAME, "100mbit")
-        assert [(n.qdisc, n.rate) for n in tb.status(NAME).nodes] == [("htb", "100Mbit")] * 2
+        assert [(n.qdisc, n.rate) for n in tb.status(NAME).nodes] == [("tbf", "100Mbit")] * 2
         tb.shape(NAME, "2gbit")
         assert {n.rate for n in tb.status(NAME).nodes} == {"2Gbit"}
         assert "shaped to 2gbit" in load_inventory(testbed.inventory).environment("testbed").description
     finally:
         tb.shape(NAME, None)
-    assert all(n.qdisc != "htb" for n in tb.status(NAME).nodes)
+    assert all(n.qdisc not in ("tbf", "htb") for n in tb.status(NAME).nodes)
 
 
 @pytest.mark.root
@@ -190,11 +201,14 @@ def test_shaped_link_caps_pingpong_at_the_rate_and_unshaped_is_far_above(testbed
     store = RawStore(tmp_path)
     check = tb.shaped_link_check(NAME, "1gbit", store=store)
     assert check["rate_mb_s"] == 125.0
-    # 1 gbit = 125 MB/s; TCP/IP/Ethernet headers leave ~119 MB/s of payload (measured on this kind of machine: 118)
-    assert all(p <= 125.0 * 1.01 for p in check["shaped_peaks_mb_s"]), check
-    assert check["shaped_peak_mb_s"] >= 125.0 * 0.85, check
+    # 1 gbit = 125 MB/s: a ceiling at every message size 1 B - 8 MiB, in every attempt (IMB's MB = 10^6 B)
+    assert check["msglog"] == [0, 23]
+    assert all(p <= 125.0 for p in check["shaped_peaks_mb_s"]), check
+    assert check["shaped_ok"] and check["unshaped_ok"], check
     assert check["unshaped_peak_mb_s"] > 2 * 125.0, check
-    assert check["shaped_ok"] and check["unshaped_ok"]
+    assert set(check["shaped_by_size_mb_s"]) == {1 << k for k in range(24)}
+    # how close bulk transfers come depends on the machine's load (late timer wake-ups are lost link time)
+    assert check["bulk_mb_s"] >= 125.0 * 0.2, check
     assert tb.status(NAME).rate is None  # the testbed's own (un)shaping is restored
     # Measured through the normal stage: stored runs with a verified pin map on two nodes.
     runs = list(store.runs("linkcheck-1gbit", "testbed", "microbench"))
@@ -304,9 +318,11 @@ def test_scaling_stage_runs_blockss_across_two_nodes(testbed: tb.TestbedInfo, tm
                            progress=False)
     assert result.failures == []
     by_procs = {r.record.point["processes"]: r for r in result.runs}
-    assert sorted(by_procs) == [2, 4]  # 2 processes per node, on 1 and 2 nodes
-    assert by_procs[4].record.execution.launch.hosts == testbed.addresses[:2]
-    assert "blockss.json" in by_procs[4].record.files
+    # The nodes are namespaces of one machine: 4 ranks on 2 nodes would share its 2 cores, so that
+    # point is skipped with the reason and the sweep scales inside a node instead.
+    assert sorted(by_procs) == [1, 2]
+    assert "blockss.json" in by_procs[2].record.files
+    assert any("share one machine" in s and "same cores" in s for s in result.skipped), result.skipped
 
 
 @pytest.mark.root

@@ -39,7 +39,7 @@ import warnings  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
 
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
+import math  # noqa: E402
 
 from vhpclib.reference import load_reference, paper_label, paper_workload  # noqa: E402
 
@@ -64,15 +64,58 @@ def order_statistic_ci(n: int, confidence: float = 0.95) -> tuple[int, int, floa
     """
     if n < 2:
         return 0, max(n - 1, 0), float("nan")
-    best = (0, n - 1, 1 - 2 * stats.binom.cdf(0, n, 0.5))
+    best = (0, n - 1, 1 - 2 * _half_binom_cdf(0, n))
     for j in range(0, n // 2):
         k = n - 1 - j
-        coverage = stats.binom.cdf(k, n, 0.5) - stats.binom.cdf(j, n, 0.5)
+        coverage = _half_binom_cdf(k, n) - _half_binom_cdf(j, n)
         if coverage >= confidence:
             best = (j, k, float(coverage))
         else:
             break
     return best[0], best[1], float(best[2])
+
+
+def _half_binom_cdf(k: int, n: int) -> float:
+    """P(Binomial(n, 1/2) <= k), exactly (scipy.stats is not imported for this: it costs a second)."""
+    return math.fsum(math.comb(n, i) for i in range(0, k + 1)) / 2.0 ** n
+
+
+def repetitions_for(confidence: float = 0.95) -> int:
+    """The fewest runs whose median interval reaches ``confidence`` (6 at 95 %: min-max covers 96.9 %)."""
+    n = 2
+    while order_statistic_ci(n, confidence)[2] < confidence:
+        n += 1
+    return n
+
+
+def coverage_text(coverage: float) -> str:
+    """A coverage as people read it, never rounded up: 0.75 -> '75 %', 0.96875 -> '96.8 %'."""
+    if coverage != coverage:  # NaN
+        return "no interval"
+    pct = np.floor(coverage * 1000) / 10
+    return f"{pct:g} %"
+
+
+def interval_label(n: int, confidence: float = 0.95) -> str:
+    """What the median interval of ``n`` runs is, with its true coverage: 'min–max, 75 %' at n=3.
+
+    n=1 has no interval; from n where a narrower pair of order statistics reaches
+    ``confidence``, the label names them ('2nd–9th of 10, 97.8 %').
+    """
+    n = int(n)
+    if n < 2:
+        return "no interval (1 run)"
+    j, k, coverage = order_statistic_ci(n, confidence)
+    if j == 0 and k == n - 1:
+        kind = "min–max"
+    else:
+        kind = f"{_ordinal(j + 1)}–{_ordinal(k + 1)} of {n}"
+    return f"{kind}, {coverage_text(coverage)}"
+
+
+def _ordinal(i: int) -> str:
+    suffix = "th" if 10 <= i % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(i % 10, "th")
+    return f"{i}{suffix}"
 
 
 def median_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float, int]:
@@ -201,13 +244,20 @@ def peak_throughput(micro: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
 
 def _ratio_of_medians_ci(base: np.ndarray, other: np.ndarray, confidence: float
                          ) -> tuple[float, float]:
-    """Percentile-bootstrap CI of median(other)/median(base), two independent samples."""
-    res = stats.bootstrap((other, base), lambda o, b, axis=-1:
-                          np.median(o, axis=axis) / np.median(b, axis=axis),
-                          confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES,
-                          method="percentile", vectorized=True, paired=False,
-                          random_state=np.random.default_rng(BOOTSTRAP_SEED))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    """Percentile-bootstrap CI of median(other)/median(base), two independent samples.
+
+    The same resampling as ``scipy.stats.bootstrap(..., method="percentile", paired=False)``
+    with this seed (other resampled first, then base; linear quantiles), in numpy:
+    importing scipy.stats costs about a second in every kernel that draws Table 3.
+    """
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    o, b = np.asarray(other, dtype=float), np.asarray(base, dtype=float)
+    io = rng.integers(0, o.size, (BOOTSTRAP_RESAMPLES, o.size), dtype="int64")
+    ib = rng.integers(0, b.size, (BOOTSTRAP_RESAMPLES, b.size), dtype="int64")
+    theta = np.median(o[io], axis=-1) / np.median(b[ib], axis=-1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(theta, [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def _match_env(df: pd.DataFrame, name: str) -> pd.Series:
@@ -388,7 +438,95 @@ def ideal_curve(apps: pd.DataFrame, workload: str = "blockss", stage: str | None
 # ---------------------------------------------------------------- paper vs measured
 
 PVM_COLUMNS = ["artifact", "environment", "paper_environment", "quantity", "unit", "paper_value",
-               "measured_value", "ratio", "paper_hardware", "measured_hardware", "note"]
+               "measured_value", "ratio", "n", "measured_problem", "paper_problem", "paper_hardware",
+               "measured_hardware", "note"]
+#: Quantities that compare across hardware and problem sizes (normalised); the rest are absolute.
+NORMALISED_UNITS = ("%", "ratio")
+PAPER_PROBLEMS = {"SP-MZ": "class C", "BT-MZ": "class C", "LU-MZ": "class C", "Bloss": "Bloss (10 GB jobs)"}
+
+
+class _PvmRows:
+    """Collects paper-vs-measured rows; one instance per call of :func:`paper_vs_measured`."""
+
+    def __init__(self, measured_hardware: str | Mapping[str, str], paper_hardware: str | Mapping[str, str],
+                 env_map: Mapping[str, str] | None) -> None:
+        self.measured_hw, self.paper_hw, self.env_map = measured_hardware, paper_hardware, env_map
+        self.rows: list[dict] = []
+
+    @staticmethod
+    def _hw(spec: str | Mapping[str, str], env: str) -> str:
+        return spec if isinstance(spec, str) else str(spec.get(env, ""))
+
+    def to_paper(self, label: str) -> str:
+        if self.env_map and label in self.env_map:
+            return self.env_map[label]
+        return paper_label(label) or "BMM"
+
+    def prep(self, df: pd.DataFrame | None) -> pd.DataFrame:
+        if df is None or df.empty:
+            return pd.DataFrame(columns=["label", "_paper_env", "_workload"])
+        out = df.assign(_paper_env=df["label"].map(self.to_paper))
+        return out.assign(_workload=out["workload"].map(paper_workload)) if "workload" in out else out
+
+    def add(self, artifact: str, paper_env: str, quantity: str, unit: str, paper_value: float,
+            measured: pd.DataFrame, col: str, note: str = "", paper_problem: str = "") -> None:
+        hits = measured[measured["_paper_env"] == paper_env] if len(measured) else measured
+        base = dict(artifact=artifact, paper_environment=paper_env, quantity=quantity, unit=unit,
+                    paper_value=paper_value, paper_problem=paper_problem,
+                    paper_hardware=self._hw(self.paper_hw, paper_env))
+        if len(hits) == 0:
+            self.rows.append(dict(base, environment="", measured_value=np.nan, n=np.nan, measured_problem="",
+                                  note=note or "not measured here", measured_hardware=""))
+        for _, m in hits.iterrows():
+            self.rows.append(dict(base, environment=m["label"], measured_value=float(m[col]),
+                                  n=m.get("n", np.nan), measured_problem=str(m.get("problem", "") or ""),
+                                  note=note, measured_hardware=self._hw(self.measured_hw, m["label"])))
+
+
+def _pvm_latency(rows: _PvmRows, latency: pd.DataFrame) -> None:
+    m = rows.prep(latency)
+    for _, r in load_reference("latency").iterrows():
+        sel = m[m["placement"] == r["placement"]] if len(m) else m
+        rows.add("table2", r["environment"], f"latency {r['placement']}", "usec", r["latency_usec"], sel,
+                 "latency_usec")
+        if r["placement"] != "intra-socket":
+            rows.add("table2", r["environment"], f"latency ratio {r['placement']}/intra-socket", "ratio",
+                     r["ratio_to_intra_socket"], sel, "ratio_to_intra_socket")
+
+
+def _pvm_peaks(rows: _PvmRows, peaks: pd.DataFrame) -> None:
+    m = rows.prep(peaks)
+    for _, r in load_reference("throughput_peak").iterrows():
+        sel = m[m["placement"] == r["placement"]] if len(m) else m
+        rows.add("fig2", r["environment"], f"peak throughput {r['placement']}", "GB/s", r["peak_gbytes_per_sec"],
+                 sel, "peak_gbytes_per_sec",
+                 f"paper: {r['qualifier']} {r['peak_gbytes_per_sec']}" if r["qualifier"] else "")
+
+
+def _pvm_overhead(rows: _PvmRows, overhead: pd.DataFrame) -> None:
+    m = rows.prep(overhead)
+    for _, r in load_reference("single_node").iterrows():
+        sel = m[m["_workload"] == r["workload"]] if len(m) else m
+        rows.add("table3", r["environment"], f"wall time {r['workload']}", "s", r["time_s"], sel, "time_s",
+                 paper_problem=PAPER_PROBLEMS.get(r["workload"], ""))
+    for _, r in load_reference("overhead_stated").iterrows():
+        sel = m[m["_workload"] == r["workload"]] if len(m) else m
+        rows.add("table3", r["environment"], f"overhead {r['workload']} vs BMM", "%", r["overhead_pct"], sel,
+                 "overhead_pct", paper_problem=PAPER_PROBLEMS.get(r["workload"], ""))
+
+
+def _pvm_efficiency(rows: _PvmRows, efficiency: pd.DataFrame) -> None:
+    m = rows.prep(efficiency)
+    for _, r in load_reference("efficiency").iterrows():
+        art = "fig4" if r["workload"] == "Bloss" else "fig3"
+        sel = m[(m["_workload"] == r["workload"]) & (m["nprocs"] == r["nprocs"])] if len(m) else m
+        note = ""
+        if len(m) and sel.empty:
+            have = m[(m["_workload"] == r["workload"]) & (m["_paper_env"] == r["environment"])]
+            if len(have):
+                note = f"measured only up to {int(have['nprocs'].max())} processes"
+        rows.add(art, r["environment"], f"efficiency {r['workload']} at {r['nodes']} nodes ({r['nprocs']} processes)",
+                 "%", r["efficiency_pct"], sel, "efficiency_pct", note, PAPER_PROBLEMS.get(r["workload"], ""))
 
 
 def paper_vs_measured(*, latency: pd.DataFrame | None = None,
@@ -406,88 +544,52 @@ def paper_vs_measured(*, latency: pd.DataFrame | None = None,
     (default: same name case-insensitively; labels the paper does not have, such
     as ``local``, are compared with BMM; the ``paper_environment`` column says
     which). Paper rows with nothing measured keep ``measured_value`` NaN.
-    ``ratio`` = measured / paper. ``paper_hardware`` defaults to the
-    ``hardware`` column of the reference ``environments`` table.
+    ``ratio`` = measured / paper; ``n`` the runs behind the measured median;
+    ``measured_problem``/``paper_problem`` the problem sizes. ``paper_hardware``
+    defaults to the ``hardware`` column of the reference ``environments`` table.
+    See :func:`comparable_rows` for the rows that mean something side by side.
     """
     if paper_hardware is None:
         envs = load_reference("environments")
         paper_hardware = dict(zip(envs["label"], envs["hardware"]))
-
-    def hw(spec: str | Mapping[str, str], env: str) -> str:
-        return spec if isinstance(spec, str) else str(spec.get(env, ""))
-
-    def to_paper(label: str) -> str:
-        if env_map and label in env_map:
-            return env_map[label]
-        return paper_label(label) or "BMM"
-
-    rows: list[dict] = []
-
-    def add(artifact: str, paper_env: str, quantity: str, unit: str, paper_value: float,
-            measured: pd.DataFrame, col: str, note: str = "") -> None:
-        hits = measured[measured["_paper_env"] == paper_env] if len(measured) else measured
-        if len(hits) == 0:
-            rows.append(dict(artifact=artifact, environment="", paper_environment=paper_env,
-                             quantity=quantity, unit=unit, paper_value=paper_value,
-                             measured_value=np.nan, note=note or "not measured here",
-                             paper_hardware=hw(paper_hardware, paper_env), measured_hardware=""))
-        for _, m in hits.iterrows():
-            rows.append(dict(artifact=artifact, environment=m["label"], paper_environment=paper_env,
-                             quantity=quantity, unit=unit, paper_value=paper_value,
-                             measured_value=float(m[col]), note=note,
-                             paper_hardware=hw(paper_hardware, paper_env),
-                             measured_hardware=hw(measured_hardware, m["label"])))
-
-    def prep(df: pd.DataFrame | None) -> pd.DataFrame:
-        if df is None or df.empty:
-            return pd.DataFrame(columns=["label", "_paper_env"])
-        return df.assign(_paper_env=df["label"].map(to_paper))
-
-    if latency is not None:
-        m = prep(latency)
-        for _, r in load_reference("latency").iterrows():
-            sel = m[m["placement"] == r["placement"]] if len(m) else m
-            add("table2", r["environment"], f"latency {r['placement']}", "usec",
-                r["latency_usec"], sel, "latency_usec")
-            if r["placement"] != "intra-socket":
-                add("table2", r["environment"], f"latency ratio {r['placement']}/intra-socket",
-                    "ratio", r["ratio_to_intra_socket"], sel, "ratio_to_intra_socket")
-    if peaks is not None:
-        m = prep(peaks)
-        for _, r in load_reference("throughput_peak").iterrows():
-            sel = m[m["placement"] == r["placement"]] if len(m) else m
-            add("fig2", r["environment"], f"peak throughput {r['placement']}", "GB/s",
-                r["peak_gbytes_per_sec"], sel, "peak_gbytes_per_sec",
-                f"paper: {r['qualifier']} {r['peak_gbytes_per_sec']}" if r["qualifier"] else "")
-    if overhead is not None:
-        m = prep(overhead)
-        if len(m):
-            m = m.assign(_workload=m["workload"].map(paper_workload))
-        sn = load_reference("single_node")
-        for _, r in sn.iterrows():
-            sel = m[m["_workload"] == r["workload"]] if len(m) else m
-            add("table3", r["environment"], f"wall time {r['workload']}", "s", r["time_s"], sel,
-                "time_s")
-        for _, r in load_reference("overhead_stated").iterrows():
-            sel = m[m["_workload"] == r["workload"]] if len(m) else m
-            add("table3", r["environment"], f"overhead {r['workload']} vs BMM", "%",
-                r["overhead_pct"], sel, "overhead_pct")
-    if efficiency is not None:
-        m = prep(efficiency)
-        if len(m):
-            m = m.assign(_workload=m["workload"].map(paper_workload))
-        for _, r in load_reference("efficiency").iterrows():
-            art = "fig4" if r["workload"] == "Bloss" else "fig3"
-            sel = m[(m["_workload"] == r["workload"]) & (m["nprocs"] == r["nprocs"])] if len(m) \
-                else m
-            note = ""
-            if len(m) and sel.empty:
-                have = m[(m["_workload"] == r["workload"]) & (m["_paper_env"] == r["environment"])]
-                if len(have):
-                    note = f"measured only up to {int(have['nprocs'].max())} processes"
-            add(art, r["environment"], f"efficiency {r['workload']} at {r['nodes']} nodes "
-                f"({r['nprocs']} processes)", "%", r["efficiency_pct"], sel, "efficiency_pct",
-                note)
-    out = pd.DataFrame(rows, columns=PVM_COLUMNS)
+    rows = _PvmRows(measured_hardware, paper_hardware, env_map)
+    for frame, add in ((latency, _pvm_latency), (peaks, _pvm_peaks), (overhead, _pvm_overhead),
+                       (efficiency, _pvm_efficiency)):
+        if frame is not None:
+            add(rows, frame)
+    out = pd.DataFrame(rows.rows, columns=PVM_COLUMNS)
     out["ratio"] = out["measured_value"] / out["paper_value"]
     return out[PVM_COLUMNS]
+
+
+def comparable_rows(pvm: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`paper_vs_measured` that were measured, with what their comparison means.
+
+    Adds ``comparison``: ``difference`` (percentage points) for normalised percentages
+    (overhead, efficiency), ``ratio`` for normalised ratios and for absolute values of the
+    same problem, ``none`` for absolute values of different problem sizes (their ratio
+    means nothing); and ``why``, the plain-words note the report prints. A/A halves
+    (``local/A``...) are left out: they are one environment, not a comparison with the paper.
+    """
+    rows = pvm[pvm["measured_value"].notna() & ~pvm["environment"].astype(str).str.contains("/")].copy()
+    kinds, why = [], []
+    for _, r in rows.iterrows():
+        same_hw = str(r["paper_environment"]) == str(paper_label(r["environment"]) or "")
+        differs = bool(r["measured_problem"]) and bool(r["paper_problem"]) and \
+            str(r["measured_problem"]) not in str(r["paper_problem"])
+        if r["unit"] == "%":
+            kinds.append("difference")
+            why.append("percentages compare across hardware and problem sizes")
+        elif r["unit"] == "ratio":
+            kinds.append("ratio")
+            why.append("a ratio within one environment compares across hardware")
+        elif differs:
+            kinds.append("none")
+            why.append(f"problem sizes differ ({r['measured_problem']} vs {r['paper_problem']}): "
+                       "absolute times do not compare; the overhead does")
+        else:
+            kinds.append("ratio")
+            why.append("" if same_hw else "different hardware: the ratio puts the scales side by side, "
+                                          "it is not an overhead")
+    rows["comparison"], rows["why"] = kinds, why
+    return rows.reset_index(drop=True)

@@ -32,7 +32,18 @@ app.add_typer(vm_app, name="vm")
 
 InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
 EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")
-CampaignOpt = typer.Option("embedded", "--campaign", "-c", help="Campaign name (folder under data/raw).")
+CampaignOpt = typer.Option(..., "--campaign", "-c", help="Campaign name (folder under data/raw).")
+MeasureCampaignOpt = typer.Option(
+    None, "--campaign", "-c",
+    help="Campaign to measure into (folder under data/raw). Default: a new campaign named by the UTC time. "
+         "Naming an existing campaign adds runs to it (resumes it), only if its earlier runs of this "
+         "environment ran on the same hosts.")
+AllowMixedOpt = typer.Option(False, "--allow-mixed",
+                             help="Add runs to a campaign whose earlier runs ran on other hosts (recorded).")
+AllowCommittedOpt = typer.Option(False, "--allow-committed",
+                                 help="Add runs to a campaign committed to git (never done by default).")
+ReadCampaignOpt = typer.Option(None, "--campaign", "-c",
+                               help="Campaign to read (default: the one measured last).")
 
 
 def _err(message: str) -> None:
@@ -94,8 +105,12 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb or a
 # ------------------------------------------------------------------ run
 
 def _report(summary) -> None:
+    from .paths import figures_dir
+
     for line in summary.lines():
         print(line)
+    if summary.result.measured:
+        print(f"figures and report: vhpc figures -c {summary.campaign} (writes {figures_dir(summary.campaign)}/)")
     if summary.result.bad_input:
         raise typer.Exit(2)
     if summary.failed:
@@ -126,7 +141,7 @@ def _adaptive(ci_target: Optional[float], max_runs: Optional[int], budget: Optio
 
 
 @run_app.command("microbench")
-def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                        msglog: str = typer.Option("0:22", help="Message sizes 2^lo..2^hi bytes, as lo:hi."),
                        iterations: Optional[int] = typer.Option(None, help="IMB -iter (repetitions per size)."),
                        time_limit: Optional[float] = typer.Option(None, help="IMB -time (seconds per size)."),
@@ -135,7 +150,8 @@ def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campai
                        rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
                        figures: bool = FiguresOpt, progress: bool = ProgressOpt,
                        ci_target: Optional[float] = CiTargetOpt, max_runs: Optional[int] = MaxRunsOpt,
-                       budget: Optional[float] = BudgetOpt, interleave: Optional[list[str]] = InterleaveOpt) -> None:
+                       budget: Optional[float] = BudgetOpt, interleave: Optional[list[str]] = InterleaveOpt,
+                       allow_mixed: bool = AllowMixedOpt, allow_committed: bool = AllowCommittedOpt) -> None:
     """IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2."""
     from . import stages
     from .params import MicrobenchParams
@@ -144,19 +160,29 @@ def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campai
                                     repetitions=repetitions, placements=tuple(placement) if placement else None,
                                     rerun=rerun, timeout_s=timeout,
                                     **_adaptive(ci_target, max_runs, budget, interleave))
-    _report(stages.run(inventory, env, campaign, stages.MICROBENCH, params, progress=progress, figures=figures))
+    _report(stages.run(inventory, env, _campaign_name(campaign), stages.MICROBENCH, params, progress=progress,
+                       figures=figures, allow_mixed=allow_mixed, allow_committed=allow_committed))
 
 
-def _app_stage(stage: str, inventory: Path, env: str, campaign: str, workload: Optional[list[str]], preset: str,
-               npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
-               timeout: Optional[float], figures: bool, progress: bool, adaptive: dict[str, Any]) -> None:
+def _campaign_name(name: Optional[str]) -> Optional[str]:
+    """Every campaign name the CLI is given goes through the one check (``campaigns.check_name``)."""
+    from .campaigns import check_name
+
+    return check_name(name) if name is not None else None
+
+
+def _app_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], workload: Optional[list[str]],
+               preset: str, npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
+               timeout: Optional[float], figures: bool, progress: bool, adaptive: dict[str, Any],
+               allow_mixed: bool, allow_committed: bool) -> None:
     from . import stages
     from .params import AppParams
 
     params = AppParams.build(workloads=tuple(workload) if workload else None, blockss_preset=preset,
                              npb_class=npb_class, processes=tuple(processes) if processes else None,
                              repetitions=repetitions, rerun=rerun, timeout_s=timeout, **adaptive)
-    _report(stages.run(inventory, env, campaign, stage, params, progress=progress, figures=figures))
+    _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
+                       allow_mixed=allow_mixed, allow_committed=allow_committed))
 
 
 WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: blockss and npb, i.e. NPB-MZ).")
@@ -165,20 +191,23 @@ ClassOpt = typer.Option("C", "--class", help="NPB-MZ class.")
 
 
 @run_app.command("single-node")
-def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt,
+                        campaign: Optional[str] = MeasureCampaignOpt,
                         workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt,
                         npb_class: str = ClassOpt, repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
                         timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
                         progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
                         max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
-                        interleave: Optional[list[str]] = InterleaveOpt) -> None:
+                        interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
+                        allow_committed: bool = AllowCommittedOpt) -> None:
     """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
     _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
-               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave))
+               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
+               allow_committed)
 
 
 @run_app.command("scaling")
-def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: str = CampaignOpt,
+def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                     workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
                     processes: Optional[list[int]] = typer.Option(None, "--processes", "-p",
                                                                   help="Process counts (default: per node count)."),
@@ -186,10 +215,12 @@ def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign:
                     timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
                     progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
                     max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
-                    interleave: Optional[list[str]] = InterleaveOpt) -> None:
+                    interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
+                    allow_committed: bool = AllowCommittedOpt) -> None:
     """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
     _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
-               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave))
+               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
+               allow_committed)
 
 
 # ------------------------------------------------------------------ inventory
@@ -209,9 +240,11 @@ def inventory_validate(inventory: Path = typer.Argument(..., help="Inventory YAM
 @inventory_app.command("check")
 def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."),
                     env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
-                    campaign: str = CampaignOpt,
+                    campaign: Optional[str] = typer.Option(
+                        None, "--campaign", "-c",
+                        help="Store the fingerprints in this campaign (default: stored nowhere)."),
                     timeout: Optional[float] = typer.Option(None, help="Seconds per host.")) -> None:
-    """Connect to every host in parallel, record its fingerprint, print one row per host."""
+    """Connect to every host in parallel and print one row per host (fingerprints stored only with -c)."""
     from rich.console import Console
 
     from .config import load_inventory
@@ -220,8 +253,9 @@ def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."
     inv = load_inventory(inventory)
     for name in env or []:
         inv.environment(name)
-    report = check_inventory(inv, env or None, campaign, timeout=timeout)
-    Console(width=200).print(render_table(report))
+    report = check_inventory(inv, env or None, _campaign_name(campaign), timeout=timeout)
+    # the terminal's width when there is one; piped, a width that keeps one row per host
+    Console(width=None if sys.stdout.isatty() else 200).print(render_table(report))
     for line in report.problems():
         _warn(line)
     raise typer.Exit(report.exit_code)
@@ -283,7 +317,7 @@ def testbed_down(name: str = TestbedName) -> None:
 @testbed_app.command("shape")
 def testbed_shape(rate: Optional[str] = typer.Option(None, help="New rate (e.g. 1gbit); omit to remove shaping."),
                   name: str = TestbedName) -> None:
-    """Change or remove the htb rate on every node link."""
+    """Change or remove the rate ceiling (tbf) on every node link."""
     from . import testbed
 
     testbed.shape(name, rate)
@@ -325,16 +359,14 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
 # ------------------------------------------------------------------ tables and figures
 
 @app.command("tables")
-def tables_cmd(campaign: str = CampaignOpt,
+def tables_cmd(campaign: Optional[str] = ReadCampaignOpt,
                reparse: bool = typer.Option(False, help="Extract every run again from its logs with the current "
                                                          "parsers (raw data is never written).")) -> None:
     """Rebuild the tidy tables of a campaign from its raw runs (microbench, apps, skipped, environments)."""
-    from .store import RawStore, check_id
+    from .campaigns import for_reading
     from .tables import write_tables
 
-    check_id("campaign", campaign)
-    if not (RawStore().root / campaign).is_dir():
-        raise InputError(f"no campaign {campaign!r} under {RawStore().root}", key="campaign")
+    campaign = for_reading(_campaign_name(campaign))
     written, warnings_ = write_tables(campaign, reparse=reparse)
     for warning in warnings_:
         _warn(warning)
@@ -342,19 +374,72 @@ def tables_cmd(campaign: str = CampaignOpt,
         print(path)
 
 
-@app.command("paper-figures")
-def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: str = CampaignOpt,
-                      env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
-                      rerun: bool = typer.Option(False, "--rerun", help="Measure (new runs) before the figures."),
-                      progress: bool = ProgressOpt) -> None:
-    """Every stage notebook through papermill, then all paper figures and figures/report.html."""
+@app.command("figures")
+def figures_cmd(campaign: Optional[str] = ReadCampaignOpt, progress: bool = ProgressOpt) -> None:
+    """All paper figures and the report of a campaign, from its stored runs; never measures."""
     import time
 
+    from . import campaigns
     from .pipeline import run_pipeline
 
     t0 = time.perf_counter()
-    run_pipeline(inventory, campaign, rerun=rerun, environments=env or None, progress=progress)
+    name = campaigns.for_reading(_campaign_name(campaign))
+    print(f"campaign: {name}" + ("" if campaign else " (the one measured last; -c to choose)"))
+    run_pipeline(None, name, progress=progress)
+    print(f"figures: {time.perf_counter() - t0:.1f} s")
+
+
+@app.command("paper-figures")
+def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = ReadCampaignOpt,
+                      env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments."),
+                      rerun: bool = typer.Option(False, "--rerun", help="Measure every stage (resuming) before the "
+                                                 "figures; without --campaign: resume the last unfinished "
+                                                 "re-measure, else a new campaign rerun-<UTC>."),
+                      new_campaign: bool = typer.Option(False, "--new-campaign",
+                                                        help="With --rerun: always start a new campaign."),
+                      allow_mixed: bool = AllowMixedOpt, allow_committed: bool = AllowCommittedOpt,
+                      progress: bool = ProgressOpt) -> None:
+    """Measure every stage notebook if asked (--rerun), then all paper figures and figures/<campaign>/report.html."""
+    import time
+
+    from . import campaigns
+    from .pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    campaign = _campaign_name(campaign)
+    if rerun:
+        if campaign is None:
+            selection = campaigns.rerun_campaign(new=new_campaign)
+        else:
+            selection = campaigns.for_measurement(campaign, allow_committed=allow_committed)
+        print(selection.describe())
+        name = selection.name
+    else:
+        name = campaigns.for_reading(campaign)
+        print(f"campaign: {name}")
+    run_pipeline(inventory, name, rerun=rerun, environments=env or None, progress=progress, allow_mixed=allow_mixed)
+    if rerun and name.startswith(campaigns.RERUN_PREFIX):
+        campaigns.mark_rerun_finished(name)
     print(f"paper-figures: {time.perf_counter() - t0:.1f} s")
+
+
+@app.command("notebook")
+def notebook_cmd(name: str = typer.Argument(..., help="Notebook, by number (02) or name (02-single-node)."),
+                 inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Inventory YAML."),
+                 env: Optional[str] = typer.Option(None, "--env", "-e", help="Environment of the inventory."),
+                 campaign: Optional[str] = typer.Option(
+                     None, "--campaign", "-c",
+                     help="Campaign (default: a new one when the notebook measures, the latest when it shows)."),
+                 param: Optional[list[str]] = typer.Option(None, "--param", "-p",
+                                                           help="Another parameter as name=value (YAML value)."),
+                 progress: bool = ProgressOpt) -> None:
+    """Execute one notebook with papermill (its executed copy goes to notebooks/executed/)."""
+    from .pipeline import run_notebook
+
+    values = {"inventory": str(paths.project_path(inventory).resolve()) if inventory else None, "environment": env,
+              "campaign": _campaign_name(campaign)}
+    out = run_notebook(name, {k: v for k, v in values.items() if v is not None}, param or [], progress=progress)
+    print(f"executed copy: {out}")
 
 
 # ------------------------------------------------------------------ entry point
@@ -373,9 +458,27 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Measure what virtualization costs an HPC cluster, reproducibly."""
 
 
+def _help_width() -> None:
+    """Help at the width of the terminal the user looks at, also when stdout is a pipe (rich would say 80)."""
+    import os
+
+    from typer import rich_utils
+
+    if rich_utils.MAX_WIDTH is not None:  # TERMINAL_WIDTH was set
+        return
+    for fd in (1, 2, 0):
+        try:
+            rich_utils.MAX_WIDTH = os.get_terminal_size(fd).columns
+            return
+        except OSError:
+            continue
+    rich_utils.MAX_WIDTH = int(os.environ.get("COLUMNS", "0")) or 120
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input prints one line and exits 2, never a traceback."""
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
+    _help_width()
     try:
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)
     except typer.Exit as exc:

@@ -161,3 +161,7 @@ class VmNotReady(VmInputError):
     def __init__(self, message: str, *, serial_tail: str = "", file: str | None = None) -> None:
         super().__init__(message, file=file)
         self.serial_tail = serial_tail
+
+
+class FigureExportError(VhpcError):
+    """Static figure export (PDF/SVG/PNG through Chromium) failed or timed out; the HTML files are written."""

@@ -47,7 +47,7 @@ class HostRow:
 
 @dataclass
 class CheckReport:
-    campaign: str
+    campaign: str | None  # None: fingerprints were not stored
     rows: list[HostRow]
 
     @property
@@ -134,7 +134,7 @@ def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]
     return findings
 
 
-def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: HostOutcome, campaign: str,
+def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: HostOutcome, campaign: str | None,
          store_root: Path | None) -> HostRow:
     if outcome.error is not None:
         reason = outcome.error.message if isinstance(outcome.error, RemoteError) else str(outcome.error)
@@ -145,7 +145,7 @@ def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: Ho
     except RemoteError as exc:
         detail = f" (exit {exc.returncode})" if exc.returncode is not None else ""
         return HostRow(env_name, spec.label, role, False, reason=exc.message + detail)
-    path = store_fingerprint(facts, campaign, env_name, store_root)
+    path = store_fingerprint(facts, campaign, env_name, store_root) if campaign is not None else None
     topo = facts.get("topology")
     mem = (facts.get("memory") or {}).get("total_gib")
     return HostRow(
@@ -155,15 +155,16 @@ def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: Ho
         numa=topo["numa_nodes"] if topo else None, memory_gib=mem,
         virtualization=_virt_text(facts.get("virtualization") or {}), rdma=_rdma_text(facts.get("rdma") or {}),
         governor=facts.get("governor"), clocksource=facts.get("clocksource"), mpi_version=facts.get("mpi_version"),
-        fingerprint_path=str(path), findings=compare_with_inventory(env, facts))
+        fingerprint_path=str(path) if path else None, findings=compare_with_inventory(env, facts))
 
 
-def check_inventory(inventory: Inventory, environments: list[str] | None, campaign: str, *,
+def check_inventory(inventory: Inventory, environments: list[str] | None, campaign: str | None, *,
                     pool: ConnectionPool | None = None, timeout: float | None = None,
                     store_root: Path | None = None) -> CheckReport:
     """Fingerprint every host of ``environments`` (default: all) in parallel and compare with the inventory.
 
-    Fingerprints are stored under ``<store_root or data/raw>/<campaign>/<env>/fingerprint/``.
+    Fingerprints are stored under ``<store_root or data/raw>/<campaign>/<env>/fingerprint/`` when a
+    campaign is named, and nowhere otherwise (a check must not add files to somebody's campaign).
     Raises InventoryError for an unknown environment name; unreachable hosts are rows, not errors.
     """
     names = list(environments) if environments else list(inventory.environments)
@@ -224,7 +225,9 @@ def render_table(report: CheckReport):
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"inventory check (campaign {report.campaign})", show_lines=False)
+    where = f"fingerprints stored in campaign {report.campaign}" if report.campaign else \
+        "fingerprints not stored: -c CAMPAIGN stores them"
+    table = Table(title=f"inventory check ({where})", show_lines=False)
     for column in ("env", "host", "ok", "kernel", "cpu", "SxCxT", "numa", "mem GiB", "virt", "rdma",
                    "governor", "clock", "mpi", "notes"):
         table.add_column(column, overflow="fold")

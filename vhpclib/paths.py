@@ -38,6 +38,16 @@ def processed_dir(campaign: str) -> Path:
     return PROCESSED / campaign
 
 
+def figures_dir(campaign: str) -> Path:
+    """Folder of one campaign's figures and report (``figures/<campaign>/``); never shared by campaigns."""
+    return FIGURES / campaign
+
+
+def export_cache() -> Path:
+    """Static figure exports (PDF/SVG/PNG) by hash of the figure, shared by every campaign's folder."""
+    return FIGURES / ".cache"
+
+
 def project_path(path: str | Path) -> Path:
     """A user-given path: as given if it exists, else relative to the project root (notebooks run in notebooks/)."""
     p = Path(path).expanduser()

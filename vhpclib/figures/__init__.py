@@ -1,10 +1,25 @@
 """Figures: one style (``style``), writing them (``export``), the paper's artifacts (``paper``), and which
-stage feeds which artifact (``artifacts``)."""
+stage feeds which artifact (``artifacts``).
 
-from .export import DEFAULT_FORMATS, export_session, figure_title, find_browser, save_figure
-from .paper import figure2_throughput, figure3_npb, figure4_blockss, section23_io, table2_figure, table3_figure
-from .style import ENV_COLOURS, NOT_MEASURED, PAPER_MARKER, TEMPLATE, env_colour
+Names are resolved on first use, so a caller that only copies cached exports (the report pipeline)
+does not pay for importing pandas and plotly.
+"""
 
-__all__ = ["DEFAULT_FORMATS", "export_session", "figure_title", "find_browser", "save_figure",
-           "figure2_throughput", "figure3_npb", "figure4_blockss", "section23_io", "table2_figure", "table3_figure",
-           "ENV_COLOURS", "NOT_MEASURED", "PAPER_MARKER", "TEMPLATE", "env_colour"]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "DEFAULT_FORMATS": "export", "export_session": "export", "figure_title": "export", "find_browser": "export",
+    "save_figure": "export", "save_figures": "export",
+    "figure2_throughput": "paper", "figure3_npb": "paper", "figure4_blockss": "paper", "section23_io": "paper",
+    "table2_figure": "paper", "table3_figure": "paper",
+    "ENV_COLOURS": "style", "NOT_MEASURED": "style", "PAPER_MARKER": "style", "TEMPLATE": "style",
+    "env_colour": "style",
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -17,13 +17,18 @@ import plotly.graph_objects as go
 from .. import analysis
 from ..tables import read_table_or_empty
 from . import paper
+from .style import display_label
 
 NPB_PAPER_WORKLOADS = ("SP-MZ", "BT-MZ")
 
 
 @dataclass
 class CampaignData:
-    """A campaign's processed tables, read once, and what the figures derive from them."""
+    """A campaign's processed tables, read once, and what the figures derive from them.
+
+    Environments whose runs recorded an emulating VMM (``qemu-tcg``) are labelled as
+    emulation in every table the figures read, so no figure shows TCG as virtualization.
+    """
 
     campaign: str
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -31,7 +36,29 @@ class CampaignData:
     def table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:
             self._tables[name] = read_table_or_empty(self.campaign, name)
+            if name in ("microbench", "apps", "skipped") and len(self._tables[name]):
+                self._tables[name] = self._relabel(self._tables[name])
         return self._tables[name]
+
+    @classmethod
+    def of(cls, campaign: str, tables: dict[str, pd.DataFrame]) -> "CampaignData":
+        """From tables already in memory (``tables.build_tables``), labels as ``table()`` gives them."""
+        data = cls(campaign, {"environments": tables.get("environments", pd.DataFrame())})
+        for name, frame in tables.items():
+            if name != "environments":
+                data._tables[name] = data._relabel(frame) if len(frame) and "label" in frame else frame
+        return data
+
+    def _relabel(self, frame: pd.DataFrame) -> pd.DataFrame:
+        envs = self.table("environments")
+        if not len(envs) or "vmm" not in envs:
+            return frame
+        shown = {e: display_label(lab, vmm) for e, lab, vmm in zip(envs["environment"], envs["label"], envs["vmm"])}
+        if all(shown[e] == lab for e, lab in zip(envs["environment"], envs["label"])):
+            return frame
+        out = frame.copy()
+        out["label"] = [shown.get(e, lab) for e, lab in zip(out["environment"], out["label"])]
+        return out
 
     @cached_property
     def baseline(self) -> str:

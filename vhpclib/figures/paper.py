@@ -2,7 +2,11 @@
 
 Every builder takes analysis tables (``vhpclib.analysis``) plus, optionally, the
 paper's numbers (``vhpclib.reference``; ``None`` means the reference dataset,
-an empty DataFrame means no paper values).
+an empty DataFrame means no paper values). Paper values are drawn only where
+the paper gives them: markers at the process counts it measured, labelled
+annotations for the peaks it states without a message size. Every measured
+figure says in its subtitle how many runs each value is the median of and what
+its error bars cover (``stats_note``).
 """
 
 from __future__ import annotations
@@ -12,15 +16,54 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..analysis import coverage_text, interval_label, order_statistic_ci
 from ..reference import PAPER_ENVIRONMENTS, load_reference, paper_label, paper_workload
-from .style import (NOT_MEASURED, PAPER_MARKER, PLACEMENT_DASH, TEMPLATE, env_colour, error_bars, fmt,
-                    labels_of, log2_axis, note_unmeasured, reference_or_default)
+from .style import (NOT_MEASURED, PAPER_MARKER, PLACEMENT_DASH, TEMPLATE, aa_name, env_colour, error_bars, fmt,
+                    labels_of, log2_axis, log10_axis, note_unmeasured, reference_or_default)
+
+NPB_PAPER_CLASS = "C"
+NPB_PAPER_THREADS = 2
+BLOSS_PAPER_THREADS = 4
+LABEL_ROW_PX = 15  # height of one line of a 10 px annotation, with its gap
+
+
+def stats_note(*frames: pd.DataFrame | None, what: str = "point", bars: str = "") -> str:
+    """'median of n = 6 runs per point; error bars: min–max, 96.8 % coverage' from the frames' ``n`` column."""
+    ns = sorted({int(n) for f in frames if f is not None and len(f) and "n" in f for n in f["n"].dropna()})
+    if not ns:
+        return ""
+    count = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
+    labels = list(dict.fromkeys(interval_label(n) for n in ns))
+    return f"median of {count} runs per {what}; error bars: {bars or '; '.join(labels)}"
+
+
+def _subtitle(fig: go.Figure, text: str) -> None:
+    if text:
+        fig.update_layout(title=dict(subtitle=dict(text=text, font=dict(size=12, color="#555"))))
+
+
+def _interval(m: pd.Series, col: str) -> str:
+    lo, hi = m.get(f"{col}_ci_low", np.nan), m.get(f"{col}_ci_high", np.nan)
+    return "" if pd.isna(lo) or pd.isna(hi) else f" [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _threads_text(frame: pd.DataFrame) -> str:
+    threads = sorted({int(t) for t in frame.get("threads_per_proc", pd.Series(dtype=float)).dropna()})
+    if not threads:
+        return ""
+    text = "/".join(str(t) for t in threads)
+    return f"{text} OpenMP thread{'s' if threads != [1] else ''} each"
+
 
 # ------------------------------------------------------------------ Table 2
 
+T2_HEADER = ["environment", "placement", "paper latency [usec]", "paper ratio",
+             "measured latency [usec] [interval]", "interval (coverage)", "n", "measured ratio", "measured / paper"]
+
+
 def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = None
                   ) -> go.Figure:
-    """Table 2 as a plotly Table: paper latency/ratio beside measured median [95 % CI].
+    """Table 2 as a plotly Table: paper latency/ratio beside the measured median, its interval and n.
 
     Measured labels the paper lacks (``local``...) are compared with the paper's BMM.
     """
@@ -32,7 +75,7 @@ def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = 
                    & (lat["placement"] == r["placement"])] if len(lat) else lat
         if len(hits) == 0:
             rows.append([r["environment"], r["placement"], fmt(r["latency_usec"]),
-                         fmt(r["ratio_to_intra_socket"]), NOT_MEASURED, "", ""])
+                         fmt(r["ratio_to_intra_socket"]), NOT_MEASURED, "", "", "", ""])
         for _, m in hits.iterrows():
             rows.append(_t2row(m["label"], r, m))
     extra = lat[lat["label"].map(paper_label).isna()] if len(lat) else lat
@@ -40,18 +83,15 @@ def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = 
     for _, m in extra.iterrows():
         r = bmm.loc[m["placement"]] if bmm is not None and m["placement"] in bmm.index else None
         rows.append(_t2row(f"{m['label']} (vs paper BMM)", r, m, m["placement"]))
-    cols = list(zip(*rows)) if rows else [[]] * 7
+    cols = list(zip(*rows)) if rows else [[]] * len(T2_HEADER)
     colours = [[env_colour(str(c).split(" ")[0]) for c in cols[0]]] if rows else None
     fig = go.Figure(go.Table(
-        header=dict(values=["environment", "placement", "paper latency [usec]", "paper ratio",
-                            "measured latency [usec] (95 % CI, n)", "measured ratio",
-                            "measured / paper"],
-                    fill_color="#f0f0f0", align="left", font=dict(size=12)),
-        cells=dict(values=cols, align="left", height=30,
-                   font=dict(color=colours or "#222", size=12)),
-        columnwidth=[1.6, 1.2, 1.1, 0.9, 2.3, 1.0, 1.1]))
+        header=dict(values=T2_HEADER, fill_color="#f0f0f0", align="left", font=dict(size=12)),
+        cells=dict(values=cols, align="left", height=30, font=dict(color=colours or "#222", size=12)),
+        columnwidth=[1.7, 1.1, 1.0, 0.8, 1.6, 1.3, 0.4, 0.9, 0.9]))
     fig.update_layout(template=TEMPLATE, title="Table 2: PingPong one-way latency (0 B)",
-                      height=max(360, 140 + 33 * (len(rows) + 1)), margin=dict(b=50))
+                      height=max(360, 150 + 33 * (len(rows) + 1)), margin=dict(b=50))
+    _subtitle(fig, stats_note(lat, what="value", bars="the interval column") if len(lat) else "")
     note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS if e in set(ref.get("environment", []))],
                      labels_of(lat), y=0.01, yshift=0)
     return fig
@@ -59,19 +99,39 @@ def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = 
 
 def _t2row(env: str, r: pd.Series | None, m: pd.Series, placement: str | None = None) -> list:
     paper_lat = r["latency_usec"] if r is not None else np.nan
-    ci = (f" [{fmt(m['latency_usec_ci_low'])}, {fmt(m['latency_usec_ci_high'])}]"
-          if not np.isnan(m.get("latency_usec_ci_low", np.nan)) else "")
+    n = int(m["n"])
     return [env, placement or r["placement"], fmt(paper_lat),
             fmt(r["ratio_to_intra_socket"]) if r is not None else "",
-            f"{fmt(m['latency_usec'])}{ci}, n={int(m['n'])}", fmt(m["ratio_to_intra_socket"]),
-            fmt(m["latency_usec"] / paper_lat)]
+            f"{fmt(m['latency_usec'])}{_interval(m, 'latency_usec')}", interval_label(n), str(n),
+            fmt(m["ratio_to_intra_socket"]), fmt(m["latency_usec"] / paper_lat)]
 
 
 # ------------------------------------------------------------------ Figure 2
 
+def _peak_annotations(fig: go.Figure, peaks: list[tuple[float, str, str]]) -> None:
+    """Labels in the right margin, each with a short arrow to its value on the (log) y axis, never overlapping."""
+    if not peaks:
+        return
+    lo, hi = fig.layout.yaxis.range
+    height = (fig.layout.height or 540) - 130  # plot area in pixels, roughly
+    placed: list[tuple[float, float]] = []  # (centre, height) of the labels above, in pixels from the top
+    for value, text, colour in sorted(peaks, key=lambda p: -p[0]):
+        y_px = (hi - np.log10(value)) / (hi - lo) * height
+        tall = LABEL_ROW_PX * (1 + text.count("<br>"))
+        want = y_px if not placed else max(y_px, placed[-1][0] + (placed[-1][1] + tall) / 2)
+        placed.append((want, tall))
+        fig.add_annotation(x=1, xref="paper", y=np.log10(value), yref="y", text=text, showarrow=True,
+                           arrowhead=0, arrowwidth=1, arrowcolor=colour, ax=24, ay=want - y_px,
+                           xanchor="left", font=dict(size=10, color=colour), align="left")
+
+
 def figure2_throughput(curves: pd.DataFrame, reference_peaks: pd.DataFrame | None = None
                        ) -> go.Figure:
-    """Figure 2: PingPong throughput [GB/s] vs message size (log2 axis), paper peaks dashed."""
+    """Figure 2: PingPong throughput [GB/s] vs message size, log-log; the paper's peaks as labels.
+
+    The paper states peak throughputs without the message size they were reached at,
+    so they are labelled on the throughput axis instead of drawn as lines across sizes.
+    """
     ref = reference_or_default(reference_peaks, "throughput_peak")
     fig = go.Figure()
     curves = curves if curves is not None else pd.DataFrame()
@@ -82,33 +142,35 @@ def figure2_throughput(curves: pd.DataFrame, reference_peaks: pd.DataFrame | Non
             x=grp["bytes"], y=grp["gbytes_per_sec"], mode="lines+markers",
             name=f"{label} {placement}", legendgroup=label,
             line=dict(color=env_colour(label), dash=PLACEMENT_DASH.get(placement, "dashdot")),
-            marker=dict(size=5), error_y=error_bars(grp, "gbytes_per_sec")))
-    sizes = list(curves["bytes"]) if len(curves) else [1, 1 << 30]
-    xmin, xmax = min(s for s in sizes if s > 0), max(sizes)
+            marker=dict(size=5), error_y=error_bars(grp, "gbytes_per_sec"),
+            customdata=grp["n"] if "n" in grp else None,
+            hovertemplate=f"{label} {placement}: %{{y:.4g}} GB/s at %{{x}} B (n=%{{customdata}})<extra></extra>"))
+    sizes = [s for s in (list(curves["bytes"]) if len(curves) else []) if s > 0] or [1, 1 << 30]
+    xmin, xmax = min(sizes), max(sizes)
+    peaks: list[tuple[float, str, str]] = []
     for _, r in ref.iterrows():
         qual = f"{r['qualifier']} " if r.get("qualifier") else ""
-        fig.add_trace(go.Scatter(
-            x=[xmin, xmax], y=[r["peak_gbytes_per_sec"]] * 2, mode="lines+markers",
-            name=f"paper {r['environment']} {r['placement']} peak ({qual}"
-                 f"{r['peak_gbytes_per_sec']} GB/s)",
-            legendgroup="paper", opacity=0.7,
-            line=dict(color=env_colour(r["environment"]), width=1,
-                      dash=PLACEMENT_DASH.get(r["placement"], "dash")),
-            marker=dict(**PAPER_MARKER, color=env_colour(r["environment"]), maxdisplayed=2)))
-    # The paper's interconnect ceilings (text of Figure 2): the link's data rate and raw verbs.
+        peaks.append((float(r["peak_gbytes_per_sec"]),
+                      f"paper {r['environment']} {r['placement']} peak:<br>{qual}{r['peak_gbytes_per_sec']:g} GB/s",
+                      env_colour(r["environment"])))
     claims = load_reference("claims").set_index("claim_id")
     for claim, text in (("ib_qdr_data_rate", "paper: InfiniBand QDR data rate"),
                         ("raw_verbs_peak", "paper: raw IB verbs peak")):
         if claim in claims.index:
             value = float(claims.loc[claim, "value"])
-            fig.add_trace(go.Scatter(x=[xmin, xmax], y=[value, value], mode="lines",
-                                     name=f"{text} ({value:g} GB/s)", legendgroup="paper", opacity=0.5,
-                                     line=dict(color="#888888", width=1, dash="dot")))
+            peaks.append((value, f"{text}: {value:g} GB/s", "#777777"))
+    ys = (list(curves["gbytes_per_sec"]) if len(curves) else []) + [p[0] for p in peaks]
+    if len(curves) and "gbytes_per_sec_ci_low" in curves:
+        ys += list(curves["gbytes_per_sec_ci_low"].dropna())
     fig.update_layout(template=TEMPLATE, title="Figure 2: PingPong throughput vs message size",
                       xaxis=dict(title="message size [bytes]",
-                                 **log2_axis([xmin, xmax], step=4, bytes_labels=True)),
-                      yaxis=dict(title="throughput [GB/s] (10^9 B/s)", rangemode="tozero"),
-                      legend=dict(font=dict(size=10)))
+                                 **log2_axis([xmin, xmax], step=4 if xmax / xmin > 2 ** 12 else 1,
+                                             bytes_labels=True)),
+                      yaxis=dict(title="throughput [GB/s] (10^9 B/s, log)", **log10_axis(ys or [0.001, 10])),
+                      legend=dict(font=dict(size=10), x=0.01, y=0.99, xanchor="left", yanchor="top"),
+                      showlegend=True, margin=dict(r=275))
+    _peak_annotations(fig, peaks)
+    _subtitle(fig, stats_note(curves, what="size"))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
                      labels_of(curves))
     return fig
@@ -116,32 +178,54 @@ def figure2_throughput(curves: pd.DataFrame, reference_peaks: pd.DataFrame | Non
 
 # ------------------------------------------------------------------ Table 3
 
+def _problem_note(ov: pd.DataFrame, ref: pd.DataFrame) -> str:
+    """Plain words when the measured problems are not the paper's (absolute times then do not compare)."""
+    if not len(ov) or not len(ref):
+        return ""
+    measured = sorted({f"{w} {p}" for w, p in zip(ov["workload"], ov["problem"].astype(str))})
+    paper = "NPB-MZ class C, Bloss (10 GB jobs)"
+    same = all(str(p) == NPB_PAPER_CLASS and paper_workload(w) in ("SP-MZ", "BT-MZ")
+               for w, p in zip(ov["workload"], ov["problem"].astype(str)))
+    if same:
+        return ""
+    return (f"problem sizes differ (measured: {', '.join(measured)}; paper: {paper}): "
+            "compare overheads [%], not absolute times")
+
+
 def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None = None,
                   stated: pd.DataFrame | None = None) -> go.Figure:
-    """Table 3: single-node wall time (log scale) and overhead vs baseline, with 95 % CIs.
+    """Table 3: single-node wall time (log scale) and overhead vs baseline, with intervals.
 
     ``reference`` is the paper's single_node table, ``stated`` its overheads; both
     default to the reference dataset and are drawn as hollow diamonds. Measured
-    ``blockss`` sits at the paper's Bloss.
+    ``blockss`` sits at the paper's Bloss, its problem written on the bar.
     """
     ref = reference_or_default(reference, "single_node")
     st = reference_or_default(stated, "overhead_stated")
     ov = overhead_table if overhead_table is not None else pd.DataFrame()
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=("wall-clock time, one node [s]",
+                        subplot_titles=("wall-clock time, one node [s] (log)",
                                         "overhead vs baseline [%]"))
     for label, grp in (ov.groupby("label", sort=False) if len(ov) else []):
         x = grp["workload"].map(paper_workload)
         base = grp["baseline"].iloc[0] if "baseline" in grp else ""
-        fig.add_trace(go.Bar(x=x, y=grp["time_s"], name=f"{label}", legendgroup=label,
-                             marker_color=env_colour(label), error_y=error_bars(grp, "time_s"),
-                             hovertext=grp["problem"].astype(str)), row=1, col=1)
-        fig.add_trace(go.Bar(x=x, y=grp["overhead_pct"], name=f"{label} vs {base}",
-                             legendgroup=label, showlegend=False, marker_color=env_colour(label),
+        name = aa_name(str(label))
+        fig.add_trace(go.Bar(x=x, y=grp["time_s"], name=name, legendgroup=label,
+                             marker_color=env_colour(str(label).split("/")[0]) if "/" not in str(label)
+                             else _half_colour(str(label)),
+                             error_y=error_bars(grp, "time_s"), text=grp["problem"].astype(str),
+                             textposition="inside", insidetextanchor="start",
+                             customdata=np.stack([grp["problem"].astype(str), grp["n"]], axis=-1),
+                             hovertemplate=f"{name}: %{{y:.4g}} s, problem %{{customdata[0]}}, "
+                                           "n=%{customdata[1]}<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=x, y=grp["overhead_pct"], name=f"{name} vs {base}",
+                             legendgroup=label, showlegend=False,
+                             marker_color=env_colour(str(label).split("/")[0]) if "/" not in str(label)
+                             else _half_colour(str(label)),
                              error_y=error_bars(grp, "overhead_pct")), row=1, col=2)
     for env, grp in (ref.groupby("environment", sort=False) if len(ref) else []):
         fig.add_trace(go.Scatter(x=grp["workload"], y=grp["time_s"], mode="markers",
-                                 name=f"paper {env}", legendgroup=f"paper {env}",
+                                 name=f"paper {env} (class C / Bloss)", legendgroup=f"paper {env}",
                                  marker=dict(**PAPER_MARKER, color=env_colour(env))), row=1, col=1)
     for env, grp in (st.groupby("environment", sort=False) if len(st) else []):
         fig.add_trace(go.Scatter(x=grp["workload"], y=grp["overhead_pct"], mode="markers",
@@ -152,13 +236,23 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
     order = [w for w in ("SP-MZ", "BT-MZ", "LU-MZ", "Bloss") if w in present]
     order += sorted(present - set(order))
     fig.update_xaxes(categoryorder="array", categoryarray=order)
-    fig.update_yaxes(type="log", title_text="time [s] (log)", row=1, col=1)
+    times = (list(ov["time_s"]) if len(ov) else []) + (list(ref["time_s"]) if len(ref) else [])
+    fig.update_yaxes(title_text="time [s]", row=1, col=1, **log10_axis(times or [1, 1000]))
     fig.update_yaxes(title_text="overhead [%]", zeroline=True, zerolinecolor="#888", row=1, col=2)
-    fig.update_layout(template=TEMPLATE, barmode="group",
+    fig.update_layout(template=TEMPLATE, barmode="group", margin=dict(t=135),
                       title="Table 3: single-node wall time and virtualization overhead")
+    notes = [stats_note(ov, what="bar", bars="times: " + "; ".join(dict.fromkeys(
+        interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
+             if len(ov) else "", _problem_note(ov, ref)]
+    _subtitle(fig, "<br>".join(n for n in notes if n))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
                      labels_of(ov))
     return fig
+
+
+def _half_colour(label: str) -> str:
+    """A/A halves: the environment's colour for A, a lighter grey-blue for B (both halves of one environment)."""
+    return env_colour(label.split("/")[0]) if label.endswith("/A") else "#8DA0CB"
 
 
 # ------------------------------------------------------------------ Figures 3 and 4
@@ -176,12 +270,36 @@ def _paper_eff(fig: go.Figure, ref: pd.DataFrame, workload: str, row: int, col: 
         first.add(env)
 
 
+def _npb_traces(fig: go.Figure, frame: pd.DataFrame, workload: str, ycol: str, row: int, col: int,
+                seen: set[str]) -> list[float]:
+    """One trace per environment and NPB class (never one line joining two classes)."""
+    xs: list[float] = []
+    if not len(frame):
+        return xs
+    mine = frame[frame["workload"] == workload]
+    for (label, problem, threads), grp in mine.groupby(["label", "problem", "threads_per_proc"], sort=False):
+        grp = grp.sort_values("nprocs")
+        xs += list(grp["nprocs"])
+        name = f"{label} class {problem}, {int(threads)} thr/proc"
+        fig.add_trace(go.Scatter(x=grp["nprocs"], y=grp[ycol], mode="lines+markers", name=name,
+                                 legendgroup=name, showlegend=name not in seen,
+                                 line=dict(color=env_colour(label), dash=_class_dash(str(problem))),
+                                 error_y=error_bars(grp, ycol)), row=row, col=col)
+        seen.add(name)
+    return xs
+
+
+def _class_dash(problem: str) -> str:
+    return {"C": "solid", "B": "dash", "A": "dot", "W": "dashdot", "S": "longdash"}.get(problem, "solid")
+
+
 def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                 reference: pd.DataFrame | None = None) -> go.Figure:
     """Figure 3: NPB-MZ performance (top) and parallel efficiency (bottom), SP-MZ and BT-MZ.
 
-    Performance is Mop/s when the table has ``mops_total``, else runs per hour.
-    The paper's 16-node efficiencies are hollow diamonds.
+    The class comes from the data (one trace per class); performance is Mop/s when the
+    table has ``mops_total``, else runs per hour. The paper's 16-node class C
+    efficiencies are hollow diamonds at the process counts it measured.
     """
     ref = reference_or_default(reference, "efficiency")
     eff = efficiency if efficiency is not None else pd.DataFrame()
@@ -189,31 +307,15 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
     use_mops = "mops_total" in perf and perf["mops_total"].notna().any()
     pcol, punit = ("mops_total", "Mop/s") if use_mops else ("runs_per_hour", "runs per hour")
     workloads = ["SP-MZ", "BT-MZ"]
-    fig = make_subplots(rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.1,
+    fig = make_subplots(rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.1,
                         subplot_titles=[f"{w} performance [{punit}]" for w in workloads]
                         + [f"{w} parallel efficiency [%]" for w in workloads])
     seen: set[str] = set()
     paper_seen: set[str] = set()
     xs: list[float] = list(ref["nprocs"]) if len(ref) else []
     for c, w in enumerate(workloads, start=1):
-        for label, grp in (perf[perf["workload"] == w].groupby("label", sort=False)
-                           if len(perf) else []):
-            grp = grp.sort_values("nprocs")
-            xs += list(grp["nprocs"])
-            fig.add_trace(go.Scatter(x=grp["nprocs"], y=grp[pcol], mode="lines+markers",
-                                     name=label, legendgroup=label, showlegend=label not in seen,
-                                     line=dict(color=env_colour(label)),
-                                     error_y=error_bars(grp, pcol)), row=1, col=c)
-            seen.add(label)
-        for label, grp in (eff[eff["workload"] == w].groupby("label", sort=False)
-                           if len(eff) else []):
-            grp = grp.sort_values("nprocs")
-            fig.add_trace(go.Scatter(x=grp["nprocs"], y=grp["efficiency_pct"],
-                                     mode="lines+markers", name=label, legendgroup=label,
-                                     showlegend=label not in seen,
-                                     line=dict(color=env_colour(label)),
-                                     error_y=error_bars(grp, "efficiency_pct")), row=2, col=c)
-            seen.add(label)
+        xs += _npb_traces(fig, perf, w, pcol, 1, c, seen)
+        _npb_traces(fig, eff, w, "efficiency_pct", 2, c, seen)
         _paper_eff(fig, ref, w, 2, c, paper_seen)
     axis = log2_axis(xs or [4, 64])
     lo, hi = np.log10(min(xs or [4])), np.log10(max(xs or [64]))
@@ -228,11 +330,15 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                 fig.add_annotation(text=NOT_MEASURED, xref="x domain", yref="y domain",
                                    x=0.5, y=0.5, showarrow=False, row=r, col=c,
                                    font=dict(size=13, color="#777"))
-    fig.update_xaxes(title_text="MPI processes (paper: x 2 OpenMP threads each)", row=2)
+    fig.update_xaxes(title_text="MPI processes", row=2)
     fig.update_yaxes(rangemode="tozero", row=1)
     fig.update_yaxes(range=[0, 115], row=2)
-    fig.update_layout(template=TEMPLATE, height=700,
-                      title="Figure 3: NPB-MZ class C performance and parallel efficiency")
+    classes = sorted({str(p) for f in (eff, perf) if len(f) and "problem" in f for p in f["problem"]})
+    measured = f"measured: class {', '.join(classes)}; " if classes else ""
+    fig.update_layout(template=TEMPLATE, height=720,
+                      title=f"Figure 3: NPB-MZ performance and parallel efficiency ({measured}"
+                            f"paper: class {NPB_PAPER_CLASS}, x {NPB_PAPER_THREADS} OpenMP threads)")
+    _subtitle(fig, stats_note(perf, what="point", bars=_eff_bars(eff)))
     note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS
                            if len(ref) and e in set(ref[ref["workload"].isin(workloads)]
                                                     ["environment"])],
@@ -241,9 +347,22 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
     return fig
 
 
+def _eff_bars(eff: pd.DataFrame) -> str:
+    """Efficiency intervals combine two medians' intervals: their coverage is at least the product."""
+    if not len(eff) or "n" not in eff:
+        return ""
+    n = int(eff["n"].min())
+    cov = order_statistic_ci(n)[2] if n >= 2 else float("nan")
+    per = interval_label(n)
+    return f"times {per}; efficiency from both times' intervals (≥ {coverage_text(cov * cov)})"
+
+
 def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
                     reference: pd.DataFrame | None = None) -> go.Figure:
-    """Figure 4: blockss (Bloss) efficiency vs processes, each ideal curve dashed, paper points."""
+    """Figure 4: blockss (Bloss) efficiency vs processes, each ideal curve dashed, paper points.
+
+    Threads per process are the ones the runs used (the paper: 4).
+    """
     ref = reference_or_default(reference, "efficiency")
     ref = ref[ref["workload"] == "Bloss"] if len(ref) else ref
     eff = efficiency if efficiency is not None else pd.DataFrame()
@@ -251,11 +370,11 @@ def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
     ideal = ideal if ideal is not None else pd.DataFrame()
     fig = go.Figure()
     xs: list[float] = list(ref["nprocs"]) if len(ref) else [2, 32]
-    for label, grp in (eff.groupby("label", sort=False) if len(eff) else []):
+    for (label, problem), grp in (eff.groupby(["label", "problem"], sort=False) if len(eff) else []):
         grp = grp.sort_values("nprocs")
         xs += list(grp["nprocs"])
         fig.add_trace(go.Scatter(x=grp["nprocs"], y=grp["efficiency_pct"], mode="lines+markers",
-                                 name=label, legendgroup=label, line=dict(color=env_colour(label)),
+                                 name=f"{label} ({problem})", legendgroup=label, line=dict(color=env_colour(label)),
                                  error_y=error_bars(grp, "efficiency_pct")))
     for label, grp in (ideal.groupby("label", sort=False) if len(ideal) else []):
         grp = grp.sort_values("nprocs")
@@ -268,10 +387,14 @@ def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
                                  name=f"paper {env} ({r['nodes']} nodes)",
                                  legendgroup=f"paper {env}",
                                  marker=dict(**PAPER_MARKER, color=env_colour(env))))
+    threads = _threads_text(eff)
+    run_as = f" x {threads} as run" if threads else ""
     fig.update_layout(template=TEMPLATE,
                       title="Figure 4: blockss (paper: Bloss) parallel efficiency",
-                      xaxis=dict(title="MPI processes (paper: x 4 OpenMP threads each)", **log2_axis(xs)),
+                      xaxis=dict(title=f"MPI processes{run_as} (paper: x {BLOSS_PAPER_THREADS} OpenMP threads)",
+                                 **log2_axis(xs)),
                       yaxis=dict(title="parallel efficiency [%]", range=[0, 115]))
+    _subtitle(fig, stats_note(eff, what="point", bars=_eff_bars(eff)))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
                      labels_of(eff))
     return fig
@@ -284,8 +407,7 @@ def section23_io(reference: pd.DataFrame | None = None) -> go.Figure:
     ref = reference_or_default(reference, "io_10gbe")
     fig = go.Figure(go.Bar(
         x=ref["configuration"], y=ref["throughput_mbytes_per_sec"],
-        marker=dict(color=[env_colour(e) for e in ref["environment"]],
-                    pattern=dict(shape="/", fillmode="overlay", fgcolor="white", size=6)),
+        marker=dict(color=[env_colour(e) for e in ref["environment"]], opacity=0.75),
         text=[f"{v:.1f}" for v in ref["throughput_mbytes_per_sec"]], textposition="outside",
         name="paper", showlegend=True))
     fig.update_layout(template=TEMPLATE,

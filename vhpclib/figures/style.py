@@ -117,6 +117,43 @@ def log2_axis(values: Sequence[float], step: int = 1, bytes_labels: bool = False
     return dict(type="log", tickvals=ticks, ticktext=text)
 
 
+def log10_axis(values: Sequence[float], unit_label: str = "") -> dict:
+    """A log axis with a labelled tick at every power of ten only (minor ticks unlabelled).
+
+    Plotly's default log ticks label 2 and 5 between decades, which read like values.
+    """
+    vals = [float(v) for v in values if v is not None and np.isfinite(v) and v > 0]
+    if not vals:
+        return dict(type="log")
+    lo, hi = np.log10(min(vals)), np.log10(max(vals))
+    decades = range(int(np.floor(lo)), int(np.ceil(hi)) + 1)
+    ticks = [10.0 ** k for k in decades]
+    text = [f"{t:g}{unit_label}" for t in ticks]
+    minor = [m * 10.0 ** k for k in decades for m in range(2, 10)]
+    pad = 0.08 * max(hi - lo, 1.0)
+    return dict(type="log", tickvals=ticks, ticktext=text, range=[lo - pad, hi + pad],
+                minor=dict(tickvals=minor, ticks="outside", ticklen=3, showgrid=False))
+
+
+EMULATION_VMMS = ("qemu-tcg", "tcg")
+
+
+def display_label(label: str, vmm: str | None) -> str:
+    """The label an environment is drawn with: TCG guests say they are emulation, not virtualization."""
+    if vmm and str(vmm).lower() in EMULATION_VMMS:
+        return f"{label} (emulation: qemu-tcg)"
+    return str(label)
+
+
+def aa_name(label: str) -> str:
+    """Legend text of an A/A half: ``local/A`` -> ``local/A (runs 1, 3, 5...)``."""
+    if label.endswith("/A"):
+        return f"{label} (runs 1, 3, 5...)"
+    if label.endswith("/B"):
+        return f"{label} (runs 2, 4, 6...)"
+    return label
+
+
 def reference_or_default(reference: pd.DataFrame | None, name: str) -> pd.DataFrame:
     """``None`` means the paper's table; pass an empty DataFrame to draw no paper values."""
     return load_reference(name) if reference is None else reference

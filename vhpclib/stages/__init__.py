@@ -6,15 +6,20 @@ environment, rebuild the campaign's tables, then the stage's own figures.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Inventory
-from ..exceptions import InputError
-from ..params import AppParams, MicrobenchParams, StageParams
-from .context import StageContext
-from .loop import StageResult, run_stage
+# Notebooks show the per-run progress bar as text (the pipeline streams it to the terminal); without
+# ipywidgets, tqdm.auto says so with a warning on import that is not the user's concern.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from ..config import Inventory  # noqa: E402
+from ..exceptions import InputError  # noqa: E402
+from ..params import AppParams, MicrobenchParams, StageParams  # noqa: E402
+from .context import StageContext  # noqa: E402
+from .loop import StageResult, run_stage  # noqa: E402
 
 MICROBENCH, SINGLE_NODE, SCALING = "microbench", "single-node", "scaling"
 
@@ -51,6 +56,8 @@ class StageSummary:
     figures: list[Path] = field(default_factory=list)
     figure_objects: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    new_campaign: bool = False
+    advice: str = ""
 
     @property
     def failed(self) -> bool:
@@ -58,47 +65,82 @@ class StageSummary:
 
     def lines(self) -> list[str]:
         first, *rest = self.result.lines()
-        out = [f"{self.environment}: {first}", *rest]
+        out = [f"{self.environment}: {first}",
+               f"campaign: {self.campaign}" + (" (new)" if self.new_campaign else ""), *rest]
+        out += [f"statistics: {self.advice}"] if self.advice else []
         out += [f"warning: {w}" for w in self.warnings]
         out += [f"table: {p}" for p in self.tables]
         out += [f"figure: {p}" for p in self.figures]
         return out
 
 
-def run(inventory: Inventory | str | Path, environment: str, campaign: str, stage: str,
+def run(inventory: Inventory | str | Path, environment: str, campaign: str | None, stage: str,
         params: StageParams | None = None, *, progress: bool = True, figures: bool = True,
-        write_figures: bool = True, measure: bool = True) -> StageSummary:
+        write_figures: bool = True, measure: bool = True, allow_mixed: bool = False,
+        allow_committed: bool = False) -> StageSummary:
     """Measure (or reuse) one stage in one environment, then rebuild the campaign's tables and this stage's figures.
 
+    ``campaign=None`` measures into a new campaign named by the UTC time (reads the latest one when
+    ``measure=False``). Measuring into an existing campaign checks that its earlier runs of this
+    environment ran on the same hosts (``allow_mixed`` overrides, recorded) and refuses a committed
+    campaign unless ``allow_committed`` (``vhpclib.campaigns``).
     ``measure=False`` measures nothing: tables and figures come from the stored runs.
     ``figures=False`` builds no figure at all (``write_figures=False`` builds them for display only).
+    Figures go to ``figures/<campaign>/``.
     """
+    from .. import campaigns
     from ..tables import write_tables
 
     definition = stage_def(stage)
     params = params or definition.params()
+    if measure:
+        selection = campaigns.for_measurement(campaign, allow_committed=allow_committed)
+    else:
+        selection = campaigns.Selection(campaigns.for_reading(campaign), False)
+    campaign = selection.name
+    notes: list[str] = []
     with StageContext.open(inventory, environment, campaign) as ctx:
-        result = run_stage(ctx, stage, params, progress=progress) if measure else StageResult(stage)
-    summary = StageSummary(environment, campaign, result)
+        if measure:
+            if not selection.new:
+                check = campaigns.check_hosts(ctx, allow_mixed=allow_mixed)
+                if check.mixed:
+                    notes.append(f"hosts differ from earlier runs, added anyway (--allow-mixed, recorded in "
+                                 f"{check.recorded}): {check.text()}")
+            result = run_stage(ctx, stage, params, progress=progress)
+        else:
+            result = StageResult(stage)
+    summary = StageSummary(environment, campaign, result, new_campaign=selection.new and measure)
     summary.tables, summary.warnings = write_tables(campaign)
+    summary.warnings = notes + summary.warnings
+    if measure:
+        summary.advice = repetition_advice(params.repetitions)
     if figures:
         from ..figures.artifacts import build_artifacts
 
         summary.figure_objects = build_artifacts(campaign, stage=stage, only_with_data=True)
         if write_figures:
-            summary.figures = save_figures(summary.figure_objects)
+            summary.figures = save_figures(summary.figure_objects, campaign)
     return summary
 
 
-def save_figures(figure_objects: dict[str, Any]) -> list[Path]:
-    """Write every figure as PDF, SVG, PNG and HTML under figures/ (one browser for all)."""
-    from ..figures import export_session, save_figure
+def repetition_advice(repetitions: int, confidence: float = 0.95) -> str:
+    """What ``repetitions`` runs per point buy: the interval's true coverage, and the n a 95 % interval needs."""
+    from ..analysis import interval_label, repetitions_for
 
-    written: list[Path] = []
-    with export_session():
-        for name, fig in figure_objects.items():
-            written += save_figure(fig, name)
-    return written
+    need = repetitions_for(confidence)
+    label = interval_label(repetitions, confidence)
+    if repetitions >= need:
+        return f"{repetitions} runs per point: each median's interval is {label}"
+    return (f"{repetitions} run(s) per point: each median's interval is {label}; a {confidence:.0%} interval "
+            f"needs {need} (--repetitions {need})")
+
+
+def save_figures(figure_objects: dict[str, Any], campaign: str) -> list[Path]:
+    """Write every figure as PDF, SVG, PNG and HTML under figures/<campaign>/ (one browser for all)."""
+    from ..figures import save_figures as save_all
+    from ..paths import figures_dir
+
+    return save_all(figure_objects, figures_dir(campaign))
 
 
 __all__ = ["MICROBENCH", "SINGLE_NODE", "SCALING", "STAGES", "StageDef", "StageSummary", "StageContext",

@@ -2,7 +2,7 @@
 
 ``up(2)`` gives two "nodes" (own network and UTS namespaces, own host name and
 sshd, addresses in 198.18.0.0/15) and writes ``inventories/testbed-<name>.yml``;
-``shape`` limits every node link with htb (no latency: this kernel lacks netem);
+``shape`` limits every node link with tbf (no latency: this kernel lacks netem);
 ``down`` removes everything, also after a crash. All of it needs root.
 """
 

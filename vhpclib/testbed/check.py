@@ -1,8 +1,9 @@
 """Ground truth for the testbed: an inter-node IMB PingPong must see the link rate it was given.
 
-With every node link shaped to R by htb, PingPong's peak throughput must be at
-most R and close to it (the recipe measured 118 MB/s at 1 gbit = 125 MB/s: TCP,
-IP and Ethernet headers take ~5 %); unshaped it must be far above R.
+With every node link shaped to R (``shaping``: tbf, a ceiling at every message size),
+PingPong's throughput must stay at most R at every message size, and unshaped it must
+be far above R. How close the shaped peak comes to R depends on how idle the machine
+is (late timer wake-ups are lost link time); the result says it.
 """
 
 from __future__ import annotations
@@ -44,51 +45,69 @@ def run_pingpong(inventory: str | Path, *, msglog: tuple[int, int] = (0, 12), it
         raise TestbedError(f"IMB PingPong across the testbed printed no result table: {exc}") from None
 
 
-def peak_mb_s(records: list[dict]) -> float:
-    """Highest PingPong throughput (10^6 bytes/s) of a set of IMB records."""
-    values = [r["mbytes_per_sec"] for r in records if r.get("benchmark") == "PingPong" and r.get("mbytes_per_sec")]
+def peak_mb_s(records: list[dict], min_bytes: int = 0) -> float:
+    """Highest PingPong throughput (10^6 bytes/s) of a set of IMB records (messages of ``min_bytes`` or more)."""
+    values = [r["mbytes_per_sec"] for r in records if r.get("benchmark") == "PingPong" and r.get("mbytes_per_sec")
+              and r.get("bytes", 0) >= min_bytes]
     if not values:
         raise TestbedError("no PingPong throughput in the IMB output")
     return max(values)
 
 
-def shaped_link_check(name: str = "vhpc", rate: str = "1gbit", *, msglog: tuple[int, int] = (22, 23),
+def per_size_mb_s(records: list[dict]) -> dict[int, float]:
+    """PingPong throughput by message size (10^6 bytes/s)."""
+    return {int(r["bytes"]): float(r["mbytes_per_sec"]) for r in records
+            if r.get("benchmark") == "PingPong" and r.get("bytes") and r.get("mbytes_per_sec") is not None}
+
+
+#: Messages this large are many frames: their throughput is what the link sustains.
+BULK_BYTES = 1 << 20
+
+
+def shaped_link_check(name: str = "vhpc", rate: str = "1gbit", *, msglog: tuple[int, int] = (0, 23),
                       iterations: int = 20, tolerance: float = 0.15, attempts: int = 2,
                       campaign: str = "linkcheck", store: RawStore | None = None) -> dict:
-    """Measure peak PingPong throughput with links shaped to ``rate`` and unshaped.
+    """Measure PingPong throughput at every size of ``msglog`` with links shaped to ``rate`` and unshaped.
 
-    Shaped, PingPong is repeated up to ``attempts`` times until its peak reaches
-    ``rate * (1 - tolerance)``: on a loaded machine a descheduled rank can stall a
-    transfer, which only ever lowers the number, never raises it above the rate.
-    The testbed's own shaping is restored afterwards. The result holds every
-    measured peak and whether each bound holds; it does not raise when a check
-    fails, so the caller can show the numbers. Every PingPong goes through the
-    microbenchmark stage; shaped runs are stored in campaign ``<campaign>-<rate>``,
-    unshaped ones in ``<campaign>-unshaped``.
+    ``shaped_ok`` is the ceiling: no size of any attempt above the rate. ``bulk_mb_s`` is
+    the best throughput of messages of 1 MiB or more (what the link sustains); shaped
+    PingPong is repeated up to ``attempts`` times until it reaches ``rate * (1 - tolerance)``
+    (``reaches_rate``), which depends on how idle the machine is: late timer wake-ups are
+    lost link time, never extra. ``shaped_max_size`` says at which size the shaped
+    maximum was measured (a one-frame message crosses at the link's latency, not its rate).
+    The testbed's own shaping is restored afterwards; nothing raises when a bound fails, so
+    the caller can show the numbers. Every PingPong goes through the microbenchmark stage;
+    shaped runs are stored in campaign ``<campaign>-<rate>``, unshaped ones in ``<campaign>-unshaped``.
     """
     rate_mb_s = parse_rate(rate) / 8e6
     testbed = info(name)
     before = testbed.rate
-    shaped: list[float] = []
+    shaped: list[dict[int, float]] = []
     try:
         shape(name, rate)
         for _ in range(max(1, attempts)):
-            shaped.append(peak_mb_s(run_pingpong(testbed.inventory, msglog=msglog, iterations=iterations,
-                                                 campaign=f"{campaign}-{rate}", store=store)))
-            if shaped[-1] >= rate_mb_s * (1 - tolerance):
+            shaped.append(per_size_mb_s(run_pingpong(testbed.inventory, msglog=msglog, iterations=iterations,
+                                                     campaign=f"{campaign}-{rate}", store=store)))
+            if max((v for b, v in shaped[-1].items() if b >= BULK_BYTES), default=0) >= rate_mb_s * (1 - tolerance):
                 break
         shape(name, None)
         unshaped = peak_mb_s(run_pingpong(testbed.inventory, msglog=msglog, iterations=iterations,
                                           campaign=f"{campaign}-unshaped", store=store))
     finally:
         shape(name, before)
-    best = max(shaped)
+    if not any(shaped):
+        raise TestbedError("no PingPong throughput in the shaped IMB output")
+    maxima = {b: max(a.get(b, 0.0) for a in shaped) for b in sorted({b for a in shaped for b in a})}
+    peaks = [max(a.values()) for a in shaped if a]
+    bulk = max((v for b, v in maxima.items() if b >= BULK_BYTES), default=0.0)
     return {
         "rate": rate, "rate_mb_s": rate_mb_s,
-        "shaped_peak_mb_s": best, "shaped_peaks_mb_s": shaped, "unshaped_peak_mb_s": unshaped,
-        "shaped_fraction": best / rate_mb_s, "unshaped_fraction": unshaped / rate_mb_s,
-        # the upper bound must hold for every attempt: shaping never lets more through
-        "shaped_ok": rate_mb_s * (1 - tolerance) <= best and all(p <= rate_mb_s for p in shaped),
+        "shaped_peak_mb_s": max(peaks), "shaped_peaks_mb_s": peaks, "shaped_max_size": max(maxima, key=maxima.get),
+        "shaped_by_size_mb_s": maxima, "bulk_mb_s": bulk, "unshaped_peak_mb_s": unshaped,
+        "shaped_fraction": bulk / rate_mb_s, "unshaped_fraction": unshaped / rate_mb_s,
+        # the ceiling must hold for every size of every attempt: shaping never lets more through
+        "shaped_ok": all(p <= rate_mb_s for p in peaks),
+        "reaches_rate": rate_mb_s * (1 - tolerance) <= bulk,
         "unshaped_ok": unshaped > 2 * rate_mb_s,
         "msglog": list(msglog), "iterations": iterations, "tolerance": tolerance,
     }

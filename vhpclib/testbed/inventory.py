@@ -9,6 +9,8 @@ and reaches the nodes through the bridge (``I_MPI_HYDRA_IFACE=<bridge>``).
 
 from __future__ import annotations
 
+import subprocess
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +42,24 @@ def bootstrap_args(state: dict) -> str:
     return " ".join(options)
 
 
+#: What ``systemd-detect-virt --vm`` says -> the inventory's vmm; anything else is "unknown" (no claim).
+_DETECTED_VMM = {"none": "none", "kvm": "kvm", "xen": "xen", "vmware": "vmware", "qemu": "qemu-tcg"}
+
+
+@lru_cache(maxsize=1)
+def machine_vmm() -> str:
+    """The hypervisor this machine runs under, as an inventory's ``vmm``.
+
+    Testbed nodes are namespaces of this machine, so they are exactly as virtualized as it is:
+    writing ``none`` on a VM made the testbed's own inventory fail its check.
+    """
+    try:
+        out = subprocess.run(["systemd-detect-virt", "--vm"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return _DETECTED_VMM.get(out.stdout.strip(), "unknown")
+
+
 def inventory_data(state: dict, launch: Launch = "node") -> dict:
     """The inventory mapping of a testbed state (see module doc for ``launch``)."""
     hosts = [{"name": n["hostname"], "address": n["address"], "port": state["port"], "user": "root",
@@ -55,11 +75,12 @@ def inventory_data(state: dict, launch: Launch = "node") -> dict:
     where = "node 1 over SSH" if launch == "node" else "this machine's root namespace"
     description = (f"vHPC testbed '{state['name']}': {len(hosts)} network-namespace nodes on bridge "
                    f"{state['bridge']['name']} ({state['subnet']}), Intel MPI over TCP, "
-                   f"links {'shaped to ' + rate + ' (htb)' if rate else 'unshaped'}, no latency emulation; "
+                   f"links {'shaped to ' + rate + ' (tbf, a ceiling at every size)' if rate else 'unshaped'}, "
+                   "no latency emulation; "
                    f"mpirun on {where}.")
     environment: dict = {
         "label": "testbed",
-        "vmm": "none",
+        "vmm": state.get("vmm") or machine_vmm(),
         "baseline": True,
         "vcpu_pinning": "unknown",
         "host_key_policy": "strict",

@@ -267,11 +267,10 @@ def up(nodes: int, *, name: str = "vhpc", rate: str | None = None, slurm: bool =
 
     Writes keys, known_hosts and ``state.json`` into ``testbeds/<name>/`` and a
     ready inventory ``inventories/testbed-<name>.yml`` (environment ``testbed``).
-    ``rate`` (tc syntax, e.g. ``1gbit``) shapes every node's egress with htb;
-    latency cannot be emulated (no netem). ``slurm`` also starts a private Slurm
-    cluster (slurmctld on node 1, a slurmd in every node, a private munged) and
-    adds environment ``slurm`` to the inventory. Needs root. If anything fails,
-    what was created is removed again and ``TestbedError`` says what failed.
+    ``rate`` (tc syntax, e.g. ``1gbit``) shapes every node's egress with tbf (a ceiling at every message
+    size); latency cannot be emulated (no netem). ``slurm`` also starts a private Slurm cluster (slurmctld
+    on node 1, a slurmd in every node, a private munged) and adds environment ``slurm`` to the inventory.
+    Needs root. If anything fails, what was created is removed again and ``TestbedError`` says what failed.
     """
     ns.validate_name(name)
     ns.validate_nodes(nodes)
@@ -378,7 +377,7 @@ def _start_slurm(state: dict) -> None:
 # ------------------------------------------------------------------ shape, variant inventory
 
 def shape(name: str, rate: str | None) -> None:
-    """Set (or with ``None`` remove) the htb rate on every node link of a running testbed."""
+    """Set (or with ``None`` remove) the rate ceiling on every node link of a running testbed."""
     ns.validate_name(name)
     rate = normalise_rate(rate) if rate is not None else None
     require_root("shape")

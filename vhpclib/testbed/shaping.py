@@ -1,12 +1,28 @@
-"""Bandwidth shaping of node links with an htb qdisc.
+"""Bandwidth shaping of node links: a ceiling at every message size, with a token bucket filter.
 
-Each node's ``eth0`` egress gets ``htb default 10`` with one class of rate =
-ceil = R, so every packet a node sends is limited to R. This kernel has no
+Each node's ``eth0`` egress gets ``tbf rate R burst B``. Two properties make it a
+ceiling rather than an average:
+
+* tbf charges a packet *before* sending it and splits TCP's segmentation-offload
+  super-packets (up to 64 KB) into wire-size frames, each charged on its own. (htb
+  charged a whole super-packet after sending it: a 32 KiB PingPong message went
+  out at veth speed, and because each direction has its own bucket, which refills
+  while the other side answers, PingPong saw up to ~1.5x the rate for 2-32 KiB.)
+* the bucket holds ``B`` = one Ethernet frame (or 12 us of the rate when that is
+  more, for rates above 1 gbit), so a message can never pass faster than R beyond
+  the one frame an idle link lets through at once. A message of one frame still
+  goes at veth speed; it stays under R as long as the one-way latency of the link
+  (~10-20 us here) is at least the frame's serialisation time (12 us at 1 gbit).
+
+The price: every frame waits for the qdisc's timer. On a loaded machine late timer
+wake-ups are lost link time (a real NIC serialises in hardware), so the shaped
+link can deliver well below R there; it never delivers more. This kernel has no
 ``netem``: latency, jitter and loss cannot be emulated, only bandwidth.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..exceptions import InputError
@@ -14,7 +30,13 @@ from .netns import run
 
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit|tbit)$", re.IGNORECASE)
 _FACTORS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "tbit": 1e12}
-NO_NETEM = "this kernel has no netem qdisc, so a testbed can shape bandwidth (htb) but cannot emulate latency"
+NO_NETEM = "this kernel has no netem qdisc, so a testbed can shape bandwidth (tbf) but cannot emulate latency"
+#: One Ethernet frame (1500 B MTU + 14 B header) and headroom for tc's rounding of the bucket size:
+#: a bucket smaller than a frame would drop full-size frames.
+FRAME_BYTES = 1600
+#: Above ~1 gbit one frame is less than the timer can keep up with: the bucket holds this much link time.
+BUCKET_S = 12e-6
+QUEUE_LATENCY = "20ms"
 
 
 def parse_rate(rate: str) -> float:
@@ -26,7 +48,7 @@ def parse_rate(rate: str) -> float:
                          f"got {rate!r}{hint}", key="rate")
     bits = float(match.group(1)) * _FACTORS[match.group(2).lower()]
     if bits < 8_000:
-        raise InputError(f"rate {rate!r} is below 8kbit; htb cannot shape that slowly", key="rate")
+        raise InputError(f"rate {rate!r} is below 8kbit; the shaper cannot shape that slowly", key="rate")
     return bits
 
 
@@ -35,13 +57,22 @@ def normalise_rate(rate: str) -> str:
     return rate.strip().lower()
 
 
-def _class_args(rate: str) -> list[str]:
-    # quantum 1514: one full frame per round; without it htb warns "quantum ... is big" at high rates.
-    return ["htb", "rate", rate, "ceil", rate, "burst", "15k", "cburst", "15k", "quantum", "1514"]
+def bucket_bytes(rate: str) -> int:
+    """The token bucket: one frame, or ``BUCKET_S`` of link time when that is more."""
+    return max(FRAME_BYTES, math.ceil(parse_rate(rate) / 8 * BUCKET_S))
+
+
+def ceiling_mb_s(rate: str) -> float:
+    """The most a shaped link delivers, in 10^6 B/s (what IMB prints): the rate itself."""
+    return parse_rate(rate) / 8e6
+
+
+def _tbf_args(rate: str) -> list[str]:
+    return ["tbf", "rate", rate, "burst", str(bucket_bytes(rate)), "latency", QUEUE_LATENCY]
 
 
 def current_qdisc(netns: str, device: str = "eth0") -> str | None:
-    """Kind of the root qdisc of ``device`` (``htb``, ``noqueue``...) or None."""
+    """Kind of the root qdisc of ``device`` (``tbf``, ``noqueue``...) or None."""
     out = run(["tc", "-n", netns, "qdisc", "show", "dev", device]).stdout
     for line in out.splitlines():
         fields = line.split()
@@ -52,28 +83,23 @@ def current_qdisc(netns: str, device: str = "eth0") -> str | None:
 
 def apply_rate(netns: str, rate: str | None, device: str = "eth0") -> None:
     """Shape ``device`` egress to ``rate``, change an existing shaping, or remove it (``None``)."""
-    has_htb = current_qdisc(netns, device) == "htb"
+    shaped = current_qdisc(netns, device) in ("tbf", "htb")  # htb: left by an older vhpc
     if rate is None:
-        if has_htb:
+        if shaped:
             run(["tc", "-n", netns, "qdisc", "del", "dev", device, "root"])
         return
     rate = normalise_rate(rate)
-    if has_htb:
-        run(["tc", "-n", netns, "class", "change", "dev", device, "parent", "1:", "classid", "1:10",
-             *_class_args(rate)])
-        return
-    run(["tc", "-n", netns, "qdisc", "add", "dev", device, "root", "handle", "1:", "htb", "default", "10"])
-    run(["tc", "-n", netns, "class", "add", "dev", device, "parent", "1:", "classid", "1:10", *_class_args(rate)])
+    run(["tc", "-n", netns, "qdisc", "replace", "dev", device, "root", "handle", "1:", *_tbf_args(rate)])
 
 
 def shaping_status(netns: str, device: str = "eth0") -> dict:
-    """Root qdisc kind, htb rate/ceil as tc prints them, and bytes the htb class sent."""
-    status: dict = {"qdisc": current_qdisc(netns, device), "rate": None, "ceil": None, "class_sent_bytes": None}
-    if status["qdisc"] != "htb":
+    """Root qdisc kind, the rate and bucket as tc prints them, and bytes the shaper sent."""
+    status: dict = {"qdisc": current_qdisc(netns, device), "rate": None, "burst": None, "class_sent_bytes": None}
+    if status["qdisc"] not in ("tbf", "htb"):
         return status
-    out = run(["tc", "-n", netns, "-s", "class", "show", "dev", device]).stdout
-    if (m := re.search(r"class htb 1:10 .*?\brate (\S+) ceil (\S+)", out)):
-        status["rate"], status["ceil"] = m.group(1), m.group(2)
+    out = run(["tc", "-n", netns, "-s", "qdisc", "show", "dev", device]).stdout
+    if (m := re.search(r"qdisc (?:tbf|htb) \S+ root .*?\brate (\S+) burst (\S+)", out)):
+        status["rate"], status["burst"] = m.group(1), m.group(2)
     if (m := re.search(r"Sent (\d+) bytes", out)):
         status["class_sent_bytes"] = int(m.group(1))
     return status

@@ -19,6 +19,7 @@ from ..launchers import Job
 from ..parsers import get_parser
 from .app_run import APP_STAGES, SINGLE_NODE, AppRun, powers_of_two
 from .base import Extracted, Point, Skip, Workload
+from .capacity import Capacity
 
 if TYPE_CHECKING:
     from ..params import AppParams
@@ -38,17 +39,26 @@ class Blockss(Workload):
     stages = APP_STAGES
 
     def plan(self, stage: str, ctx: StageContext, params: AppParams) -> list[Point | Skip]:
-        """On a one-node environment the scaling sweep runs 1 and 2 processes inside the node,
-        so the stage still yields an efficiency and an ideal curve."""
+        """The paper's 2 processes per node, cores/2 threads each, where the nodes can host them pinned.
+
+        On one node (or on "nodes" that are namespaces of one machine, whose ranks would share
+        cores) the scaling sweep runs 1 and 2 processes inside a node, so the stage still yields
+        an efficiency and an ideal curve; a point the nodes cannot host is skipped with the
+        reason (``Capacity``), never measured oversubscribed.
+        """
         if stage not in APP_STAGES:
             return []
-        threads = max(1, ctx.topology().cores // 2)
-        nodes = len(ctx.env.hosts)
+        capacity = Capacity.of(ctx)
+        threads = max(1, capacity.cores_per_node // 2)
         if stage == SINGLE_NODE:
             counts = [2]
+        elif params.processes:
+            counts = list(params.processes)
+        elif capacity.nodes == 1 or capacity.shared:
+            counts = [1, 2] + ([4] if capacity.shared else [])  # 4: skipped, with the reason, on one machine
         else:
-            counts = list(params.processes or ([1, 2] if nodes == 1 else [2 * n for n in powers_of_two(nodes)]))
-        return [AppRun(self.name, params.blockss_preset, p, threads, 2).point(self.name) for p in counts]
+            counts = [2 * n for n in powers_of_two(capacity.nodes)]
+        return capacity.fit(self.name, [AppRun(self.name, params.blockss_preset, p, threads, 2) for p in counts])
 
     def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> str:
         """Generate the preset's matrices once on every host that may run ranks; returns problem.json's path."""

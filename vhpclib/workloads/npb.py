@@ -18,6 +18,7 @@ from ..launchers import Job
 from ..parsers import get_parser
 from .app_run import APP_STAGES, SINGLE_NODE, AppRun, powers_of_two
 from .base import Extracted, Point, Skip, Workload
+from .capacity import Capacity
 
 if TYPE_CHECKING:
     from ..npb import Deployment
@@ -51,14 +52,16 @@ class NpbMz(Workload):
         spec = ctx.env.benchmarks.npb
         if spec is None:
             return [Skip(self.name, "npb-mz", "NPB-MZ", NO_NPB)]
-        ppn = max(1, ctx.topology().cores // PAPER_THREADS)
+        capacity = Capacity.of(ctx)
+        ppn = max(1, capacity.cores_per_node // PAPER_THREADS)
         if stage == SINGLE_NODE:
             runs = [AppRun(b, params.npb_class, ppn, PAPER_THREADS, ppn) for b in spec.benchmarks]
         else:
-            counts = params.processes or tuple(ppn * n for n in powers_of_two(len(ctx.env.hosts)))
+            counts = params.processes or tuple(ppn * n for n in powers_of_two(capacity.nodes))
             runs = [AppRun(b, params.npb_class, p, PAPER_THREADS, min(ppn, p))
                     for b in spec.benchmarks for p in counts]
-        return [r.point(self.name) for r in runs]
+        # a point the nodes cannot host pinned is skipped with the reason, never run oversubscribed
+        return capacity.fit(self.name, runs)
 
     def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> Prepared:
         return deployments(ctx, [AppRun.of(p) for p in points])
