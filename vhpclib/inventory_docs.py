@@ -58,6 +58,8 @@ def type_text(annotation: Any) -> str:
     """A readable type: ``list of host``, ``one of: strict, accept-new``, ``number >= 1``..."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # validators attached to a type say nothing a reader needs here
+        return type_text(args[0])
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
         text = " or ".join(type_text(a) for a in rest)
