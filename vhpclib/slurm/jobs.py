@@ -40,6 +40,8 @@ from .settings import SlurmSettings
 
 COMMAND_TIMEOUT_S = 60.0  # one Slurm client command (sbatch alone retries for ~10 s without a controller)
 FIRST_POLL_S = 0.25
+MIN_POLL_S = 0.1  # the first squeue poll after sbatch, and the shortest gap
+POLL_FRACTION = 0.1
 ACCOUNTING_TIMEOUT_S = 60.0  # slurmdbd may record a job's end a little after squeue forgets it
 NO_ACCOUNTING = "accounting storage is disabled"
 _UNREACHABLE = ("Unable to contact slurm controller", "Could not establish a configuration source",
@@ -190,19 +192,30 @@ class WaitResult:
     polls: int
 
 
+def next_poll_delay(elapsed_s: float, settings: SlurmSettings) -> float:
+    """Seconds until the next squeue poll: a tenth of the time waited so far, from 0.1 s up to ``poll_interval_s``.
+
+    vhpc notices a job's end at most ~10 % of its run time late (plus one squeue
+    round trip), while the number of polls grows only with the logarithm of the
+    job's length until the interval reaches ``poll_interval_s``.
+    """
+    return min(settings.poll_interval_s, max(MIN_POLL_S, POLL_FRACTION * elapsed_s))
+
+
 def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, timeout_s: float | None = None,
                  check_interrupt: Callable[[], None] | None = None) -> WaitResult:
-    """Poll squeue until the job is finished; bounded by the pending limit and ``timeout_s``.
+    """Poll squeue until the job has ended; bounded by the pending limit and ``timeout_s``.
 
-    Intervals double from 0.25 s up to ``settings.poll_interval_s``. A job still
-    pending after ``settings.pending_limit_s`` is cancelled (``SlurmJobPending``,
-    with Slurm's pending reason); one not finished after ``timeout_s`` is
-    cancelled too (``SlurmJobTimeout``). Three failed polls in a row raise.
-    ``check_interrupt`` runs after every poll and sleep (``CancelOnInterrupt.raise_if_interrupted``).
+    Intervals follow ``next_poll_delay``. COMPLETING counts as ended (the job's
+    processes are gone; its nodes are still cleaning up). A job still pending
+    after ``settings.pending_limit_s`` is cancelled (``SlurmJobPending``, with
+    Slurm's pending reason); one still running ``timeout_s`` after it was first
+    seen running is cancelled too (``SlurmJobTimeout``). Three failed polls in a
+    row raise. ``check_interrupt`` runs after every poll and sleep
+    (``CancelOnInterrupt.raise_if_interrupted``).
     """
     check = check_interrupt or (lambda: None)
     started = time.monotonic()
-    delay = min(FIRST_POLL_S, settings.poll_interval_s)
     pending_s: float | None = None
     failures = polls = 0
     while True:
@@ -219,7 +232,7 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
         polls += 1
         now = time.monotonic() - started
         if answered:
-            if state is None or is_final(state[0]):
+            if state is None or is_final(state[0]) or state[0] == "COMPLETING":
                 return WaitResult(state[0] if state else None, now, pending_s, polls)
             word, reason = state
             if word != "PENDING" and pending_s is None:
@@ -230,13 +243,12 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
                     f"job {job_id} pended for more than {settings.pending_limit_s:g} s "
                     f"(Slurm's reason: {reason or 'none given'}); cancelled", job_id=job_id, pending_reason=reason,
                     waited_s=now)
-        if timeout_s is not None and now > timeout_s:
+        if timeout_s is not None and pending_s is not None and now - pending_s > timeout_s:
             cancel_job(executor, settings, job_id)
-            raise SlurmJobTimeout(f"job {job_id} did not finish within {timeout_s:g} s; cancelled",
+            raise SlurmJobTimeout(f"job {job_id} still running {timeout_s:g} s after it started; cancelled",
                                   job_id=job_id, waited_s=now)
-        time.sleep(delay)
+        time.sleep(next_poll_delay(now, settings))
         check()
-        delay = min(delay * 2, settings.poll_interval_s)
 
 
 def job_accounting(executor: Executor, settings: SlurmSettings, job_id: str, *,
@@ -381,30 +393,64 @@ class JobResult:
         }
 
 
-def fetch_outputs(executor: Executor, job_dir: str, run_dir: Path) -> list[str]:
-    """Copy the job's output files into the run folder; a file the job never wrote becomes empty."""
+def fetch_outputs(executor: Executor, job_dir: str, run_dir: Path, outputs: tuple[str, ...] = ()) -> list[str]:
+    """Copy the job's output files into the run folder; a log the job never wrote becomes empty.
+
+    ``outputs``: further files the program writes into its working folder (the
+    job folder); one that is missing is simply not copied (the run's sanity
+    check says what is missing).
+    """
     copied = []
-    for name in (STDOUT, STDERR, LAYOUT):
+    for name in (STDOUT, STDERR, LAYOUT, *outputs):
         try:
             executor.get(f"{job_dir}/{name}", run_dir / name)
             copied.append(name)
         except (OSError, IOError):
-            if name != LAYOUT:
+            if name in (STDOUT, STDERR):
                 (run_dir / name).write_text("")
     return copied
 
 
+def _salvage(executor: Executor, job_dir: str, run_dir: Path, outputs: tuple[str, ...], keep: bool) -> None:
+    """After an interruption: what the cancelled job wrote, copied into the run folder (best effort)."""
+    try:
+        fetch_outputs(executor, job_dir, run_dir, outputs)
+        if not keep:
+            executor.run(f"rm -rf {shlex.quote(job_dir)}", timeout=COMMAND_TIMEOUT_S, warn=True)
+    except (VhpcError, OSError):
+        pass
+
+
+def check_submission(executor: Executor, settings: SlurmSettings, *, nodes: int | None = None) -> str:
+    """``sbatch --test-only`` of a job as the settings describe it: raise when Slurm would refuse them.
+
+    Checks the job folder, partition, account, QOS, time limit, constraint, node
+    count and extra sbatch options, and that slurmctld answers, before any run is
+    submitted. Returns Slurm's estimate (``Job N to start at ...``).
+    """
+    base = job_base_dir(executor, settings)
+    probe = BatchJob(name="vhpc-check", program=("true",), launch="none", nodes=nodes)
+    script = batch_script(settings, probe, base)
+    delimiter = f"VHPC_SCRIPT_{uuid.uuid4().hex}"
+    result = _slurm(executor, settings, f"sbatch --test-only <<'{delimiter}'\n{script}{delimiter}\n")
+    if result.exit_code != 0:
+        raise classify_sbatch_error(result.stderr + result.stdout, result.exit_code, settings)
+    return _error_line(result.stderr + result.stdout)
+
+
 def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, run_dir: Path, *,
                   timeout_s: float | None = None, keep_job_dir: bool = False,
-                  on_submit: Callable[[str], None] | None = None) -> JobResult:
+                  on_submit: Callable[[str], None] | None = None, outputs: tuple[str, ...] = ()) -> JobResult:
     """Submit ``job`` from ``executor``, wait for it, and return its outcome with the sacct record.
 
-    ``run_dir`` (local) receives ``job.sbatch``, ``stdout.log``, ``stderr.log``
-    and ``slurm_env.txt``. A job Slurm ends in any state but COMPLETED, one
-    pending past ``pending_limit_s``, and one running past ``timeout_s`` are
-    returned as ``failed`` with the reason (the Slurm state, or which limit).
+    ``run_dir`` (local) receives ``job.sbatch``, ``stdout.log``, ``stderr.log``,
+    ``slurm_env.txt`` and the job's ``outputs`` (files it writes into its working
+    folder). A job Slurm ends in any state but COMPLETED, one pending past
+    ``pending_limit_s``, and one still running ``timeout_s`` after it started
+    are returned as ``failed`` with the reason (the Slurm state, or which limit).
     Refused submissions raise (``SlurmSettingError``/``SlurmUnreachable``, exit
-    2); Ctrl-C/SIGTERM cancel the job and propagate.
+    2); Ctrl-C/SIGTERM cancel the job, copy what it wrote into ``run_dir`` and
+    propagate.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -415,24 +461,30 @@ def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, ru
     pending_s: float | None = None
     submitted = utc_now()
     t0 = time.monotonic()
-    with CancelOnInterrupt(executor, settings) as guard:
-        job_id = submit(executor, settings, script, job_dir)
-        guard.job_id = job_id
-        guard.raise_if_interrupted()  # an interruption invoke swallowed while sbatch ran
-        if on_submit is not None:
-            on_submit(job_id)
-        try:
-            waited = wait_for_job(executor, settings, job_id, timeout_s=timeout_s,
-                                  check_interrupt=guard.raise_if_interrupted)
-            pending_s = waited.pending_s
-        except SlurmJobPending as exc:
-            reason, pending_s = f"PENDING_LIMIT: {exc.message}", exc.waited_s
-        except SlurmJobTimeout as exc:
-            reason, pending_s = f"VHPC_TIMEOUT: {exc.message}", None
-        guard.job_id = None
+    job_id: str | None = None
+    try:
+        with CancelOnInterrupt(executor, settings) as guard:
+            job_id = submit(executor, settings, script, job_dir)
+            guard.job_id = job_id
+            guard.raise_if_interrupted()  # an interruption invoke swallowed while sbatch ran
+            if on_submit is not None:
+                on_submit(job_id)
+            try:
+                waited = wait_for_job(executor, settings, job_id, timeout_s=timeout_s,
+                                      check_interrupt=guard.raise_if_interrupted)
+                pending_s = waited.pending_s
+            except SlurmJobPending as exc:
+                reason, pending_s = f"PENDING_LIMIT: {exc.message}", exc.waited_s
+            except SlurmJobTimeout as exc:
+                reason, pending_s = f"VHPC_TIMEOUT: {exc.message}", None
+            guard.job_id = None
+    except KeyboardInterrupt:
+        if job_id is not None:  # cancelled by the guard: keep what the job wrote
+            _salvage(executor, job_dir, run_dir, outputs, keep_job_dir)
+        raise
     turnaround = time.monotonic() - t0
     ended = utc_now()
-    files = fetch_outputs(executor, job_dir, run_dir)
+    files = fetch_outputs(executor, job_dir, run_dir, outputs)
     accounting = job_accounting(executor, settings, job_id, then_remove=None if keep_job_dir else job_dir)
     outcome, state_reason = outcome_of(accounting.state)
     return JobResult(name=job.name, job_id=job_id, outcome="failed" if reason else outcome,
