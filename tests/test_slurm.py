@@ -321,10 +321,11 @@ def test_private_cluster_runs_its_own_munged_as_munge_with_a_private_key(slurm_c
 
 @pytest.mark.slurm
 @pytest.mark.mpi
-@pytest.mark.parametrize("mode", ["srun-pmi2", "mpirun"])
+@pytest.mark.parametrize("mode,submission", [("srun-pmi2", "batch"), ("mpirun", "batch"),
+                                             ("srun-pmi2", "allocation"), ("mpirun", "allocation")])
 def test_imb_pingpong_runs_as_a_batch_job_and_brings_back_its_sacct_record(
-        slurm_cluster: cl.PrivateCluster, tmp_path: Path, mode: str) -> None:
-    settings = slurm_cluster.settings(mpi_mode=mode, time_limit="5")
+        slurm_cluster: cl.PrivateCluster, tmp_path: Path, mode: str, submission: str) -> None:
+    settings = slurm_cluster.settings(mpi_mode=mode, time_limit="5", submission=submission)
     result = jobs.run_batch_job(LocalExecutor(), settings, _imb_job(f"imb-{mode}"), tmp_path / "run")
     assert result.ok and result.state == "COMPLETED" and result.reason is None, result.stderr_path.read_text()
     acct = result.accounting
@@ -347,31 +348,34 @@ def test_imb_pingpong_runs_as_a_batch_job_and_brings_back_its_sacct_record(
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 def test_a_failing_job_is_a_failed_run_with_the_slurm_state_as_reason(slurm_cluster: cl.PrivateCluster,
-                                                                      tmp_path: Path) -> None:
+                                                                      tmp_path: Path, submission: str) -> None:
     job = BatchJob(name="exit3", program=("bash", "-c", "echo about to fail; exit 3"), launch="none")
-    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(), job, tmp_path / "run")
+    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(submission=submission), job, tmp_path / "run")
     assert (result.outcome, result.reason, result.accounting.job.exit_code) == ("failed", "FAILED", 3)
     assert result.stdout_path.read_text() == "about to fail\n"
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 def test_a_job_killed_by_its_time_limit_is_recorded_as_timeout(slurm_cluster: cl.PrivateCluster,
-                                                                tmp_path: Path) -> None:
+                                                                tmp_path: Path, submission: str) -> None:
     # A 1-minute limit, then the job moves its own end time to now: slurmctld's periodic time-limit check
     # (not vhpc) kills it, well before the minute is over.
     shorten = 'scontrol update JobId="$SLURM_JOB_ID" EndTime="$(date +%Y-%m-%dT%H:%M:%S)"; sleep 300'
     job = BatchJob(name="overtime", program=("bash", "-c", shorten), launch="none", time_limit="1")
     started = time.monotonic()
-    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(), job, tmp_path / "run")
+    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(submission=submission), job, tmp_path / "run")
     assert (result.outcome, result.reason, result.state) == ("failed", "TIMEOUT", "TIMEOUT")
     assert result.accounting.job.time_limit == "1" and time.monotonic() - started < 58
     assert _squeue(slurm_cluster, "-j", result.job_id) == ""
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 def test_a_job_pending_past_the_limit_is_cancelled_and_reported(slurm_cluster: cl.PrivateCluster,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, submission: str) -> None:
     # Two nodes from a one-node cluster: Slurm keeps it pending forever (PartitionConfig, then PartitionNodeLimit).
     job = BatchJob(name="too-big", program=("true",), nodes=2, launch="none")
     settings = slurm_cluster.settings(pending_limit_s=2.0)
@@ -380,6 +384,7 @@ def test_a_job_pending_past_the_limit_is_cancelled_and_reported(slurm_cluster: c
         jobs.wait_for_job(LocalExecutor(), settings, job_id)
     assert err.value.pending_reason.startswith("Partition") and "cancelled" in str(err.value)
     assert _squeue(slurm_cluster, "-j", err.value.job_id) == ""
+    settings = slurm_cluster.settings(pending_limit_s=2.0, submission=submission)
     result = jobs.run_batch_job(LocalExecutor(), settings, job, tmp_path / "run")
     assert result.outcome == "failed" and result.state == "CANCELLED"
     assert result.reason.startswith("PENDING_LIMIT: ") and "(Slurm's reason: Partition" in result.reason
@@ -399,42 +404,52 @@ from vhpclib.slurm import jobs
 from vhpclib.slurm.script import BatchJob
 from vhpclib.slurm.settings import SlurmSettings
 settings = SlurmSettings(**json.loads(sys.argv[1]))
-job = BatchJob(name="sleeper", program=("sleep", "300"), launch="none")
-def announce(job_id):
-    print(job_id, flush=True)
+job = BatchJob(name=sys.argv[3], program=("bash", "-c", "echo started; sleep 300"), launch="none")
 try:
-    jobs.run_batch_job(LocalExecutor(), settings, job, Path(sys.argv[2]), on_submit=announce)
+    jobs.run_batch_job(LocalExecutor(), settings, job, Path(sys.argv[2]), on_submit=lambda j: print(j, flush=True))
 except KeyboardInterrupt as exc:
     print(type(exc).__name__, flush=True)
     sys.exit(130)
 """
 
 
+def _running_job(cluster: cl.PrivateCluster, name: str, child: subprocess.Popen, timeout_s: float = 30) -> str:
+    """The id of the job called ``name`` once squeue shows it running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = _squeue(cluster, "-n", name, "-t", "RUNNING", "-o", "%i")
+        if found:
+            return found.splitlines()[0]
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+
+
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 @pytest.mark.parametrize("sig,raised", [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Terminated")])
 def test_interrupting_a_campaign_cancels_its_running_job(slurm_cluster: cl.PrivateCluster, tmp_path: Path,
-                                                          sig: signal.Signals, raised: str) -> None:
-    settings = slurm_cluster.settings()
+                                                          sig: signal.Signals, raised: str, submission: str) -> None:
+    settings = slurm_cluster.settings(submission=submission)
+    name = f"sleeper-{sig.name}-{submission}"
     child = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_CHILD, settings.model_dump_json(),
-                              str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              str(tmp_path / "run"), name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        job_id = child.stdout.readline().strip()
-        assert job_id.isdigit(), child.stderr.read()
-        deadline = time.monotonic() + 30
-        while _squeue(slurm_cluster, "-j", job_id, "-o", "%T") != "RUNNING":
-            assert time.monotonic() < deadline, "the job never started"
-            time.sleep(0.2)
+        job_id = _running_job(slurm_cluster, name, child)
+        time.sleep(0.5)  # let the job write its first line
         child.send_signal(sig)
         out, err = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert child.returncode == 130 and out.strip() == raised, err
+    # the job id is announced (once known), then the interruption goes on
+    assert child.returncode == 130 and out.split() == [job_id, raised], err
     assert _squeue(slurm_cluster, "-j", job_id) == ""  # nothing left queued or running
     state = subprocess.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
                            env={**os.environ, **slurm_cluster.env}).stdout.strip()
     assert state == "CANCELLED"
+    assert (tmp_path / "run" / "stdout.log").read_text() == "started\n"  # what the job wrote is kept
 
 
 @pytest.mark.slurm
@@ -452,24 +467,28 @@ def test_cancel_on_interrupt_cancels_and_reraises(slurm_cluster: cl.PrivateClust
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission,words", [
+    ("batch", "sbatch: error: Batch job submission failed: Invalid partition name specified"),
+    ("allocation", "salloc: error: Job submit/allocate failed: Invalid partition name specified")])
 def test_unknown_partition_is_refused_by_sbatch_in_one_line_naming_the_setting(
-        slurm_cluster: cl.PrivateCluster, tmp_path: Path) -> None:
-    settings = slurm_cluster.settings(partition="nosuchpart")
+        slurm_cluster: cl.PrivateCluster, tmp_path: Path, submission: str, words: str) -> None:
+    settings = slurm_cluster.settings(partition="nosuchpart", submission=submission)
     with pytest.raises(SlurmSettingError) as err:
         jobs.run_batch_job(LocalExecutor(), settings, BatchJob(name="x", program=("true",), launch="none"),
                            tmp_path / "run")
     assert err.value.key == "slurm.partition" and err.value.exit_code == 2
-    assert str(err.value) == ("slurm.partition: Slurm refused partition 'nosuchpart': sbatch: error: Batch job "
-                              "submission failed: Invalid partition name specified")
+    assert str(err.value) == f"slurm.partition: Slurm refused partition 'nosuchpart': {words}"
 
 
 @pytest.mark.slurm
-def test_no_slurmctld_listening_is_one_line_and_exit_2(slurm_cluster: cl.PrivateCluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
+def test_no_slurmctld_listening_is_one_line_and_exit_2(slurm_cluster: cl.PrivateCluster, tmp_path: Path,
+                                                       submission: str) -> None:
     dead = tmp_path / "dead.conf"
     closed = cl.free_port("0.0.0.0")
     dead.write_text("".join(f"SlurmctldPort={closed}\n" if line.startswith("SlurmctldPort=") else line
                             for line in slurm_cluster.conf.read_text().splitlines(keepends=True)))
-    settings = slurm_cluster.settings(slurm_conf=str(dead))
+    settings = slurm_cluster.settings(slurm_conf=str(dead), submission=submission)
     with pytest.raises(SlurmUnreachable) as err:
         jobs.run_batch_job(LocalExecutor(), settings, BatchJob(name="x", program=("true",), launch="none"),
                            tmp_path / "run")

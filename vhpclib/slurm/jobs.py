@@ -35,13 +35,15 @@ from ..exceptions import (ParseError, RemoteError, SlurmError, SlurmJobPending, 
                           SlurmSettingError, SlurmUnreachable, Terminated, VhpcError)
 from ..remote import CommandResult, Executor, utc_now
 from .sacct import SACCT_FIELDS, JobAccounting, Outcome, is_final, outcome_of, parse_sacct, state_word
-from .script import LAYOUT, SCRIPT_NAME, STDERR, STDOUT, BatchJob, batch_script
+from .script import LAYOUT, SCRIPT_NAME, STDERR, STDOUT, BatchJob, batch_script, extra_args, job_options
+from .session import SCRIPT_WRITE_FAILED, SessionOutput, parse_session, session_program
 from .settings import SlurmSettings
 
 COMMAND_TIMEOUT_S = 60.0  # one Slurm client command (sbatch alone retries for ~10 s without a controller)
 FIRST_POLL_S = 0.25
 MIN_POLL_S = 0.1  # the first squeue poll after sbatch, and the shortest gap
 POLL_FRACTION = 0.1
+BACKSTOP_MARGIN_S = 300.0  # beyond pending limit + timeout, before vhpc stops waiting for the submit host
 ACCOUNTING_TIMEOUT_S = 60.0  # slurmdbd may record a job's end a little after squeue forgets it
 NO_ACCOUNTING = "accounting storage is disabled"
 _UNREACHABLE = ("Unable to contact slurm controller", "Could not establish a configuration source",
@@ -104,7 +106,6 @@ def classify_sbatch_error(stderr: str, exit_code: int, settings: SlurmSettings |
 _BASES: dict[tuple[str, str], str] = {}  # (submit host, job_dir setting) -> its absolute path
 # (submit host, SLURM_CONF) whose sacct said "accounting storage is disabled": ask --completion directly
 _COMPLETION_ONLY: set[tuple[str, str | None]] = set()
-SCRIPT_WRITE_FAILED = 97
 
 
 def job_base_dir(executor: Executor, settings: SlurmSettings) -> str:
@@ -438,57 +439,142 @@ def check_submission(executor: Executor, settings: SlurmSettings, *, nodes: int 
     return _error_line(result.stderr + result.stdout)
 
 
+def _write_files(run_dir: Path, files: dict[str, bytes]) -> list[str]:
+    written = []
+    for name, data in files.items():
+        if "/" in name or name in ("", ".", ".."):
+            continue
+        (run_dir / name).write_bytes(data)
+        written.append(name)
+    for name in (STDOUT, STDERR):
+        if not (run_dir / name).exists():
+            (run_dir / name).write_text("")
+    return written
+
+
+def _after_interrupt(executor: Executor, settings: SlurmSettings, job_dir: str, run_dir: Path,
+                     outputs: tuple[str, ...], keep: bool) -> str | None:
+    """The session was cut off by an interruption: cancel its job (id from the job folder), keep its output."""
+    try:
+        found = executor.run(f"cat {shlex.quote(job_dir + '/job_id')} 2>/dev/null", timeout=COMMAND_TIMEOUT_S,
+                             warn=True).stdout.strip()
+    except (VhpcError, OSError):
+        return None
+    job_id = found if found.isdigit() else None
+    if job_id is not None:
+        try:
+            cancel_job(executor, settings, job_id)
+        except (VhpcError, OSError):
+            pass
+    _salvage(executor, job_dir, run_dir, outputs, keep)
+    return job_id
+
+
+def _accounting(executor: Executor, settings: SlurmSettings, job_id: str, session: SessionOutput,
+                job_dir: str, keep: bool) -> JobAccounting:
+    """The sacct record the session brought back, or (if it had none final) asked for again."""
+    if session.sacct is not None:
+        completion, code, text = session.sacct
+        if completion:
+            _COMPLETION_ONLY.add((executor.name, settings.slurm_conf))
+        if code == 0:
+            try:
+                record = parse_sacct(text, job_id, source="sacct --completion" if completion else "sacct")
+                if record.final:
+                    return record
+            except ParseError:
+                pass
+        elif any(p in text for p in _UNREACHABLE):
+            raise SlurmUnreachable(f"sacct: {_error_line(text)}", key="slurm.slurm_conf")
+    return job_accounting(executor, settings, job_id, then_remove=None if keep or session.done else job_dir)
+
+
+def _session_reason(session: SessionOutput, settings: SlurmSettings, job_id: str,
+                    timeout_s: float | None) -> str | None:
+    if session.cancelled == "pending-limit":
+        return (f"PENDING_LIMIT: job {job_id} pended for more than {settings.pending_limit_s:g} s "
+                f"(Slurm's reason: {session.pending_reason or 'none given'}); cancelled")
+    if session.cancelled == "timeout":
+        return f"VHPC_TIMEOUT: job {job_id} still running {timeout_s:g} s after it started; cancelled"
+    return None
+
+
 def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, run_dir: Path, *,
                   timeout_s: float | None = None, keep_job_dir: bool = False,
                   on_submit: Callable[[str], None] | None = None, outputs: tuple[str, ...] = ()) -> JobResult:
     """Submit ``job`` from ``executor``, wait for it, and return its outcome with the sacct record.
 
-    ``run_dir`` (local) receives ``job.sbatch``, ``stdout.log``, ``stderr.log``,
-    ``slurm_env.txt`` and the job's ``outputs`` (files it writes into its working
-    folder). A job Slurm ends in any state but COMPLETED, one pending past
-    ``pending_limit_s``, and one still running ``timeout_s`` after it started
-    are returned as ``failed`` with the reason (the Slurm state, or which limit).
-    Refused submissions raise (``SlurmSettingError``/``SlurmUnreachable``, exit
-    2); Ctrl-C/SIGTERM cancel the job, copy what it wrote into ``run_dir`` and
-    propagate.
+    The whole job is one command on the submit host (``session.py``): submit
+    (sbatch, or salloc with ``submission: allocation``), wait, account, and send
+    back ``stdout.log``, ``stderr.log``, ``slurm_env.txt`` and the job's
+    ``outputs`` (files it writes into its working folder), which land in
+    ``run_dir`` beside ``job.sbatch``. A job Slurm ends in any state but
+    COMPLETED, one pending past ``pending_limit_s``, and one still running
+    ``timeout_s`` after it started are returned as ``failed`` with the reason
+    (the Slurm state, or which limit). Refused submissions raise
+    (``SlurmSettingError``/``SlurmUnreachable``, exit 2). Ctrl-C/SIGTERM cancel
+    the job, keep what it wrote in ``run_dir`` and propagate. ``on_submit`` is
+    called with the job id once vhpc knows it.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     job_dir = new_job_dir(executor, settings, job.name)
     script = batch_script(settings, job, job_dir)
     (run_dir / SCRIPT_NAME).write_text(script)
-    reason: str | None = None
-    pending_s: float | None = None
+    salloc = job_options(settings, job) if settings.submission == "allocation" else []
+    program = session_program(settings, script, job_dir,
+                              salloc=[f"{o}={v}" for o, v in salloc] + (extra_args(settings, job) if salloc else []),
+                              files=outputs, timeout_s=timeout_s, keep_job_dir=keep_job_dir,
+                              completion_only=(executor.name, settings.slurm_conf) in _COMPLETION_ONLY)
+    backstop = None
+    if settings.pending_limit_s is not None and timeout_s is not None:
+        backstop = settings.pending_limit_s + timeout_s + BACKSTOP_MARGIN_S
     submitted = utc_now()
     t0 = time.monotonic()
-    job_id: str | None = None
-    try:
-        with CancelOnInterrupt(executor, settings) as guard:
-            job_id = submit(executor, settings, script, job_dir)
-            guard.job_id = job_id
-            guard.raise_if_interrupted()  # an interruption invoke swallowed while sbatch ran
-            if on_submit is not None:
+    with CancelOnInterrupt(executor, settings) as guard:
+        try:
+            # Locally, invoke turns Ctrl-C into a ^C on the program's stdin (it cancels, collects, returns);
+            # over SSH the interruption propagates and the closed session cancels the job.
+            result = _slurm(executor, settings, program, timeout=backstop)
+        except KeyboardInterrupt:
+            job_id = _after_interrupt(executor, settings, job_dir, run_dir, outputs, keep_job_dir)
+            if job_id and on_submit is not None:
                 on_submit(job_id)
-            try:
-                waited = wait_for_job(executor, settings, job_id, timeout_s=timeout_s,
-                                      check_interrupt=guard.raise_if_interrupted)
-                pending_s = waited.pending_s
-            except SlurmJobPending as exc:
-                reason, pending_s = f"PENDING_LIMIT: {exc.message}", exc.waited_s
-            except SlurmJobTimeout as exc:
-                reason, pending_s = f"VHPC_TIMEOUT: {exc.message}", None
-            guard.job_id = None
-    except KeyboardInterrupt:
-        if job_id is not None:  # cancelled by the guard: keep what the job wrote
-            _salvage(executor, job_dir, run_dir, outputs, keep_job_dir)
-        raise
+            raise
+        session = parse_session(result.stdout)
+        if result.exit_code == SCRIPT_WRITE_FAILED:
+            raise SlurmSettingError(f"cannot write the job script into {job_dir} on {executor.name}: "
+                                    f"{_error_line(result.stderr)}", key="slurm.job_dir")
+        if session.refused is not None:
+            code, words = session.refused
+            raise classify_sbatch_error(words, code, settings)
+        if session.job_id is None:
+            raise SlurmError(f"the job of {job.name} was not submitted (exit {result.exit_code}): "
+                             f"{_error_line(result.stderr + result.stdout)}")
+        job_id = session.job_id
+        files = _write_files(run_dir, session.files)
+        if on_submit is not None:
+            on_submit(job_id)
+        if guard.interrupted is not None:  # the program cancelled the job when vhpc asked; output is kept
+            guard.raise_if_interrupted()
+        guard.job_id = job_id if not session.done else None  # cut short (backstop): cancel on the way out
+        reason = _session_reason(session, settings, job_id, timeout_s)
+        if not session.done:
+            cancel_job(executor, settings, job_id)
+            files = fetch_outputs(executor, job_dir, run_dir, outputs)
+            reason = reason or (f"VHPC_TIMEOUT: no answer from the submit host within {backstop:g} s; job "
+                                f"{job_id} cancelled" if result.exit_code == 124 else None)
+        if session.squeue_error:
+            raise SlurmUnreachable(f"squeue: {_error_line(session.squeue_error)}", key="slurm.slurm_conf") \
+                if any(p in session.squeue_error for p in _UNREACHABLE) else \
+                SlurmError(f"squeue failed for job {job_id}: {_error_line(session.squeue_error)}")
+        guard.job_id = None
     turnaround = time.monotonic() - t0
-    ended = utc_now()
-    files = fetch_outputs(executor, job_dir, run_dir, outputs)
-    accounting = job_accounting(executor, settings, job_id, then_remove=None if keep_job_dir else job_dir)
+    accounting = _accounting(executor, settings, job_id, session, job_dir, keep_job_dir)
     outcome, state_reason = outcome_of(accounting.state)
+    pending_s = session.running_ms / 1000 if session.running_ms is not None else None
     return JobResult(name=job.name, job_id=job_id, outcome="failed" if reason else outcome,
                      reason=reason or state_reason, state=accounting.state, accounting=accounting,
                      submit_host=executor.name, job_dir=job_dir, run_dir=run_dir, submitted_utc=submitted,
-                     ended_utc=ended, turnaround_s=turnaround, pending_s=pending_s, mpi_mode=settings.mpi_mode,
-                     files=[SCRIPT_NAME, *files])
+                     ended_utc=utc_now(), turnaround_s=turnaround, pending_s=pending_s,
+                     mpi_mode=settings.mpi_mode, files=[SCRIPT_NAME, *files])

@@ -76,8 +76,8 @@ def _quote(value: object) -> str:
     return shlex.quote(str(value))
 
 
-def sbatch_directives(settings: SlurmSettings, job: BatchJob, job_dir: str) -> list[str]:
-    """The ``#SBATCH`` lines: settings first, then the job's own counts, output into ``job_dir``."""
+def job_options(settings: SlurmSettings, job: BatchJob) -> list[tuple[str, object]]:
+    """The job's allocation options (name, settings, counts) as ``(option, value)`` pairs, in order."""
     options: list[tuple[str, object]] = [("--job-name", job.name)]
     for option, value in (("--partition", settings.partition), ("--account", settings.account),
                           ("--qos", settings.qos), ("--time", job.time_limit or settings.time_limit),
@@ -87,11 +87,23 @@ def sbatch_directives(settings: SlurmSettings, job: BatchJob, job_dir: str) -> l
                           ("--ntasks", job.ntasks), ("--cpus-per-task", job.cpus_per_task)):
         if value is not None:
             options.append((option, value))
+    return options
+
+
+def extra_args(settings: SlurmSettings, job: BatchJob) -> list[str]:
+    """The settings' extra options, and ``--exclusive`` when the job needs whole nodes."""
+    extra = list(settings.sbatch_args)
+    if job.exclusive and not any(arg.startswith("--exclusive") for arg in extra):
+        extra.append("--exclusive")
+    return extra
+
+
+def sbatch_directives(settings: SlurmSettings, job: BatchJob, job_dir: str) -> list[str]:
+    """The ``#SBATCH`` lines: settings first, then the job's own counts, output into ``job_dir``."""
+    options = job_options(settings, job)
     options += [("--chdir", job_dir), ("--output", f"{job_dir}/{STDOUT}"), ("--error", f"{job_dir}/{STDERR}")]
     lines = [f"#SBATCH {option}={_quote(value)}" for option, value in options]
-    lines += [f"#SBATCH {_sbatch_arg(arg)}" for arg in settings.sbatch_args]
-    if job.exclusive and not any(arg.startswith("--exclusive") for arg in settings.sbatch_args):
-        lines.append("#SBATCH --exclusive")
+    lines += [f"#SBATCH {_sbatch_arg(arg)}" for arg in extra_args(settings, job)]
     return lines
 
 
