@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import Terminated
+from ..exceptions import SlurmSettingError, SlurmUnreachable, Terminated
 from ..mpi import LaunchSpec, build_launch, shell_command
 from ..record import Execution, LaunchRecord, MpiRecord
 from ..remote import utc_now
@@ -163,7 +163,12 @@ class SlurmLauncher(Launcher):
         from ..slurm.jobs import check_submission
 
         env = target.env
-        check_submission(submit_executor(target), env.slurm, nodes=len(env.hosts))
+        try:
+            check_submission(submit_executor(target), env.slurm, nodes=len(env.hosts))
+        except (SlurmSettingError, SlurmUnreachable) as exc:  # name the inventory and the environment's key
+            source = getattr(getattr(target, "inventory", None), "source", None)
+            raise type(exc)(exc.message, file=str(source) if source else None,
+                            key=f"environments.{target.environment}.{exc.key}" if exc.key else None) from None
 
     def launch(self, target: LaunchTarget, job: Job, writer: RunWriter) -> Execution:
         from ..slurm.jobs import run_batch_job

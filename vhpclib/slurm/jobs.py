@@ -422,21 +422,40 @@ def _salvage(executor: Executor, job_dir: str, run_dir: Path, outputs: tuple[str
         pass
 
 
+_CHECKED: dict[tuple[str, str, int | None], str] = {}  # (submit host, settings, nodes) -> Slurm's estimate
+
+
 def check_submission(executor: Executor, settings: SlurmSettings, *, nodes: int | None = None) -> str:
     """``sbatch --test-only`` of a job as the settings describe it: raise when Slurm would refuse them.
 
     Checks the job folder, partition, account, QOS, time limit, constraint, node
     count and extra sbatch options, and that slurmctld answers, before any run is
-    submitted. Returns Slurm's estimate (``Job N to start at ...``).
+    submitted: one command on the submit host, once per process and settings.
+    Returns Slurm's estimate (``Job N to start at ...``).
     """
-    base = job_base_dir(executor, settings)
+    key = (executor.name, settings.model_dump_json(), nodes)
+    if key in _CHECKED:
+        return _CHECKED[key]
+    base_key = (executor.name, settings.job_dir)
     probe = BatchJob(name="vhpc-check", program=("true",), launch="none", nodes=nodes)
-    script = batch_script(settings, probe, base)
     delimiter = f"VHPC_SCRIPT_{uuid.uuid4().hex}"
-    result = _slurm(executor, settings, f"sbatch --test-only <<'{delimiter}'\n{script}{delimiter}\n")
+    folder = shlex.quote(settings.job_dir)
+    # The job folder first (as job_base_dir makes it), then the test submission (it writes nothing).
+    command = (f"cd && mkdir -p {folder} && cd {folder} && echo \"@@vhpc base $(pwd -P)\" || "
+               f"exit {SCRIPT_WRITE_FAILED}\n"
+               f"sbatch --test-only <<'{delimiter}'\n{batch_script(settings, probe, '/tmp')}{delimiter}\n")
+    result = _slurm(executor, settings, command)
+    lines = result.stdout.splitlines()
+    base = next((ln.split(" ", 2)[2] for ln in lines if ln.startswith("@@vhpc base ")), "")
+    if result.exit_code == SCRIPT_WRITE_FAILED or not base.startswith("/") or any(c.isspace() for c in base):
+        raise SlurmSettingError(f"cannot use {settings.job_dir!r} on {executor.name} as the job folder: "
+                                f"{_error_line(result.stderr) if result.stderr.strip() else base!r}",
+                                key="slurm.job_dir")
+    _BASES[base_key] = base
     if result.exit_code != 0:
         raise classify_sbatch_error(result.stderr + result.stdout, result.exit_code, settings)
-    return _error_line(result.stderr + result.stdout)
+    _CHECKED[key] = _error_line(result.stderr + result.stdout)
+    return _CHECKED[key]
 
 
 def _write_files(run_dir: Path, files: dict[str, bytes]) -> list[str]:
