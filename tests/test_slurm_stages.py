@@ -332,8 +332,10 @@ def test_paper_stages_across_two_namespace_nodes_through_slurm_build_tables_and_
     assert "blockss.json" in by_procs[4].record.files
     figures = {p.name for p in micro.figures + scaling.figures}
     assert {"table2_latency.html", "figure2_throughput.html", "figure4_blockss.html"} <= figures
-    apps = (data / "data/processed/sl2/apps.csv").read_text()
-    assert apps.count("blockss") == 2
+    import pandas as pd
+
+    apps = pd.read_csv(data / "data/processed/sl2/apps.csv")
+    assert sorted(apps.loc[apps["workload"] == "blockss", "nprocs"]) == [2, 4] and apps["verified"].all()
 
 
 @pytest.mark.root
