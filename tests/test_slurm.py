@@ -567,3 +567,103 @@ def test_a_cluster_that_fails_to_start_says_why_and_leaves_nothing_running(tmp_p
     stopped = json.loads((tmp_path / "broken" / "cluster.stopped.json").read_text())
     assert stopped["pids"] and not any(cl.mg.alive(pid) for pid in stopped["pids"].values())
     assert not (Path(stopped["munge_folder"]) / "munge.key").exists()
+
+
+# ------------------------------------------------------------------ the launcher's pure parts
+
+from vhpclib.mpi import LaunchSpec  # noqa: E402
+from vhpclib.slurm.placement import binding_problems, parse_binding, srun_placement  # noqa: E402
+from vhpclib.slurm.sacct import expand_hostlist  # noqa: E402
+from vhpclib.slurm.session import parse_session, session_program  # noqa: E402
+
+
+def test_placements_become_allocation_counts_and_srun_binding() -> None:
+    intra = srun_placement(LaunchSpec(nprocs=2, cpus=(0, 1)))
+    assert (intra.nodes, intra.ntasks, intra.ntasks_per_node, intra.exclusive) == (1, 2, 2, True)
+    assert intra.srun_args == ("--cpu-bind=verbose,map_cpu:0,1",) and intra.cpu_map == ((0, 1),)
+    same = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (3,)), ("b", (3,)))))
+    assert same.srun_args == ("--cpu-bind=verbose,map_cpu:3",) and same.program_prefix == ()
+    split = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (0,)), ("b", (1,)))))
+    assert split.srun_args == ("--cpu-bind=verbose,none",) and split.program_prefix[:2] == ("bash", "-c")
+    assert split.program_prefix[-1] == "vhpc-bind" and split.cpu_map == ((0,), (1,))
+    threads = srun_placement(LaunchSpec(nprocs=4, hosts=("a", "b"), ppn=2, threads_per_proc=4))
+    assert (threads.nodes, threads.ntasks_per_node, threads.cpus_per_task, threads.exclusive) == (2, 2, 4, False)
+    assert threads.srun_args == ("--cpus-per-task=4", "--cpu-bind=verbose,cores")
+    plain = srun_placement(LaunchSpec(nprocs=3))
+    assert (plain.nodes, plain.ntasks, plain.srun_args) == (1, 3, ("--cpu-bind=verbose",))
+    with pytest.raises(SlurmSettingError, match="same number of ranks"):
+        srun_placement(LaunchSpec(nprocs=3, hosts=("a", "b"), host_cpus=(("a", (0, 1)), ("b", (1,)))))
+
+
+def test_per_node_cpu_wrapper_picks_each_tasks_cpu_and_refuses_a_task_it_has_none_for(tmp_path: Path) -> None:
+    split = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (0,)), ("b", (1,)))))
+    fake = tmp_path / "taskset"  # records what it was asked instead of pinning
+    fake.write_text("#!/bin/sh\necho \"taskset $*\"\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SLURMD_NODENAME": "b", "SLURM_PROCID": "1"}
+    done = subprocess.run([*split.program_prefix, "prog", "x y"], capture_output=True, text=True,
+                          env={**env, "SLURM_NODEID": "1", "SLURM_LOCALID": "0"})
+    assert done.stdout == "taskset -c 1 prog x y\n" and "vhpc-bind - b, node 1, task 1 0" in done.stderr
+    refused = subprocess.run([*split.program_prefix, "prog"], capture_output=True, text=True,
+                             env={**env, "SLURM_NODEID": "2", "SLURM_LOCALID": "0"})
+    assert refused.returncode == 1 and "no CPU for node 2 task 0" in refused.stderr
+
+
+def test_srun_cpu_bind_reports_are_read_back_and_checked_against_the_placement() -> None:
+    mapped = parse_binding((FIXTURES / "srun_cpu_bind_map.stderr").read_text())
+    assert [(b.task, b.node, b.cpus, b.source) for b in mapped] == [(0, "vm", (1,), "srun"), (1, "vm", (0,), "srun")]
+    assert binding_problems(mapped, srun_placement(LaunchSpec(nprocs=2, cpus=(1, 0))), ["vm"]) == []
+    wrong = binding_problems(mapped, srun_placement(LaunchSpec(nprocs=2, cpus=(0, 1))), ["vm"])
+    assert wrong == ["task 0 on vm bound to cpus [1], expected [0]", "task 1 on vm bound to cpus [0], expected [1]"]
+    wrapped = parse_binding((FIXTURES / "srun_cpu_bind_wrapper.stderr").read_text())
+    assert [(b.node, b.cpus, b.source) for b in wrapped] == [("sgx-node1", (0,), "vhpc-bind"),
+                                                              ("sgx-node2", (1,), "vhpc-bind")]
+    split = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (0,)), ("b", (1,)))))
+    assert binding_problems(wrapped, split, ["sgx-node1", "sgx-node2"]) == []
+    one_node = srun_placement(LaunchSpec(nprocs=2, cpus=(0, 1)))
+    assert "tasks ran on 2 node(s) (sgx-node1, sgx-node2), expected 1" in binding_problems(
+        wrapped, one_node, ["sgx-node1", "sgx-node2"])
+    masks = parse_binding((FIXTURES / "srun_cpu_bind_mask_2nodes.stderr").read_text())
+    assert [b.cpus for b in masks] == [(0,), (1,), (0,), (1,)]
+    assert binding_problems([], one_node, ["vm"]) == [
+        "srun printed no cpu-bind line (task/affinity missing?): binding not verified by Slurm"]
+
+
+@pytest.mark.parametrize("text,names", [
+    ("vm", ["vm"]), ("sgx-node[1-2]", ["sgx-node1", "sgx-node2"]), ("cn[001-003,010]", ["cn001", "cn002", "cn003",
+                                                                                          "cn010"]),
+    ("a[1-2],login", ["a1", "a2", "login"]), ("r[1-2]n[1-2]", ["r1n1", "r1n2", "r2n1", "r2n2"]),
+    ("(null)", []), (None, [])])
+def test_slurm_node_lists_expand_in_order(text: str | None, names: list[str]) -> None:
+    assert expand_hostlist(text) == names
+
+
+@pytest.mark.parametrize("text", ["n[1-", "n[a-b]", "n]1["])
+def test_malformed_node_lists_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        expand_hostlist(text)
+
+
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
+def test_the_submit_host_program_is_valid_bash_with_every_value_quoted(submission: str) -> None:
+    settings = SlurmSettings(submission=submission, pending_limit_s=30, poll_interval_s=2)
+    script = batch_script(settings, BatchJob(name="j", program=("true",)), "/jobs/it's here")
+    program = session_program(settings, script, "/jobs/it's here", salloc=["--job-name=j", "--partition=a b"],
+                              files=("result with blank.json",), timeout_s=60)
+    assert subprocess.run(["bash", "-n"], input=program, text=True).returncode == 0
+    assert "d='/jobs/it'\"'\"'s here'" in program and "limit_ms=30000; timeout_ms=60000; poll_max_ms=2000" in program
+    assert ("'--partition=a b'" in program) == (submission == "allocation")
+    assert "'result with blank.json'" in program
+
+
+def test_submit_host_output_is_read_even_when_cut_short() -> None:
+    text = ("noise\n@@vhpc job 42\n@@vhpc running 310\n@@vhpc cancel pending-limit\n@@vhpc ended CANCELLED 900\n"
+            "@@vhpc sacct 1 0\n42|j|p|||CANCELLED|0:0||00:00:00|0|||||0|0||1|\n@@vhpc end-sacct\n"
+            "@@vhpc file stdout.log\naGVsbG8K\n@@vhpc file blockss.json\n!!notbase64\n")
+    out = parse_session(text)
+    assert (out.job_id, out.running_ms, out.cancelled, out.ended, out.done) == ("42", 310, "pending-limit",
+                                                                                   "CANCELLED", False)
+    assert out.sacct == (True, 0, "42|j|p|||CANCELLED|0:0||00:00:00|0|||||0|0||1|")
+    assert out.files == {"stdout.log": b"hello\n"} and out.damaged == ["blockss.json"]
+    refused = parse_session("@@vhpc refused 1\nsbatch: error: Invalid partition name specified\n@@vhpc end-refused\n")
+    assert refused.refused == (1, "sbatch: error: Invalid partition name specified") and refused.job_id is None

@@ -364,3 +364,46 @@ def test_batch_script_of_a_launched_run_is_valid_bash(tmp_path: Path) -> None:
     text = batch_script(SlurmSettings(), job, str(tmp_path))
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
     assert textwrap.dedent("#SBATCH --exclusive") in text
+
+
+def _context(tmp_path: Path, **slurm: object) -> StageContext:
+    from vhpclib.config import parse_inventory
+
+    inv = parse_inventory(yaml.safe_dump({"environments": {"c": {
+        "label": "c", "launcher": "slurm", "hosts": [{"local": True}], "timeout_s": 600,
+        "slurm": {"partition": "p", **slurm}}}}), tmp_path / "inv.yml")
+    return StageContext(inv, "c", "plan", store=RawStore(tmp_path / "raw"))
+
+
+def test_a_pinned_run_under_srun_lets_slurm_bind_and_keeps_the_mpi_report_but_not_its_pinning(tmp_path: Path) -> None:
+    from vhpclib.launchers import Job
+    from vhpclib.launchers.slurm import job_name, plan_job
+    from vhpclib.mpi import LaunchSpec
+
+    ctx = _context(tmp_path)
+    job = Job(["IMB-MPI1", "PingPong"], LaunchSpec(nprocs=2, cpus=(0, 1)), timeout_s=90)
+    plan = plan_job(ctx, job, job_name("pingpong-intra-socket-m0-4-r01"))
+    assert plan.argv == ["srun", "--mpi=pmi2", "-n", "2", "--cpu-bind=verbose,map_cpu:0,1", "IMB-MPI1", "PingPong"]
+    assert plan.variables["I_MPI_DEBUG"] == "4" and plan.variables["I_MPI_FABRICS"] == "shm"
+    assert not any(k.startswith("I_MPI_PIN") for k in plan.variables)  # srun binds; Intel MPI only reports
+    assert plan.variables["I_MPI_PMI_LIBRARY"].endswith("libpmi2.so.0")
+    assert (plan.batch.nodes, plan.batch.ntasks, plan.batch.exclusive) == (1, 2, True)
+    assert plan.batch.time_limit == "3"  # the run's 90 s timeout, in whole minutes, plus one
+    assert _context(tmp_path, time_limit="0:30:00").env.slurm.time_limit == "0:30:00"
+    assert plan_job(_context(tmp_path, time_limit="0:30:00"), job, "x").batch.time_limit is None  # the setting's own
+    assert job_name("a=b/c..r01") == "a_b_c..r01" and len(job_name("x" * 300)) == 128
+
+
+def test_mpirun_inside_the_allocation_pins_per_node_segments_without_host_names(tmp_path: Path) -> None:
+    from vhpclib.launchers import Job
+    from vhpclib.launchers.slurm import plan_job
+    from vhpclib.mpi import LaunchSpec
+
+    ctx = _context(tmp_path, mpi_mode="mpirun")
+    spec = LaunchSpec(nprocs=2, hosts=("10.0.0.1", "10.0.0.2"), host_cpus=(("10.0.0.1", (0,)), ("10.0.0.2", (1,))))
+    plan = plan_job(ctx, Job(["IMB-MPI1"], spec), "x")
+    assert plan.batch.launch == "none" and plan.placement is None
+    assert "-host" not in plan.argv and "10.0.0.1" not in " ".join(plan.argv)
+    assert plan.argv.count("I_MPI_PIN_PROCESSOR_LIST") == 2 and ":" in plan.argv
+    assert (plan.batch.nodes, plan.batch.ntasks_per_node, plan.batch.exclusive) == (2, 1, True)
+    assert "I_MPI_PMI_LIBRARY" not in plan.variables

@@ -99,7 +99,7 @@ class _Plan:
 def plan_job(target: LaunchTarget, job: Job, name: str) -> _Plan:
     """The ``BatchJob`` running ``job`` under the environment's ``mpi_mode``, and its variables."""
     from ..slurm.placement import srun_placement
-    from ..slurm.script import BatchJob, launch_argv
+    from ..slurm.script import BatchJob, launch_argv, launch_env
 
     env_spec, runtime, settings = target.env, target.runtime, target.env.slurm
     spec = job.launch
@@ -132,7 +132,8 @@ def plan_job(target: LaunchTarget, job: Job, name: str) -> _Plan:
                      cpus_per_task=placement.cpus_per_task, env=variables, launch="mpi",
                      mpirun=runtime.mpirun, launcher_args=placement.srun_args, time_limit=limit,
                      exclusive=placement.exclusive)
-    return _Plan(batch, variables, placement, launch_argv(settings, batch))
+    # What the script exports, as the record keeps it: the run's variables and the launch mode's (PMI library).
+    return _Plan(batch, {**variables, **launch_env(settings, batch)}, placement, launch_argv(settings, batch))
 
 
 def _without_hosts(host_cpus: tuple[tuple[str, tuple[int, ...]], ...] | None):
