@@ -407,3 +407,56 @@ def test_mpirun_inside_the_allocation_pins_per_node_segments_without_host_names(
     assert plan.argv.count("I_MPI_PIN_PROCESSOR_LIST") == 2 and ":" in plan.argv
     assert (plan.batch.nodes, plan.batch.ntasks_per_node, plan.batch.exclusive) == (2, 1, True)
     assert "I_MPI_PMI_LIBRARY" not in plan.variables
+
+
+@pytest.mark.root
+@pytest.mark.ssh
+@pytest.mark.mpi
+@pytest.mark.slurm
+def test_interrupting_a_campaign_submitting_over_ssh_cancels_its_job_and_keeps_the_run(
+        slurm_testbed, tmp_path: Path) -> None:
+    """Over SSH the interruption cuts the session to the login node: its program cancels the job."""
+    control = tmp_path / "imb-control"
+    control.write_text("hold")
+    wrapper = tmp_path / "imb-wrapper"
+    wrapper.write_text(IMB_WRAPPER.format(control=control, imb=VENV / "bin" / "IMB-MPI1"))
+    wrapper.chmod(0o755)
+    data_ = yaml.safe_load(slurm_testbed.inventory.read_text())
+    data_["environments"]["slurm"]["benchmarks"] = {"imb": str(wrapper)}
+    inventory = tmp_path / "testbed.yml"
+    inventory.write_text(yaml.safe_dump(data_, sort_keys=False))
+    cluster_env = {**os.environ, "SLURM_CONF": str(slurm_testbed.slurm_conf)}
+    env = {**os.environ, "VHPC_DATA": str(tmp_path / "data"), "VHPC_FIGURES": str(tmp_path / "figures")}
+    args = [sys.executable, "-m", "vhpclib.cli", "run", "microbench", "-i", str(inventory), "-e", "slurm", "-c", "cut",
+            "--placement", "inter-node", "--msglog", "0:4", "--iterations", "50", "--repetitions", "1",
+            "--no-figures", "--no-progress"]
+    child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %j"], capture_output=True,
+                                     text=True, env=cluster_env).stdout.split("\n")
+            found = [line.split() for line in running if line.endswith("-r01")]
+            if found:
+                break
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.2)
+        ((job_id, _),) = found
+        time.sleep(1)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130 and "Traceback" not in err, err
+    state = subprocess.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                           env=cluster_env).stdout.strip()
+    assert state == "CANCELLED"
+    folder = tmp_path / "data/raw/cut/slurm/microbench"
+    (failed,) = [p for p in folder.iterdir() if ".failed-" in p.name]
+    record = json.loads((failed / "run.json").read_text())
+    assert record["reasons"] == ["interrupted (SIGINT)"] and record["execution"]["scheduler"]["job_id"] == job_id
+    assert "holding" in (failed / "stdout.log").read_text()
+    assert not [p for p in folder.iterdir() if not p.name.startswith(".") and ".failed-" not in p.name]

@@ -36,13 +36,15 @@ from ..exceptions import (ParseError, RemoteError, SlurmError, SlurmJobPending, 
 from ..remote import CommandResult, Executor, utc_now
 from .sacct import SACCT_FIELDS, JobAccounting, Outcome, is_final, outcome_of, parse_sacct, state_word
 from .script import LAYOUT, SCRIPT_NAME, STDERR, STDOUT, BatchJob, batch_script, extra_args, job_options
-from .session import SCRIPT_WRITE_FAILED, SessionOutput, parse_session, session_program
+from .session import (CANCEL_FILE, JOB_ID_FILE, SCRIPT_WRITE_FAILED, SessionOutput, parse_session,
+                      session_program)
 from .settings import SlurmSettings
 
 COMMAND_TIMEOUT_S = 60.0  # one Slurm client command (sbatch alone retries for ~10 s without a controller)
 FIRST_POLL_S = 0.25
 MIN_POLL_S = 0.1  # the first squeue poll after sbatch, and the shortest gap
 POLL_FRACTION = 0.1
+INTERRUPT_WAIT_S = 60.0  # how long an interrupted vhpc waits for its cancelled job's output
 BACKSTOP_MARGIN_S = 300.0  # beyond pending limit + timeout, before vhpc stops waiting for the submit host
 ACCOUNTING_TIMEOUT_S = 60.0  # slurmdbd may record a job's end a little after squeue forgets it
 NO_ACCOUNTING = "accounting storage is disabled"
@@ -518,6 +520,83 @@ def _session_reason(session: SessionOutput, settings: SlurmSettings, job_id: str
     return None
 
 
+class _SessionThread(threading.Thread):
+    """The submit-host program of one job, run by a worker thread.
+
+    The main thread only waits (``wait``), so a Ctrl-C or SIGTERM reaches it at
+    once, whatever the executor (invoke would hold a local interruption until
+    the command ends, Fabric would wait for the remote one to end).
+    """
+
+    def __init__(self, executor: Executor, settings: SlurmSettings, program: str, timeout: float | None) -> None:
+        super().__init__(name="vhpc-slurm-session", daemon=True)
+        self.executor, self.settings, self.program, self.timeout = executor, settings, program, timeout
+        self._result: CommandResult | None = None
+        self._error: BaseException | None = None
+        # Waited on instead of join(): a KeyboardInterrupt inside Thread.join can leave the thread marked
+        # as stopped while it still runs (CPython's _wait_for_tstate_lock releases a lock it does not hold).
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._result = _slurm(self.executor, self.settings, self.program, timeout=self.timeout)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._error = exc
+        finally:
+            self.finished.set()
+
+    def wait(self, check: Callable[[], None], limit_s: float | None = None) -> bool:
+        """Wait for the program (``check`` between short waits); False if ``limit_s`` passed first."""
+        deadline = None if limit_s is None else time.monotonic() + limit_s
+        while not self.finished.wait(0.2):
+            check()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
+
+    @property
+    def succeeded(self) -> bool:
+        """The program ran to its end and its output is there."""
+        return self.finished.is_set() and self._error is None and self._result is not None
+
+    def result(self) -> CommandResult:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+def request_cancel(executor: Executor, settings: SlurmSettings, job_dir: str) -> None:
+    """Ask a running session to cancel its job: the ``.cancel`` file, and ``scancel`` if its id is known."""
+    folder = shlex.quote(job_dir)
+    command = (f"touch {folder}/{CANCEL_FILE} 2>/dev/null; j=$(cat {folder}/{JOB_ID_FILE} 2>/dev/null) && "
+               f"[ -n \"$j\" ] && scancel \"$j\"; true")
+    try:
+        _slurm(executor, settings, command)
+    except (VhpcError, OSError):
+        pass
+
+
+def _interrupted(executor: Executor, settings: SlurmSettings, session_run: _SessionThread, job_dir: str,
+                 run_dir: Path, outputs: tuple[str, ...], keep: bool,
+                 on_submit: Callable[[str], None] | None) -> None:
+    """vhpc was interrupted while its job ran: cancel it, keep what it wrote (the interruption then goes on)."""
+    request_cancel(executor, settings, job_dir)
+    try:
+        finished = session_run.wait(lambda: None, limit_s=INTERRUPT_WAIT_S)
+    except KeyboardInterrupt:  # asked twice: stop waiting for the session
+        finished = False
+    job_id = None
+    if finished and session_run.succeeded:
+        session = parse_session(session_run.result().stdout)
+        _write_files(run_dir, session.files)
+        job_id = session.job_id
+    else:
+        job_id = _after_interrupt(executor, settings, job_dir, run_dir, outputs, keep)
+    if job_id and on_submit is not None:
+        on_submit(job_id)
+
+
 def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, run_dir: Path, *,
                   timeout_s: float | None = None, keep_job_dir: bool = False,
                   on_submit: Callable[[str], None] | None = None, outputs: tuple[str, ...] = ()) -> JobResult:
@@ -551,15 +630,14 @@ def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, ru
     submitted = utc_now()
     t0 = time.monotonic()
     with CancelOnInterrupt(executor, settings) as guard:
+        session_run = _SessionThread(executor, settings, program, backstop)
+        session_run.start()
         try:
-            # Locally, invoke turns Ctrl-C into a ^C on the program's stdin (it cancels, collects, returns);
-            # over SSH the interruption propagates and the closed session cancels the job.
-            result = _slurm(executor, settings, program, timeout=backstop)
+            session_run.wait(guard.raise_if_interrupted)
         except KeyboardInterrupt:
-            job_id = _after_interrupt(executor, settings, job_dir, run_dir, outputs, keep_job_dir)
-            if job_id and on_submit is not None:
-                on_submit(job_id)
+            _interrupted(executor, settings, session_run, job_dir, run_dir, outputs, keep_job_dir, on_submit)
             raise
+        result = session_run.result()
         session = parse_session(result.stdout)
         if result.exit_code == SCRIPT_WRITE_FAILED:
             raise SlurmSettingError(f"cannot write the job script into {job_dir} on {executor.name}: "

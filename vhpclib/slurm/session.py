@@ -14,8 +14,9 @@ host, and vhpc reads its output once:
    the time waited (a tenth of it, from 0.1 s up to ``poll_interval_s``), or the
    salloc process itself; it cancels a job pending past ``pending_limit_s`` or
    running past vhpc's timeout;
-3. any byte on its standard input, or its end (vhpc interrupted, the SSH session
-   gone), cancels the job: nothing runs unattended;
+3. a file ``.cancel`` in the job folder (what vhpc writes when it is interrupted),
+   any byte on its standard input, or its end (the SSH session gone) cancel the
+   job: nothing runs unattended;
 4. once the job has ended: its sacct record (``sacct --completion`` without
    slurmdbd), then every output file base64-encoded, then the job folder removed.
 
@@ -40,6 +41,8 @@ from .settings import SlurmSettings
 MARK = "@@vhpc"
 SCRIPT_WRITE_FAILED = 97
 SALLOC_LOG = "salloc.log"
+CANCEL_FILE = ".cancel"
+JOB_ID_FILE = "job_id"
 ACCOUNTING_TRIES = 40  # sacct attempts (0.25 s apart) before giving up on a final record
 _ACTIVE = "|".join(sorted(ACTIVE_STATES - {"COMPLETING"}))
 
@@ -85,8 +88,10 @@ limit_ms=<limit_ms>; timeout_ms=<timeout_ms>; poll_max_ms=<poll_max_ms>
 say() { printf '<mark> %s\n' "$*"; }
 ms() { date +%s%3N; }
 stdin_open=1
-# Wait up to $1 seconds; true when vhpc asks for cancellation (a byte on stdin, or stdin closed).
+# Wait up to $1 seconds; true when vhpc asks for cancellation: the file .cancel in the job folder,
+# a byte on stdin, or stdin closed (vhpc gone).
 asked_to_cancel() {
+  [ -e "$d/.cancel" ] && return 0
   if [ "$stdin_open" = 1 ]; then
     IFS= read -r -t "$1" -n 1 _c && return 0
     [ $? -gt 128 ] && return 1
