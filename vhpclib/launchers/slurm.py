@@ -10,9 +10,11 @@ id, the sacct record and the task binding srun reported.
 
 A job Slurm ends in any state but COMPLETED is returned with that state as
 ``Execution.failure`` (the stage records the run as failed and goes on).
-Ctrl-C/SIGTERM cancel the job (``CancelOnInterrupt``); the interrupted run's
-execution (job id, what was copied back) is left on the run record before the
-interruption goes on, so the stage can keep it as a failed run.
+Ctrl-C/SIGTERM cancel the job; the interrupted run's execution (job id, what
+the job wrote) is left on the run record before the interruption goes on, so
+the stage can keep it as a failed run. Host facts come from one srun step over
+the environment's nodes (``slurm_host_facts``); each run record keeps the facts
+of the nodes its job actually got.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,12 +39,14 @@ if TYPE_CHECKING:
     from ..remote import Executor
     from ..slurm.jobs import JobResult
     from ..slurm.placement import SrunPlacement
+    from ..slurm.script import BatchJob
     from ..slurm.settings import SlurmSettings
     from ..store import RunWriter
 
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_.+-]")
 #: Minutes added to a run's timeout for the job's time limit (startup, output flushing).
 TIME_LIMIT_MARGIN_MIN = 1
+_FACTS = "_slurm_node_facts"  # where slurm_host_facts keeps a campaign's node facts on its stage context
 
 
 def job_name(run_id: str) -> str:
@@ -88,15 +92,17 @@ def read_layout(path: Path) -> dict[str, str]:
     return out
 
 
-class _Plan:
+@dataclass(frozen=True)
+class JobPlan:
     """The batch job of one run, and what the record needs to explain it."""
 
-    def __init__(self, batch: Any, variables: dict[str, str], placement: SrunPlacement | None,
-                 argv: list[str]) -> None:
-        self.batch, self.variables, self.placement, self.argv = batch, variables, placement, argv
+    batch: BatchJob
+    variables: dict[str, str]  # what the script exports (the record keeps them, secrets redacted)
+    placement: SrunPlacement | None  # how srun binds (None: mpirun inside the allocation)
+    argv: list[str]  # the launch line inside the job
 
 
-def plan_job(target: LaunchTarget, job: Job, name: str) -> _Plan:
+def plan_job(target: LaunchTarget, job: Job, name: str) -> JobPlan:
     """The ``BatchJob`` running ``job`` under the environment's ``mpi_mode``, and its variables."""
     from ..slurm.placement import srun_placement
     from ..slurm.script import BatchJob, launch_argv, launch_env
@@ -117,7 +123,7 @@ def plan_job(target: LaunchTarget, job: Job, name: str) -> _Plan:
                          cpus_per_task=spec.threads_per_proc if spec.threads_per_proc > 1 else None,
                          env=variables, launch="none", time_limit=limit,
                          exclusive=spec.cpus is not None or bool(spec.host_cpus))
-        return _Plan(batch, variables, None, argv)
+        return JobPlan(batch, variables, None, argv)
     placement = srun_placement(spec)
     # The MPI's own variables without its pinning (srun binds; Intel MPI would only report): placement-free spec.
     bare = LaunchSpec(nprocs=spec.nprocs, hosts=spec.hosts, ppn=spec.ppn, report_binding=spec.report_binding,
@@ -133,7 +139,7 @@ def plan_job(target: LaunchTarget, job: Job, name: str) -> _Plan:
                      mpirun=runtime.mpirun, launcher_args=placement.srun_args, time_limit=limit,
                      exclusive=placement.exclusive)
     # What the script exports, as the record keeps it: the run's variables and the launch mode's (PMI library).
-    return _Plan(batch, {**variables, **launch_env(settings, batch)}, placement, launch_argv(settings, batch))
+    return JobPlan(batch, {**variables, **launch_env(settings, batch)}, placement, launch_argv(settings, batch))
 
 
 def _without_hosts(host_cpus: tuple[tuple[str, tuple[int, ...]], ...] | None):
@@ -193,10 +199,12 @@ class SlurmLauncher(Launcher):
                               "mpi_mode": settings.mpi_mode}
             writer.record.execution = base  # kept on the record: the stage stores the run as failed
             raise
-        return self._finish(base, result, plan, writer)
+        execution = self._finish(base, result, plan, writer)
+        _facts_of_allocated_nodes(target, writer, execution)
+        return execution
 
     @staticmethod
-    def _execution(env_spec: Environment, runtime: Any, job: Job, plan: _Plan, submit_host: str,
+    def _execution(env_spec: Environment, runtime: Any, job: Job, plan: JobPlan, submit_host: str,
                    timeout: float) -> Execution:
         spec = job.launch
         return Execution(
@@ -210,7 +218,7 @@ class SlurmLauncher(Launcher):
             started_utc=utc_now(), timeout_s=timeout)
 
     @staticmethod
-    def _finish(execution: Execution, result: JobResult, plan: _Plan, writer: RunWriter) -> Execution:
+    def _finish(execution: Execution, result: JobResult, plan: JobPlan, writer: RunWriter) -> Execution:
         from ..slurm.placement import binding_problems, parse_binding
         from ..slurm.sacct import expand_hostlist
 
@@ -263,8 +271,7 @@ def slurm_host_facts(ctx: Any, hosts: list) -> dict[str, dict[str, Any]]:
     from ..slurm.fingerprint import fingerprint_nodes
     from ..stages.context import summarize_facts
 
-    cache_key = "slurm:nodes"
-    if cache_key not in ctx._facts:
+    if getattr(ctx, _FACTS, None) is None:
         env = ctx.env
         with tempfile.TemporaryDirectory(prefix="vhpc-fingerprint-") as tmp:
             facts, _ = fingerprint_nodes(submit_executor(ctx), env.slurm, len(env.hosts), Path(tmp),
@@ -274,10 +281,21 @@ def slurm_host_facts(ctx: Any, hosts: list) -> dict[str, dict[str, Any]]:
             path = store_fingerprint(node_facts, ctx.campaign, ctx.environment, store_root=ctx.store.root)
             summaries[node] = {"fingerprint": str(Path(path).relative_to(ctx.store.root)),
                                "slurm_job_id": node_facts.get("slurm_job_id"), **summarize_facts(node_facts)}
-        ctx._facts[cache_key] = summaries
-    summaries = ctx._facts[cache_key]
+        setattr(ctx, _FACTS, summaries)
+    summaries = getattr(ctx, _FACTS)
     wanted = max(1, len(hosts))
     return dict(list(summaries.items())[:wanted])
+
+
+def _facts_of_allocated_nodes(target: Any, writer: RunWriter, execution: Execution) -> None:
+    """The run record's host facts: those of the nodes the job got (Slurm chooses them, not the inventory)."""
+    known = getattr(target, _FACTS, None) or {}
+    if not execution.hosts or not known:
+        return
+    writer.record.host_facts = {node: known[node] for node in execution.hosts if node in known}
+    missing = [node for node in execution.hosts if node not in known]
+    if missing and execution.scheduler is not None:
+        execution.scheduler["nodes_without_fingerprint"] = missing
 
 
 __all__ = ["SlurmLauncher", "job_name", "plan_job", "read_layout", "slurm_host_facts", "submit_executor",

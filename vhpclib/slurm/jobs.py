@@ -1,21 +1,18 @@
-"""Batch jobs through Slurm: submit from the submit host, wait, account, cancel.
+"""Jobs through Slurm: submit from the submit host, wait, account, cancel.
 
 Every Slurm command runs through an ``Executor`` (this machine or the login
-node over SSH), with ``SLURM_CONF`` from the settings when they name one. The
-flow of one job (``run_batch_job``):
+node over SSH), with ``SLURM_CONF`` from the settings when they name one.
+``run_batch_job`` runs one job as one command on the submit host
+(``session.py``: write the script, sbatch or salloc, wait where the job is,
+sacct, send the output back), in a worker thread so that Ctrl-C or SIGTERM is
+handled at once: the job is cancelled (``request_cancel``), what it wrote is
+kept, and the interruption goes on. A refused submission becomes one line
+naming the setting (``SlurmSettingError``/``SlurmUnreachable``, exit 2);
+``check_submission`` asks the same of ``sbatch --test-only`` before a campaign.
 
-1. the sbatch script, kept in the local run folder, written into a new job folder
-   on the submit host (under ``settings.job_dir``, shared with the compute nodes)
-   and submitted with ``sbatch --parsable`` in one round trip; a refusal becomes
-   one line naming the setting (``SlurmSettingError``/``SlurmUnreachable``, exit 2);
-3. bounded polling of ``squeue`` (intervals doubling from 0.25 s up to
-   ``poll_interval_s``; never a busy loop); a job pending longer than
-   ``pending_limit_s`` or running past vhpc's timeout is cancelled;
-4. the ``sacct`` record (``sacct --completion`` where there is no slurmdbd);
-5. the job's stdout, stderr and ``SLURM_*`` layout copied into the run folder.
-
-``CancelOnInterrupt`` cancels the job when Ctrl-C or SIGTERM arrives while it
-is queued or running, then lets the interruption go on.
+The single-purpose pieces (``submit``, ``queue_state``, ``wait_for_job``,
+``job_accounting``, ``cancel_job``, ``CancelOnInterrupt``) are what the session
+falls back on when it is cut short, and what tests drive directly.
 """
 
 from __future__ import annotations

@@ -111,7 +111,8 @@ class SlurmSettings(BaseModel):
     qos: str | None = None
     time_limit: str | None = None  # sbatch --time syntax; None: the partition's default
     constraint: str | None = None
-    nodes: int | None = Field(None, ge=1)  # default node count of a job (a stage may ask for fewer)
+    # Defaults for a job that names no counts; the launcher's jobs always name theirs (the run's placement).
+    nodes: int | None = Field(None, ge=1)
     ntasks_per_node: int | None = Field(None, ge=1)
     sbatch_args: list[Annotated[str, AfterValidator(check_sbatch_arg)]] = Field(default_factory=list)
     mpi_mode: Literal["srun-pmi2", "srun-pmix", "mpirun"] = "srun-pmi2"
