@@ -236,6 +236,8 @@ def test_a_run_killed_by_its_time_limit_is_failed_with_timeout_and_the_campaign_
     ({"partition": "nosuchpart"}, "environments.cluster.slurm.partition: Slurm refused partition 'nosuchpart'"),
     ({"time_limit": "90 minutes"}, "environments.cluster.slurm.time_limit: not a Slurm time limit"),
     ({"dead_controller": True}, "environments.cluster.slurm.slurm_conf: no slurmctld answered with SLURM_CONF="),
+    ({"more_hosts": True}, "environments.cluster.hosts: Slurm refused nodes: allocation failure: Requested node "
+                           "configuration is not available (the environment lists 2 hosts"),
 ])
 def test_bad_slurm_settings_stop_a_campaign_with_one_line_and_exit_2(
         one_node: cl.PrivateCluster, data: Path, capsys: pytest.CaptureFixture, change: dict, words: str) -> None:
@@ -246,7 +248,12 @@ def test_bad_slurm_settings_stop_a_campaign_with_one_line_and_exit_2(
         dead.write_text("".join(f"SlurmctldPort={closed}\n" if line.startswith("SlurmctldPort=") else line
                                 for line in one_node.conf.read_text().splitlines(keepends=True)))
         change["slurm_conf"] = str(dead)
+    more_hosts = change.pop("more_hosts", False)
     inventory = _inventory(data, one_node, **change)
+    if more_hosts:  # two hosts listed, one node in the partition
+        spec = yaml.safe_load(inventory.read_text())
+        spec["environments"]["cluster"]["hosts"].append({"address": "node2.example"})
+        inventory.write_text(yaml.safe_dump(spec, sort_keys=False))
     code = main(["run", "microbench", "-i", str(inventory), "-e", "cluster", "-c", "bad", "--no-progress",
                  "--no-figures"])
     err = capsys.readouterr().err.strip()

@@ -174,8 +174,12 @@ class SlurmLauncher(Launcher):
             check_submission(submit_executor(target), env.slurm, nodes=len(env.hosts))
         except (SlurmSettingError, SlurmUnreachable) as exc:  # name the inventory and the environment's key
             source = getattr(getattr(target, "inventory", None), "source", None)
-            raise type(exc)(exc.message, file=str(source) if source else None,
-                            key=f"environments.{target.environment}.{exc.key}" if exc.key else None) from None
+            key, message = exc.key, exc.message
+            if key == "slurm.nodes" and env.slurm.nodes is None:  # the node count came from the host list
+                key, message = "hosts", f"{message} (the environment lists {len(env.hosts)} hosts: the " \
+                                        f"stages ask Slurm for up to as many nodes)"
+            raise type(exc)(message, file=str(source) if source else None,
+                            key=f"environments.{target.environment}.{key}" if key else None) from None
 
     def launch(self, target: LaunchTarget, job: Job, writer: RunWriter) -> Execution:
         from ..slurm.jobs import run_batch_job

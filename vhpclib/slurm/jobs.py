@@ -451,9 +451,10 @@ def check_submission(executor: Executor, settings: SlurmSettings, *, nodes: int 
                                 f"{_error_line(result.stderr) if result.stderr.strip() else base!r}",
                                 key="slurm.job_dir")
     _BASES[base_key] = base
+    said = "\n".join([result.stderr.rstrip(), *(ln for ln in lines if not ln.startswith("@@vhpc "))]).strip()
     if result.exit_code != 0:
-        raise classify_sbatch_error(result.stderr + result.stdout, result.exit_code, settings)
-    _CHECKED[key] = _error_line(result.stderr + result.stdout)
+        raise classify_sbatch_error(said, result.exit_code, settings)
+    _CHECKED[key] = _error_line(said)
     return _CHECKED[key]
 
 
