@@ -103,7 +103,7 @@ asked_to_cancel() {
 nap() {
   local left=$1 step
   while [ "$left" -gt 0 ]; do
-    step=$(( left < 100 ? left : 100 ))
+    step=$(( left < 200 ? left : 200 ))
     asked_to_cancel "0.$(printf '%03d' "$step")" && return 0
     left=$(( left - step ))
   done
@@ -152,42 +152,57 @@ say ended "$state" $(( $(ms) - t0 ))
 
 _SUBMIT_ALLOCATION = r"""
 cd "$d" || exit <write_failed>
-# salloc in a session of its own: a cancelled allocation whose command lingers is ended with its session.
-setsid bash -c 'echo $$ > "$1"; shift; "$@"; echo $? > "$0"' "$d/salloc.rc" "$d/salloc.sid" \
+exec 3<&0  # vhpc's requests arrive on this program's stdin; the watcher below reads them
+# salloc in a session of its own (its id in salloc.sid): a cancelled allocation whose command lingers
+# is ended with its session. This shell only waits for it: no polling while the job runs.
+setsid -w bash -c 'echo $$ > "$1"; shift; exec "$@"' vhpc-salloc "$d/salloc.sid" \
   salloc <salloc> bash -c 'exec bash "$0" > "$1" 2> "$2"' "$d/<script_name>" "$d/<stdout>" "$d/<stderr>" \
   < /dev/null 2> "$d/<salloc_log>" &
-for _ in $(seq 100); do [ -s "$d/salloc.sid" ] && break; sleep 0.02; done
-sid=$(cat "$d/salloc.sid" 2>/dev/null)
-killed_at=""
+pid=$!
 find_job() {
   sed -n 's/^salloc: \(Pending\|Granted\) job allocation \([0-9][0-9]*\).*/\2/p' "$d/<salloc_log>" | head -n 1
 }
-while [ -n "$sid" ] && kill -0 "$sid" 2>/dev/null; do
-  if [ -z "$jid" ]; then
-    jid=$(find_job)
-    [ -n "$jid" ] && { echo "$jid" > "$d/job_id"; say job "$jid"; }
-  fi
-  now=$(( $(ms) - t0 ))
-  if [ -z "$run_ms" ] && grep -q '^salloc: Granted job allocation' "$d/<salloc_log>"; then
-    run_ms=$now; say running "$now"
-  fi
-  if [ -z "$run_ms" ] && [ "$limit_ms" -gt 0 ] && [ "$now" -gt "$limit_ms" ] && [ -z "$cancelled" ]; then
-    say pending-reason "$(squeue -h -j "$jid" -o %r 2>/dev/null)"; cancel pending-limit
-  fi
-  if [ -n "$run_ms" ] && [ "$timeout_ms" -gt 0 ] && [ $(( now - run_ms )) -gt "$timeout_ms" ]; then cancel timeout; fi
-  if asked_to_cancel 0.05; then cancel interrupted; fi
-  if [ -z "$killed_at" ] && { [ -n "$cancelled" ] || grep -q 'has been revoked' "$d/<salloc_log>"; }; then
-    killed_at=$now
-  fi
-  if [ -n "$killed_at" ]; then
-    # the allocation is gone (cancelled, time limit, node failure) but salloc still waits on its command,
-    # 2 s later (at once when no job exists yet): end salloc's session
-    if [ -z "$jid" ] || [ $(( now - killed_at )) -gt 2000 ]; then pkill -TERM -s "$sid" 2>/dev/null; fi
-  fi
-done
-rc=$(cat "$d/salloc.rc" 2>/dev/null || echo killed)
+# Watches the allocation 5 times a second without forking once it runs: reports the job id and its start,
+# and cancels it when vhpc asks, when it pends past the limit or runs past the timeout.
+watch_allocation() {
+  local sid="" granted="" killed_at="" started=$SECONDS last=-1
+  while :; do
+    [ -z "$sid" ] && sid=$(cat "$d/salloc.sid" 2>/dev/null)
+    if [ -z "$jid" ]; then
+      jid=$(find_job)
+      [ -n "$jid" ] && { echo "$jid" > "$d/job_id"; say job "$jid"; }
+    fi
+    if [ -z "$granted" ] && grep -q '^salloc: Granted job allocation' "$d/<salloc_log>"; then
+      granted=$SECONDS; say running $(( $(ms) - t0 ))
+    fi
+    if [ -z "$granted" ] && [ "$limit_ms" -gt 0 ] && [ $(( (SECONDS - started) * 1000 )) -gt "$limit_ms" ] \
+        && [ -z "$cancelled" ]; then
+      say pending-reason "$(squeue -h -j "$jid" -o %r 2>/dev/null)"; cancel pending-limit
+    fi
+    if [ -n "$granted" ] && [ "$timeout_ms" -gt 0 ] && [ $(( (SECONDS - granted) * 1000 )) -gt "$timeout_ms" ]; then
+      cancel timeout
+    fi
+    if asked_to_cancel 0.2; then cancel interrupted; fi
+    if [ "$SECONDS" != "$last" ]; then  # once a second: was the allocation taken away (cancel, time limit)?
+      last=$SECONDS
+      if [ -z "$killed_at" ] && { [ -n "$cancelled" ] || grep -q 'has been revoked' "$d/<salloc_log>"; }; then
+        killed_at=$SECONDS
+      fi
+    fi
+    # No job yet, or salloc still waiting on its command 2 s after its allocation went: end its session.
+    if [ -n "$sid" ] && { { [ -n "$cancelled" ] && [ -z "$jid" ]; } || \
+        { [ -n "$killed_at" ] && [ $(( SECONDS - killed_at )) -ge 2 ]; }; }; then
+      pkill -TERM -s "$sid" 2>/dev/null
+    fi
+  done
+}
+watch_allocation <&3 &
+watcher=$!
+wait "$pid"; rc=$?
+kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null
+jid=$(cat "$d/job_id" 2>/dev/null)
 [ -z "$jid" ] && { jid=$(find_job); [ -n "$jid" ] && say job "$jid"; }
-if [ -z "$jid" ]; then say refused "${rc//killed/1}"; cat "$d/<salloc_log>"; say end-refused; rm -rf "$d"; exit 0; fi
+if [ -z "$jid" ]; then say refused "$rc"; cat "$d/<salloc_log>"; say end-refused; rm -rf "$d"; exit 0; fi
 say ended salloc-exit-"$rc" $(( $(ms) - t0 ))
 """
 
