@@ -109,6 +109,16 @@ nap() {
   done
   return 1
 }
+# Slurm's reason for a pending job (asked again shortly when the scheduler has not given one yet).
+pending_reason() {
+  local r
+  for _ in 1 2 3; do
+    r=$(squeue -h -j "$jid" -o %r 2>/dev/null)
+    [ -n "$r" ] && [ "$r" != None ] && break
+    sleep 0.5
+  done
+  printf '%s' "$r"
+}
 cancelled=""
 cancel() {
   [ -n "$cancelled" ] && return
@@ -138,6 +148,7 @@ while :; do
     now=$(( $(ms) - t0 ))
     if [ "$state" != PENDING ] && [ -z "$run_ms" ]; then run_ms=$now; say running "$now"; fi
     if [ "$state" = PENDING ] && [ "$limit_ms" -gt 0 ] && [ "$now" -gt "$limit_ms" ] && [ -z "$cancelled" ]; then
+      [ -z "$reason" ] || [ "$reason" = None ] && reason=$(pending_reason)
       say pending-reason "$reason"; cancel pending-limit
     fi
     if [ -n "$run_ms" ] && [ "$timeout_ms" -gt 0 ] && [ $(( now - run_ms )) -gt "$timeout_ms" ]; then cancel timeout; fi
@@ -177,7 +188,7 @@ watch_allocation() {
     fi
     if [ -z "$granted" ] && [ "$limit_ms" -gt 0 ] && [ $(( (SECONDS - started) * 1000 )) -gt "$limit_ms" ] \
         && [ -z "$cancelled" ]; then
-      say pending-reason "$(squeue -h -j "$jid" -o %r 2>/dev/null)"; cancel pending-limit
+      say pending-reason "$(pending_reason)"; cancel pending-limit
     fi
     if [ -n "$granted" ] && [ "$timeout_ms" -gt 0 ] && [ $(( (SECONDS - granted) * 1000 )) -gt "$timeout_ms" ]; then
       cancel timeout
