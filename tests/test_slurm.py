@@ -321,10 +321,11 @@ def test_private_cluster_runs_its_own_munged_as_munge_with_a_private_key(slurm_c
 
 @pytest.mark.slurm
 @pytest.mark.mpi
-@pytest.mark.parametrize("mode", ["srun-pmi2", "mpirun"])
+@pytest.mark.parametrize("mode,submission", [("srun-pmi2", "batch"), ("mpirun", "batch"),
+                                             ("srun-pmi2", "allocation"), ("mpirun", "allocation")])
 def test_imb_pingpong_runs_as_a_batch_job_and_brings_back_its_sacct_record(
-        slurm_cluster: cl.PrivateCluster, tmp_path: Path, mode: str) -> None:
-    settings = slurm_cluster.settings(mpi_mode=mode, time_limit="5")
+        slurm_cluster: cl.PrivateCluster, tmp_path: Path, mode: str, submission: str) -> None:
+    settings = slurm_cluster.settings(mpi_mode=mode, time_limit="5", submission=submission)
     result = jobs.run_batch_job(LocalExecutor(), settings, _imb_job(f"imb-{mode}"), tmp_path / "run")
     assert result.ok and result.state == "COMPLETED" and result.reason is None, result.stderr_path.read_text()
     acct = result.accounting
@@ -347,31 +348,34 @@ def test_imb_pingpong_runs_as_a_batch_job_and_brings_back_its_sacct_record(
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 def test_a_failing_job_is_a_failed_run_with_the_slurm_state_as_reason(slurm_cluster: cl.PrivateCluster,
-                                                                      tmp_path: Path) -> None:
+                                                                      tmp_path: Path, submission: str) -> None:
     job = BatchJob(name="exit3", program=("bash", "-c", "echo about to fail; exit 3"), launch="none")
-    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(), job, tmp_path / "run")
+    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(submission=submission), job, tmp_path / "run")
     assert (result.outcome, result.reason, result.accounting.job.exit_code) == ("failed", "FAILED", 3)
     assert result.stdout_path.read_text() == "about to fail\n"
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 def test_a_job_killed_by_its_time_limit_is_recorded_as_timeout(slurm_cluster: cl.PrivateCluster,
-                                                                tmp_path: Path) -> None:
+                                                                tmp_path: Path, submission: str) -> None:
     # A 1-minute limit, then the job moves its own end time to now: slurmctld's periodic time-limit check
     # (not vhpc) kills it, well before the minute is over.
     shorten = 'scontrol update JobId="$SLURM_JOB_ID" EndTime="$(date +%Y-%m-%dT%H:%M:%S)"; sleep 300'
     job = BatchJob(name="overtime", program=("bash", "-c", shorten), launch="none", time_limit="1")
     started = time.monotonic()
-    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(), job, tmp_path / "run")
+    result = jobs.run_batch_job(LocalExecutor(), slurm_cluster.settings(submission=submission), job, tmp_path / "run")
     assert (result.outcome, result.reason, result.state) == ("failed", "TIMEOUT", "TIMEOUT")
     assert result.accounting.job.time_limit == "1" and time.monotonic() - started < 58
     assert _squeue(slurm_cluster, "-j", result.job_id) == ""
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 def test_a_job_pending_past_the_limit_is_cancelled_and_reported(slurm_cluster: cl.PrivateCluster,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, submission: str) -> None:
     # Two nodes from a one-node cluster: Slurm keeps it pending forever (PartitionConfig, then PartitionNodeLimit).
     job = BatchJob(name="too-big", program=("true",), nodes=2, launch="none")
     settings = slurm_cluster.settings(pending_limit_s=2.0)
@@ -380,6 +384,7 @@ def test_a_job_pending_past_the_limit_is_cancelled_and_reported(slurm_cluster: c
         jobs.wait_for_job(LocalExecutor(), settings, job_id)
     assert err.value.pending_reason.startswith("Partition") and "cancelled" in str(err.value)
     assert _squeue(slurm_cluster, "-j", err.value.job_id) == ""
+    settings = slurm_cluster.settings(pending_limit_s=2.0, submission=submission)
     result = jobs.run_batch_job(LocalExecutor(), settings, job, tmp_path / "run")
     assert result.outcome == "failed" and result.state == "CANCELLED"
     assert result.reason.startswith("PENDING_LIMIT: ") and "(Slurm's reason: Partition" in result.reason
@@ -399,42 +404,52 @@ from vhpclib.slurm import jobs
 from vhpclib.slurm.script import BatchJob
 from vhpclib.slurm.settings import SlurmSettings
 settings = SlurmSettings(**json.loads(sys.argv[1]))
-job = BatchJob(name="sleeper", program=("sleep", "300"), launch="none")
-def announce(job_id):
-    print(job_id, flush=True)
+job = BatchJob(name=sys.argv[3], program=("bash", "-c", "echo started; sleep 300"), launch="none")
 try:
-    jobs.run_batch_job(LocalExecutor(), settings, job, Path(sys.argv[2]), on_submit=announce)
+    jobs.run_batch_job(LocalExecutor(), settings, job, Path(sys.argv[2]), on_submit=lambda j: print(j, flush=True))
 except KeyboardInterrupt as exc:
     print(type(exc).__name__, flush=True)
     sys.exit(130)
 """
 
 
+def _running_job(cluster: cl.PrivateCluster, name: str, child: subprocess.Popen, timeout_s: float = 30) -> str:
+    """The id of the job called ``name`` once squeue shows it running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = _squeue(cluster, "-n", name, "-t", "RUNNING", "-o", "%i")
+        if found:
+            return found.splitlines()[0]
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+
+
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
 @pytest.mark.parametrize("sig,raised", [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Terminated")])
 def test_interrupting_a_campaign_cancels_its_running_job(slurm_cluster: cl.PrivateCluster, tmp_path: Path,
-                                                          sig: signal.Signals, raised: str) -> None:
-    settings = slurm_cluster.settings()
+                                                          sig: signal.Signals, raised: str, submission: str) -> None:
+    settings = slurm_cluster.settings(submission=submission)
+    name = f"sleeper-{sig.name}-{submission}"
     child = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_CHILD, settings.model_dump_json(),
-                              str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              str(tmp_path / "run"), name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        job_id = child.stdout.readline().strip()
-        assert job_id.isdigit(), child.stderr.read()
-        deadline = time.monotonic() + 30
-        while _squeue(slurm_cluster, "-j", job_id, "-o", "%T") != "RUNNING":
-            assert time.monotonic() < deadline, "the job never started"
-            time.sleep(0.2)
+        job_id = _running_job(slurm_cluster, name, child)
+        time.sleep(0.5)  # let the job write its first line
         child.send_signal(sig)
         out, err = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert child.returncode == 130 and out.strip() == raised, err
+    # the job id is announced (once known), then the interruption goes on
+    assert child.returncode == 130 and out.split() == [job_id, raised], err
     assert _squeue(slurm_cluster, "-j", job_id) == ""  # nothing left queued or running
     state = subprocess.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
                            env={**os.environ, **slurm_cluster.env}).stdout.strip()
     assert state == "CANCELLED"
+    assert (tmp_path / "run" / "stdout.log").read_text() == "started\n"  # what the job wrote is kept
 
 
 @pytest.mark.slurm
@@ -452,24 +467,28 @@ def test_cancel_on_interrupt_cancels_and_reraises(slurm_cluster: cl.PrivateClust
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize("submission,words", [
+    ("batch", "sbatch: error: Batch job submission failed: Invalid partition name specified"),
+    ("allocation", "salloc: error: Job submit/allocate failed: Invalid partition name specified")])
 def test_unknown_partition_is_refused_by_sbatch_in_one_line_naming_the_setting(
-        slurm_cluster: cl.PrivateCluster, tmp_path: Path) -> None:
-    settings = slurm_cluster.settings(partition="nosuchpart")
+        slurm_cluster: cl.PrivateCluster, tmp_path: Path, submission: str, words: str) -> None:
+    settings = slurm_cluster.settings(partition="nosuchpart", submission=submission)
     with pytest.raises(SlurmSettingError) as err:
         jobs.run_batch_job(LocalExecutor(), settings, BatchJob(name="x", program=("true",), launch="none"),
                            tmp_path / "run")
     assert err.value.key == "slurm.partition" and err.value.exit_code == 2
-    assert str(err.value) == ("slurm.partition: Slurm refused partition 'nosuchpart': sbatch: error: Batch job "
-                              "submission failed: Invalid partition name specified")
+    assert str(err.value) == f"slurm.partition: Slurm refused partition 'nosuchpart': {words}"
 
 
 @pytest.mark.slurm
-def test_no_slurmctld_listening_is_one_line_and_exit_2(slurm_cluster: cl.PrivateCluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
+def test_no_slurmctld_listening_is_one_line_and_exit_2(slurm_cluster: cl.PrivateCluster, tmp_path: Path,
+                                                       submission: str) -> None:
     dead = tmp_path / "dead.conf"
     closed = cl.free_port("0.0.0.0")
     dead.write_text("".join(f"SlurmctldPort={closed}\n" if line.startswith("SlurmctldPort=") else line
                             for line in slurm_cluster.conf.read_text().splitlines(keepends=True)))
-    settings = slurm_cluster.settings(slurm_conf=str(dead))
+    settings = slurm_cluster.settings(slurm_conf=str(dead), submission=submission)
     with pytest.raises(SlurmUnreachable) as err:
         jobs.run_batch_job(LocalExecutor(), settings, BatchJob(name="x", program=("true",), launch="none"),
                            tmp_path / "run")
@@ -548,3 +567,103 @@ def test_a_cluster_that_fails_to_start_says_why_and_leaves_nothing_running(tmp_p
     stopped = json.loads((tmp_path / "broken" / "cluster.stopped.json").read_text())
     assert stopped["pids"] and not any(cl.mg.alive(pid) for pid in stopped["pids"].values())
     assert not (Path(stopped["munge_folder"]) / "munge.key").exists()
+
+
+# ------------------------------------------------------------------ the launcher's pure parts
+
+from vhpclib.mpi import LaunchSpec  # noqa: E402
+from vhpclib.slurm.placement import binding_problems, parse_binding, srun_placement  # noqa: E402
+from vhpclib.slurm.sacct import expand_hostlist  # noqa: E402
+from vhpclib.slurm.session import parse_session, session_program  # noqa: E402
+
+
+def test_placements_become_allocation_counts_and_srun_binding() -> None:
+    intra = srun_placement(LaunchSpec(nprocs=2, cpus=(0, 1)))
+    assert (intra.nodes, intra.ntasks, intra.ntasks_per_node, intra.exclusive) == (1, 2, 2, True)
+    assert intra.srun_args == ("--cpu-bind=verbose,map_cpu:0,1",) and intra.cpu_map == ((0, 1),)
+    same = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (3,)), ("b", (3,)))))
+    assert same.srun_args == ("--cpu-bind=verbose,map_cpu:3",) and same.program_prefix == ()
+    split = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (0,)), ("b", (1,)))))
+    assert split.srun_args == ("--cpu-bind=verbose,none",) and split.program_prefix[:2] == ("bash", "-c")
+    assert split.program_prefix[-1] == "vhpc-bind" and split.cpu_map == ((0,), (1,))
+    threads = srun_placement(LaunchSpec(nprocs=4, hosts=("a", "b"), ppn=2, threads_per_proc=4))
+    assert (threads.nodes, threads.ntasks_per_node, threads.cpus_per_task, threads.exclusive) == (2, 2, 4, False)
+    assert threads.srun_args == ("--cpus-per-task=4", "--cpu-bind=verbose,cores")
+    plain = srun_placement(LaunchSpec(nprocs=3))
+    assert (plain.nodes, plain.ntasks, plain.srun_args) == (1, 3, ("--cpu-bind=verbose",))
+    with pytest.raises(SlurmSettingError, match="same number of ranks"):
+        srun_placement(LaunchSpec(nprocs=3, hosts=("a", "b"), host_cpus=(("a", (0, 1)), ("b", (1,)))))
+
+
+def test_per_node_cpu_wrapper_picks_each_tasks_cpu_and_refuses_a_task_it_has_none_for(tmp_path: Path) -> None:
+    split = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (0,)), ("b", (1,)))))
+    fake = tmp_path / "taskset"  # records what it was asked instead of pinning
+    fake.write_text("#!/bin/sh\necho \"taskset $*\"\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SLURMD_NODENAME": "b", "SLURM_PROCID": "1"}
+    done = subprocess.run([*split.program_prefix, "prog", "x y"], capture_output=True, text=True,
+                          env={**env, "SLURM_NODEID": "1", "SLURM_LOCALID": "0"})
+    assert done.stdout == "taskset -c 1 prog x y\n" and "vhpc-bind - b, node 1, task 1 0" in done.stderr
+    refused = subprocess.run([*split.program_prefix, "prog"], capture_output=True, text=True,
+                             env={**env, "SLURM_NODEID": "2", "SLURM_LOCALID": "0"})
+    assert refused.returncode == 1 and "no CPU for node 2 task 0" in refused.stderr
+
+
+def test_srun_cpu_bind_reports_are_read_back_and_checked_against_the_placement() -> None:
+    mapped = parse_binding((FIXTURES / "srun_cpu_bind_map.stderr").read_text())
+    assert [(b.task, b.node, b.cpus, b.source) for b in mapped] == [(0, "vm", (1,), "srun"), (1, "vm", (0,), "srun")]
+    assert binding_problems(mapped, srun_placement(LaunchSpec(nprocs=2, cpus=(1, 0))), ["vm"]) == []
+    wrong = binding_problems(mapped, srun_placement(LaunchSpec(nprocs=2, cpus=(0, 1))), ["vm"])
+    assert wrong == ["task 0 on vm bound to cpus [1], expected [0]", "task 1 on vm bound to cpus [0], expected [1]"]
+    wrapped = parse_binding((FIXTURES / "srun_cpu_bind_wrapper.stderr").read_text())
+    assert [(b.node, b.cpus, b.source) for b in wrapped] == [("sgx-node1", (0,), "vhpc-bind"),
+                                                              ("sgx-node2", (1,), "vhpc-bind")]
+    split = srun_placement(LaunchSpec(nprocs=2, hosts=("a", "b"), host_cpus=(("a", (0,)), ("b", (1,)))))
+    assert binding_problems(wrapped, split, ["sgx-node1", "sgx-node2"]) == []
+    one_node = srun_placement(LaunchSpec(nprocs=2, cpus=(0, 1)))
+    assert "tasks ran on 2 node(s) (sgx-node1, sgx-node2), expected 1" in binding_problems(
+        wrapped, one_node, ["sgx-node1", "sgx-node2"])
+    masks = parse_binding((FIXTURES / "srun_cpu_bind_mask_2nodes.stderr").read_text())
+    assert [b.cpus for b in masks] == [(0,), (1,), (0,), (1,)]
+    assert binding_problems([], one_node, ["vm"]) == [
+        "srun printed no cpu-bind line (task/affinity missing?): binding not verified by Slurm"]
+
+
+@pytest.mark.parametrize("text,names", [
+    ("vm", ["vm"]), ("sgx-node[1-2]", ["sgx-node1", "sgx-node2"]), ("cn[001-003,010]", ["cn001", "cn002", "cn003",
+                                                                                          "cn010"]),
+    ("a[1-2],login", ["a1", "a2", "login"]), ("r[1-2]n[1-2]", ["r1n1", "r1n2", "r2n1", "r2n2"]),
+    ("(null)", []), (None, [])])
+def test_slurm_node_lists_expand_in_order(text: str | None, names: list[str]) -> None:
+    assert expand_hostlist(text) == names
+
+
+@pytest.mark.parametrize("text", ["n[1-", "n[a-b]", "n]1["])
+def test_malformed_node_lists_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        expand_hostlist(text)
+
+
+@pytest.mark.parametrize("submission", ["batch", "allocation"])
+def test_the_submit_host_program_is_valid_bash_with_every_value_quoted(submission: str) -> None:
+    settings = SlurmSettings(submission=submission, pending_limit_s=30, poll_interval_s=2)
+    script = batch_script(settings, BatchJob(name="j", program=("true",)), "/jobs/it's here")
+    program = session_program(settings, script, "/jobs/it's here", salloc=["--job-name=j", "--partition=a b"],
+                              files=("result with blank.json",), timeout_s=60)
+    assert subprocess.run(["bash", "-n"], input=program, text=True).returncode == 0
+    assert "d='/jobs/it'\"'\"'s here'" in program and "limit_ms=30000; timeout_ms=60000; poll_max_ms=2000" in program
+    assert ("'--partition=a b'" in program) == (submission == "allocation")
+    assert "'result with blank.json'" in program
+
+
+def test_submit_host_output_is_read_even_when_cut_short() -> None:
+    text = ("noise\n@@vhpc job 42\n@@vhpc running 310\n@@vhpc cancel pending-limit\n@@vhpc ended CANCELLED 900\n"
+            "@@vhpc sacct 1 0\n42|j|p|||CANCELLED|0:0||00:00:00|0|||||0|0||1|\n@@vhpc end-sacct\n"
+            "@@vhpc file stdout.log\naGVsbG8K\n@@vhpc file blockss.json\n!!notbase64\n")
+    out = parse_session(text)
+    assert (out.job_id, out.running_ms, out.cancelled, out.ended, out.done) == ("42", 310, "pending-limit",
+                                                                                   "CANCELLED", False)
+    assert out.sacct == (True, 0, "42|j|p|||CANCELLED|0:0||00:00:00|0|||||0|0||1|")
+    assert out.files == {"stdout.log": b"hello\n"} and out.damaged == ["blockss.json"]
+    refused = parse_session("@@vhpc refused 1\nsbatch: error: Invalid partition name specified\n@@vhpc end-refused\n")
+    assert refused.refused == (1, "sbatch: error: Invalid partition name specified") and refused.job_id is None

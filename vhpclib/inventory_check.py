@@ -169,6 +169,11 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     """
     names = list(environments) if environments else list(inventory.environments)
     envs = {name: inventory.environment(name) for name in names}
+    if any(env.launcher == "slurm" for env in envs.values()):  # vhpc-slurm: Slurm nodes answer through one srun step
+        from .slurm.fingerprint import check_with_slurm
+
+        return check_with_slurm(inventory, envs, campaign, check_inventory, pool=pool, timeout=timeout,
+                                store_root=store_root)
     own_pool = pool is None
     pool = pool or ConnectionPool(inventory)
     try:

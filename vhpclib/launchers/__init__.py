@@ -55,6 +55,9 @@ class LaunchTarget(Protocol):
 class Launcher(ABC):
     name: ClassVar[str]
 
+    def check(self, target: LaunchTarget) -> None:  # noqa: B027 - most launchers have nothing to check up front
+        """Refuse, before any run, settings the launcher's system would refuse (``InputError``); default: none."""
+
     @abstractmethod
     def launch(self, target: LaunchTarget, job: Job, writer: RunWriter) -> Execution:
         """Run ``job``; its stdout/stderr (and ``job.outputs``) end up in ``writer.path``.
@@ -79,3 +82,4 @@ launcher_names = LAUNCHERS.names
 
 # The built-in launchers register themselves on import (papermill's engines are filled the same way).
 from . import mpirun as _mpirun  # noqa: E402,F401
+from . import slurm as _slurm  # noqa: E402,F401  (vhpc-slurm: one batch job per run)

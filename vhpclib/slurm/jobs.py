@@ -1,21 +1,18 @@
-"""Batch jobs through Slurm: submit from the submit host, wait, account, cancel.
+"""Jobs through Slurm: submit from the submit host, wait, account, cancel.
 
 Every Slurm command runs through an ``Executor`` (this machine or the login
-node over SSH), with ``SLURM_CONF`` from the settings when they name one. The
-flow of one job (``run_batch_job``):
+node over SSH), with ``SLURM_CONF`` from the settings when they name one.
+``run_batch_job`` runs one job as one command on the submit host
+(``session.py``: write the script, sbatch or salloc, wait where the job is,
+sacct, send the output back), in a worker thread so that Ctrl-C or SIGTERM is
+handled at once: the job is cancelled (``request_cancel``), what it wrote is
+kept, and the interruption goes on. A refused submission becomes one line
+naming the setting (``SlurmSettingError``/``SlurmUnreachable``, exit 2);
+``check_submission`` asks the same of ``sbatch --test-only`` before a campaign.
 
-1. the sbatch script, kept in the local run folder, written into a new job folder
-   on the submit host (under ``settings.job_dir``, shared with the compute nodes)
-   and submitted with ``sbatch --parsable`` in one round trip; a refusal becomes
-   one line naming the setting (``SlurmSettingError``/``SlurmUnreachable``, exit 2);
-3. bounded polling of ``squeue`` (intervals doubling from 0.25 s up to
-   ``poll_interval_s``; never a busy loop); a job pending longer than
-   ``pending_limit_s`` or running past vhpc's timeout is cancelled;
-4. the ``sacct`` record (``sacct --completion`` where there is no slurmdbd);
-5. the job's stdout, stderr and ``SLURM_*`` layout copied into the run folder.
-
-``CancelOnInterrupt`` cancels the job when Ctrl-C or SIGTERM arrives while it
-is queued or running, then lets the interruption go on.
+The single-purpose pieces (``submit``, ``queue_state``, ``wait_for_job``,
+``job_accounting``, ``cancel_job``, ``CancelOnInterrupt``) are what the session
+falls back on when it is cut short, and what tests drive directly.
 """
 
 from __future__ import annotations
@@ -35,11 +32,17 @@ from ..exceptions import (ParseError, RemoteError, SlurmError, SlurmJobPending, 
                           SlurmSettingError, SlurmUnreachable, Terminated, VhpcError)
 from ..remote import CommandResult, Executor, utc_now
 from .sacct import SACCT_FIELDS, JobAccounting, Outcome, is_final, outcome_of, parse_sacct, state_word
-from .script import LAYOUT, SCRIPT_NAME, STDERR, STDOUT, BatchJob, batch_script
+from .script import LAYOUT, SCRIPT_NAME, STDERR, STDOUT, BatchJob, batch_script, extra_args, job_options
+from .session import (CANCEL_FILE, JOB_ID_FILE, SCRIPT_WRITE_FAILED, SessionOutput, parse_session,
+                      session_program)
 from .settings import SlurmSettings
 
 COMMAND_TIMEOUT_S = 60.0  # one Slurm client command (sbatch alone retries for ~10 s without a controller)
 FIRST_POLL_S = 0.25
+MIN_POLL_S = 0.1  # the first squeue poll after sbatch, and the shortest gap
+POLL_FRACTION = 0.1
+INTERRUPT_WAIT_S = 60.0  # how long an interrupted vhpc waits for its cancelled job's output
+BACKSTOP_MARGIN_S = 300.0  # beyond pending limit + timeout, before vhpc stops waiting for the submit host
 ACCOUNTING_TIMEOUT_S = 60.0  # slurmdbd may record a job's end a little after squeue forgets it
 NO_ACCOUNTING = "accounting storage is disabled"
 _UNREACHABLE = ("Unable to contact slurm controller", "Could not establish a configuration source",
@@ -102,7 +105,6 @@ def classify_sbatch_error(stderr: str, exit_code: int, settings: SlurmSettings |
 _BASES: dict[tuple[str, str], str] = {}  # (submit host, job_dir setting) -> its absolute path
 # (submit host, SLURM_CONF) whose sacct said "accounting storage is disabled": ask --completion directly
 _COMPLETION_ONLY: set[tuple[str, str | None]] = set()
-SCRIPT_WRITE_FAILED = 97
 
 
 def job_base_dir(executor: Executor, settings: SlurmSettings) -> str:
@@ -190,19 +192,30 @@ class WaitResult:
     polls: int
 
 
+def next_poll_delay(elapsed_s: float, settings: SlurmSettings) -> float:
+    """Seconds until the next squeue poll: a tenth of the time waited so far, from 0.1 s up to ``poll_interval_s``.
+
+    vhpc notices a job's end at most ~10 % of its run time late (plus one squeue
+    round trip), while the number of polls grows only with the logarithm of the
+    job's length until the interval reaches ``poll_interval_s``.
+    """
+    return min(settings.poll_interval_s, max(MIN_POLL_S, POLL_FRACTION * elapsed_s))
+
+
 def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, timeout_s: float | None = None,
                  check_interrupt: Callable[[], None] | None = None) -> WaitResult:
-    """Poll squeue until the job is finished; bounded by the pending limit and ``timeout_s``.
+    """Poll squeue until the job has ended; bounded by the pending limit and ``timeout_s``.
 
-    Intervals double from 0.25 s up to ``settings.poll_interval_s``. A job still
-    pending after ``settings.pending_limit_s`` is cancelled (``SlurmJobPending``,
-    with Slurm's pending reason); one not finished after ``timeout_s`` is
-    cancelled too (``SlurmJobTimeout``). Three failed polls in a row raise.
-    ``check_interrupt`` runs after every poll and sleep (``CancelOnInterrupt.raise_if_interrupted``).
+    Intervals follow ``next_poll_delay``. COMPLETING counts as ended (the job's
+    processes are gone; its nodes are still cleaning up). A job still pending
+    after ``settings.pending_limit_s`` is cancelled (``SlurmJobPending``, with
+    Slurm's pending reason); one still running ``timeout_s`` after it was first
+    seen running is cancelled too (``SlurmJobTimeout``). Three failed polls in a
+    row raise. ``check_interrupt`` runs after every poll and sleep
+    (``CancelOnInterrupt.raise_if_interrupted``).
     """
     check = check_interrupt or (lambda: None)
     started = time.monotonic()
-    delay = min(FIRST_POLL_S, settings.poll_interval_s)
     pending_s: float | None = None
     failures = polls = 0
     while True:
@@ -219,7 +232,7 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
         polls += 1
         now = time.monotonic() - started
         if answered:
-            if state is None or is_final(state[0]):
+            if state is None or is_final(state[0]) or state[0] == "COMPLETING":
                 return WaitResult(state[0] if state else None, now, pending_s, polls)
             word, reason = state
             if word != "PENDING" and pending_s is None:
@@ -230,13 +243,12 @@ def wait_for_job(executor: Executor, settings: SlurmSettings, job_id: str, *, ti
                     f"job {job_id} pended for more than {settings.pending_limit_s:g} s "
                     f"(Slurm's reason: {reason or 'none given'}); cancelled", job_id=job_id, pending_reason=reason,
                     waited_s=now)
-        if timeout_s is not None and now > timeout_s:
+        if timeout_s is not None and pending_s is not None and now - pending_s > timeout_s:
             cancel_job(executor, settings, job_id)
-            raise SlurmJobTimeout(f"job {job_id} did not finish within {timeout_s:g} s; cancelled",
+            raise SlurmJobTimeout(f"job {job_id} still running {timeout_s:g} s after it started; cancelled",
                                   job_id=job_id, waited_s=now)
-        time.sleep(delay)
+        time.sleep(next_poll_delay(now, settings))
         check()
-        delay = min(delay * 2, settings.poll_interval_s)
 
 
 def job_accounting(executor: Executor, settings: SlurmSettings, job_id: str, *,
@@ -381,62 +393,283 @@ class JobResult:
         }
 
 
-def fetch_outputs(executor: Executor, job_dir: str, run_dir: Path) -> list[str]:
-    """Copy the job's output files into the run folder; a file the job never wrote becomes empty."""
+def fetch_outputs(executor: Executor, job_dir: str, run_dir: Path, outputs: tuple[str, ...] = ()) -> list[str]:
+    """Copy the job's output files into the run folder; a log the job never wrote becomes empty.
+
+    ``outputs``: further files the program writes into its working folder (the
+    job folder); one that is missing is simply not copied (the run's sanity
+    check says what is missing).
+    """
     copied = []
-    for name in (STDOUT, STDERR, LAYOUT):
+    for name in (STDOUT, STDERR, LAYOUT, *outputs):
         try:
             executor.get(f"{job_dir}/{name}", run_dir / name)
             copied.append(name)
         except (OSError, IOError):
-            if name != LAYOUT:
+            if name in (STDOUT, STDERR):
                 (run_dir / name).write_text("")
     return copied
 
 
+def _salvage(executor: Executor, job_dir: str, run_dir: Path, outputs: tuple[str, ...], keep: bool) -> None:
+    """After an interruption: what the cancelled job wrote, copied into the run folder (best effort)."""
+    try:
+        fetch_outputs(executor, job_dir, run_dir, outputs)
+        if not keep:
+            executor.run(f"rm -rf {shlex.quote(job_dir)}", timeout=COMMAND_TIMEOUT_S, warn=True)
+    except (VhpcError, OSError):
+        pass
+
+
+_CHECKED: dict[tuple[str, str, int | None], str] = {}  # (submit host, settings, nodes) -> Slurm's estimate
+
+
+def check_submission(executor: Executor, settings: SlurmSettings, *, nodes: int | None = None) -> str:
+    """``sbatch --test-only`` of a job as the settings describe it: raise when Slurm would refuse them.
+
+    Checks the job folder, partition, account, QOS, time limit, constraint, node
+    count and extra sbatch options, and that slurmctld answers, before any run is
+    submitted: one command on the submit host, once per process and settings.
+    Returns Slurm's estimate (``Job N to start at ...``).
+    """
+    key = (executor.name, settings.model_dump_json(), nodes)
+    if key in _CHECKED:
+        return _CHECKED[key]
+    base_key = (executor.name, settings.job_dir)
+    probe = BatchJob(name="vhpc-check", program=("true",), launch="none", nodes=nodes)
+    delimiter = f"VHPC_SCRIPT_{uuid.uuid4().hex}"
+    folder = shlex.quote(settings.job_dir)
+    # The job folder first (as job_base_dir makes it), then the test submission (it writes nothing).
+    command = (f"cd && mkdir -p {folder} && cd {folder} && echo \"@@vhpc base $(pwd -P)\" || "
+               f"exit {SCRIPT_WRITE_FAILED}\n"
+               f"sbatch --test-only <<'{delimiter}'\n{batch_script(settings, probe, '/tmp')}{delimiter}\n")
+    result = _slurm(executor, settings, command)
+    lines = result.stdout.splitlines()
+    base = next((ln.split(" ", 2)[2] for ln in lines if ln.startswith("@@vhpc base ")), "")
+    if result.exit_code == SCRIPT_WRITE_FAILED or not base.startswith("/") or any(c.isspace() for c in base):
+        raise SlurmSettingError(f"cannot use {settings.job_dir!r} on {executor.name} as the job folder: "
+                                f"{_error_line(result.stderr) if result.stderr.strip() else base!r}",
+                                key="slurm.job_dir")
+    _BASES[base_key] = base
+    said = "\n".join([result.stderr.rstrip(), *(ln for ln in lines if not ln.startswith("@@vhpc "))]).strip()
+    if result.exit_code != 0:
+        raise classify_sbatch_error(said, result.exit_code, settings)
+    _CHECKED[key] = _error_line(said)
+    return _CHECKED[key]
+
+
+def _write_files(run_dir: Path, files: dict[str, bytes]) -> list[str]:
+    written = []
+    for name, data in files.items():
+        if "/" in name or name in ("", ".", ".."):
+            continue
+        (run_dir / name).write_bytes(data)
+        written.append(name)
+    for name in (STDOUT, STDERR):
+        if not (run_dir / name).exists():
+            (run_dir / name).write_text("")
+    return written
+
+
+def _after_interrupt(executor: Executor, settings: SlurmSettings, job_dir: str, run_dir: Path,
+                     outputs: tuple[str, ...], keep: bool) -> str | None:
+    """The session was cut off by an interruption: cancel its job (id from the job folder), keep its output."""
+    try:
+        found = executor.run(f"cat {shlex.quote(job_dir + '/job_id')} 2>/dev/null", timeout=COMMAND_TIMEOUT_S,
+                             warn=True).stdout.strip()
+    except (VhpcError, OSError):
+        return None
+    job_id = found if found.isdigit() else None
+    if job_id is not None:
+        try:
+            cancel_job(executor, settings, job_id)
+        except (VhpcError, OSError):
+            pass
+    _salvage(executor, job_dir, run_dir, outputs, keep)
+    return job_id
+
+
+def _accounting(executor: Executor, settings: SlurmSettings, job_id: str, session: SessionOutput,
+                job_dir: str, keep: bool) -> JobAccounting:
+    """The sacct record the session brought back, or (if it had none final) asked for again."""
+    if session.sacct is not None:
+        completion, code, text = session.sacct
+        if completion:
+            _COMPLETION_ONLY.add((executor.name, settings.slurm_conf))
+        if code == 0:
+            try:
+                record = parse_sacct(text, job_id, source="sacct --completion" if completion else "sacct")
+                if record.final:
+                    return record
+            except ParseError:
+                pass
+        elif any(p in text for p in _UNREACHABLE):
+            raise SlurmUnreachable(f"sacct: {_error_line(text)}", key="slurm.slurm_conf")
+    return job_accounting(executor, settings, job_id, then_remove=None if keep or session.done else job_dir)
+
+
+def _session_reason(session: SessionOutput, settings: SlurmSettings, job_id: str,
+                    timeout_s: float | None) -> str | None:
+    if session.cancelled == "pending-limit":
+        return (f"PENDING_LIMIT: job {job_id} pended for more than {settings.pending_limit_s:g} s "
+                f"(Slurm's reason: {session.pending_reason or 'none given'}); cancelled")
+    if session.cancelled == "timeout":
+        return f"VHPC_TIMEOUT: job {job_id} still running {timeout_s:g} s after it started; cancelled"
+    return None
+
+
+class _SessionThread(threading.Thread):
+    """The submit-host program of one job, run by a worker thread.
+
+    The main thread only waits (``wait``), so a Ctrl-C or SIGTERM reaches it at
+    once, whatever the executor (invoke would hold a local interruption until
+    the command ends, Fabric would wait for the remote one to end).
+    """
+
+    def __init__(self, executor: Executor, settings: SlurmSettings, program: str, timeout: float | None) -> None:
+        super().__init__(name="vhpc-slurm-session", daemon=True)
+        self.executor, self.settings, self.program, self.timeout = executor, settings, program, timeout
+        self._result: CommandResult | None = None
+        self._error: BaseException | None = None
+        # Waited on instead of join(): a KeyboardInterrupt inside Thread.join can leave the thread marked
+        # as stopped while it still runs (CPython's _wait_for_tstate_lock releases a lock it does not hold).
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._result = _slurm(self.executor, self.settings, self.program, timeout=self.timeout)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._error = exc
+        finally:
+            self.finished.set()
+
+    def wait(self, check: Callable[[], None], limit_s: float | None = None) -> bool:
+        """Wait for the program (``check`` between short waits); False if ``limit_s`` passed first."""
+        deadline = None if limit_s is None else time.monotonic() + limit_s
+        while not self.finished.wait(0.2):
+            check()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
+
+    @property
+    def succeeded(self) -> bool:
+        """The program ran to its end and its output is there."""
+        return self.finished.is_set() and self._error is None and self._result is not None
+
+    def result(self) -> CommandResult:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+def request_cancel(executor: Executor, settings: SlurmSettings, job_dir: str) -> None:
+    """Ask a running session to cancel its job: the ``.cancel`` file, and ``scancel`` if its id is known."""
+    folder = shlex.quote(job_dir)
+    command = (f"touch {folder}/{CANCEL_FILE} 2>/dev/null; j=$(cat {folder}/{JOB_ID_FILE} 2>/dev/null) && "
+               f"[ -n \"$j\" ] && scancel \"$j\"; true")
+    try:
+        _slurm(executor, settings, command)
+    except (VhpcError, OSError):
+        pass
+
+
+def _interrupted(executor: Executor, settings: SlurmSettings, session_run: _SessionThread, job_dir: str,
+                 run_dir: Path, outputs: tuple[str, ...], keep: bool,
+                 on_submit: Callable[[str], None] | None) -> None:
+    """vhpc was interrupted while its job ran: cancel it, keep what it wrote (the interruption then goes on)."""
+    request_cancel(executor, settings, job_dir)
+    try:
+        finished = session_run.wait(lambda: None, limit_s=INTERRUPT_WAIT_S)
+    except KeyboardInterrupt:  # asked twice: stop waiting for the session
+        finished = False
+    job_id = None
+    if finished and session_run.succeeded:
+        session = parse_session(session_run.result().stdout)
+        _write_files(run_dir, session.files)
+        job_id = session.job_id
+    else:
+        job_id = _after_interrupt(executor, settings, job_dir, run_dir, outputs, keep)
+    if job_id and on_submit is not None:
+        on_submit(job_id)
+
+
 def run_batch_job(executor: Executor, settings: SlurmSettings, job: BatchJob, run_dir: Path, *,
                   timeout_s: float | None = None, keep_job_dir: bool = False,
-                  on_submit: Callable[[str], None] | None = None) -> JobResult:
+                  on_submit: Callable[[str], None] | None = None, outputs: tuple[str, ...] = ()) -> JobResult:
     """Submit ``job`` from ``executor``, wait for it, and return its outcome with the sacct record.
 
-    ``run_dir`` (local) receives ``job.sbatch``, ``stdout.log``, ``stderr.log``
-    and ``slurm_env.txt``. A job Slurm ends in any state but COMPLETED, one
-    pending past ``pending_limit_s``, and one running past ``timeout_s`` are
-    returned as ``failed`` with the reason (the Slurm state, or which limit).
-    Refused submissions raise (``SlurmSettingError``/``SlurmUnreachable``, exit
-    2); Ctrl-C/SIGTERM cancel the job and propagate.
+    The whole job is one command on the submit host (``session.py``): submit
+    (sbatch, or salloc with ``submission: allocation``), wait, account, and send
+    back ``stdout.log``, ``stderr.log``, ``slurm_env.txt`` and the job's
+    ``outputs`` (files it writes into its working folder), which land in
+    ``run_dir`` beside ``job.sbatch``. A job Slurm ends in any state but
+    COMPLETED, one pending past ``pending_limit_s``, and one still running
+    ``timeout_s`` after it started are returned as ``failed`` with the reason
+    (the Slurm state, or which limit). Refused submissions raise
+    (``SlurmSettingError``/``SlurmUnreachable``, exit 2). Ctrl-C/SIGTERM cancel
+    the job, keep what it wrote in ``run_dir`` and propagate. ``on_submit`` is
+    called with the job id once vhpc knows it.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     job_dir = new_job_dir(executor, settings, job.name)
     script = batch_script(settings, job, job_dir)
     (run_dir / SCRIPT_NAME).write_text(script)
-    reason: str | None = None
-    pending_s: float | None = None
+    salloc = job_options(settings, job) if settings.submission == "allocation" else []
+    program = session_program(settings, script, job_dir,
+                              salloc=[f"{o}={v}" for o, v in salloc] + (extra_args(settings, job) if salloc else []),
+                              files=outputs, timeout_s=timeout_s, keep_job_dir=keep_job_dir,
+                              completion_only=(executor.name, settings.slurm_conf) in _COMPLETION_ONLY)
+    backstop = None
+    if settings.pending_limit_s is not None and timeout_s is not None:
+        backstop = settings.pending_limit_s + timeout_s + BACKSTOP_MARGIN_S
     submitted = utc_now()
     t0 = time.monotonic()
     with CancelOnInterrupt(executor, settings) as guard:
-        job_id = submit(executor, settings, script, job_dir)
-        guard.job_id = job_id
-        guard.raise_if_interrupted()  # an interruption invoke swallowed while sbatch ran
+        session_run = _SessionThread(executor, settings, program, backstop)
+        session_run.start()
+        try:
+            session_run.wait(guard.raise_if_interrupted)
+        except KeyboardInterrupt:
+            _interrupted(executor, settings, session_run, job_dir, run_dir, outputs, keep_job_dir, on_submit)
+            raise
+        result = session_run.result()
+        session = parse_session(result.stdout)
+        if result.exit_code == SCRIPT_WRITE_FAILED:
+            raise SlurmSettingError(f"cannot write the job script into {job_dir} on {executor.name}: "
+                                    f"{_error_line(result.stderr)}", key="slurm.job_dir")
+        if session.refused is not None:
+            code, words = session.refused
+            raise classify_sbatch_error(words, code, settings)
+        if session.job_id is None:
+            raise SlurmError(f"the job of {job.name} was not submitted (exit {result.exit_code}): "
+                             f"{_error_line(result.stderr + result.stdout)}")
+        job_id = session.job_id
+        files = _write_files(run_dir, session.files)
         if on_submit is not None:
             on_submit(job_id)
-        try:
-            waited = wait_for_job(executor, settings, job_id, timeout_s=timeout_s,
-                                  check_interrupt=guard.raise_if_interrupted)
-            pending_s = waited.pending_s
-        except SlurmJobPending as exc:
-            reason, pending_s = f"PENDING_LIMIT: {exc.message}", exc.waited_s
-        except SlurmJobTimeout as exc:
-            reason, pending_s = f"VHPC_TIMEOUT: {exc.message}", None
+        if guard.interrupted is not None:  # the program cancelled the job when vhpc asked; output is kept
+            guard.raise_if_interrupted()
+        guard.job_id = job_id if not session.done else None  # cut short (backstop): cancel on the way out
+        reason = _session_reason(session, settings, job_id, timeout_s)
+        if not session.done:
+            cancel_job(executor, settings, job_id)
+            files = fetch_outputs(executor, job_dir, run_dir, outputs)
+            reason = reason or (f"VHPC_TIMEOUT: no answer from the submit host within {backstop:g} s; job "
+                                f"{job_id} cancelled" if result.exit_code == 124 else None)
+        if session.squeue_error:
+            raise SlurmUnreachable(f"squeue: {_error_line(session.squeue_error)}", key="slurm.slurm_conf") \
+                if any(p in session.squeue_error for p in _UNREACHABLE) else \
+                SlurmError(f"squeue failed for job {job_id}: {_error_line(session.squeue_error)}")
         guard.job_id = None
     turnaround = time.monotonic() - t0
-    ended = utc_now()
-    files = fetch_outputs(executor, job_dir, run_dir)
-    accounting = job_accounting(executor, settings, job_id, then_remove=None if keep_job_dir else job_dir)
+    accounting = _accounting(executor, settings, job_id, session, job_dir, keep_job_dir)
     outcome, state_reason = outcome_of(accounting.state)
+    pending_s = session.running_ms / 1000 if session.running_ms is not None else None
     return JobResult(name=job.name, job_id=job_id, outcome="failed" if reason else outcome,
                      reason=reason or state_reason, state=accounting.state, accounting=accounting,
                      submit_host=executor.name, job_dir=job_dir, run_dir=run_dir, submitted_utc=submitted,
-                     ended_utc=ended, turnaround_s=turnaround, pending_s=pending_s, mpi_mode=settings.mpi_mode,
-                     files=[SCRIPT_NAME, *files])
+                     ended_utc=utc_now(), turnaround_s=turnaround, pending_s=pending_s,
+                     mpi_mode=settings.mpi_mode, files=[SCRIPT_NAME, *files])

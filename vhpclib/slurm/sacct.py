@@ -167,3 +167,52 @@ def parse_sacct(text: str, job_id: str, *, fields: tuple[str, ...] = SACCT_FIELD
     if job is None:
         raise ParseError(f"no sacct line for job {job_id}", file=file)
     return JobAccounting(job, tuple(steps), source)
+
+
+_BRACKET = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p for p in (s.strip() for s in parts) if p]
+
+
+def _expand_ranges(body: str) -> list[str]:
+    out = []
+    for part in body.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"bad range {part!r}")
+        width = len(lo)
+        out += [str(n).zfill(width) for n in range(int(lo), int(hi if sep else lo) + 1)]
+    return out
+
+
+def expand_hostlist(text: str | None) -> list[str]:
+    """Slurm's compressed node list (``node[1-3,07],login``, ``r[1-2]n[1-2]``) as node names, in order.
+
+    ValueError when the list is malformed; ``None``/``(null)``/``None assigned`` give ``[]``.
+    """
+    if not text or text.strip() in ("(null)", "None assigned", "None"):
+        return []
+    names: list[str] = []
+    for item in _split_top(text.strip()):
+        match = _BRACKET.search(item)
+        if match is None:
+            if "[" in item or "]" in item:
+                raise ValueError(f"unbalanced brackets in {item!r}")
+            names.append(item)
+            continue
+        head, tail = item[:match.start()], item[match.end():]
+        for value in _expand_ranges(match[1]):
+            names += expand_hostlist(head + value + tail)
+    return names

@@ -50,6 +50,7 @@ class BatchJob:
     mpirun: str = "mpirun"  # mpi_mode mpirun: the MPI's mpirun (path on the compute nodes)
     launcher_args: tuple[str, ...] = ()  # extra arguments of srun or mpirun
     time_limit: str | None = None  # None: settings.time_limit
+    exclusive: bool = False  # whole nodes (the run names CPUs, which must be free); added unless sbatch_args has it
 
     def __post_init__(self) -> None:
         if not _JOB_NAME.match(self.name):
@@ -75,8 +76,8 @@ def _quote(value: object) -> str:
     return shlex.quote(str(value))
 
 
-def sbatch_directives(settings: SlurmSettings, job: BatchJob, job_dir: str) -> list[str]:
-    """The ``#SBATCH`` lines: settings first, then the job's own counts, output into ``job_dir``."""
+def job_options(settings: SlurmSettings, job: BatchJob) -> list[tuple[str, object]]:
+    """The job's allocation options (name, settings, counts) as ``(option, value)`` pairs, in order."""
     options: list[tuple[str, object]] = [("--job-name", job.name)]
     for option, value in (("--partition", settings.partition), ("--account", settings.account),
                           ("--qos", settings.qos), ("--time", job.time_limit or settings.time_limit),
@@ -86,9 +87,23 @@ def sbatch_directives(settings: SlurmSettings, job: BatchJob, job_dir: str) -> l
                           ("--ntasks", job.ntasks), ("--cpus-per-task", job.cpus_per_task)):
         if value is not None:
             options.append((option, value))
+    return options
+
+
+def extra_args(settings: SlurmSettings, job: BatchJob) -> list[str]:
+    """The settings' extra options, and ``--exclusive`` when the job needs whole nodes."""
+    extra = list(settings.sbatch_args)
+    if job.exclusive and not any(arg.startswith("--exclusive") for arg in extra):
+        extra.append("--exclusive")
+    return extra
+
+
+def sbatch_directives(settings: SlurmSettings, job: BatchJob, job_dir: str) -> list[str]:
+    """The ``#SBATCH`` lines: settings first, then the job's own counts, output into ``job_dir``."""
+    options = job_options(settings, job)
     options += [("--chdir", job_dir), ("--output", f"{job_dir}/{STDOUT}"), ("--error", f"{job_dir}/{STDERR}")]
     lines = [f"#SBATCH {option}={_quote(value)}" for option, value in options]
-    lines += [f"#SBATCH {_sbatch_arg(arg)}" for arg in settings.sbatch_args]
+    lines += [f"#SBATCH {_sbatch_arg(arg)}" for arg in extra_args(settings, job)]
     return lines
 
 
@@ -132,8 +147,15 @@ def batch_script(settings: SlurmSettings, job: BatchJob, job_dir: str) -> str:
     lines = ["#!/bin/bash", *sbatch_directives(settings, job, job_dir),
              f"# Written by vhpc for job {job.name} (launch: {job.launch}, mpi_mode: {settings.mpi_mode}).",
              "set -euo pipefail"]
-    lines += [f"export {name}={_quote(value)}" for name, value in env.items()]
-    # The task layout Slurm gave the job, kept beside the output.
-    lines.append(f"{{ printenv | grep '^SLURM_' || true; }} > {_quote(job_dir + '/' + LAYOUT)}")
+    for name, value in env.items():
+        # PATH: the MPI's folders first, then the job's own PATH (where a cluster keeps srun, e.g. /opt/slurm/bin).
+        tail = "${PATH:+:$PATH}" if name == "PATH" else ""
+        lines.append(f"export {name}={_quote(value)}{tail}")
+    # The task layout Slurm gave the job, and when the launch line started and ended, kept beside the output.
+    lines.append(f"VHPC_LAYOUT={_quote(job_dir + '/' + LAYOUT)}")
+    lines.append("{ printenv | grep '^SLURM_' || true; } > \"$VHPC_LAYOUT\"")
+    lines.append("trap 'vhpc_rc=$?; printf \"VHPC_LAUNCH_END=%s\\nVHPC_LAUNCH_STATUS=%s\\n\" \"$(date +%s.%N)\" "
+                 "\"$vhpc_rc\" >> \"$VHPC_LAYOUT\"' EXIT")
+    lines.append("echo \"VHPC_LAUNCH_START=$(date +%s.%N)\" >> \"$VHPC_LAYOUT\"")
     lines.append(" ".join(_quote(a) for a in launch_argv(settings, job)))
     return "\n".join(lines) + "\n"

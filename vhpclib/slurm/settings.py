@@ -111,10 +111,15 @@ class SlurmSettings(BaseModel):
     qos: str | None = None
     time_limit: str | None = None  # sbatch --time syntax; None: the partition's default
     constraint: str | None = None
-    nodes: int | None = Field(None, ge=1)  # default node count of a job (a stage may ask for fewer)
+    # Defaults for a job that names no counts; the launcher's jobs always name theirs (the run's placement).
+    nodes: int | None = Field(None, ge=1)
     ntasks_per_node: int | None = Field(None, ge=1)
     sbatch_args: list[Annotated[str, AfterValidator(check_sbatch_arg)]] = Field(default_factory=list)
     mpi_mode: Literal["srun-pmi2", "srun-pmix", "mpirun"] = "srun-pmi2"
+    # How a job is submitted: "batch" (sbatch; Slurm starts it on its next scheduling pass, up to ~1 s
+    # later) or "allocation" (salloc running the same script on the submit host: nodes allocated at once
+    # when free; the script's srun/mpirun reaches them). Either way vhpc waits for each run's job.
+    submission: Literal["batch", "allocation"] = "batch"
     # PMI client library Intel MPI loads under srun (I_MPI_PMI_LIBRARY), a path on the compute nodes.
     pmi_library: str = DEBIAN_PMI2_LIBRARY
     poll_interval_s: float = Field(5.0, ge=0.1, le=600)  # longest gap between two squeue polls

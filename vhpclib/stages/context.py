@@ -127,6 +127,10 @@ class StageContext:
         """Fingerprints of ``hosts`` (collected once per campaign, all hosts at once), as run records reference them."""
         from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint
 
+        if self.env.launcher == "slurm":  # vhpc-slurm: every node fingerprinted by one srun step
+            from ..launchers.slurm import slurm_host_facts
+
+            return slurm_host_facts(self, hosts)
         missing = [h for h in dict.fromkeys(hosts) if h.label not in self._facts]
         if missing:
             results = self.run_on(missing, fingerprint_script(self.runtime), timeout=120)

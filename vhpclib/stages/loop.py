@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..exceptions import InputError, VhpcError
+from ..exceptions import InputError, Terminated, VhpcError
 from ..launchers import Job, get_launcher
 from ..params import StageParams
 from ..record import COMPLETE, FAILED, INVALID, RunRecord
@@ -75,6 +75,7 @@ def run_stage(ctx: StageContext, stage: str, params: StageParams, *, progress: b
     number of runs adapts to the intervals (``stages.adaptive``); with ``params.interleave``
     other environments are measured in the same call, runs alternating (``stages.interleave``).
     """
+    get_launcher(ctx.env.launcher).check(ctx)  # vhpc-slurm: settings the scheduler refuses stop here (exit 2)
     if params.interleave:
         from .interleave import run_interleaved
 
@@ -183,9 +184,13 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
         workload=workload.name, point={**point.fields, **job.point}, repetition=repetition,
         environment_spec=ctx.environment_summary(), host_facts=facts, extra=dict(job.record),
         **ctx.topology_record())
+    interrupted: KeyboardInterrupt | None = None
     with ctx.store.new_run(record) as writer:
         try:
             record.execution = get_launcher(ctx.env.launcher).launch(ctx, job, writer)
+        except KeyboardInterrupt as exc:  # vhpc-slurm: kept as a failed run (never half-counted), re-raised below
+            writer.fail(f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'})")
+            interrupted = exc
         except VhpcError as exc:
             writer.fail(f"launch failed: {exc}")
         else:
@@ -196,6 +201,8 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
                 writer.fail(f"exit status {status}" + (" (timed out)" if status == 124 else ""))
             else:
                 judge(workload, writer)
+    if interrupted is not None:  # vhpc-slurm: the run is committed; now stop the campaign
+        raise interrupted
     return StoredRun(writer.path, writer.record)
 
 
