@@ -51,6 +51,16 @@ class MpiRecord(_Model):
     mpirun: str
 
 
+class Contention(_Model):
+    """Other processes busy on the launch host while the job ran (``vhpclib.contention``)."""
+
+    host: str
+    threshold: float
+    busy: list[dict[str, Any]] = Field(default_factory=list)
+    #: Processes of the job still running after its launcher ended (killed by vhpc).
+    leftovers: list[int] = Field(default_factory=list)
+
+
 class Execution(_Model):
     """How the job ran: the command line a user could paste, where, when, and how it ended."""
 
@@ -68,6 +78,11 @@ class Execution(_Model):
     exit_status: int | None = None
     timeout_s: float | None = None
     scheduler: dict[str, Any] | None = None
+    #: True when vhpc stopped the job (timeout, signal, error) rather than the job ending by itself.
+    killed: bool = False
+    #: Where the job ran on an SSH launch host (removed after its logs were fetched).
+    remote_dir: str | None = None
+    contention: Contention | None = None
 
 
 class PinRow(_Model):

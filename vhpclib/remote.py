@@ -1,16 +1,32 @@
-"""Run commands on hosts, locally through invoke or over SSH through Fabric, behind one interface.
+"""Run commands on hosts, locally (subprocess) or over SSH (paramiko), behind one interface.
 
 Every command returns a ``CommandResult``; a non-zero exit raises ``RemoteError``
 unless the caller passes ``warn=True``. ``fan_out`` runs one command on many
-hosts in parallel and reports every host's outcome, failures included.
+hosts in one thread pool and reports every host's outcome, failures included,
+each with its own duration.
+
+Everything is bounded: a connect, an exec and every SFTP transfer have a timeout;
+SSH transports send keepalives and their sockets give up after
+``DEAD_LINK_S`` seconds without an acknowledgement, so a dead link is noticed in
+well under 30 s instead of hanging. A command that times out is killed with its
+whole process group on the host, not merely abandoned.
+
+Variables never appear on a command line (``/proc/<pid>/cmdline`` is readable by
+everyone): a command and its ``export`` lines travel to ``bash -s`` on its
+standard input, locally and over SSH.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import os
+import select
 import shlex
 import shutil
 import socket
+import subprocess
+import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -19,15 +35,29 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-import invoke
 import paramiko
 
+from . import lifetime
 from .config import Environment, HostSpec, Inventory
-from .exceptions import HostUnreachable, RemoteError
+from .exceptions import ConnectionLost, HostUnreachable, InputError, RemoteError
+
+# paramiko logs transport-thread failures (e.g. a port that does not speak SSH) at ERROR with a
+# traceback; with no handler, Python's last-resort handler would print them. vHPC reports one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 HostKeyPolicy = str  # "strict" | "accept-new" | "insecure"
+
+#: Seconds between SSH keepalives on an idle connection.
+KEEPALIVE_S = 5
+#: Seconds without a TCP acknowledgement after which a connection is declared dead (TCP_USER_TIMEOUT).
+DEAD_LINK_S = 20
+#: Upper bound of one SFTP request.
+SFTP_TIMEOUT_S = 30.0
+#: Seconds a killed command gets to end before its channel is closed regardless.
+KILL_WAIT_S = lifetime.GRACE_S + 5.0
+_SLICE_S = 5.0  # how often a waiting client checks that its connection still lives
 
 
 def user_known_hosts() -> Path:
@@ -54,12 +84,25 @@ class CommandResult:
         return self.exit_code == 0
 
 
+def exports(env: Mapping[str, str] | None) -> str:
+    """``export`` lines for a script read from standard input (never a command line)."""
+    return "".join(f"export {name}={shlex.quote(str(value))}\n" for name, value in (env or {}).items())
+
+
 def with_env(command: str, env: Mapping[str, str] | None) -> str:
-    """Prefix a shell command with quoted variable assignments."""
+    """A script setting ``env`` then running ``command``; executors send it on stdin, never in argv."""
     if not env:
         return command
-    assigns = " ".join(f"{name}={shlex.quote(str(value))}" for name, value in env.items())
-    return f"export {assigns}; {command}"
+    return exports(env) + command
+
+
+def _guarded(script: str) -> str:
+    """The script ``bash -s`` reads: parsed whole before it runs, so the command cannot eat the rest of it."""
+    return "{\n" + script + "\n} </dev/null\n"
+
+
+def _timed_out(stderr: str, timeout: float | None) -> str:
+    return stderr + f"\nvhpc: timed out after {timeout} s"
 
 
 class Executor(ABC):
@@ -70,7 +113,10 @@ class Executor(ABC):
 
     def run(self, command: str, *, env: Mapping[str, str] | None = None, timeout: float | None = None,
             warn: bool = False) -> CommandResult:
-        """Run a shell command; raise ``RemoteError`` on non-zero exit unless ``warn``."""
+        """Run a shell command; raise ``RemoteError`` on non-zero exit unless ``warn``.
+
+        A command past ``timeout`` is killed with its process group and returns exit code 124.
+        """
         started = utc_now()
         t0 = time.perf_counter()
         exit_code, out, err = self._run(with_env(command, env), timeout)
@@ -81,13 +127,18 @@ class Executor(ABC):
         return result
 
     @abstractmethod
-    def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]: ...
+    def _run(self, script: str, timeout: float | None) -> tuple[int, str, str]:
+        """Run a script (variables as ``export`` lines in it: it travels on stdin, never in argv)."""
 
     @abstractmethod
     def put(self, local: str | Path | IO, remote: str) -> None: ...
 
     @abstractmethod
     def get(self, remote: str, local: str | Path) -> None: ...
+
+    @abstractmethod
+    def kill_job(self, tag: str, sid: int | None = None) -> list[int]:
+        """Kill what is left of a job on this host (its session if ``sid``, and every process tagged ``tag``)."""
 
     def put_text(self, text: str, remote: str) -> None:
         self.put(io.StringIO(text), remote)
@@ -102,32 +153,38 @@ class Executor(ABC):
         self.close()
 
 
-class _QuietLocal(invoke.runners.Local):
-    """invoke's local runner waking 5 times a second instead of 100 while a command runs.
-
-    The measured program has the cores to itself: on a 2-core node, a harness thread
-    waking every 10 ms preempts a busy-polling MPI rank and shows up in IMB's latency.
-    Output still streams through blocking reads; only the exit is noticed up to 0.2 s later.
-    """
-
-    input_sleep = 0.2
-
+# ------------------------------------------------------------------ local
 
 class LocalExecutor(Executor):
-    """This machine, through invoke."""
+    """This machine: ``bash -s`` in a session of its own, the script on its stdin."""
 
     is_local = True
 
     def __init__(self, name: str = "localhost") -> None:
         self.name = name
-        self._context = invoke.Context(config=invoke.Config(overrides={"runners": {"local": _QuietLocal}}))
 
-    def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]:
+    def _run(self, script: str, timeout: float | None) -> tuple[int, str, str]:
+        proc = subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
         try:
-            r = self._context.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
-        except invoke.exceptions.CommandTimedOut as exc:
-            return 124, exc.result.stdout, exc.result.stderr + f"\nvhpc: timed out after {timeout} s"
-        return r.exited, r.stdout, r.stderr
+            out, err = proc.communicate(_guarded(script).encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            lifetime.terminate(lifetime.session_pids(proc.pid))
+            out, err = _drain(proc)
+            return 124, out.decode(errors="replace"), _timed_out(err.decode(errors="replace"), timeout)
+        except BaseException:
+            lifetime.terminate(lifetime.session_pids(proc.pid))
+            _drain(proc)
+            raise
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def start_job(self, argv: list[str], *, cwd: str | Path, env: Mapping[str, str], stdout: Path, stderr: Path,
+                  tag: str) -> lifetime.LocalJob:
+        """Start a job in its own session, output straight to files (see ``lifetime.LocalJob``)."""
+        return lifetime.LocalJob(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, tag=tag)
+
+    def kill_job(self, tag: str, sid: int | None = None) -> list[int]:
+        return lifetime.kill_local_job(sid, tag)
 
     def put(self, local: str | Path | IO, remote: str) -> None:
         Path(remote).parent.mkdir(parents=True, exist_ok=True)
@@ -142,114 +199,464 @@ class LocalExecutor(Executor):
             shutil.copyfile(remote, local)
 
 
+def _drain(proc: subprocess.Popen) -> tuple[bytes, bytes]:
+    """What a killed command printed; gives up after a few seconds (a grandchild may hold the pipes)."""
+    try:
+        return proc.communicate(timeout=KILL_WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
+        return b"", b""
+
+
+# ------------------------------------------------------------------ SSH
+
+#: Wraps a command run over SSH: a watcher kills the command's process group when the client closes
+#: its side of the channel (a timeout) or the connection ends (vhpc killed), so nothing outlives it.
+#: (fd 3: an asynchronous command's own stdin is /dev/null in a shell without job control.)
+_SSH_WRAPPER = """{{
+exec 3<&0 </dev/null
+{{ while read -r -u 3 _; do :; done; kill -TERM 0; }} >/dev/null 2>&1 &
+vhpc_watch=$!
+( {command}
+) 3<&-
+vhpc_rc=$?
+kill "$vhpc_watch" 2>/dev/null
+exit "$vhpc_rc"
+}}
+"""
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where an SSH host really is, after ~/.ssh/config for aliases."""
+
+    host: str
+    port: int
+    user: str | None
+    key_files: tuple[str, ...]
+    jump: tuple[str, int, str | None, tuple[str, ...]] | None
+
+
 class SshExecutor(Executor):
-    """A host over SSH with Fabric, host keys verified per policy."""
+    """A host over SSH (paramiko), host keys verified per policy, every operation bounded."""
 
     is_local = False
 
     def __init__(self, spec: HostSpec, *, policy: HostKeyPolicy = "strict", known_hosts: Path | None = None,
                  connect_timeout: float = 10.0) -> None:
-        from fabric import Config, Connection  # imported here: fabric is slow to import
-
         self.name = spec.label
         self.spec = spec
         self.policy = policy
         self.known_hosts = known_hosts
-        use_ssh_config = spec.ssh_alias is not None
-        config = Config(overrides={"load_ssh_configs": use_ssh_config, "timeouts": {"connect": connect_timeout}})
-        connect_kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
-        if spec.key_file:
-            connect_kwargs.update(key_filename=str(spec.key_file), look_for_keys=False, allow_agent=False)
-        gateway = None
-        if spec.jump is not None:
-            jump_kwargs: dict = {}
-            if spec.jump.key_file:
-                jump_kwargs.update(key_filename=str(spec.jump.key_file), look_for_keys=False, allow_agent=False)
-            gateway = Connection(spec.jump.address, port=spec.jump.port, user=spec.jump.user,
-                                 connect_kwargs=jump_kwargs, config=config)
-            self._configure_host_keys(gateway)
-        target = spec.ssh_alias or spec.address
-        kwargs = {} if use_ssh_config else {"port": spec.port}
-        self.connection = Connection(target, user=spec.user, connect_kwargs=connect_kwargs, config=config,
-                                     gateway=gateway, **kwargs)
-        self._configure_host_keys(self.connection)
-
-    def _configure_host_keys(self, connection) -> None:
-        client: paramiko.SSHClient = connection.client
-        if self.policy == "insecure":
+        self.connect_timeout = connect_timeout
+        if policy == "insecure":
             warnings.warn(f"{self.name}: host_key_policy 'insecure': SSH host keys are NOT verified "
-                          "(anyone on the path can impersonate this host)", UserWarning, stacklevel=3)
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-            return
-        if self.known_hosts is not None:
-            if Path(self.known_hosts).exists():
-                client.load_host_keys(str(self.known_hosts))
-        else:
-            if user_known_hosts().exists():
-                client.load_host_keys(str(user_known_hosts()))  # ~/.ssh/known_hosts, like OpenSSH
-        client.set_missing_host_key_policy(
-            _AcceptNewPolicy(self.known_hosts or user_known_hosts()) if self.policy == "accept-new"
-            else paramiko.RejectPolicy())
+                          "(anyone on the path can impersonate this host)", UserWarning, stacklevel=2)
+        self.target = _resolve(spec)
+        self._client: paramiko.SSHClient | None = None
+        self._jump: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._lock = threading.RLock()
+
+    # ---------------------------------------------------------------- connecting
 
     @property
     def known_hosts_label(self) -> str:
         return str(self.known_hosts) if self.known_hosts is not None else "~/.ssh/known_hosts"
 
+    @property
+    def where(self) -> str:
+        return f"{self.spec.ssh_alias or self.spec.address}:{self.target.port}"
+
     def describe_error(self, exc: BaseException) -> str:
         """Why connecting failed, in words naming the address and the known_hosts file."""
-        where = f"{self.spec.ssh_alias or self.spec.address}:{self.spec.port}"
-        reason = _describe_ssh_error(exc)
+        reason = _describe_ssh_error(exc, self.connect_timeout)
         if "known_hosts" in reason:
             reason = reason.replace("known_hosts", f"known_hosts {self.known_hosts_label}", 1)
-        return f"{where}: {reason}"
+        return f"{self.where}: {reason}"
 
-    def forget_failed_connect(self) -> None:
-        """Close what a failed connect left behind (paramiko keeps the transport thread alive)."""
-        try:
-            self.connection.client.close()
-            gateway = self.connection.gateway
-            if gateway is not None and hasattr(gateway, "client"):
-                gateway.client.close()
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
+    @property
+    def connected(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
 
     def open(self) -> None:
-        if self.connection.is_connected:
-            return
+        """Connect (through the jump host if any); raise ``HostUnreachable`` with one line naming the hop."""
+        with self._lock:
+            if self.connected:
+                return
+            self._drop()
+            sock = None
+            if self.target.jump is not None:
+                sock = self._open_jump()
+            client = self._client_with_keys()
+            try:
+                client.connect(self.target.host, port=self.target.port, username=self.target.user,
+                               sock=sock, **self._auth(self.target.key_files))
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                client.close()
+                self._drop()
+                raise HostUnreachable(self.describe_error(exc), host=self.name) from None
+            _bound_transport(client.get_transport(), None if sock is not None else client)
+            self._client = client
+
+    def _open_jump(self) -> paramiko.Channel:
+        host, port, user, keys = self.target.jump  # type: ignore[misc]
+        where = f"jump {host}:{port}"
+        jump = self._client_with_keys()
         try:
-            self.connection.open()
-        except (paramiko.SSHException, OSError, EOFError, socket.timeout) as exc:
-            self.forget_failed_connect()
-            raise HostUnreachable(self.describe_error(exc), host=self.name) from None
-
-    def _run(self, command: str, timeout: float | None) -> tuple[int, str, str]:
-        self.open()
-        t0 = time.perf_counter()
+            jump.connect(host, port=port, username=user, **self._auth(keys))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            jump.close()
+            reason = _describe_ssh_error(exc, self.connect_timeout)
+            if "known_hosts" in reason:
+                reason = reason.replace("known_hosts", f"known_hosts {self.known_hosts_label}", 1)
+            raise HostUnreachable(f"{where}: {reason}", host=self.name) from None
+        _bound_transport(jump.get_transport(), jump)
+        self._jump = jump
         try:
-            r = self.connection.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
-        except invoke.exceptions.CommandTimedOut as exc:
-            return 124, exc.result.stdout, exc.result.stderr + f"\nvhpc: timed out after {timeout} s"
-        if _killed_by_timer(r.exited, time.perf_counter() - t0, timeout):
-            return 124, r.stdout, r.stderr + f"\nvhpc: timed out after {timeout} s"
-        return r.exited, r.stdout, r.stderr
+            return jump.get_transport().open_channel("direct-tcpip", (self.target.host, self.target.port),
+                                                     ("127.0.0.1", 0), timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self._drop()
+            raise HostUnreachable(f"{self.where}: {where} could not reach it "
+                                  f"({_describe_ssh_error(exc, self.connect_timeout)})", host=self.name) from None
 
-    def put(self, local: str | Path | IO, remote: str) -> None:
-        self.open()
-        self.connection.run(f"mkdir -p {shlex.quote(str(Path(remote).parent))}", hide=True, in_stream=False)
-        self.connection.put(local if hasattr(local, "read") else str(local), remote=remote)
+    def _auth(self, key_files: tuple[str, ...]) -> dict[str, Any]:
+        t = self.connect_timeout
+        kwargs: dict[str, Any] = {"timeout": t, "banner_timeout": t, "auth_timeout": t, "channel_timeout": t}
+        if key_files:
+            kwargs.update(key_filename=list(key_files), look_for_keys=False, allow_agent=False)
+        return kwargs
 
-    def get(self, remote: str, local: str | Path) -> None:
-        self.open()
-        self.connection.get(remote, local=str(local))
+    def _client_with_keys(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.policy == "insecure":
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            return client
+        path = Path(self.known_hosts) if self.known_hosts is not None else user_known_hosts()
+        if path.exists():
+            check_known_hosts(path)
+            client.load_host_keys(str(path))
+        client.set_missing_host_key_policy(_AcceptNewPolicy(path) if self.policy == "accept-new"
+                                           else paramiko.RejectPolicy())
+        return client
+
+    def _drop(self) -> None:
+        for thing in (self._sftp, self._client, self._jump):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # noqa: BLE001 - closing a dead connection
+                    pass
+        self._sftp = self._client = self._jump = None
+
+    def forget_failed_connect(self) -> None:
+        with self._lock:
+            self._drop()
 
     def close(self) -> None:
-        self.connection.close()
+        with self._lock:
+            self._drop()
+
+    # ---------------------------------------------------------------- commands
+
+    def _session(self) -> paramiko.Channel:
+        self.open()
+        try:
+            return self._client.get_transport().open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.forget_failed_connect()
+            raise ConnectionLost(f"{self.where}: connection lost ({_describe_ssh_error(exc, self.connect_timeout)})",
+                                 host=self.name) from None
+
+    def exec_script(self, script: str, *, keep_stdin: bool = False) -> paramiko.Channel:
+        """Start ``bash -s`` with ``script`` on its stdin; with ``keep_stdin`` the client's side stays open
+        (closing it later is how a watcher in the script learns to kill what it started)."""
+        chan = self._session()
+        try:
+            chan.exec_command("exec bash -s")
+            chan.sendall(script.encode())
+            if not keep_stdin:
+                chan.shutdown_write()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            chan.close()
+            raise ConnectionLost(f"{self.where}: connection lost ({exc})", host=self.name) from None
+        return chan
+
+    def _run(self, script: str, timeout: float | None) -> tuple[int, str, str]:
+        chan = self.exec_script(_SSH_WRAPPER.format(command=script), keep_stdin=True)
+        pump = ChannelPump(chan, self)
+        try:
+            finished = pump.run(timeout)
+            if not finished:
+                pump.stop()
+                return 124, pump.stdout(), _timed_out(pump.stderr(), timeout)
+            return pump.exit_status(), pump.stdout(), pump.stderr()
+        finally:
+            chan.close()
+
+    def start_job(self, script: str) -> "RemoteJob":
+        """Start a job script (``lifetime``-style: prints its session id, watches its stdin) on this host."""
+        return RemoteJob(self, self.exec_script(script, keep_stdin=True))
+
+    def kill_job(self, tag: str, sid: int | None = None) -> list[int]:
+        result = self.run(lifetime.remote_kill_script(lifetime.check_tag(tag), sid), timeout=30, warn=True)
+        return [int(p) for p in result.stdout.split() if p.isdigit()]
+
+    # ---------------------------------------------------------------- files
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        with self._lock:
+            self.open()
+            if self._sftp is None:
+                try:
+                    self._sftp = self._client.open_sftp()  # type: ignore[union-attr]
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    raise ConnectionLost(f"{self.where}: SFTP failed ({exc})", host=self.name) from None
+                self._sftp.get_channel().settimeout(SFTP_TIMEOUT_S)
+            return self._sftp
+
+    def put(self, local: str | Path | IO, remote: str) -> None:
+        self.run(f"mkdir -p {shlex.quote(str(Path(remote).parent))}", timeout=60)
+        sftp = self._sftp_client()
+        try:
+            if hasattr(local, "read"):
+                data = local.read()  # type: ignore[union-attr]
+                sftp.putfo(io.BytesIO(data.encode() if isinstance(data, str) else data), remote)
+            else:
+                sftp.put(str(local), remote)
+        except (socket.timeout, paramiko.SSHException, EOFError) as exc:
+            self.forget_failed_connect()
+            raise ConnectionLost(f"{self.where}: SFTP put {remote} failed ({exc or type(exc).__name__})",
+                                 host=self.name) from None
+
+    def get(self, remote: str, local: str | Path) -> None:
+        """Fetch a file; ``FileNotFoundError`` if it is not there, ``ConnectionLost`` if the host stops answering."""
+        sftp = self._sftp_client()
+        try:
+            sftp.get(remote, str(local))
+        except (socket.timeout, paramiko.SSHException, EOFError) as exc:
+            self.forget_failed_connect()
+            raise ConnectionLost(f"{self.where}: SFTP get {remote} failed ({exc or type(exc).__name__})",
+                                 host=self.name) from None
 
 
-def _killed_by_timer(exited: int, elapsed: float, timeout: float | None) -> bool:
-    """invoke closes the channel on timeout but may report exit -1 instead of raising (a race
-    between its timer thread and the wait loop); a -1 at the deadline is that timeout."""
-    return exited == -1 and timeout is not None and elapsed >= timeout * 0.99
+class ChannelPump:
+    """Reads a channel's stdout/stderr until it ends, sleeping in ``select`` (no busy wait).
+
+    Raises ``ConnectionLost`` when the transport dies underneath (dead link, host gone).
+    """
+
+    def __init__(self, chan: paramiko.Channel, executor: SshExecutor) -> None:
+        self.chan = chan
+        self.executor = executor
+        self._out = bytearray()
+        self._err = bytearray()
+
+    def _drain(self) -> None:
+        while self.chan.recv_ready():
+            self._out += self.chan.recv(65536)
+        while self.chan.recv_stderr_ready():
+            self._err += self.chan.recv_stderr(65536)
+
+    def run(self, timeout: float | None) -> bool:
+        """True when the command ended (EOF and exit status), False when ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.chan.fileno()
+        while True:
+            self._drain()
+            if self.chan.eof_received or self.chan.closed:
+                break
+            if not self._wait_readable(fd, deadline):
+                return False
+        while not self.chan.exit_status_ready():  # exit status may trail EOF by a packet
+            if not self._wait_status(deadline):
+                return False
+        self._drain()
+        return True
+
+    def _remaining(self, deadline: float | None) -> float:
+        return _SLICE_S if deadline is None else min(_SLICE_S, deadline - time.monotonic())
+
+    def _wait_readable(self, fd: int, deadline: float | None) -> bool:
+        wait = self._remaining(deadline)
+        if wait <= 0:
+            return False
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            self._check_alive()
+        return True
+
+    def _wait_status(self, deadline: float | None) -> bool:
+        wait = self._remaining(deadline)
+        if wait <= 0:
+            return False
+        if not self.chan.status_event.wait(wait):
+            self._check_alive()
+        return True
+
+    def _check_alive(self) -> None:
+        transport = self.chan.get_transport()
+        if transport is None or not transport.is_active():
+            self._drain()
+            self.executor.forget_failed_connect()
+            raise ConnectionLost(f"{self.executor.where}: connection lost (no answer for {DEAD_LINK_S} s)",
+                                 host=self.executor.name)
+
+    def stop(self) -> None:
+        """Close our side of stdin: the script's watcher kills what it started; wait a little for that."""
+        try:
+            self.chan.shutdown_write()
+            self.run(KILL_WAIT_S)
+        except (ConnectionLost, OSError, EOFError, paramiko.SSHException):
+            pass
+
+    def exit_status(self) -> int:
+        status = self.chan.exit_status
+        return status if status is not None else -1
+
+    def stdout(self) -> str:
+        return self._out.decode(errors="replace")
+
+    def stderr(self) -> str:
+        return self._err.decode(errors="replace")
+
+    def first_line(self, timeout: float) -> str | None:
+        """The first stdout line (e.g. a session id the script announces), without consuming later output."""
+        deadline = time.monotonic() + timeout
+        fd = self.chan.fileno()
+        while b"\n" not in self._out:
+            self._drain()
+            if b"\n" in self._out or self.chan.eof_received or self.chan.closed:
+                break
+            if not self._wait_readable(fd, deadline):
+                return None
+        line, sep, rest = bytes(self._out).partition(b"\n")
+        if not sep:
+            return None
+        self._out = bytearray(rest)
+        return line.decode(errors="replace")
+
+
+class RemoteJob:
+    """A job started on an SSH host by a ``lifetime`` job script; killing it closes the script's stdin."""
+
+    def __init__(self, executor: SshExecutor, chan: paramiko.Channel) -> None:
+        self.executor = executor
+        self.chan = chan
+        self.pump = ChannelPump(chan, executor)
+        self.sid: int | None = None
+        self.returncode: int | None = None
+        self.tag: str | None = None
+        lifetime.register(self)
+
+    def announced_sid(self, timeout: float) -> int | None:
+        line = self.pump.first_line(timeout)
+        if line and line.startswith("@@vhpc-sid ") and line.endswith("@@"):
+            value = line[len("@@vhpc-sid "):-2]
+            self.sid = int(value) if value.isdigit() else None
+        return self.sid
+
+    def wait(self, timeout: float | None) -> int | None:
+        """Exit status, or None when ``timeout`` passed; ``ConnectionLost`` when the link dies meanwhile."""
+        if self.returncode is None:
+            if not self.pump.run(timeout):
+                return None
+            self.returncode = self.pump.exit_status()
+            self.close()
+        return self.returncode
+
+    def output(self) -> str:
+        return self.pump.stdout()
+
+    def kill(self) -> list[int]:
+        """Stop the job: the watcher on the host kills its session; fall back to a separate kill."""
+        self.pump.stop()
+        killed: list[int] = []
+        if not self.chan.exit_status_ready() and self.tag and self.executor.connected:
+            try:
+                killed = self.executor.kill_job(self.tag, self.sid)
+            except RemoteError:
+                pass
+        self.close()
+        return killed
+
+    def close(self) -> None:
+        lifetime.unregister(self)
+        try:
+            self.chan.close()
+        except Exception:  # noqa: BLE001 - closing a dead channel
+            pass
+
+
+def _bound_transport(transport: paramiko.Transport | None, client: paramiko.SSHClient | None) -> None:
+    """Keepalives, and a socket that gives up after DEAD_LINK_S without an acknowledgement."""
+    if transport is None:
+        return
+    transport.set_keepalive(KEEPALIVE_S)
+    sock = getattr(transport, "sock", None)
+    if not isinstance(sock, socket.socket):
+        return  # a channel through a jump host: the jump's socket carries the bound
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, max(1, DEAD_LINK_S // KEEPALIVE_S))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_LINK_S * 1000)
+    except (OSError, AttributeError):
+        pass
+
+
+def _resolve(spec: HostSpec) -> _Target:
+    """Address, port, user, keys and jump host of ``spec`` (an ~/.ssh/config alias is looked up there)."""
+    jump = None
+    if spec.jump is not None:
+        jump = (spec.jump.address, spec.jump.port, spec.jump.user,
+                (str(spec.jump.key_file),) if spec.jump.key_file else ())
+    keys = (str(spec.key_file),) if spec.key_file else ()
+    if spec.ssh_alias is None:
+        return _Target(spec.address or "localhost", spec.port, spec.user, keys, jump)
+    config = _ssh_config().lookup(spec.ssh_alias)
+    if not keys and config.get("identityfile"):
+        keys = tuple(os.path.expanduser(k) for k in config["identityfile"])
+    if jump is None and config.get("proxyjump"):
+        hop = config["proxyjump"].split(",")[0]
+        user, _, rest = hop.rpartition("@")
+        host, _, port = rest.partition(":")
+        jump = (host, int(port or 22), user or None, ())
+    return _Target(config.get("hostname", spec.ssh_alias), int(config.get("port", spec.port)),
+                   spec.user or config.get("user"), keys, jump)
+
+
+def _ssh_config() -> paramiko.SSHConfig:
+    path = Path.home() / ".ssh" / "config"
+    return paramiko.SSHConfig.from_path(str(path)) if path.is_file() else paramiko.SSHConfig()
+
+
+def check_known_hosts(path: Path) -> None:
+    """Refuse a known_hosts file paramiko would choke on, naming the file and line (``InputError``)."""
+    try:
+        lines = Path(path).read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"known_hosts is not UTF-8 text (byte {exc.start})", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read known_hosts: {exc.strerror}", file=str(path)) from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+        except paramiko.SSHException:
+            continue  # paramiko skips these lines itself (e.g. an unknown key type)
+        except Exception as exc:  # noqa: BLE001 - InvalidHostKey and friends
+            detail = str(getattr(exc, "exc", "") or exc).strip() or type(exc).__name__
+            raise InputError(f"corrupt known_hosts line ({detail})", file=str(path), line=number) from None
 
 
 class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
@@ -266,7 +673,7 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
                 fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
-def _describe_ssh_error(exc: BaseException) -> str:
+def _describe_ssh_error(exc: BaseException, timeout: float | None = None) -> str:
     if isinstance(exc, paramiko.BadHostKeyException):
         return ("host key does not match known_hosts (refused: the host's key changed, "
                 "or this is not the host you expect)")
@@ -275,13 +682,21 @@ def _describe_ssh_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if "not found in known_hosts" in text:
         return "host key not in known_hosts (strict policy refused an unknown host)"
+    if "Error reading SSH protocol banner" in text:
+        return f"no SSH banner within {timeout:g} s (is an SSH server listening on this port?)"
+    if "Indecipherable protocol version" in text or "Incompatible" in text:
+        return "the port answers but does not speak SSH"
     if isinstance(exc, socket.gaierror):
         return f"host name does not resolve ({exc.strerror or exc})"
     if isinstance(exc, ConnectionRefusedError) or "Unable to connect" in text or "refused" in text.lower():
         return "connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in text.lower():
         return "connection timed out"
-    return text
+    if isinstance(exc, EOFError) or "closed" in text.lower():
+        return "the host closed the connection"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def executor_for(spec: HostSpec, env: Environment, inventory: Inventory | None = None) -> Executor:
@@ -298,12 +713,14 @@ class ConnectionPool:
     def __init__(self, inventory: Inventory | None = None) -> None:
         self.inventory = inventory
         self._executors: dict[tuple, Executor] = {}
+        self._lock = threading.Lock()
 
     def get(self, spec: HostSpec, env: Environment) -> Executor:
         key = (spec, env.host_key_policy, env.known_hosts)
-        if key not in self._executors:
-            self._executors[key] = executor_for(spec, env, self.inventory)
-        return self._executors[key]
+        with self._lock:
+            if key not in self._executors:
+                self._executors[key] = executor_for(spec, env, self.inventory)
+            return self._executors[key]
 
     def close(self) -> None:
         for executor in self._executors.values():
@@ -322,102 +739,42 @@ class HostOutcome:
     host: str
     result: CommandResult | None
     error: Exception | None
+    duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None and self.result.ok
 
 
+_POOL_MAX = 32
+
+
 def fan_out(executors: Iterable[Executor], command: str, *, env: Mapping[str, str] | None = None,
             timeout: float | None = None) -> list[HostOutcome]:
-    """Run ``command`` on every host at once; every host's outcome is returned, none hidden.
+    """Run ``command`` on every host at once (one thread pool); every host's outcome is returned, none hidden.
 
-    SSH hosts run through one Fabric ``ThreadingGroup`` (a host that cannot be
-    reached comes back as ``HostUnreachable``); other executors run in threads
-    alongside. Outcomes are in the order of ``executors``. The ``duration_s`` of
-    an SSH result is the wall time of its whole group (Fabric does not time
-    hosts separately).
+    Outcomes are in the order of ``executors``, each with the wall time of that host alone.
     """
-    executors = list(executors)
-    if not executors:
+    return fan_out_each([(e, command) for e in executors], env=env, timeout=timeout)
+
+
+def fan_out_each(jobs: Iterable[tuple[Executor, str]], *, env: Mapping[str, str] | None = None,
+                 timeout: float | None = None) -> list[HostOutcome]:
+    """Like ``fan_out`` with one command per executor (e.g. a script that differs per environment)."""
+    jobs = list(jobs)
+    if not jobs:
         return []
-    ssh = [(i, e) for i, e in enumerate(executors) if isinstance(e, SshExecutor)]
-    other = [(i, e) for i, e in enumerate(executors) if not isinstance(e, SshExecutor)]
-    outcomes: dict[int, HostOutcome] = {}
-    pool = ThreadPoolExecutor(max_workers=min(32, len(other))) if other else None
-    try:
-        futures = {i: pool.submit(_run_one, e, command, env, timeout) for i, e in other} if pool else {}
-        for batch in _distinct_batches(ssh):
-            outcomes.update(_run_group(batch, command, env, timeout))
-        for i, future in futures.items():
-            outcomes[i] = future.result()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
-    return [outcomes[i] for i in range(len(executors))]
+    if len(jobs) == 1:
+        return [_run_one(jobs[0][0], jobs[0][1], env, timeout)]
+    with ThreadPoolExecutor(max_workers=min(_POOL_MAX, len(jobs))) as pool:
+        return list(pool.map(lambda job: _run_one(job[0], job[1], env, timeout), jobs))
 
 
 def _run_one(executor: Executor, command: str, env: Mapping[str, str] | None,
              timeout: float | None) -> HostOutcome:
-    try:
-        return HostOutcome(executor.name, executor.run(command, env=env, timeout=timeout, warn=True), None)
-    except Exception as exc:  # noqa: BLE001 - reported per host, never dropped
-        return HostOutcome(executor.name, None, exc)
-
-
-_GROUP_MAX = 64
-
-
-def _distinct_batches(items: list[tuple[int, "SshExecutor"]]) -> list[list[tuple[int, "SshExecutor"]]]:
-    """Split so no batch holds two equal Connections (user, host, port): a GroupResult would merge them."""
-    batches: list[tuple[set, list]] = []
-    for index, executor in items:
-        identity = executor.connection._identity()
-        for seen, members in batches:
-            if identity not in seen and len(members) < _GROUP_MAX:
-                seen.add(identity)
-                members.append((index, executor))
-                break
-        else:
-            batches.append(({identity}, [(index, executor)]))
-    return [members for _, members in batches]
-
-
-def _run_group(batch: list[tuple[int, "SshExecutor"]], command: str, env: Mapping[str, str] | None,
-               timeout: float | None) -> dict[int, HostOutcome]:
-    from fabric import ThreadingGroup
-    from fabric.exceptions import GroupException
-
-    group = ThreadingGroup.from_connections([e.connection for _, e in batch])
-    started = utc_now()
     t0 = time.perf_counter()
     try:
-        results = group.run(with_env(command, env), hide=True, warn=True, timeout=timeout, in_stream=False)
-    except GroupException as exc:
-        results = exc.result
-    elapsed = time.perf_counter() - t0
-    out: dict[int, HostOutcome] = {}
-    for index, executor in batch:
-        value = results.get(executor.connection)
-        if isinstance(value, invoke.runners.Result) and _killed_by_timer(value.exited, elapsed, timeout):
-            result = CommandResult(executor.name, command, 124, value.stdout,
-                                   value.stderr + f"\nvhpc: timed out after {timeout} s", elapsed, started)
-            out[index] = HostOutcome(executor.name, result, None)
-        elif isinstance(value, invoke.runners.Result):
-            result = CommandResult(executor.name, command, value.exited, value.stdout, value.stderr, elapsed, started)
-            out[index] = HostOutcome(executor.name, result, None)
-        elif isinstance(value, invoke.exceptions.CommandTimedOut):
-            r = value.result
-            result = CommandResult(executor.name, command, 124, r.stdout,
-                                   r.stderr + f"\nvhpc: timed out after {timeout} s", elapsed, started)
-            out[index] = HostOutcome(executor.name, result, None)
-        elif isinstance(value, BaseException) and not executor.connection.is_connected:
-            executor.forget_failed_connect()
-            out[index] = HostOutcome(executor.name, None,
-                                     HostUnreachable(executor.describe_error(value), host=executor.name))
-        else:
-            detail = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else "no result"
-            out[index] = HostOutcome(executor.name, None,
-                                     RemoteError(f"command did not complete ({detail})", host=executor.name,
-                                                 command=command))
-    return out
+        result = executor.run(command, env=env, timeout=timeout, warn=True)
+        return HostOutcome(executor.name, result, None, time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - reported per host, never dropped
+        return HostOutcome(executor.name, None, exc, time.perf_counter() - t0)
