@@ -262,7 +262,13 @@ def _kill_leftovers_at_exit() -> None:
             pass
 
 
+#: The last SIGTERM/SIGHUP received (Click turns the exception into its own Abort; the CLI reads this).
+received: int | None = None
+
+
 def _raise_interrupted(signum: int, frame: object) -> None:
+    global received
+    received = signum
     raise Interrupted(signum)
 
 

@@ -125,8 +125,7 @@ def _acquire(path: Path, wait: bool) -> None:
                 holder = _holder(fd)
                 os.close(fd)
                 raise CampaignBusy(f"campaign {path.parent.name!r} is being written by another vhpc{holder}; "
-                                   "one writer per campaign (use --wait to queue behind it)",
-                                   key="campaign") from None
+                                   "one writer per campaign (use --wait to queue behind it)") from None
         except BaseException:
             os.close(fd)
             raise
