@@ -156,18 +156,49 @@ class StageContext:
         return [o.result for o in outcomes]
 
     def host_facts(self, hosts: list[HostSpec]) -> dict[str, dict[str, Any]]:
-        """Fingerprints of ``hosts`` (collected once per campaign, all hosts at once), as run records reference them."""
+        """Fingerprints of ``hosts`` as run records reference them: once per host per campaign.
+
+        A host whose stored fingerprint still matches a cheap probe (same boot, host name and
+        mpirun) reuses it; the others are fingerprinted, all at once.
+        """
         from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint
 
         missing = [h for h in dict.fromkeys(hosts) if h.label not in self._facts]
+        if missing:
+            for host, path, facts in self._unchanged(missing):
+                self._keep_facts(host, path, facts)
+            missing = [h for h in missing if h.label not in self._facts]
         if missing:
             results = self.run_on(missing, fingerprint_script(self.runtime), timeout=120)
             for host, result in zip(missing, results):
                 facts = facts_from_result(host.label, result)
                 path = store_fingerprint(facts, self.campaign, self.environment, store_root=self.store.root)
-                self._facts[host.label] = {"fingerprint": str(Path(path).relative_to(self.store.root)),
-                                           **summarize_facts(facts)}
+                self._keep_facts(host, Path(path), facts)
         return {h.label: self._facts[h.label] for h in hosts}
+
+    def _keep_facts(self, host: HostSpec, path: Path, facts: dict[str, Any]) -> None:
+        self._facts[host.label] = {"fingerprint": str(Path(path).relative_to(self.store.root)),
+                                   **summarize_facts(facts)}
+
+    def _unchanged(self, hosts: list[HostSpec]) -> list[tuple[HostSpec, Path, dict[str, Any]]]:
+        """Hosts whose stored fingerprint the probe confirms (local hosts probed without a process)."""
+        from ..fingerprint import latest_fingerprint, local_probe, parse_probe, probe_script
+
+        stored = {h.label: latest_fingerprint(self.campaign, self.environment, h.label, self.store.root)
+                  for h in hosts}
+        candidates = [h for h in hosts if stored[h.label] and stored[h.label][1].get("probe")]
+        remote = [h for h in candidates if not h.local]
+        probes = {h.label: local_probe(self.runtime) for h in candidates if h.local}
+        if remote:
+            outcomes = fan_out([self.executor(h) for h in remote], probe_script(self.runtime), timeout=60)
+            probes.update({h.label: parse_probe(o.result.stdout) for h, o in zip(remote, outcomes) if o.ok})
+        out = []
+        for host in candidates:
+            path, facts = stored[host.label]  # type: ignore[misc]
+            probe = probes.get(host.label)
+            if probe and probe.get("boot_id") and probe == facts["probe"]:
+                out.append((host, path, facts))
+        return out
 
     def close(self) -> None:
         if self.pool is not None:
