@@ -126,6 +126,9 @@ def busy_processes(before: Snapshot, after: Snapshot, wall_s: float, *, threshol
 
 def drop_local(busy: Iterable[dict[str, Any]], tag: str, cpus: Collection[int] | None) -> list[dict[str, Any]]:
     """Local refinements: leave out the job's own processes (its tag) and those that cannot run on its cores."""
+    busy = list(busy)
+    if not busy:
+        return []
     import psutil
 
     out = []

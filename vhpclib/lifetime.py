@@ -52,15 +52,15 @@ def _psutil():
 
 
 def session_pids(sid: int) -> list[int]:
-    """Processes of session ``sid`` on this machine (never this process)."""
+    """Processes of session ``sid`` on this machine (never this process); no psutil: it runs after every job."""
     me = os.getpid()
     out = []
-    for pid in _psutil().pids():
-        if pid == me:
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
             continue
         try:
-            if os.getsid(pid) == sid:
-                out.append(pid)
+            if os.getsid(int(name)) == sid:
+                out.append(int(name))
         except OSError:
             continue
     return out
@@ -84,6 +84,9 @@ def tagged_pids(tag: str) -> list[int]:
 
 def terminate(pids: Iterable[int], grace: float = GRACE_S) -> list[int]:
     """SIGTERM, then SIGKILL after ``grace`` seconds for what is still there; returns the pids signalled."""
+    pids = list(pids)
+    if not pids:
+        return []
     psutil = _psutil()
     procs = []
     for pid in pids:
@@ -134,21 +137,24 @@ def kill_local_job(sid: int | None, tag: str | None, grace: float = GRACE_S) -> 
 
 
 def process_identity(pid: int) -> dict[str, Any] | None:
-    """Start time and command of a process: what tells it apart from a later one with the same pid."""
-    psutil = _psutil()
+    """Start time (clock ticks since boot) and command of a process: what tells it apart from a later one
+    with the same pid. Read from /proc directly: it is taken for every job."""
     try:
-        proc = psutil.Process(pid)
-        return {"create_time": proc.create_time(), "cmdline": proc.cmdline()[:1]}
-    except psutil.Error:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b") ")[2].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            first = fh.read().split(b"\0", 1)[0].decode(errors="replace")
+    except OSError:
         return None
+    return {"start_ticks": int(fields[19]), "cmdline": [first]}
 
 
 def same_process(pid: int, identity: Mapping[str, Any] | None) -> bool:
     if not identity:
         return False
     now = process_identity(pid)
-    return (now is not None and abs(now["create_time"] - float(identity.get("create_time", -1))) < 0.05
-            and now["cmdline"] == list(identity.get("cmdline") or []))
+    return now is not None and now == {"start_ticks": identity.get("start_ticks"),
+                                       "cmdline": list(identity.get("cmdline") or [])}
 
 
 # ------------------------------------------------------------------ local job

@@ -26,13 +26,14 @@ from ..config import secure_dir_command
 from ..exceptions import ConnectionLost, RemoteError
 from ..mpi import build_launch, shell_command
 from ..record import Contention, Execution, LaunchRecord, MpiRecord
-from ..remote import LocalExecutor, SshExecutor, exports, utc_now
+from ..remote import exports, utc_now
 from ..secrets import redact_argv, redact_env, redact_text
 from . import Job, LaunchTarget, Launcher, register_launcher
 
 if TYPE_CHECKING:
     from ..config import Environment
-    from ..remote import Executor, RemoteJob
+    from ..remote import Executor
+    from ..ssh import RemoteJob, SshExecutor
     from ..store import RunWriter
 
 LOGS = ("stdout.log", "stderr.log")
@@ -68,9 +69,8 @@ class MpirunLauncher(Launcher):
             writer.add_file("hostfile", files["hostfile"])
         others = _other_hosts(target, env_spec, hosts, host)
         run = _Run(host, argv, variables, execution, writer, others, env_spec.contention_limit, job)
-        if isinstance(host, SshExecutor):
+        if not host.is_local:
             return run.remote(f"{env_spec.work_root}/{writer.record.campaign}-{uuid.uuid4().hex[:12]}", files)
-        assert isinstance(host, LocalExecutor)
         return run.local()
 
 
