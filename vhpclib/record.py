@@ -80,6 +80,8 @@ class Execution(_Model):
     scheduler: dict[str, Any] | None = None
     #: True when vhpc stopped the job (timeout, signal, error) rather than the job ending by itself.
     killed: bool = False
+    #: ``VHPC_JOB`` of every process of the job (how its ranks are found on any host).
+    job_tag: str | None = None
     #: Where the job ran on an SSH launch host (removed after its logs were fetched).
     remote_dir: str | None = None
     contention: Contention | None = None

@@ -94,6 +94,7 @@ class _Run:
         self.execution, self.writer, self.others = execution, writer, others
         self.threshold, self.job = threshold, job
         self.tag = lifetime.new_tag()
+        execution.job_tag = self.tag
         self.timeout = float(execution.timeout_s or DEFAULT_TIMEOUT_S)
 
     def marker(self, **extra: Any) -> None:
