@@ -438,6 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except Exception as exc:  # a bug: still one line (VHPC_DEBUG=1 shows the traceback)
+        import os
+
+        if os.environ.get("VHPC_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        _err(f"internal error: {type(exc).__name__}: {detail} (VHPC_DEBUG=1 shows where; please report it)")
+        return 1
     finally:
         restore()
     code = result if isinstance(result, int) else 0

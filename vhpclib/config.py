@@ -18,7 +18,7 @@ import hashlib
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -201,7 +201,7 @@ class Environment(_Strict):
     workdir: str | None = None
     # Share of one core another process may use during a run before the run is invalid; "off" does not
     # check; unset is the default (vhpclib.contention.default_threshold).
-    contention_threshold: float | Literal["off"] | None = Field(None, gt=0, le=64)
+    contention_threshold: Annotated[float, Field(gt=0, le=64)] | Literal["off"] | None = None
     description: str = ""
 
     _env_names = field_validator("env")(MpiSpec._env_names.__func__)  # type: ignore[attr-defined]
