@@ -519,8 +519,9 @@ def _describe_ssh_error(exc: BaseException, timeout: float | None = None) -> str
     text = str(exc) or type(exc).__name__
     if "not found in known_hosts" in text:
         return "host key not in known_hosts (strict policy refused an unknown host)"
-    if "Error reading SSH protocol banner" in text:
-        return f"no SSH banner within {timeout:g} s (is an SSH server listening on this port?)"
+    if "Error reading SSH protocol banner" in text or "No existing session" in text:
+        # (paramiko says the latter when its transport thread gave up on the banner first)
+        return f"no SSH handshake within {timeout:g} s (is an SSH server listening on this port?)"
     if "Indecipherable protocol version" in text or "Incompatible" in text:
         return "the port answers but does not speak SSH"
     if isinstance(exc, socket.gaierror):
