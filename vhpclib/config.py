@@ -282,12 +282,14 @@ def secure_dir_command(path: str) -> str:
         if "/".join(parts[:depth]) == shared:
             checks = ["/" + "/".join(parts[:i]) for i in range(depth + 1, len(parts) + 1)]
     q = shlex.quote(path)
-    command = f"umask 077; mkdir -p {q}"
-    if checks:
-        command += (f" && for d in {' '.join(shlex.quote(c) for c in checks)}; do "
-                    'if [ -L "$d" ] || [ "$(stat -c %u "$d")" != "$(id -u)" ]; then '
-                    'echo "vhpc: refusing work folder $d: a symlink or owned by someone else" >&2; exit 98; fi; done')
-    return command + f" && chmod 700 {q}"
+    if not checks:
+        return f"umask 077; mkdir -p {q} && chmod 700 {q}"
+    # One folder at a time, each checked before anything is created inside it (mkdir never follows a
+    # planted symlink; a folder appearing between the check and mkdir makes mkdir fail).
+    return (f"umask 077; for d in {' '.join(shlex.quote(c) for c in checks)}; do "
+            'if [ -L "$d" ] || { [ -e "$d" ] && [ "$(stat -c %u "$d")" != "$(id -u)" ]; }; then '
+            'echo "vhpc: refusing work folder $d: a symlink or owned by someone else" >&2; exit 98; fi; '
+            '[ -d "$d" ] || mkdir -m 700 "$d" || exit 98; done; ' + f"chmod 700 {q}")
 
 
 class Inventory(_Strict):

@@ -22,7 +22,7 @@ from . import paths
 from .exceptions import ParseError, StoreError
 from .fsutil import atomic_write
 from .record import COMPLETE, MEASURED, SKIPPED
-from .store import RawStore, StoredRun
+from .store import RawStore, StoredRun, check_campaign
 from .workloads import Workload, workload_of
 
 MICROBENCH_COLUMNS = ["campaign", "environment", "label", "placement", "run_id", "repetition", "benchmark",
@@ -90,6 +90,7 @@ class CampaignTables:
 
 def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False) -> CampaignTables:
     """Concatenate the campaign's stored results into tidy tables (see module docstring)."""
+    check_campaign(campaign)
     store = store or RawStore()
     rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in TABLES}
     skipped, warnings = [], []
@@ -172,6 +173,7 @@ def _note_environment(environments: dict[str, dict[str, Any]], run: StoredRun) -
 
 def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
     """Write a derived table atomically (a reader never sees half a file)."""
+    check_campaign(campaign)  # a campaign is one folder under data/processed, never a path out of it
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     return atomic_write(paths.processed_dir(campaign) / f"{name}.csv", buffer.getvalue())

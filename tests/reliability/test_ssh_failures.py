@@ -53,8 +53,9 @@ def inventory(sshd_hosts, tmp_path, *, port=None, jump=None, known_hosts=None, a
     return path
 
 
-@pytest.mark.parametrize("greeting, reason", [(b"", "no SSH handshake within 2 s (is an SSH server listening"),
-                                              (b"HTTP/1.1 400 Bad Request\r\n" * 120, "the port answers but does not speak SSH")])
+@pytest.mark.parametrize("greeting, reason", [
+    (b"", "no SSH handshake within 2 s (is an SSH server listening"),
+    (b"HTTP/1.1 400 Bad Request\r\n" * 120, "the port answers but does not speak SSH")])
 def test_a_port_that_does_not_speak_ssh_is_one_line(sshd_hosts, tmp_path, greeting, reason):
     server = SilentPort("127.0.0.2", greeting)
     try:
