@@ -67,10 +67,11 @@ def _read_log(file: Path) -> str:
         fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(file)) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise InputError("not a regular file (a log is a file on disk)", file=str(file))
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError("not a regular file (a log is a file on disk)", file=str(file))
         if info.st_size > MAX_LOG_BYTES:
             raise InputError(f"larger than {MAX_LOG_BYTES // 2**20} MiB: not a benchmark log", file=str(file))
         try:

@@ -18,7 +18,7 @@ import hashlib
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -201,7 +201,7 @@ class Environment(_Strict):
     workdir: str | None = None
     # Share of one core another process may use during a run before the run is invalid; "off" does not
     # check; unset is the default (vhpclib.contention.default_threshold).
-    contention_threshold: Annotated[float, Field(gt=0, le=64)] | Literal["off"] | None = None
+    contention_threshold: float | Literal["off"] | None = None
     description: str = ""
 
     _env_names = field_validator("env")(MpiSpec._env_names.__func__)  # type: ignore[attr-defined]
@@ -228,6 +228,17 @@ class Environment(_Strict):
         if value is not None and (not value.startswith("/") or "\0" in value or "\n" in value):
             raise ValueError("workdir must be an absolute path")
         return value
+
+    @field_validator("contention_threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any) -> Any:
+        if value is None or value == "off":
+            return value
+        if value is False:  # YAML 1.1 reads a bare `off` as false
+            return "off"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 64:
+            raise ValueError(f"must be a share of one core above 0 (e.g. 0.25) or 'off', got {value!r}")
+        return float(value)
 
     @property
     def contention_limit(self) -> float | None:
@@ -478,6 +489,24 @@ def _problem(err: dict, lines: dict[tuple, int], source: str) -> InventoryError:
     return InventoryError(message, file=source, line=line, key=key)
 
 
+def _problems(errors: list[dict], lines: dict[tuple, int], source: str) -> list[InventoryError]:
+    """One problem per place: a value failing every branch of a union is reported once (the first)."""
+    def branch_of(loc: tuple) -> tuple | None:  # the value's place when the last element is a union tag
+        return loc[:-1] if len(loc) > 1 and loc not in lines and loc[:-1] in lines else None
+
+    parents = [branch_of(tuple(e["loc"])) for e in errors]
+    seen: set[tuple] = set()
+    out = []
+    for err, parent in zip(errors, parents):
+        loc = tuple(err["loc"])
+        place = parent if parent is not None and parents.count(parent) > 1 else loc
+        if place in seen:
+            continue
+        seen.add(place)
+        out.append(_problem({**err, "loc": place} if place != loc else err, lines, source))
+    return out
+
+
 def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
     """Validate inventory YAML text; errors name the file, line and key (all of them, see ``problems``)."""
     source = Path(source)
@@ -490,8 +519,7 @@ def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
     try:
         return Inventory.model_validate({**_resolve_paths(data, source.parent), "source": source})
     except ValidationError as exc:
-        problems = sorted((_problem(e, lines, str(source)) for e in exc.errors()),
-                          key=lambda p: (p.line or 0, p.key or ""))
+        problems = sorted(_problems(exc.errors(), lines, str(source)), key=lambda p: (p.line or 0, p.key or ""))
         first = problems[0]
         first.problems = problems
         raise first from None
@@ -501,15 +529,16 @@ def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
 
 def read_inventory_text(path: str | Path) -> str:
     """An inventory file's text: a regular file, at most ``MAX_BYTES``, UTF-8."""
+    import os
+    import stat
+
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            import os
-            import stat
-
-            info = os.fstat(fh.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise InventoryError("not a regular file", file=str(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InventoryError("cannot read inventory: not a regular file", file=str(path))
+        with os.fdopen(fd, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InventoryError(f"cannot read inventory: {exc.strerror or exc}", file=str(path)) from None
