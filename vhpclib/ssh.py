@@ -315,6 +315,8 @@ class ChannelPump:
             if not self._wait_status(deadline):
                 return False
         self._drain()
+        if not self.chan.status_event.is_set():  # closed without an exit status: did the connection die?
+            self._check_alive()
         return True
 
     def _remaining(self, deadline: float | None) -> float:
@@ -516,6 +518,8 @@ def _describe_ssh_error(exc: BaseException, timeout: float | None = None) -> str
                 "or this is not the host you expect)")
     if isinstance(exc, paramiko.AuthenticationException):
         return f"authentication failed ({exc})"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
+        exc = next(iter(exc.errors.values()))  # what connect() really got (refused, no route, ...)
     text = str(exc) or type(exc).__name__
     if "not found in known_hosts" in text:
         return "host key not in known_hosts (strict policy refused an unknown host)"

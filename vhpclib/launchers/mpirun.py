@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import contention, lifetime
 from ..config import secure_dir_command
-from ..exceptions import ConnectionLost, RemoteError
+from ..exceptions import ConnectionLost, HostUnreachable, RemoteError
 from ..mpi import build_launch, shell_command
 from ..record import Contention, Execution, LaunchRecord, MpiRecord
 from ..remote import exports, utc_now
@@ -207,9 +207,10 @@ class _Run:
                     host.get(f"{remote_dir}/{name}", self.writer.path / name)
                 except FileNotFoundError:
                     pass
-        except ConnectionLost as exc:
-            self._lost(None, exc)
-            raise
+        except HostUnreachable as exc:  # the link died after the job ended: its logs wait on the host
+            lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc), host=exc.host)
+            self._lost(None, lost)
+            raise lost from None
         for name in LOGS:
             if not (self.writer.path / name).exists():
                 (self.writer.path / name).write_text("")
