@@ -66,6 +66,7 @@ tables: $(STAMP) ## Rebuild data/processed/ from data/raw for CAMPAIGN
 
 benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, fan-out, blockss scaling, figure time)
 	$(PY) benchmarks/harness_overhead.py
+	$(PY) benchmarks/harness_cost.py
 	$(PY) benchmarks/fanout.py
 	$(PY) benchmarks/blockss_scaling.py
 	$(PY) benchmarks/paper_figures_time.py
