@@ -138,7 +138,7 @@ class SshExecutor(Executor):
                 client.close()
                 self._drop()
                 raise HostUnreachable(self.describe_error(exc), host=self.name) from None
-            _bound_transport(client.get_transport(), None if sock is not None else client)
+            _bound_transport(client.get_transport())
             self._client = client
 
     def _open_jump(self) -> paramiko.Channel:
@@ -153,7 +153,7 @@ class SshExecutor(Executor):
             if "known_hosts" in reason:
                 reason = reason.replace("known_hosts", f"known_hosts {self.known_hosts_label}", 1)
             raise HostUnreachable(f"{where}: {reason}", host=self.name) from None
-        _bound_transport(jump.get_transport(), jump)
+        _bound_transport(jump.get_transport())
         self._jump = jump
         try:
             return jump.get_transport().open_channel("direct-tcpip", (self.target.host, self.target.port),
@@ -433,7 +433,7 @@ class RemoteJob:
             pass
 
 
-def _bound_transport(transport: paramiko.Transport | None, client: paramiko.SSHClient | None) -> None:
+def _bound_transport(transport: paramiko.Transport | None) -> None:
     """Keepalives, and a socket that gives up after DEAD_LINK_S without an acknowledgement."""
     if transport is None:
         return

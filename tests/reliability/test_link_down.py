@@ -86,7 +86,7 @@ def test_a_dead_link_is_noticed_within_30_s_and_the_run_is_stored_on_resume(one_
     if finished:
         assert execution["exit_status"] == 0 and "ended with exit status 0" in record["reasons"][0]
     else:
-        assert execution["killed"] and "still running and was killed" in record["reasons"][0]
+        assert execution["killed"] and "still running when the campaign resumed and was killed" in record["reasons"][0]
     assert execution["started_utc"] and execution["ended_utc"] and execution["duration_s"] > 0
     assert "# Benchmarking PingPong" in (failed / "stdout.log").read_text()
     assert ranks(job_pids(tag=marker["tag"])) == []

@@ -208,7 +208,7 @@ class _Run:
                 except FileNotFoundError:
                     pass
         except HostUnreachable as exc:  # the link died after the job ended: its logs wait on the host
-            lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc), host=exc.host)
+            lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(exc.message, host=exc.host)
             self._lost(None, lost)
             raise lost from None
         for name in LOGS:
@@ -225,7 +225,7 @@ class _Run:
         if t0 is not None:
             self.execution.duration_s = round(time.perf_counter() - t0, 6)
             self.execution.ended_utc = utc_now()
-        self.marker(remote_dir=self.execution.remote_dir, state="lost", reason=str(exc))
+        self.marker(remote_dir=self.execution.remote_dir, state="lost", reason=exc.message)
 
 
 def _shell_status(status: int) -> int:

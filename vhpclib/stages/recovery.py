@@ -128,8 +128,10 @@ def _store_lost(ctx: StageContext, partial: Path, marker: dict[str, Any], execut
     execution.duration_s = _seconds_between(execution.started_utc, execution.ended_utc) or execution.duration_s
     record = parse_record(marker["record"])
     record.execution = execution
-    ended = (f"the job ended with exit status {execution.exit_status}" if execution.exit_status is not None
-             else "the job was still running and was killed")
+    if killed:
+        ended = "the job was still running when the campaign resumed and was killed"
+    else:
+        ended = f"the job ended with exit status {execution.exit_status}"
     record.reasons = [f"connection to {marker.get('host')} lost while the job ran ({marker.get('reason', '')}); "
                       f"{ended}; logs fetched when the campaign was resumed"]
     lifetime.remove_marker(partial)
