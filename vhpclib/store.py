@@ -89,6 +89,13 @@ def check_campaign(name: str) -> str:
     return check_id("campaign", name)
 
 
+#: Records already parsed in this process, by run.json path and its (inode, mtime, size): one invocation reads a
+#: campaign's records several times (resume counts, timeouts, tables). Readers share these objects: a record read
+#: from the store is never modified (raw data is write-once).
+_RECORDS: dict[Path, tuple[tuple[int, int, int], RunRecord]] = {}
+_RECORDS_MAX = 50_000
+
+
 # ------------------------------------------------------------------ one writer per campaign
 
 _HELD: dict[Path, list] = {}  # lock file -> [fd, count]: flock is per open file, so one fd per process
@@ -288,11 +295,21 @@ class RawStore:
         return campaign_lock(campaign, root=self.root, wait=wait)
 
     def _read(self, path: Path) -> StoredRun:
+        """A stored run's record, parsed once per process (complete runs never change; see ``_RECORDS``)."""
         record_path = path / RECORD
         try:
-            record = parse_record(json.loads(record_path.read_text()))
+            info = os.stat(record_path)
+            key = (info.st_ino, info.st_mtime_ns, info.st_size)
+            cached = _RECORDS.get(record_path)
+            if cached is not None and cached[0] == key:
+                return StoredRun(path, cached[1])
+            record = parse_record(json.loads(record_path.read_bytes()))
         except (OSError, ValueError) as exc:
-            raise StoreError(f"damaged run record: {str(exc).splitlines()[0]}", file=str(record_path)) from None
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"damaged run record: {detail}", file=str(record_path)) from None
+        if len(_RECORDS) >= _RECORDS_MAX:
+            _RECORDS.clear()
+        _RECORDS[record_path] = (key, record)
         return StoredRun(path, record)
 
     @contextmanager
