@@ -415,15 +415,27 @@ def main(argv: list[str] | None = None) -> int:
     restore = lifetime.install_signal_handlers()
     lifetime.received = None
     try:
+        code = _run(argv)
+    finally:
+        restore()
+    if lifetime.received is not None:  # typer/Click turn a KeyboardInterrupt (ours too) into exit code 130
+        signalled = Interrupted(lifetime.received)
+        _err(str(signalled))
+        return signalled.exit_code
+    if code == 130:
+        _err("interrupted")
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
+    """The app, with every exception turned into one line and an exit code (130: interrupted, said by main)."""
+    from .exceptions import Interrupted
+
+    try:
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)
-    except (typer.Exit, typer.Abort) as exc:
-        if lifetime.received is not None:  # Click turned our Interrupted into its own exception
-            signalled = Interrupted(lifetime.received)
-            _err(str(signalled))
-            return signalled.exit_code
-        if isinstance(exc, typer.Abort) or exc.exit_code == 130:
-            _err("interrupted")
-            return 130
+    except typer.Abort:
+        return 130
+    except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
@@ -433,11 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in getattr(exc, "problems", None) or [exc]:
             _err(str(problem).replace("\n", " "))
         return exc.exit_code
-    except Interrupted as exc:
-        _err(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _err("interrupted")
+    except (Interrupted, KeyboardInterrupt):
         return 130
     except Exception as exc:  # a bug: still one line (VHPC_DEBUG=1 shows the traceback)
         import os
@@ -447,16 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         detail = str(exc).splitlines()[0] if str(exc) else ""
         _err(f"internal error: {type(exc).__name__}: {detail} (VHPC_DEBUG=1 shows where; please report it)")
         return 1
-    finally:
-        restore()
-    code = result if isinstance(result, int) else 0
-    if lifetime.received is not None:  # typer turns a KeyboardInterrupt (ours too) into exit code 130
-        signalled = Interrupted(lifetime.received)
-        _err(str(signalled))
-        return signalled.exit_code
-    if code == 130:
-        _err("interrupted")
-    return code
+    return result if isinstance(result, int) else 0
 
 
 def entry() -> None:

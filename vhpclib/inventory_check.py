@@ -205,18 +205,20 @@ def render_table(report: CheckReport):
     from rich.table import Table
 
     table = Table(title=f"inventory check (campaign {report.campaign})", show_lines=False)
-    for column in ("env", "host", "ok", "kernel", "cpu", "SxCxT", "numa", "mem GiB", "virt", "rdma",
+    for column in ("env", "host", "ok", "s", "kernel", "cpu", "SxCxT", "numa", "mem GiB", "virt", "rdma",
                    "governor", "clock", "mpi", "notes"):
         table.add_column(column, overflow="fold")
     for r in report.rows:
         host = escape(r.host + (" (launch)" if r.role == "launch" else ""))
+        seconds = f"{r.duration_s:.2f}" if r.duration_s is not None else "-"
         if not r.answered:
-            table.add_row(r.environment, host, "[red]no[/red]", *[""] * 10, f"[red]{escape(r.reason or '')}[/red]")
+            table.add_row(r.environment, host, "[red]no[/red]", seconds, *[""] * 10,
+                          f"[red]{escape(r.reason or '')}[/red]")
             continue
         notes = escape("; ".join(r.findings))
         cells = [r.kernel, r.cpu_model, r.topology, str(r.numa or "-"),
                  f"{r.memory_gib:g}" if r.memory_gib else None, r.virtualization, r.rdma, r.governor,
                  r.clocksource, (r.mpi_version or "")[:40] or None]
-        table.add_row(r.environment, host, "[green]yes[/green]", *[escape(c) if c else "-" for c in cells],
+        table.add_row(r.environment, host, "[green]yes[/green]", seconds, *[escape(c) if c else "-" for c in cells],
                       f"[yellow]{notes}[/yellow]" if notes else "")
     return table
