@@ -392,6 +392,7 @@ class RemoteJob:
         self.sid: int | None = None
         self.returncode: int | None = None
         self.tag: str | None = None
+        self.timed_out = False
         lifetime.register(self)
 
     def announced_sid(self, timeout: float) -> int | None:

@@ -135,3 +135,25 @@ def test_bad_option_values_are_refused_before_anything_runs(tmp_path):
         proc = vhpc(["run", "microbench", "-c", "x", "--timeout", value], tmp_path / "d")
         assert_one_error_line(proc, 2, "timeout")
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.ssh
+def test_sigterm_during_a_remote_job_kills_it_and_removes_its_folder_on_the_host(ssh_inventory, tmp_path):
+    data = tmp_path / "d"
+    proc = start_vhpc(["run", "microbench", "-i", str(ssh_inventory), "-e", "ssh", "-c", "rterm", *LONG_PINGPONG],
+                      data)
+    try:
+        marker = wait_for(lambda: [p for p in partials(data) if (p / ".vhpc-job.json").exists() and
+                                   json.loads((p / ".vhpc-job.json").read_text()).get("sid")], 60)
+        assert marker, "the remote job never started"
+        job = json.loads((marker[0] / ".vhpc-job.json").read_text())
+        assert len(wait_for(lambda: ranks(job_pids(tag=job["tag"])), 30)) == 2
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "interrupted by SIGTERM" in err and "Traceback" not in err, err
+    assert ranks(job_pids(tag=job["tag"])) == [] and partials(data) == []
+    from pathlib import Path
+
+    assert not Path(job["remote_dir"]).exists()

@@ -172,6 +172,7 @@ class _Run:
             sid = job.announced_sid(timeout=host.connect_timeout + 30)
             self.marker(remote_dir=remote_dir, sid=sid)
             status = job.wait(self.timeout)
+            job.timed_out = status is None
         except ConnectionLost as exc:
             lost = True  # nothing to kill from here: the job may still finish; resume fetches its logs
             job.close()
@@ -181,6 +182,8 @@ class _Run:
             if status is None and not lost and job.returncode is None:
                 job.kill()
                 self._sweep_others()
+                if not job.timed_out:  # an error or a signal unwinds: this run folder is never fetched
+                    _remove_quietly(host, remote_dir)
         killed = status is None
         execution = self._finish(t0, 124 if killed else _shell_status(status), killed=killed)
         self._remote_contention(job, sid)
@@ -226,6 +229,13 @@ class _Run:
             self.execution.duration_s = round(time.perf_counter() - t0, 6)
             self.execution.ended_utc = utc_now()
         self.marker(remote_dir=self.execution.remote_dir, state="lost", reason=exc.message)
+
+
+def _remove_quietly(host: SshExecutor, remote_dir: str) -> None:
+    try:
+        host.run(f"rm -rf {shlex.quote(remote_dir)}", timeout=10, warn=True)
+    except (RemoteError, OSError):
+        pass
 
 
 def _shell_status(status: int) -> int:
