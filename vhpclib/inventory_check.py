@@ -177,7 +177,8 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     stored under ``<store_root or data/raw>/<campaign>/<env>/fingerprint/``. Raises InventoryError
     for an unknown environment name; unreachable hosts are rows, not errors.
     """
-    check_campaign(campaign)
+    if campaign is not None:
+        check_campaign(campaign)
     names = list(environments) if environments else list(inventory.environments)
     envs = {name: inventory.environment(name) for name in names}
     own_pool = pool is None
