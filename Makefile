@@ -82,6 +82,7 @@ tables: $(STAMP) ## Rebuild data/processed/<campaign>/ from data/raw for CAMPAIG
 
 benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, fan-out, blockss scaling, figure time, Slurm)
 	$(PY) benchmarks/harness_overhead.py
+	$(PY) benchmarks/harness_cost.py
 	$(PY) benchmarks/fanout.py
 	$(PY) benchmarks/blockss_scaling.py
 	$(PY) benchmarks/paper_figures_time.py

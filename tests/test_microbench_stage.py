@@ -77,7 +77,8 @@ def test_interrupted_run_does_not_count_as_complete(tmp_path):
                             start_new_session=True)
     stage = tmp_path / "data/raw/k/local/microbench"
     deadline = time.time() + 60
-    while time.time() < deadline and not any(p.name.startswith(".") for p in stage.glob(".*")):
+    # a run whose job has started (skips also pass through short-lived temporary folders)
+    while time.time() < deadline and not any((p / "stdout.log").exists() for p in stage.glob(".*.partial-*")):
         time.sleep(0.1)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # the harness and its mpirun, as a crash would

@@ -26,7 +26,7 @@ import pytest
 from vhpclib.cli import main
 from vhpclib.config import parse_inventory
 from vhpclib.exceptions import (InventoryError, ParseError, SlurmJobPending, SlurmSettingError, SlurmUnreachable,
-                                Terminated, VhpcError)
+                                Interrupted, VhpcError)
 from vhpclib.fingerprint import collect_fingerprint
 from vhpclib.mpi import SYSTEM_PATH
 from vhpclib.parsers import get_parser
@@ -427,7 +427,7 @@ def _running_job(cluster: cl.PrivateCluster, name: str, child: subprocess.Popen,
 
 @pytest.mark.slurm
 @pytest.mark.parametrize("submission", ["batch", "allocation"])
-@pytest.mark.parametrize("sig,raised", [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Terminated")])
+@pytest.mark.parametrize("sig,raised", [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Interrupted")])
 def test_interrupting_a_campaign_cancels_its_running_job(slurm_cluster: cl.PrivateCluster, tmp_path: Path,
                                                           sig: signal.Signals, raised: str, submission: str) -> None:
     settings = slurm_cluster.settings(submission=submission)
@@ -456,7 +456,7 @@ def test_interrupting_a_campaign_cancels_its_running_job(slurm_cluster: cl.Priva
 def test_cancel_on_interrupt_cancels_and_reraises(slurm_cluster: cl.PrivateCluster, tmp_path: Path) -> None:
     settings = slurm_cluster.settings()
     job = BatchJob(name="sleeper", program=("sleep", "300"), launch="none")
-    with pytest.raises(Terminated):
+    with pytest.raises(Interrupted):
         with jobs.CancelOnInterrupt(LocalExecutor(), settings) as guard:
             guard.job_id = _submit(settings, job)
             os.kill(os.getpid(), signal.SIGTERM)

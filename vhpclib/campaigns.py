@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import InputError
 from .fsutil import atomic_write
-from .store import RawStore, check_id
+from .store import RawStore, check_campaign
 
 if TYPE_CHECKING:
     from .stages.context import StageContext
@@ -44,8 +44,8 @@ IDENTITY_KEYS = ("hostname", "cpu_model", "sockets", "cores_per_socket", "thread
 
 
 def check_name(name: str) -> str:
-    """The one campaign-name check every entry point calls (a safe folder name)."""
-    return check_id("campaign", name)
+    """The one campaign-name check every entry point calls (``store.check_campaign``)."""
+    return check_campaign(name)
 
 
 def utc_name(now: datetime | None = None, prefix: str = "") -> str:

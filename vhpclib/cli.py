@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a measurement or host failed, 2 bad input
 from __future__ import annotations
 
 import csv
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -66,8 +67,37 @@ def _csv_value(value: Any) -> str:
 
 # ------------------------------------------------------------------ parse
 
+#: Largest log `vhpc parse` reads (IMB up to 1 GB messages prints a few hundred kB; NPB far less).
+MAX_LOG_BYTES = 64 * 1024 * 1024
+
+
+def _read_log(file: Path) -> str:
+    """A log's text: a regular file of at most MAX_LOG_BYTES (a FIFO or /dev/zero is refused, not read)."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(file)) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise InputError("not a regular file (a log is a file on disk)", file=str(file))
+    with os.fdopen(fd, "rb") as fh:
+        if info.st_size > MAX_LOG_BYTES:
+            raise InputError(f"larger than {MAX_LOG_BYTES // 2**20} MiB: not a benchmark log", file=str(file))
+        try:
+            data = fh.read(MAX_LOG_BYTES + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}", file=str(file)) from None
+    if len(data) > MAX_LOG_BYTES:
+        raise InputError(f"larger than {MAX_LOG_BYTES // 2**20} MiB: not a benchmark log", file=str(file))
+    return data.decode(errors="replace")
+
+
 @app.command("parse")
-def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb or app."),
+def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app or mzdemo."),
               files: list[Path] = typer.Argument(..., help="Log files.")) -> None:
     """Parse tool logs into CSV on stdout (warnings and errors on stderr)."""
     from .exceptions import ParseError
@@ -82,15 +112,14 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb or a
     failed = False
     for file in files:
         try:
-            text = file.read_text(errors="replace")
-        except OSError as exc:
-            _err(f"{file}: cannot read: {exc.strerror}")
-            failed = True
-            continue
-        try:
+            text = _read_log(file)
             result = parser.parse(text, str(file))
         except ParseError as exc:
             _err(f"{file}: {exc.message}" + (f" (line {exc.line})" if exc.line else ""))
+            failed = True
+            continue
+        except InputError as exc:
+            _err(str(exc))
             failed = True
             continue
         for warning in result.warnings:
@@ -117,10 +146,11 @@ def _report(summary) -> None:
         raise typer.Exit(1)
 
 
-RepsOpt = typer.Option(None, min=1, help="Separate runs per point (default 6: the fewest whose min-max "
-                                           "interval covers the median with 95 %).")
+RepsOpt = typer.Option(None, min=1, max=10_000, help="Separate runs per point (default 6: the fewest whose "
+                                                     "min-max interval covers the median with 95 %).")
 RerunOpt = typer.Option(False, help="Measure again (new runs) even if complete.")
-TimeoutOpt = typer.Option(None, help="Seconds per run (default: inventory).")
+TimeoutOpt = typer.Option(None, help="Seconds per run (default: the inventory's, else derived from the "
+                                     "benchmark's stored durations).")
 FiguresOpt = typer.Option(True, help="Build and write the stage's figure files.")
 ProgressOpt = typer.Option(True, help="Show a progress bar.")
 CiTargetOpt = typer.Option(None, "--ci-target", metavar="PCT",
@@ -131,19 +161,45 @@ MaxRunsOpt = typer.Option(None, "--max-runs", help="Adaptive: at most this many 
 BudgetOpt = typer.Option(None, "--budget", metavar="SECONDS", help="Adaptive: seconds of measuring for the stage.")
 InterleaveOpt = typer.Option(None, "--interleave", metavar="ENV",
                              help="Also measure this environment, runs alternating with --env in ABBA blocks.")
+WaitOpt = typer.Option(False, "--wait", help="If another vhpc is writing the campaign, wait for it instead of "
+                                             "refusing.")
 
 
 def _adaptive(ci_target: Optional[float], max_runs: Optional[int], budget: Optional[float],
               interleave: Optional[list[str]]) -> dict[str, Any]:
     """The adaptive-repetition and interleaving options, as stage parameters."""
-    return {"ci_target_pct": ci_target, "max_runs": max_runs, "budget_s": budget,
+    return {"ci_target_pct": ci_target, "max_runs": max_runs, "budget_s": _finite("budget", budget),
             "interleave": tuple(interleave) if interleave else None}
+
+
+def _finite(name: str, value: float | None) -> float | None:
+    """Refuse inf/nan (and non-positive values) before anything runs."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise InputError(f"must be a finite number above 0, got {value}", key=name)
+    return value
+
+
+def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], params, *, wait: bool,
+               progress: bool, figures: bool, allow_mixed: bool, allow_committed: bool) -> None:
+    """Measure into the campaign (a new one when none is named); its writer lock is taken before the first run."""
+    from . import stages
+
+    _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
+                       allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait))
+
+
+def _campaign_name(name: Optional[str]) -> Optional[str]:
+    """Every campaign name the CLI is given goes through the one check (``store.check_campaign``)."""
+    from .store import check_campaign
+
+    return check_campaign(name) if name is not None else None
 
 
 @run_app.command("microbench")
 def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                        msglog: str = typer.Option("0:22", help="Message sizes 2^lo..2^hi bytes, as lo:hi."),
-                       iterations: Optional[int] = typer.Option(None, help="IMB -iter (repetitions per size)."),
+                       iterations: Optional[int] = typer.Option(None, min=1, max=2**31 - 1,
+                                                                help="IMB -iter (repetitions per size)."),
                        time_limit: Optional[float] = typer.Option(None, help="IMB -time (seconds per size)."),
                        repetitions: Optional[int] = RepsOpt,
                        placement: Optional[list[str]] = typer.Option(None, help="Only these placements."),
@@ -151,38 +207,31 @@ def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campai
                        figures: bool = FiguresOpt, progress: bool = ProgressOpt,
                        ci_target: Optional[float] = CiTargetOpt, max_runs: Optional[int] = MaxRunsOpt,
                        budget: Optional[float] = BudgetOpt, interleave: Optional[list[str]] = InterleaveOpt,
-                       allow_mixed: bool = AllowMixedOpt, allow_committed: bool = AllowCommittedOpt) -> None:
+                       allow_mixed: bool = AllowMixedOpt, allow_committed: bool = AllowCommittedOpt,
+                       wait: bool = WaitOpt) -> None:
     """IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2."""
-    from . import stages
     from .params import MicrobenchParams
 
-    params = MicrobenchParams.build(msglog=msglog, iterations=iterations, time_limit_s=time_limit,
-                                    repetitions=repetitions, placements=tuple(placement) if placement else None,
-                                    rerun=rerun, timeout_s=timeout,
+    params = MicrobenchParams.build(msglog=msglog, iterations=iterations,
+                                    time_limit_s=_finite("time_limit", time_limit), repetitions=repetitions,
+                                    placements=tuple(placement) if placement else None, rerun=rerun,
+                                    timeout_s=_finite("timeout", timeout),
                                     **_adaptive(ci_target, max_runs, budget, interleave))
-    _report(stages.run(inventory, env, _campaign_name(campaign), stages.MICROBENCH, params, progress=progress,
-                       figures=figures, allow_mixed=allow_mixed, allow_committed=allow_committed))
-
-
-def _campaign_name(name: Optional[str]) -> Optional[str]:
-    """Every campaign name the CLI is given goes through the one check (``campaigns.check_name``)."""
-    from .campaigns import check_name
-
-    return check_name(name) if name is not None else None
+    _run_stage("microbench", inventory, env, campaign, params, wait=wait, progress=progress, figures=figures,
+               allow_mixed=allow_mixed, allow_committed=allow_committed)
 
 
 def _app_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], workload: Optional[list[str]],
                preset: str, npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
                timeout: Optional[float], figures: bool, progress: bool, adaptive: dict[str, Any],
-               allow_mixed: bool, allow_committed: bool) -> None:
-    from . import stages
+               allow_mixed: bool, allow_committed: bool, wait: bool) -> None:
     from .params import AppParams
 
     params = AppParams.build(workloads=tuple(workload) if workload else None, blockss_preset=preset,
                              npb_class=npb_class, processes=tuple(processes) if processes else None,
-                             repetitions=repetitions, rerun=rerun, timeout_s=timeout, **adaptive)
-    _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
-                       allow_mixed=allow_mixed, allow_committed=allow_committed))
+                             repetitions=repetitions, rerun=rerun, timeout_s=_finite("timeout", timeout), **adaptive)
+    _run_stage(stage, inventory, env, campaign, params, wait=wait, progress=progress, figures=figures,
+               allow_mixed=allow_mixed, allow_committed=allow_committed)
 
 
 WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: blockss and npb, i.e. NPB-MZ).")
@@ -199,28 +248,28 @@ def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt,
                         progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
                         max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
                         interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
-                        allow_committed: bool = AllowCommittedOpt) -> None:
+                        allow_committed: bool = AllowCommittedOpt, wait: bool = WaitOpt) -> None:
     """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
     _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
                timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
-               allow_committed)
+               allow_committed, wait)
 
 
 @run_app.command("scaling")
 def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                     workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
-                    processes: Optional[list[int]] = typer.Option(None, "--processes", "-p",
+                    processes: Optional[list[int]] = typer.Option(None, "--processes", "-p", min=1, max=1_000_000,
                                                                   help="Process counts (default: per node count)."),
                     repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
                     timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
                     progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
                     max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
                     interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
-                    allow_committed: bool = AllowCommittedOpt) -> None:
+                    allow_committed: bool = AllowCommittedOpt, wait: bool = WaitOpt) -> None:
     """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
     _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
                timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
-               allow_committed)
+               allow_committed, wait)
 
 
 # ------------------------------------------------------------------ inventory
@@ -249,7 +298,10 @@ def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."
 
     from .config import load_inventory
     from .inventory_check import check_inventory, render_table
+    from .store import check_campaign
 
+    check_campaign(campaign)
+    _finite("timeout", timeout)
     inv = load_inventory(inventory)
     for name in env or []:
         inv.environment(name)
@@ -476,28 +528,80 @@ def _help_width() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; bad input prints one line and exits 2, never a traceback."""
+    """Run the CLI; bad input prints one line and exits 2, never a traceback.
+
+    SIGTERM and SIGHUP unwind like Ctrl-C (running jobs are killed on the way out) and exit
+    with 128 + the signal's number.
+    """
+    from . import lifetime
+    from .exceptions import Interrupted
+
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
     _help_width()
+    restore = lifetime.install_signal_handlers()
+    lifetime.received = None
+    try:
+        code = _run(argv)
+    finally:
+        restore()
+    if lifetime.received is not None:  # typer/Click turn a KeyboardInterrupt (ours too) into exit code 130
+        signalled = Interrupted(lifetime.received)
+        _err(str(signalled))
+        return signalled.exit_code
+    if code == 130:
+        _err("interrupted")
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
+    """The app, with every exception turned into one line and an exit code (130: interrupted, said by main)."""
+    from .exceptions import Interrupted
+
     try:
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)
+    except typer.Abort:
+        return 130
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
-        _err("interrupted")
-        return 130
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _err(message.replace("\n", " "))
         return getattr(exc, "exit_code", 2)
     except VhpcError as exc:
-        _err(str(exc).replace("\n", " "))
+        for problem in getattr(exc, "problems", None) or [exc]:
+            _err(str(problem).replace("\n", " "))
         return exc.exit_code
-    except KeyboardInterrupt:
-        _err("interrupted")
+    except (Interrupted, KeyboardInterrupt):
         return 130
+    except Exception as exc:  # a bug: still one line (VHPC_DEBUG=1 shows the traceback)
+        import os
+
+        if os.environ.get("VHPC_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        _err(f"internal error: {type(exc).__name__}: {detail} (VHPC_DEBUG=1 shows where; please report it)")
+        return 1
     return result if isinstance(result, int) else 0
 
 
+def entry() -> None:
+    """The ``vhpc`` program: ``main``, then a short teardown.
+
+    Exit handlers run (jobs still registered are killed, files flushed), but the interpreter's
+    module-by-module teardown of pandas, scipy and plotly (a quarter of a second) is skipped.
+    """
+    import atexit
+    import os
+
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

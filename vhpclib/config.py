@@ -1,12 +1,20 @@
 """Inventory loading and validation: environments, hosts, MPI and benchmarks.
 
 An inventory is YAML validated with pydantic. Every error is reported as an
-``InventoryError`` naming the file, the line and the key, so the CLI can print
-one line and exit 2.
+``InventoryError`` naming the file, the line and the key; all of a file's errors
+are reported at once (``InventoryError.problems``), one line each, so the CLI
+can print them and exit 2.
+
+The loader refuses what YAML allows but an inventory never needs: files above
+``MAX_BYTES``, text that is not UTF-8, duplicate keys (the second would silently
+replace the first), nesting deeper than ``MAX_DEPTH``, aliases expanding past
+``MAX_NODES`` (a "billion laughs" bomb), and infinite or NaN numbers.
 """
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -42,7 +50,7 @@ class _Located(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class JumpHost(_Strict):
@@ -158,9 +166,21 @@ class Benchmarks(_Strict):
     blockss: str | None = None  # command running vhpc-blockss; default this venv's
 
 
+#: What an environment runs on. "none" is bare metal; "unknown" makes no claim `inventory check` could test.
+Vmm = Literal["none", "kvm", "xen", "xen-hvm", "qemu", "qemu-tcg", "ec2", "vmware", "hyperv", "virtualbox",
+              "container", "unknown"]
+
+
+def checkout_id() -> str:
+    """A short name for this checkout of vHPC (its folder), so two checkouts never share a work folder."""
+    from .paths import PROJECT_ROOT
+
+    return hashlib.sha256(str(PROJECT_ROOT.resolve()).encode()).hexdigest()[:12]
+
+
 class Environment(_Strict):
     label: str
-    vmm: str = "none"  # none (bare metal), xen, kvm, ...; "unknown" makes no claim the check could test
+    vmm: Vmm = "none"
     baseline: bool = False
     vcpu_pinning: Literal["pinned", "scheduler", "unknown"] = "unknown"
     launcher: str = "mpirun"  # a registered launcher (vhpclib.launchers)
@@ -172,9 +192,14 @@ class Environment(_Strict):
     mpi: MpiSpec = Field(default_factory=MpiSpec)
     benchmarks: Benchmarks = Field(default_factory=Benchmarks)
     env: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(3600.0, gt=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
-    workdir: str = "/tmp/vhpc"
+    # Seconds per run; None derives it from the benchmark (stages.loop.run_timeout).
+    timeout_s: float | None = Field(None, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    # Scratch folder on the hosts; None is one per user and checkout (``work_root``), mode 0700.
+    workdir: str | None = None
+    # Share of one core another process may use during a run before the run is invalid; "off" does not
+    # check; unset is the default (vhpclib.contention.default_threshold).
+    contention_threshold: float | Literal["off"] | None = None
     description: str = ""
     slurm: SlurmSettings | None = None
     # State file of the QEMU guest `vhpc vm up` booted for this environment: its vCPU -> host CPU
@@ -199,8 +224,8 @@ class Environment(_Strict):
 
     @field_validator("workdir")
     @classmethod
-    def _absolute_workdir(cls, value: str) -> str:
-        if not value.startswith("/"):
+    def _absolute_workdir(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or "\0" in value or "\n" in value):
             raise ValueError("workdir must be an absolute path")
         return value
 
@@ -209,6 +234,40 @@ class Environment(_Strict):
         if self.launcher == "slurm" and self.slurm is None:
             raise _Located(("launcher",), "launcher 'slurm' needs a 'slurm:' section (at least 'slurm: {}')")
         return self
+
+    @field_validator("contention_threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any) -> Any:
+        if value is None or value == "off":
+            return value
+        if value is False:  # YAML 1.1 reads a bare `off` as false
+            return "off"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 64:
+            raise ValueError(f"must be a share of one core above 0 (e.g. 0.25) or 'off', got {value!r}")
+        return float(value)
+
+    @property
+    def contention_limit(self) -> float | None:
+        """The contention threshold in force (None: not checked)."""
+        if self.contention_threshold == "off":
+            return None
+        if self.contention_threshold is not None:
+            return float(self.contention_threshold)
+        from .contention import default_threshold
+
+        return default_threshold()
+
+    @property
+    def work_root(self) -> str:
+        """Scratch folder on every host: the inventory's ``workdir``, else ``/tmp/vhpc-<user>/<checkout>``.
+
+        Per user and per checkout, never a folder everyone shares; ``secure_dir_command`` creates it
+        with mode 0700 and refuses one somebody else owns.
+        """
+        if self.workdir:
+            return self.workdir.rstrip("/") or "/"
+        user = self.launch_host.user or _local_user()
+        return f"/tmp/vhpc-{user}/{checkout_id()}"
 
     @property
     def launch_host(self) -> HostSpec:
@@ -219,10 +278,44 @@ class Environment(_Strict):
         return all(h.local for h in self.hosts) and self.launch_host.local
 
 
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        import os
+
+        return f"uid{os.getuid()}"
+
+
+def secure_dir_command(path: str) -> str:
+    """Shell: create ``path`` (mode 0700), refusing it when a folder on the way below a shared, world-writable
+    folder (``/tmp``, ``/var/tmp``, ``/dev/shm``) is a symlink or belongs to someone else."""
+    import shlex
+
+    parts = [p for p in path.strip("/").split("/") if p]
+    checks = []
+    for shared in ("tmp", "var/tmp", "dev/shm"):
+        depth = shared.count("/") + 1
+        if "/".join(parts[:depth]) == shared:
+            checks = ["/" + "/".join(parts[:i]) for i in range(depth + 1, len(parts) + 1)]
+    q = shlex.quote(path)
+    if not checks:
+        return f"umask 077; mkdir -p {q} && chmod 700 {q}"
+    # One folder at a time, each checked before anything is created inside it (mkdir never follows a
+    # planted symlink; a folder appearing between the check and mkdir makes mkdir fail).
+    return (f"umask 077; for d in {' '.join(shlex.quote(c) for c in checks)}; do "
+            'if [ -L "$d" ] || { [ -e "$d" ] && [ "$(stat -c %u "$d")" != "$(id -u)" ]; }; then '
+            'echo "vhpc: refusing work folder $d: a symlink or owned by someone else" >&2; exit 98; fi; '
+            '[ -d "$d" ] || mkdir -m 700 "$d" || exit 98; done; ' + f"chmod 700 {q}")
+
+
 class Inventory(_Strict):
     name: str = ""
     known_hosts: Path | None = None
     environments: dict[str, Environment] = Field(min_length=1)
+    # Variables whose names look secret but are not (e.g. KEY_SIZE): their values stay readable in run
+    # records. Credential-shaped values (URLs with a password, tokens) are redacted regardless.
+    redaction_allow: list[str] = Field(default_factory=list)
     # Set by load_inventory: where this inventory came from.
     source: Path | None = None
 
@@ -256,19 +349,78 @@ class Inventory(_Strict):
     def known_hosts_for(self, env: Environment) -> Path | None:
         return env.known_hosts or self.known_hosts
 
+    @field_validator("redaction_allow")
+    @classmethod
+    def _allow_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"not a valid environment variable name: {name!r}")
+        return value
+
 
 # ---------------------------------------------------------------- loading
 
+#: Largest inventory file read (a cluster of thousands of hosts fits in a fraction of this).
+MAX_BYTES = 1_000_000
+#: Deepest nesting of mappings and lists (an inventory needs about 6).
+MAX_DEPTH = 32
+#: Most nodes after expanding aliases (refuses "billion laughs" bombs, allows sharing a host list).
+MAX_NODES = 200_000
+
+
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and sequence item."""
+    """SafeLoader that refuses duplicate keys, naming both lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_shape(text: str, source: str) -> None:
+    """Depth and alias-expansion limits, checked on YAML events (no recursion, no construction)."""
+    depth = 0
+    nodes = 0
+    sizes: dict[str, int] = {}
+    open_anchors: list[tuple[str | None, int]] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise InventoryError(f"nested deeper than {MAX_DEPTH} levels", file=source,
+                                     line=event.start_mark.line + 1)
+            nodes += 1
+            open_anchors.append((event.anchor, nodes))
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+            anchor, first = open_anchors.pop()
+            if anchor:
+                sizes[anchor] = nodes - first + 1
+        elif isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            nodes += sizes.get(event.anchor, 1)
+        if nodes > MAX_NODES:
+            raise InventoryError(f"more than {MAX_NODES} values once aliases are expanded (a YAML bomb?)",
+                                 file=source, line=event.start_mark.line + 1)
 
 
 def _compose_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
-    lines[path] = node.start_mark.line + 1
+    lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
             _compose_lines(value_node, path + (key,), lines)
             lines[path + (key,)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
@@ -292,51 +444,129 @@ def _resolve_paths(data: Any, base: Path) -> Any:
     return data
 
 
-def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
-    """Validate inventory YAML text; errors name the file, line and key."""
-    source = Path(source)
+def _yaml_error(exc: yaml.YAMLError, source: str) -> InventoryError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if not problem.startswith("duplicate key"):
+        problem = f"not valid YAML: {problem}"
+    return InventoryError(problem, file=source, line=mark.line + 1 if mark else None)
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
+    """The data and the line of every key, or one ``InventoryError``."""
     try:
+        _check_shape(text, source)
         node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)
+        loader = _LineLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InventoryError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(source),
-                             line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise InventoryError("an inventory must be a mapping with 'environments'", file=str(source), line=1)
+        raise _yaml_error(exc, source) from None
+    except RecursionError:  # unreachable past _check_shape's depth limit; kept as the last guard
+        raise InventoryError(f"nested deeper than {MAX_DEPTH} levels", file=source) from None
     lines: dict[tuple, int] = {}
     if node is not None:
         _compose_lines(node, (), lines)
+    return data, lines
+
+
+def _problem(err: dict, lines: dict[tuple, int], source: str) -> InventoryError:
+    loc = tuple(err["loc"])
+    located = (err.get("ctx") or {}).get("error")
+    if isinstance(located, _Located):
+        loc = loc + located.loc
+    line = None
+    for cut in range(len(loc), -1, -1):  # nearest enclosing key that exists in the file
+        if loc[:cut] in lines:
+            line = lines[loc[:cut]]
+            break
+    key = ".".join(str(p) for p in loc) or None
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    elif err["type"] == "finite_number":
+        message = "must be a finite number (not .inf or .nan)"
+    elif err["type"] == "literal_error":
+        message = f"{message} (got {err.get('input')!r})"
+    return InventoryError(message, file=source, line=line, key=key)
+
+
+def _problems(errors: list[dict], lines: dict[tuple, int], source: str) -> list[InventoryError]:
+    """One problem per place: a value failing every branch of a union is reported once (the first)."""
+    def branch_of(loc: tuple) -> tuple | None:  # the value's place when the last element is a union tag
+        return loc[:-1] if len(loc) > 1 and loc not in lines and loc[:-1] in lines else None
+
+    parents = [branch_of(tuple(e["loc"])) for e in errors]
+    seen: set[tuple] = set()
+    out = []
+    for err, parent in zip(errors, parents):
+        loc = tuple(err["loc"])
+        place = parent if parent is not None and parents.count(parent) > 1 else loc
+        if place in seen:
+            continue
+        seen.add(place)
+        out.append(_problem({**err, "loc": place} if place != loc else err, lines, source))
+    return out
+
+
+def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
+    """Validate inventory YAML text; errors name the file, line and key (all of them, see ``problems``)."""
+    source = Path(source)
+    data, lines = _load_yaml(text, str(source))
+    if not isinstance(data, dict):
+        raise InventoryError("an inventory must be a mapping with 'environments'", file=str(source), line=1)
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise InventoryError(f"keys must be text, got {bad_keys[0]!r}", file=str(source), line=1)
     try:
         return Inventory.model_validate({**_resolve_paths(data, source.parent), "source": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        located = (err.get("ctx") or {}).get("error")
-        if isinstance(located, _Located):
-            loc = loc + located.loc
-        line = None
-        for cut in range(len(loc), -1, -1):  # nearest enclosing key that exists in the file
-            if loc[:cut] in lines:
-                line = lines[loc[:cut]]
-                break
-        key = ".".join(str(p) for p in loc) or None
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        raise InventoryError(message, file=str(source), line=line, key=key) from None
+        problems = sorted(_problems(exc.errors(), lines, str(source)), key=lambda p: (p.line or 0, p.key or ""))
+        first = problems[0]
+        first.problems = problems
+        raise first from None
+    except RecursionError:
+        raise InventoryError(f"nested deeper than {MAX_DEPTH} levels", file=str(source)) from None
+
+
+def read_inventory_text(path: str | Path) -> str:
+    """An inventory file's text: a regular file, at most ``MAX_BYTES``, UTF-8."""
+    import os
+    import stat
+
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InventoryError("cannot read inventory: not a regular file", file=str(path))
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise InventoryError(f"cannot read inventory: {exc.strerror or exc}", file=str(path)) from None
+    if len(data) > MAX_BYTES:
+        raise InventoryError(f"larger than {MAX_BYTES // 1000} kB (an inventory is a few kB)", file=str(path))
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InventoryError("UTF-16 text; save the inventory as UTF-8", file=str(path))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InventoryError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", file=str(path), line=line) from None
+    if "\0" in text:
+        line = text[:text.index("\0")].count("\n") + 1
+        raise InventoryError("binary data (a NUL byte) in a text file", file=str(path), line=line)
+    return text
 
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate an inventory file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InventoryError(f"cannot read inventory: {exc.strerror}", file=str(path)) from None
-    return parse_inventory(text, path)
+    return parse_inventory(read_inventory_text(path), path)
 
 
 def default_mpi_prefix() -> Path:

@@ -40,7 +40,11 @@ class InputError(VhpcError):
 
 
 class InventoryError(InputError):
-    """The inventory YAML is invalid."""
+    """The inventory YAML is invalid. ``problems`` holds every error found in the file (this one first)."""
+
+    def __init__(self, message: str, **kw) -> None:
+        super().__init__(message, **kw)
+        self.problems: list[InventoryError] = [self]
 
 
 class InvalidName(InputError):
@@ -74,8 +78,37 @@ class HostUnreachable(RemoteError):
     """A host could not be connected to (refused, timeout, bad key)."""
 
 
+class ConnectionLost(HostUnreachable):
+    """The connection to a host died while a command or job ran (dead link, host down)."""
+
+
 class StoreError(VhpcError):
     """The raw store refused an operation (e.g. overwriting a complete run)."""
+
+
+class CampaignBusy(InputError):
+    """Another vHPC process is writing this campaign (one writer per campaign at a time)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so running jobs are killed on the way out.
+
+    Not a ``VhpcError``: per-run error handling must never swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(f"interrupted by {name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class BuildError(VhpcError):
@@ -139,8 +172,16 @@ class SlurmClusterError(VhpcError):
     """A private Slurm cluster (munged, slurmctld, slurmd) could not be started or stopped."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: unwinds like Ctrl-C so every cleanup (job cancellation, partial runs) runs."""
+def interruption_name(exc: BaseException) -> str:
+    """``SIGTERM``/``SIGHUP`` for an ``Interrupted``, ``SIGINT`` for a plain Ctrl-C."""
+    import signal
+
+    if isinstance(exc, Interrupted):
+        try:
+            return signal.Signals(exc.signum).name
+        except ValueError:
+            return f"signal {exc.signum}"
+    return "SIGINT"
 
 
 class VmError(VhpcError):

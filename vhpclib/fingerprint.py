@@ -48,6 +48,7 @@ def _grep_prefix(path: str, prefix: str, strip: bool = False) -> str:
 # Commands use shell builtins where they can: the script runs on every host of a fan-out at once.
 _PROBES: list[tuple[str, str, str]] = [
     ("hostname", "[ -r /proc/sys/kernel/hostname ]", _cat("/proc/sys/kernel/hostname")),
+    ("boot_id", "[ -r /proc/sys/kernel/random/boot_id ]", _cat("/proc/sys/kernel/random/boot_id")),
     ("kernel", "[ -r /proc/sys/kernel/osrelease ]", _cat("/proc/sys/kernel/osrelease")),
     ("os", "[ -r /etc/os-release ]", _grep_prefix("/etc/os-release", "PRETTY_NAME=", strip=True)),
     ("lscpu_p", "command -v lscpu", f"LC_ALL=C {LSCPU_COMMAND}"),
@@ -75,6 +76,8 @@ def fingerprint_script(runtime: MpiRuntime | None = None) -> str:
     if runtime is not None:  # a subshell: its variables must not leak into later probes
         probes.append(("mpi_version", f"command -v {shlex.quote(runtime.mpirun)}",
                        f"( {with_env(version_command(runtime), runtime.env)} )"))
+        probes.append(("mpi_stat", f"[ -e {shlex.quote(runtime.mpirun)} ]",
+                       f"stat -L -c '%s %Y' {shlex.quote(runtime.mpirun)}"))
     parts = []
     for name, guard, command in probes:
         parts.append(f"echo '@@vhpc-begin {name}@@'\n"
@@ -186,6 +189,10 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "hostname": _value(sections, "hostname"),
+        "boot_id": _value(sections, "boot_id"),
+        # What `probe` compares to tell whether a stored fingerprint still describes the host.
+        "probe": {"boot_id": _value(sections, "boot_id"), "hostname": _value(sections, "hostname"),
+                  "mpi_stat": _value(sections, "mpi_stat")},
         "kernel": _value(sections, "kernel"),
         "os": os_name.strip().strip('"').strip("'") if os_name else None,
         "cpu": {"model": lscpu.get("Model name"), "architecture": lscpu.get("Architecture"),
@@ -285,3 +292,57 @@ def store_fingerprint(facts: dict[str, Any], campaign: str, environment: str,
 def load_fingerprint(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
+
+
+# ---------------------------------------------------------------- reuse: once per host per campaign
+
+def probe_script(runtime: MpiRuntime | None = None) -> str:
+    """A few builtins and one stat: what tells whether a host changed since its fingerprint (boot, name, MPI)."""
+    mpirun = shlex.quote(runtime.mpirun) if runtime is not None else "''"
+    return ("printf 'boot_id=%s\\n' \"$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)\"\n"
+            "printf 'hostname=%s\\n' \"$(cat /proc/sys/kernel/hostname 2>/dev/null)\"\n"
+            f"printf 'mpi_stat=%s\\n' \"$(stat -L -c '%s %Y' {mpirun} 2>/dev/null)\"\n")
+
+
+def parse_probe(text: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"boot_id": None, "hostname": None, "mpi_stat": None}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in out:
+            out[key] = value.strip() or None
+    return out
+
+
+def local_probe(runtime: MpiRuntime | None = None) -> dict[str, str | None]:
+    """``probe_script``'s answer for this machine, without starting a process."""
+    def read(path: str) -> str | None:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError:
+            return None
+
+    mpi_stat = None
+    if runtime is not None:
+        try:
+            info = os.stat(runtime.mpirun)
+            mpi_stat = f"{info.st_size} {int(info.st_mtime)}"
+        except OSError:
+            pass
+    return {"boot_id": read("/proc/sys/kernel/random/boot_id"), "hostname": read("/proc/sys/kernel/hostname"),
+            "mpi_stat": mpi_stat}
+
+
+def latest_fingerprint(campaign: str, environment: str, host: str,
+                       store_root: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest stored fingerprint of ``host`` in a campaign (None when there is none or it is unreadable)."""
+    folder = fingerprint_dir(campaign, environment, store_root)
+    name = _safe_host(host)
+    versions = sorted(folder.glob(f"{name}.json")) + sorted(
+        p for p in folder.glob(f"{name}.*.json") if re.fullmatch(rf"{re.escape(name)}\.\d{{8}}T\d+Z\.json", p.name))
+    if not versions:
+        return None
+    try:
+        facts = json.loads(versions[-1].read_text())
+    except (OSError, ValueError):
+        return None
+    return (versions[-1], facts) if isinstance(facts, dict) else None

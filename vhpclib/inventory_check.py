@@ -8,7 +8,6 @@ MPI missing) gets findings, which are reported but do not fail the check.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,13 @@ from .config import Environment, HostSpec, Inventory
 from .exceptions import RemoteError
 from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint
 from .mpi import runtime_for
-from .remote import ConnectionPool, Executor, HostOutcome, fan_out
+from .remote import ConnectionPool, Executor, HostOutcome, fan_out_each
+from .store import check_campaign
 
-_BARE_METAL = {"none", "bare-metal", "baremetal", "bmm", "native", ""}
+#: What systemd-detect-virt (or lscpu's hypervisor vendor) reports for each inventory ``vmm``.
+_DETECTED = {"kvm": ("kvm",), "xen": ("xen",), "xen-hvm": ("xen",), "qemu": ("qemu", "kvm"), "qemu-tcg": ("qemu",),
+             "ec2": ("amazon", "xen", "kvm"), "vmware": ("vmware",), "hyperv": ("microsoft", "hyperv"),
+             "virtualbox": ("oracle", "virtualbox")}
 
 
 @dataclass
@@ -43,6 +46,7 @@ class HostRow:
     mpi_version: str | None = None
     fingerprint_path: str | None = None
     findings: list[str] = field(default_factory=list)
+    duration_s: float | None = None  # this host's own wall time (the check runs every host at once)
 
 
 @dataclass
@@ -119,15 +123,18 @@ def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]
                             f"{topo['cores_per_socket']} x {topo['threads_per_core']}")
     virt = facts.get("virtualization") or {}
     vm = virt.get("vm")
-    vmm = env.vmm.strip().lower()
+    vmm = env.vmm
     if vmm == "unknown":  # the inventory makes no claim (e.g. the embedded default): nothing to compare
         pass
-    elif vmm in _BARE_METAL:
+    elif vmm == "container":
+        if virt.get("container") in (None, "none"):
+            findings.append("inventory says container but host reports none")
+    elif vmm == "none":
         if virt.get("is_vm"):
             findings.append(f"inventory says bare metal (vmm {env.vmm!r}) but host reports a VM ({vm})")
     elif vm in (None, "none"):
         findings.append(f"inventory says vmm {env.vmm!r} but host reports no virtual machine")
-    elif vmm not in vm and vm not in vmm:
+    elif not any(name in str(vm).lower() for name in _DETECTED.get(vmm, (vmm,))):
         findings.append(f"inventory says vmm {env.vmm!r} but host reports {vm!r}")
     if facts.get("mpi_version") is None:
         findings.append(f"no MPI version from {runtime_for(env).mpirun}")
@@ -138,7 +145,8 @@ def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: Ho
          store_root: Path | None) -> HostRow:
     if outcome.error is not None:
         reason = outcome.error.message if isinstance(outcome.error, RemoteError) else str(outcome.error)
-        return HostRow(env_name, spec.label, role, False, reason=reason or type(outcome.error).__name__)
+        return HostRow(env_name, spec.label, role, False, reason=reason or type(outcome.error).__name__,
+                       duration_s=round(outcome.duration_s, 3))
     assert outcome.result is not None
     try:
         facts = facts_from_result(spec.label, outcome.result)
@@ -155,7 +163,8 @@ def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: Ho
         numa=topo["numa_nodes"] if topo else None, memory_gib=mem,
         virtualization=_virt_text(facts.get("virtualization") or {}), rdma=_rdma_text(facts.get("rdma") or {}),
         governor=facts.get("governor"), clocksource=facts.get("clocksource"), mpi_version=facts.get("mpi_version"),
-        fingerprint_path=str(path) if path else None, findings=compare_with_inventory(env, facts))
+        fingerprint_path=str(path) if path else None, findings=compare_with_inventory(env, facts),
+        duration_s=round(outcome.duration_s, 3))
 
 
 def check_inventory(inventory: Inventory, environments: list[str] | None, campaign: str | None, *,
@@ -163,10 +172,14 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
                     store_root: Path | None = None) -> CheckReport:
     """Fingerprint every host of ``environments`` (default: all) in parallel and compare with the inventory.
 
-    Fingerprints are stored under ``<store_root or data/raw>/<campaign>/<env>/fingerprint/`` when a
-    campaign is named, and nowhere otherwise (a check must not add files to somebody's campaign).
-    Raises InventoryError for an unknown environment name; unreachable hosts are rows, not errors.
+    One thread pool runs every (host, script) pair at once (the script differs per environment: its
+    MPI version probe); a host listed twice with the same script is asked once. Fingerprints are
+    stored under ``<store_root or data/raw>/<campaign>/<env>/fingerprint/`` when a campaign is
+    named, and nowhere otherwise (a check must not add files to somebody's campaign). Raises
+    InventoryError for an unknown environment name; unreachable hosts are rows, not errors.
     """
+    if campaign is not None:
+        check_campaign(campaign)
     names = list(environments) if environments else list(inventory.environments)
     envs = {name: inventory.environment(name) for name in names}
     if any(env.launcher == "slurm" for env in envs.values()):  # vhpc-slurm: Slurm nodes answer through one srun step
@@ -177,52 +190,20 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     own_pool = pool is None
     pool = pool or ConnectionPool(inventory)
     try:
-        # One fan-out per distinct script (the MPI version probe depends on the environment).
-        jobs: dict[str, list[tuple[str, HostSpec, str, Executor]]] = {}
+        wanted: list[tuple[str, Environment, HostSpec, str, Executor, str]] = []
         for name, env in envs.items():
             script = fingerprint_script(runtime_for(env))
             for spec, role in _hosts_of(env):
-                jobs.setdefault(script, []).append((name, spec, role, pool.get(spec, env)))
-        results: dict[tuple[str, int], HostOutcome] = {}
-        for wave in _waves(jobs):
-            with ThreadPoolExecutor(max_workers=max(1, len(wave))) as threads:
-                futures = {script: threads.submit(_fan_unique, [j[3] for j in jobs[script]], script,
-                                                  timeout or 120.0) for script in wave}
-                for script, future in futures.items():
-                    for index, outcome in enumerate(future.result()):
-                        results[(script, index)] = outcome
-        rows = []
-        for name, env in envs.items():
-            script = fingerprint_script(runtime_for(env))
-            for index, (env_name, spec, role, _) in enumerate(jobs[script]):
-                if env_name == name:
-                    rows.append(_row(name, env, spec, role, results[(script, index)], campaign, store_root))
+                wanted.append((name, env, spec, role, pool.get(spec, env), script))
+        unique = list({(id(w[4]), w[5]): (w[4], w[5]) for w in wanted}.values())
+        outcomes = fan_out_each(unique, timeout=timeout or 120.0)
+        by_key = {(id(e), script): o for (e, script), o in zip(unique, outcomes)}
+        rows = [_row(name, env, spec, role, by_key[(id(executor), script)], campaign, store_root)
+                for name, env, spec, role, executor, script in wanted]
         return CheckReport(campaign, rows)
     finally:
         if own_pool:
             pool.close()
-
-
-def _waves(jobs: dict[str, list[tuple]]) -> list[list[str]]:
-    """Group scripts so no executor runs two scripts at once (one Connection is not shared by threads)."""
-    waves: list[tuple[set[int], list[str]]] = []
-    for script, items in jobs.items():
-        ids = {id(item[3]) for item in items}
-        for used, scripts in waves:
-            if not used & ids:
-                used |= ids
-                scripts.append(script)
-                break
-        else:
-            waves.append((ids, [script]))
-    return [scripts for _, scripts in waves]
-
-
-def _fan_unique(executors: list[Executor], command: str, timeout: float) -> list[HostOutcome]:
-    """fan_out once per distinct executor; a host listed twice shares its outcome."""
-    unique = list({id(e): e for e in executors}.values())
-    by_id = {id(e): o for e, o in zip(unique, fan_out(unique, command, timeout=timeout))}
-    return [by_id[id(e)] for e in executors]
 
 
 def render_table(report: CheckReport):
@@ -233,18 +214,20 @@ def render_table(report: CheckReport):
     where = f"fingerprints stored in campaign {report.campaign}" if report.campaign else \
         "fingerprints not stored: -c CAMPAIGN stores them"
     table = Table(title=f"inventory check ({where})", show_lines=False)
-    for column in ("env", "host", "ok", "kernel", "cpu", "SxCxT", "numa", "mem GiB", "virt", "rdma",
+    for column in ("env", "host", "ok", "s", "kernel", "cpu", "SxCxT", "numa", "mem GiB", "virt", "rdma",
                    "governor", "clock", "mpi", "notes"):
         table.add_column(column, overflow="fold")
     for r in report.rows:
         host = escape(r.host + (" (launch)" if r.role == "launch" else ""))
+        seconds = f"{r.duration_s:.2f}" if r.duration_s is not None else "-"
         if not r.answered:
-            table.add_row(r.environment, host, "[red]no[/red]", *[""] * 10, f"[red]{escape(r.reason or '')}[/red]")
+            table.add_row(r.environment, host, "[red]no[/red]", seconds, *[""] * 10,
+                          f"[red]{escape(r.reason or '')}[/red]")
             continue
         notes = escape("; ".join(r.findings))
         cells = [r.kernel, r.cpu_model, r.topology, str(r.numa or "-"),
                  f"{r.memory_gib:g}" if r.memory_gib else None, r.virtualization, r.rdma, r.governor,
                  r.clocksource, (r.mpi_version or "")[:40] or None]
-        table.add_row(r.environment, host, "[green]yes[/green]", *[escape(c) if c else "-" for c in cells],
+        table.add_row(r.environment, host, "[green]yes[/green]", seconds, *[escape(c) if c else "-" for c in cells],
                       f"[yellow]{notes}[/yellow]" if notes else "")
     return table

@@ -51,6 +51,16 @@ class MpiRecord(_Model):
     mpirun: str
 
 
+class Contention(_Model):
+    """Other processes busy on the launch host while the job ran (``vhpclib.contention``)."""
+
+    host: str
+    threshold: float
+    busy: list[dict[str, Any]] = Field(default_factory=list)
+    #: Processes of the job still running after its launcher ended (killed by vhpc).
+    leftovers: list[int] = Field(default_factory=list)
+
+
 class Execution(_Model):
     """How the job ran: the command line a user could paste, where, when, and how it ended."""
 
@@ -70,6 +80,13 @@ class Execution(_Model):
     #: Why the job did not run to a normal end, in the launcher's words (e.g. the Slurm state); None otherwise.
     failure: str | None = None
     scheduler: dict[str, Any] | None = None
+    #: True when vhpc stopped the job (timeout, signal, error) rather than the job ending by itself.
+    killed: bool = False
+    #: ``VHPC_JOB`` of every process of the job (how its ranks are found on any host).
+    job_tag: str | None = None
+    #: Where the job ran on an SSH launch host (removed after its logs were fetched).
+    remote_dir: str | None = None
+    contention: Contention | None = None
 
 
 class PinRow(_Model):

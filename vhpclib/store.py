@@ -9,14 +9,17 @@ all, under ``<run_id>.failed-<stamp>``: it is evidence, not a repetition.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,24 +28,22 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .exceptions import InvalidName, StoreError
+from .exceptions import CampaignBusy, InvalidName, StoreError
 from .fsutil import atomic_write, fsync_dir, fsync_tree
 from .record import (COMPLETE, FAILED, INVALID, MEASURED, SKIPPED, CodeVersion, ResultSummary, RunRecord,
                      parse_record)
+from .secrets import REDACTED, redact_env
 
 RECORD = "run.json"
 RESULT = "result.json"
-_SECRET = re.compile(r"PASSWORD|TOKEN|SECRET|KEY", re.IGNORECASE)
+LOCK = ".lock"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
-REDACTED = "***redacted***"
+_MAX_ID = 120
+_PARTIAL = re.compile(r"^\.(?P<run_id>.+)\.partial-(?P<pid>\d+)-[0-9a-f]+$")
 
 __all__ = ["RawStore", "StoredRun", "RunWriter", "RECORD", "RESULT", "COMPLETE", "INVALID", "SKIPPED", "FAILED",
-           "MEASURED", "redact_env", "check_id", "code_version", "utc_stamp"]
-
-
-def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Hide values of variables whose names look secret (PASSWORD, TOKEN, SECRET, KEY)."""
-    return {k: (REDACTED if _SECRET.search(k) else v) for k, v in env.items()}
+           "MEASURED", "REDACTED", "redact_env", "check_id", "check_campaign", "campaign_lock", "code_version",
+           "utc_stamp"]
 
 
 def utc_stamp() -> str:
@@ -70,9 +71,117 @@ def code_version() -> CodeVersion:
 
 
 def check_id(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value:
-        raise InvalidName(f"{kind} must be letters, digits and '_.=+-' (got {value!r})", key=kind)
+    """A name that is safe as one folder name: letters, digits and ``_.=+-``, not starting with one of those."""
+    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value or len(value) > _MAX_ID:
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        raise InvalidName(f"{kind} must be 1-{_MAX_ID} letters, digits and '_.=+-', starting with a letter or "
+                          f"digit, without '..' (got {shown!r})", key=kind)
     return value
+
+
+def check_campaign(name: str) -> str:
+    """The one campaign-name check of every entry point (CLI, notebooks, pipeline, tables, store).
+
+    A campaign is one folder under ``data/raw`` and ``data/processed``: a name that could
+    leave them (``../x``, ``a/b``, an absolute path) or hide (``.x``) is refused with
+    ``InvalidName`` (exit code 2).
+    """
+    return check_id("campaign", name)
+
+
+#: Records already parsed in this process, by run.json path and its (inode, mtime, size): one invocation reads a
+#: campaign's records several times (resume counts, timeouts, tables). Readers share these objects: a record read
+#: from the store is never modified (raw data is write-once).
+_RECORDS: dict[Path, tuple[tuple[int, int, int], RunRecord]] = {}
+_RECORDS_MAX = 50_000
+
+
+# ------------------------------------------------------------------ one writer per campaign
+
+_HELD: dict[Path, list] = {}  # lock file -> [fd, count]: flock is per open file, so one fd per process
+_HELD_GUARD = threading.Lock()
+
+
+@contextmanager
+def campaign_lock(campaign: str, *, root: Path | None = None, wait: bool = False) -> Iterator[Path]:
+    """Hold the campaign's writer lock (``flock`` on ``<raw>/<campaign>/.lock``) for the block.
+
+    Re-entrant within a process. Another process holding it raises ``CampaignBusy`` naming
+    it, or, with ``wait``, blocks until it is free.
+    """
+    path = (Path(root) if root else paths.RAW) / check_campaign(campaign) / LOCK
+    _acquire(path, wait)
+    try:
+        yield path
+    finally:
+        _release(path)
+
+
+def _acquire(path: Path, wait: bool) -> None:
+    with _HELD_GUARD:
+        held = _HELD.get(path)
+        if held is not None:
+            held[1] += 1
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                holder = _holder(fd)
+                os.close(fd)
+                raise CampaignBusy(f"campaign {path.parent.name!r} is being written by another vhpc{holder}; "
+                                   "one writer per campaign (use --wait to queue behind it)") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        else:
+            _HELD[path] = [fd, 1]
+            _write_holder(fd)
+            return
+    try:  # waiting happens outside the guard, so other campaigns stay usable meanwhile
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    with _HELD_GUARD:
+        _HELD[path] = [fd, 1]
+    _write_holder(fd)
+
+
+def _release(path: Path) -> None:
+    with _HELD_GUARD:
+        held = _HELD.get(path)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[path]
+            os.close(held[0])  # closing the only descriptor releases the flock
+
+
+def _holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").split()
+    except OSError:
+        return ""
+    return f" (pid {text[0]} on {text[1]}, since {text[2]})" if len(text) >= 3 else ""
+
+
+def _write_holder(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()} {utc_stamp()}\n".encode(), 0)
+    except OSError:
+        pass
+
+
+def holds_lock(campaign: str, root: Path | None = None) -> bool:
+    """Whether this process holds the campaign's writer lock."""
+    path = (Path(root) if root else paths.RAW) / campaign / LOCK
+    with _HELD_GUARD:
+        return path in _HELD
 
 
 @dataclass
@@ -127,6 +236,9 @@ class RunWriter(StoredRun):
     final: Path = field(default=Path())
     rows: list[dict[str, Any]] | None = None
     table: str | None = None
+    #: Leave the temporary folder as it is (neither stored nor removed): a job on a host that stopped
+    #: answering; the next vhpc on the campaign fetches its logs and stores it (``recover``).
+    keep_partial: bool = False
 
     @property
     def tmp(self) -> Path:
@@ -168,15 +280,36 @@ class RawStore:
         return (self.run_path(campaign, environment, stage, run_id) / RECORD).is_file()
 
     def load(self, campaign: str, environment: str, stage: str, run_id: str) -> StoredRun:
+        """A complete run; a damaged record is warned about once and read as an invalid run (never raised)."""
         path = self.run_path(campaign, environment, stage, run_id)
-        return self._read(path)
+        try:
+            return self._read(path)
+        except StoreError as exc:
+            warnings.warn(f"{exc}; run counted as invalid", stacklevel=2)
+            record = RunRecord(run_id=run_id, campaign=campaign, environment=environment, stage=stage,
+                               status=INVALID, reasons=[exc.message])
+            return StoredRun(path, record)
+
+    def lock(self, campaign: str, *, wait: bool = False):
+        """The campaign's writer lock (see ``campaign_lock``)."""
+        return campaign_lock(campaign, root=self.root, wait=wait)
 
     def _read(self, path: Path) -> StoredRun:
+        """A stored run's record, parsed once per process (complete runs never change; see ``_RECORDS``)."""
         record_path = path / RECORD
         try:
-            record = parse_record(json.loads(record_path.read_text()))
+            info = os.stat(record_path)
+            key = (info.st_ino, info.st_mtime_ns, info.st_size)
+            cached = _RECORDS.get(record_path)
+            if cached is not None and cached[0] == key:
+                return StoredRun(path, cached[1])
+            record = parse_record(json.loads(record_path.read_bytes()))
         except (OSError, ValueError) as exc:
-            raise StoreError(f"damaged run record: {str(exc).splitlines()[0]}", file=str(record_path)) from None
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"damaged run record: {detail}", file=str(record_path)) from None
+        if len(_RECORDS) >= _RECORDS_MAX:
+            _RECORDS.clear()
+        _RECORDS[record_path] = (key, record)
         return StoredRun(path, record)
 
     @contextmanager
@@ -187,18 +320,20 @@ class RawStore:
         ``<run_id>.failed-<stamp>`` instead, so resuming the campaign measures it again.
         """
         final = self.run_path(record.campaign, record.environment, record.stage, record.run_id)
-        if final.exists():
-            raise StoreError(f"run already exists and raw data is write-once: {final}", file=str(final))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{record.run_id}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        writer = RunWriter(path=tmp, record=record, final=final)
-        try:
-            yield writer
-            self._commit(writer)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        with self.lock(record.campaign):
+            if final.exists():
+                raise StoreError(f"run already exists and raw data is write-once: {final}", file=str(final))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f".{record.run_id}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            writer = RunWriter(path=tmp, record=record, final=final)
+            try:
+                yield writer
+                if not writer.keep_partial:
+                    self._commit(writer)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
 
     def _commit(self, writer: RunWriter) -> None:
         record = writer.record
@@ -209,7 +344,7 @@ class RawStore:
             (writer.path / RESULT).write_text(json.dumps({"table": writer.table, "rows": writer.rows},
                                                          indent=1, default=str) + "\n")
         record.code = code_version()
-        record.files = sorted(p.name for p in writer.path.iterdir() if p.name != RECORD)
+        record.files = sorted(p.name for p in writer.path.iterdir() if p.name != RECORD and not p.name.startswith("."))
         (writer.path / RECORD).write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
         fsync_tree(writer.path)
         os.rename(writer.path, writer.final)  # atomic on one filesystem; fails if final appeared meanwhile
@@ -240,6 +375,29 @@ class RawStore:
                 yield self._read(record_path.parent)
             except StoreError as exc:
                 warnings.warn(f"{exc}; run excluded", stacklevel=2)
+
+    def partials(self, campaign: str, environment: str | None = None) -> list[Path]:
+        """Temporary run folders of the campaign left by other processes (a killed or crashed vhpc).
+
+        Only meaningful while holding the campaign's lock: then no other writer can own one.
+        """
+        pattern = "/".join([check_campaign(campaign), environment or "*", "*", ".*.partial-*"])
+        me = str(os.getpid())
+        out = []
+        for path in sorted(self.root.glob(pattern)):
+            m = _PARTIAL.match(path.name)
+            if m and path.is_dir() and m["pid"] != me:
+                out.append(path)
+        return out
+
+    def store_recovered(self, partial: Path, record: RunRecord) -> StoredRun:
+        """Store a run a dead vhpc left in ``partial`` (kept aside as failed: evidence, not a repetition)."""
+        final = self.run_path(record.campaign, record.environment, record.stage, record.run_id)
+        with self.lock(record.campaign):
+            record.status = FAILED
+            writer = RunWriter(path=partial, record=record, final=final)
+            self._commit(writer)
+        return StoredRun(writer.path, writer.record)
 
     def measured_counts(self, campaign: str, environment: str, stage: str) -> dict[str, int]:
         """Measured repetitions (complete or invalid) per point stem, in one pass over the store."""

@@ -10,20 +10,23 @@ written.
 
 from __future__ import annotations
 
+import csv
 import io
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .exceptions import ParseError, StoreError
 from .fsutil import atomic_write
 from .record import COMPLETE, MEASURED, SKIPPED
-from .store import RawStore, StoredRun
+from .store import RawStore, StoredRun, check_campaign
 from .workloads import Workload, workload_of
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MICROBENCH_COLUMNS = ["campaign", "environment", "label", "placement", "run_id", "repetition", "benchmark",
                       "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec", "t_avg_usec",
@@ -88,8 +91,33 @@ class CampaignTables:
     warnings: list[str]
 
 
+@dataclass
+class RowTable:
+    """A table as rows (dicts) and its columns: what a DataFrame is built from, or a CSV written from."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def csv(self) -> str:
+        """The CSV ``frame().to_csv(index=False)`` writes, byte for byte, without importing pandas."""
+        return csv_text(self.columns, self.rows)
+
+
 def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False) -> CampaignTables:
     """Concatenate the campaign's stored results into tidy tables (see module docstring)."""
+    tables, warnings = collect_tables(campaign, store=store, reparse=reparse)
+    return CampaignTables(campaign, {name: table.frame() for name, table in tables.items()}, warnings)
+
+
+def collect_tables(campaign: str, *, store: RawStore | None = None,
+                   reparse: bool = False) -> tuple[dict[str, RowTable], list[str]]:
+    """The campaign's tables as rows, and the warnings about runs left out (one pass over the runs)."""
+    check_campaign(campaign)
     store = store or RawStore()
     rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in TABLES}
     skipped, warnings = [], []
@@ -117,12 +145,48 @@ def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool 
         order = spec.stage_order.index(rec.stage) if rec.stage in spec.stage_order else len(spec.stage_order)
         rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row)})
                             for row in extracted]
-    tables = {name: pd.DataFrame([r for _, r in sorted(rows[name], key=lambda item: item[0])],
-                                 columns=TABLES[name].columns) for name in TABLES}
-    tables["skipped"] = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
-    tables["environments"] = pd.DataFrame([{"campaign": campaign, **e} for e in environments.values()],
-                                          columns=ENVIRONMENT_COLUMNS)
-    return CampaignTables(campaign, tables, warnings)
+    tables = {name: RowTable(TABLES[name].columns, [r for _, r in sorted(rows[name], key=lambda item: item[0])])
+              for name in TABLES}
+    tables["skipped"] = RowTable(SKIPPED_COLUMNS, skipped)
+    tables["environments"] = RowTable(ENVIRONMENT_COLUMNS, [{"campaign": campaign, **e}
+                                                           for e in environments.values()])
+    return tables, warnings
+
+
+def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """CSV text as pandas writes ``DataFrame(rows, columns=columns).to_csv(index=False)``.
+
+    pandas infers one type per column: integers become floats (``3.0``) when the column also holds a
+    float or a missing value; missing values are empty; booleans are ``True``/``False``; floats use the
+    shortest repr. Written here so that writing a table does not cost pandas' import.
+    """
+    formats = [_column_format([row.get(c) for row in rows]) for c in columns]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([fmt(row.get(c)) for c, fmt in zip(columns, formats)])
+    return out.getvalue()
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _as_float(value: Any) -> str:
+    return "" if _missing(value) else repr(float(value))
+
+
+def _as_text(value: Any) -> str:
+    return "" if _missing(value) else str(value)
+
+
+def _column_format(values: list[Any]) -> Callable[[Any], str]:
+    present = [v for v in values if not _missing(v)]
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+    if present and numbers and (len(present) < len(values) or any(isinstance(v, float) for v in present)):
+        return _as_float  # a float64 column
+    return _as_text  # int64, bool and object columns print as str()
 
 
 def _rows(run: StoredRun, workload: Workload, reparse: bool) -> tuple[list[dict[str, Any]], list[str]]:
@@ -172,6 +236,7 @@ def _note_environment(environments: dict[str, dict[str, Any]], run: StoredRun) -
 
 def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
     """Write a derived table atomically (a reader never sees half a file)."""
+    check_campaign(campaign)  # a campaign is one folder under data/processed, never a path out of it
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     return atomic_write(paths.processed_dir(campaign) / f"{name}.csv", buffer.getvalue())
@@ -180,12 +245,15 @@ def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
 def write_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False,
                  names: Iterable[str] | None = None) -> tuple[list[Path], list[str]]:
     """Rebuild (some of) a campaign's processed tables; returns the files written and the warnings."""
-    built = build_tables(campaign, store=store, reparse=reparse)
-    wanted = list(names) if names is not None else list(built.tables)
-    return [write_table(campaign, name, built.tables[name]) for name in wanted], built.warnings
+    tables, warnings = collect_tables(campaign, store=store, reparse=reparse)
+    wanted = list(names) if names is not None else list(tables)
+    written = [atomic_write(paths.processed_dir(campaign) / f"{name}.csv", tables[name].csv()) for name in wanted]
+    return written, warnings
 
 
 def read_table(campaign: str, name: str) -> pd.DataFrame:
+    import pandas as pd
+
     path = paths.processed_dir(campaign) / f"{name}.csv"
     try:
         return pd.read_csv(path)
@@ -195,6 +263,8 @@ def read_table(campaign: str, name: str) -> pd.DataFrame:
 
 
 def read_table_or_empty(campaign: str, name: str) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return read_table(campaign, name)
     except (StoreError, pd.errors.EmptyDataError):

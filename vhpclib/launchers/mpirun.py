@@ -1,9 +1,16 @@
 """``mpirun`` on the environment's launch host, locally or over SSH.
 
-The job's stdout/stderr go straight to files on the launch host (no pipes
-through Python while it runs, so the harness adds no work to what it
-measures). Remote logs are brought back with SFTP: no shared filesystem is
-assumed, and the remote scratch folder is removed afterwards.
+The job runs in a session of its own (``vhpclib.lifetime``) with its output going
+straight to files: no pipes through Python while it runs, and the harness sleeps
+on the process (locally a pidfd, over SSH the channel) instead of polling it.
+A job past its timeout, an error or a signal in vhpc kills the whole session on
+the launch host and every process carrying the job's tag on the other hosts.
+
+Over SSH, the job's folder on the launch host lives under the environment's
+``work_root`` (mode 0700); its logs are fetched with SFTP (no shared filesystem
+assumed) and the folder is removed afterwards. When the connection dies while
+the job runs, the run's temporary folder is kept with a marker: the next vhpc on
+the campaign fetches the finished job's logs and stores it as a failed run.
 """
 
 from __future__ import annotations
@@ -11,18 +18,27 @@ from __future__ import annotations
 import shlex
 import time
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
+from .. import contention, lifetime
+from ..config import secure_dir_command
+from ..exceptions import ConnectionLost, HostUnreachable, RemoteError
 from ..mpi import build_launch, shell_command
-from ..record import Execution, LaunchRecord, MpiRecord
-from ..remote import utc_now
-from ..store import redact_env
+from ..record import Contention, Execution, LaunchRecord, MpiRecord
+from ..remote import exports, utc_now
+from ..secrets import redact_argv, redact_env, redact_text
 from . import Job, LaunchTarget, Launcher, register_launcher
 
 if TYPE_CHECKING:
+    from ..config import Environment
+    from ..remote import Executor
+    from ..ssh import RemoteJob, SshExecutor
     from ..store import RunWriter
 
 LOGS = ("stdout.log", "stderr.log")
+#: Seconds per run when neither the job, the stage nor the inventory says (see stages.loop.run_timeout).
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 @register_launcher
@@ -35,43 +51,211 @@ class MpirunLauncher(Launcher):
         spec = job.launch
         argv, mpi_env = build_launch(runtime, spec, job.program)
         variables = {**env_spec.env, **mpi_env, **(job.env or {})}
-        timeout = job.timeout_s or env_spec.timeout_s
-        if host.is_local:
-            remote_dir = str(writer.path)
-        else:
-            remote_dir = f"{env_spec.workdir.rstrip('/')}/{writer.record.campaign}-{uuid.uuid4().hex[:12]}"
-            host.run(f"mkdir -p {shlex.quote(remote_dir)}", timeout=60)
         hosts = list(dict.fromkeys(spec.hosts))
-        if spec.hostfile is None and len(hosts) > 1:
-            text = runtime.impl.hostfile_text(hosts, spec.ppn or 1)
-            host.put_text(text, f"{remote_dir}/hostfile")
-            writer.add_file("hostfile", text)
-        command = (f"cd {shlex.quote(remote_dir)} && {shell_command(argv)} "
-                   f"> {shlex.quote(remote_dir + '/stdout.log')} 2> {shlex.quote(remote_dir + '/stderr.log')}")
-        started = utc_now()
-        t0 = time.perf_counter()
-        result = host.run(command, env=variables, timeout=timeout, warn=True)
-        duration = time.perf_counter() - t0
-        ended = utc_now()
-        if not host.is_local:
-            for name in (*LOGS, *job.outputs):
-                try:
-                    host.get(f"{remote_dir}/{name}", writer.path / name)
-                except OSError:
-                    pass
-            host.run(f"rm -rf {shlex.quote(remote_dir)}", warn=True, timeout=60)
-        for name in LOGS:
-            if not (writer.path / name).exists():
-                (writer.path / name).write_text("")
-        if result.stderr.strip() and result.exit_code != 0:
-            with open(writer.path / "stderr.log", "a") as fh:  # the shell itself failed (e.g. cd): keep what it said
-                fh.write(result.stderr)
-        return Execution(
-            launcher=self.name, command=shell_command(argv), argv=argv, env=redact_env(variables),
+        inventory = getattr(target, "inventory", None)
+        allow = inventory.redaction_allow if inventory is not None else ()
+        execution = Execution(
+            launcher=self.name, command=redact_text(shell_command(argv)), argv=redact_argv(argv),
+            env=redact_env(variables, allow),
             launch=LaunchRecord(nprocs=spec.nprocs, ppn=spec.ppn, hosts=list(spec.hosts),
                                 cpus=list(spec.cpus) if spec.cpus is not None else None,
                                 threads_per_proc=spec.threads_per_proc),
             launch_host=host.name, hosts=hosts or [host.name],
             mpi=MpiRecord(flavour=runtime.flavour, prefix=str(runtime.prefix), mpirun=runtime.mpirun),
-            started_utc=started, ended_utc=ended, duration_s=round(duration, 6), exit_status=result.exit_code,
-            timeout_s=timeout)
+            timeout_s=job.timeout_s or env_spec.timeout_s or DEFAULT_TIMEOUT_S)
+        files = {}
+        if spec.hostfile is None and len(hosts) > 1:
+            files["hostfile"] = runtime.impl.hostfile_text(hosts, spec.ppn or 1)
+            writer.add_file("hostfile", files["hostfile"])
+        others = _other_hosts(target, env_spec, hosts, host)
+        run = _Run(host, argv, variables, execution, writer, others, env_spec.contention_limit, job)
+        if not host.is_local:
+            return run.remote(f"{env_spec.work_root}/{writer.record.campaign}-{uuid.uuid4().hex[:12]}", files)
+        return run.local()
+
+
+def _other_hosts(target: LaunchTarget, env_spec: Environment, hosts: list[str], launch: Executor) -> list[Executor]:
+    """Executors of the job's hosts other than the launch host (where its ranks may be left running)."""
+    out: dict[int, Executor] = {}
+    for spec in env_spec.hosts:
+        if spec.mpi_name in hosts:
+            executor = target.executor(spec)
+            if executor is not launch:
+                out[id(executor)] = executor
+    return list(out.values())
+
+
+class _Run:
+    """One launch: start, wait (bounded), kill what is left, record how it went."""
+
+    def __init__(self, host: Executor, argv: list[str], variables: Mapping[str, str], execution: Execution,
+                 writer: RunWriter, others: list[Executor], threshold: float | None, job: Job) -> None:
+        self.host, self.argv, self.variables = host, argv, variables
+        self.execution, self.writer, self.others = execution, writer, others
+        self.threshold, self.job = threshold, job
+        self.tag = lifetime.new_tag()
+        execution.job_tag = self.tag
+        self.timeout = float(execution.timeout_s or DEFAULT_TIMEOUT_S)
+
+    def marker(self, **extra: Any) -> None:
+        lifetime.write_marker(self.writer.path, {
+            "tag": self.tag, "host": self.host.name, "local": self.host.is_local,
+            "hosts": [o.name for o in self.others], "execution": self.execution.model_dump(mode="json"),
+            "record": self.writer.record.to_json(), "outputs": list(self.job.outputs), **extra})
+
+    # ------------------------------------------------------------------ this machine
+
+    def local(self) -> Execution:
+        out, err = self.writer.path / LOGS[0], self.writer.path / LOGS[1]
+        before = contention.local_snapshot() if self.threshold else None
+        self.marker()
+        self.execution.started_utc = utc_now()
+        t0 = time.perf_counter()
+        try:
+            job = self.host.start_job(self.argv, cwd=self.writer.path, env=self.variables,  # type: ignore[attr-defined]
+                                      stdout=out, stderr=err, tag=self.tag)
+        except OSError as exc:
+            with open(err, "a") as fh:
+                fh.write(f"vhpc: cannot start {self.argv[0]}: {exc.strerror or exc}\n")
+            return self._finish(t0, 127, killed=False)
+        self.marker(sid=job.sid, identity=job.identity)
+        status = None
+        try:
+            status = job.wait(self.timeout)
+        finally:
+            if status is None:  # timed out, or an error/signal unwinding through here: nothing may outlive it
+                job.kill()
+                self._sweep_others()
+        leftovers = lifetime.terminate(lifetime.session_pids(job.sid))  # ranks still in the session
+        execution = self._finish(t0, _shell_status(status) if status is not None else 124, killed=status is None)
+        if before is not None:
+            busy = contention.busy_processes(before, contention.local_snapshot(), execution.duration_s or 0.0,
+                                             threshold=self.threshold, exclude_sids={job.sid})
+            cpus = self.job.launch.cpus if not self.job.launch.hosts else None
+            execution.contention = Contention(host=self.host.name, threshold=self.threshold,
+                                              busy=contention.drop_local(busy, self.tag, cpus), leftovers=leftovers)
+        lifetime.remove_marker(self.writer.path)
+        return execution
+
+    def _finish(self, t0: float, status: int, *, killed: bool) -> Execution:
+        self.execution.duration_s = round(time.perf_counter() - t0, 6)
+        self.execution.ended_utc = utc_now()
+        self.execution.exit_status = status
+        self.execution.killed = killed
+        if status != 0 and not killed:
+            self._sweep_others()
+        return self.execution
+
+    def _sweep_others(self) -> None:
+        for other in self.others:
+            try:
+                other.kill_job(self.tag)
+            except (RemoteError, OSError):
+                pass  # an unreachable host: its leftovers are found on resume or by the next run's check
+
+    # ------------------------------------------------------------------ SSH launch host
+
+    def remote(self, remote_dir: str, files: Mapping[str, str]) -> Execution:
+        host: SshExecutor = self.host  # type: ignore[assignment]
+        self.execution.remote_dir = remote_dir
+        script = lifetime.job_script(workdir=remote_dir, command=shell_command(self.argv),
+                                     exports=exports(self.variables), tag=self.tag, snapshot=bool(self.threshold),
+                                     setup=secure_dir_command(remote_dir), files=files)
+        self.marker(remote_dir=remote_dir)
+        self.execution.started_utc = utc_now()
+        t0 = time.perf_counter()
+        job = host.start_job(script)
+        job.tag = self.tag
+        status = sid = None
+        lost = False
+        try:
+            sid = job.announced_sid(timeout=host.connect_timeout + 30)
+            self.marker(remote_dir=remote_dir, sid=sid)
+            status = job.wait(self.timeout)
+            job.timed_out = status is None
+        except ConnectionLost as exc:
+            lost = True  # nothing to kill from here: the job may still finish; resume fetches its logs
+            job.close()
+            self._lost(t0, exc)
+            raise
+        finally:
+            if status is None and not lost and job.returncode is None:
+                job.kill()
+                self._sweep_others()
+                if not job.timed_out:  # an error or a signal unwinds: this run folder is never fetched
+                    _remove_quietly(host, remote_dir)
+        killed = status is None
+        execution = self._finish(t0, 124 if killed else _shell_status(status), killed=killed)
+        self._remote_contention(job, sid)
+        self._fetch(host, remote_dir, job)
+        lifetime.remove_marker(self.writer.path)
+        return execution
+
+    def _remote_contention(self, job: RemoteJob, sid: int | None) -> None:
+        if not self.threshold:
+            return
+        hz, before, after = parse_job_output(job.output())
+        if before is None or after is None:
+            return
+        busy = contention.busy_processes(contention.parse_snapshot(before, hz), contention.parse_snapshot(after, hz),
+                                         self.execution.duration_s or 0.0, threshold=self.threshold,
+                                         exclude_sids={sid} if sid else ())
+        self.execution.contention = Contention(host=self.host.name, threshold=self.threshold, busy=busy)
+
+    def _fetch(self, host: SshExecutor, remote_dir: str, job: RemoteJob) -> None:
+        """Logs and outputs into the run folder; the remote folder goes once they are here."""
+        try:
+            for name in (*LOGS, *self.job.outputs):
+                try:
+                    host.get(f"{remote_dir}/{name}", self.writer.path / name)
+                except FileNotFoundError:
+                    pass
+        except HostUnreachable as exc:  # the link died after the job ended: its logs wait on the host
+            lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(exc.message, host=exc.host)
+            self._lost(None, lost)
+            raise lost from None
+        for name in LOGS:
+            if not (self.writer.path / name).exists():
+                (self.writer.path / name).write_text("")
+        said = job.pump.stderr().strip()
+        if said and self.execution.exit_status != 0:  # the script itself failed (folder refused, cd): keep it
+            with open(self.writer.path / LOGS[1], "a") as fh:
+                fh.write(said + "\n")
+        host.run(f"rm -rf {shlex.quote(remote_dir)}", timeout=60, warn=True)
+
+    def _lost(self, t0: float | None, exc: ConnectionLost) -> None:
+        """Keep the run's folder and say where the job's logs are, for the next vhpc on the campaign."""
+        if t0 is not None:
+            self.execution.duration_s = round(time.perf_counter() - t0, 6)
+            self.execution.ended_utc = utc_now()
+        self.marker(remote_dir=self.execution.remote_dir, state="lost", reason=exc.message)
+
+
+def _remove_quietly(host: SshExecutor, remote_dir: str) -> None:
+    try:
+        host.run(f"rm -rf {shlex.quote(remote_dir)}", timeout=10, warn=True)
+    except (RemoteError, OSError):
+        pass
+
+
+def _shell_status(status: int) -> int:
+    """Exit status as a shell reports it (killed by signal N: 128 + N)."""
+    return 128 - status if status < 0 else status
+
+
+def parse_job_output(text: str) -> tuple[int, str | None, str | None]:
+    """Clock ticks per second and the two CPU snapshots a job script printed after its job."""
+    hz = 100
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("@@vhpc-hz ") and line.endswith("@@"):
+            value = line[10:-2]
+            hz = int(value) if value.isdigit() and int(value) > 0 else 100
+            current = None
+        elif line.startswith("@@vhpc-load ") and line.endswith("@@"):
+            current = sections.setdefault(line[12:-2], [])
+        elif current is not None:
+            current.append(line)
+    joined = {k: "\n".join(v) for k, v in sections.items()}
+    return hz, joined.get("before"), joined.get("after")

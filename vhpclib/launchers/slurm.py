@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SlurmSettingError, SlurmUnreachable, Terminated
+from ..exceptions import SlurmSettingError, SlurmUnreachable, interruption_name
 from ..mpi import LaunchSpec, build_launch, shell_command
 from ..record import Execution, LaunchRecord, MpiRecord
 from ..remote import utc_now
@@ -194,7 +194,7 @@ class SlurmLauncher(Launcher):
             result = run_batch_job(host, settings, plan.batch, writer.path, timeout_s=timeout,
                                    outputs=job.outputs, on_submit=submitted.append)
         except KeyboardInterrupt as exc:
-            how = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            how = interruption_name(exc)
             base.failure = f"interrupted ({how}): Slurm job {submitted[0]} cancelled" if submitted else \
                 f"interrupted ({how}) before the job was submitted"
             base.ended_utc = utc_now()

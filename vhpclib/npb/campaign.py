@@ -19,6 +19,9 @@ from .builds import NpbBuild, latest_build, load_build
 from .distribute import Deployment, distribute
 
 
+#: Upper bound of one NPB build step when the inventory sets no timeout_s (runs derive theirs).
+BUILD_TIMEOUT_S = 3600.0
+
 def npb_spec(inventory: Inventory, environment: str) -> NpbSpec:
     """The environment's ``benchmarks.npb``; raises ``InventoryError`` when it has none."""
     spec = inventory.environment(environment).benchmarks.npb
@@ -58,8 +61,8 @@ def build_in_environment(inventory: Inventory, environment: str, campaign: str, 
     try:
         executor = pool.get(env.launch_host, env)
         return build_npb(executor, spec, benchmarks=benchmarks, klass=klass, nprocs=nprocs, campaign=campaign,
-                         environment=environment, store=store, build_id=build_id, workdir=env.workdir,
-                         env=build_env(env), timeout=env.timeout_s)
+                         environment=environment, store=store, build_id=build_id, workdir=env.work_root,
+                         env=build_env(env), timeout=env.timeout_s or BUILD_TIMEOUT_S)
     finally:
         if own_pool:
             pool.close()
@@ -84,7 +87,7 @@ def distribute_to_environment(inventory: Inventory, environment: str, build: Npb
     pool = pool or ConnectionPool(inventory)
     try:
         executors = [pool.get(host, env) for host in env.hosts]
-        return distribute(build, executors, workdir=env.workdir, names=names)
+        return distribute(build, executors, workdir=env.work_root, names=names)
     finally:
         if own_pool:
             pool.close()

@@ -28,8 +28,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..exceptions import (ParseError, RemoteError, SlurmError, SlurmJobPending, SlurmJobTimeout,
-                          SlurmSettingError, SlurmUnreachable, Terminated, VhpcError)
+from ..exceptions import (Interrupted, ParseError, RemoteError, SlurmError, SlurmJobPending, SlurmJobTimeout,
+                          SlurmSettingError, SlurmUnreachable, VhpcError)
 from ..remote import CommandResult, Executor, utc_now
 from .sacct import SACCT_FIELDS, JobAccounting, Outcome, is_final, outcome_of, parse_sacct, state_word
 from .script import LAYOUT, SCRIPT_NAME, STDERR, STDOUT, BatchJob, batch_script, extra_args, job_options
@@ -298,7 +298,7 @@ class CancelOnInterrupt:
     """Cancel the job in ``job_id`` when the block is left by Ctrl-C, SIGTERM or any error; re-raise.
 
     While the block runs in the main thread, SIGINT raises ``KeyboardInterrupt``
-    and SIGTERM ``Terminated`` (a ``KeyboardInterrupt``), and both are also
+    and SIGTERM ``Interrupted`` (a ``KeyboardInterrupt``), and both are also
     remembered: invoke, which runs local commands, swallows a KeyboardInterrupt
     that lands while it waits for a command, so the wait loop calls
     ``raise_if_interrupted`` between polls. Set ``job_id`` right after
@@ -320,7 +320,7 @@ class CancelOnInterrupt:
     def raise_if_interrupted(self) -> None:
         """Raise the interruption a signal asked for (again, if something swallowed it)."""
         if self.interrupted == signal.SIGTERM:
-            raise Terminated("SIGTERM")
+            raise Interrupted(signal.SIGTERM)
         if self.interrupted is not None:
             raise KeyboardInterrupt
 

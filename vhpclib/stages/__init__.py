@@ -77,7 +77,7 @@ class StageSummary:
 def run(inventory: Inventory | str | Path, environment: str, campaign: str | None, stage: str,
         params: StageParams | None = None, *, progress: bool = True, figures: bool = True,
         write_figures: bool = True, measure: bool = True, allow_mixed: bool = False,
-        allow_committed: bool = False) -> StageSummary:
+        allow_committed: bool = False, wait: bool = False) -> StageSummary:
     """Measure (or reuse) one stage in one environment, then rebuild the campaign's tables and this stage's figures.
 
     ``campaign=None`` measures into a new campaign named by the UTC time (reads the latest one when
@@ -86,7 +86,8 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
     campaign unless ``allow_committed`` (``vhpclib.campaigns``).
     ``measure=False`` measures nothing: tables and figures come from the stored runs.
     ``figures=False`` builds no figure at all (``write_figures=False`` builds them for display only).
-    Figures go to ``figures/<campaign>/``.
+    Figures go to ``figures/<campaign>/``. Another vhpc writing the campaign makes this one refuse
+    (``CampaignBusy``, exit 2) or, with ``wait``, wait for it.
     """
     from .. import campaigns
     from ..tables import write_tables
@@ -99,7 +100,7 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
         selection = campaigns.Selection(campaigns.for_reading(campaign), False)
     campaign = selection.name
     notes: list[str] = []
-    with StageContext.open(inventory, environment, campaign) as ctx:
+    with StageContext.open(inventory, environment, campaign, wait=wait) as ctx:
         if measure:
             if not selection.new:
                 check = campaigns.check_hosts(ctx, allow_mixed=allow_mixed)

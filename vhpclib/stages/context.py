@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -11,37 +12,68 @@ from ..config import Environment, HostSpec, Inventory, load_inventory
 from ..exceptions import RemoteError
 from ..mpi import MpiRuntime, runtime_for
 from ..paths import project_path
-from ..record import EnvironmentSummary
+from ..record import MEASURED, EnvironmentSummary
 from ..remote import CommandResult, ConnectionPool, fan_out
-from ..store import RawStore, check_id
+from ..store import RawStore, check_campaign
 from ..topology import TOPOLOGY_COMMAND, HostTopology, parse_lscpu
 
 
 @dataclass
 class StageContext:
-    """One campaign in one environment: connections and host facts are reused across runs."""
+    """One campaign in one environment: connections and host facts are reused across runs.
+
+    The first run measured takes the campaign's writer lock (held until ``close``; ``wait``
+    queues behind another writer instead of refusing) and cleans up what a killed vhpc left
+    on the campaign (``recovery.recover``).
+    """
 
     inventory: Inventory
     environment: str
     campaign: str
     store: RawStore = field(default_factory=RawStore)
     pool: ConnectionPool | None = None
+    wait: bool = False
     _facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _topology: HostTopology | None = None
     _boot_ids: dict[tuple, bool] = field(default_factory=dict)
     _lscpu: str | None = None
+    _lock: Any = None
+    _durations: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_id("campaign", self.campaign)
+        check_campaign(self.campaign)
         self.env: Environment = self.inventory.environment(self.environment)
         if self.pool is None:
             self.pool = ConnectionPool(self.inventory)
 
+    def begin_writing(self) -> None:
+        """Take the campaign's writer lock (once) and recover what a killed vhpc left behind."""
+        if self._lock is not None:
+            return
+        lock = self.store.lock(self.campaign, wait=self.wait)
+        lock.__enter__()
+        self._lock = lock
+        from .recovery import recover
+
+        for line in recover(self):
+            warnings.warn(line, stacklevel=2)
+
+    def durations(self, stage: str) -> dict[str, list[float]]:
+        """Durations of the stage's measured runs per point stem (read once; measure() adds new ones)."""
+        if stage not in self._durations:
+            found: dict[str, list[float]] = {}
+            for run in self.store.runs(self.campaign, self.environment, stage):
+                if run.status in MEASURED and run.record.kind == "run" and run.record.duration_s:
+                    found.setdefault(run.record.stem, []).append(run.record.duration_s)
+            self._durations[stage] = found
+        return self._durations[stage]
+
     @classmethod
     def open(cls, inventory: Inventory | str | Path, environment: str, campaign: str, *,
-             store: RawStore | None = None, pool: ConnectionPool | None = None) -> "StageContext":
+             store: RawStore | None = None, pool: ConnectionPool | None = None, wait: bool = False) -> "StageContext":
+        check_campaign(campaign)
         inv = inventory if isinstance(inventory, Inventory) else load_inventory(project_path(inventory))
-        return cls(inv, environment, campaign, store or RawStore(), pool)
+        return cls(inv, environment, campaign, store or RawStore(), pool, wait)
 
     def executor(self, host: HostSpec):
         assert self.pool is not None
@@ -124,7 +156,11 @@ class StageContext:
         return [o.result for o in outcomes]
 
     def host_facts(self, hosts: list[HostSpec]) -> dict[str, dict[str, Any]]:
-        """Fingerprints of ``hosts`` (collected once per campaign, all hosts at once), as run records reference them."""
+        """Fingerprints of ``hosts`` as run records reference them: once per host per campaign.
+
+        A host whose stored fingerprint still matches a cheap probe (same boot, host name and
+        mpirun) reuses it; the others are fingerprinted, all at once.
+        """
         from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint
 
         if self.env.launcher == "slurm":  # vhpc-slurm: every node fingerprinted by one srun step
@@ -133,17 +169,47 @@ class StageContext:
             return slurm_host_facts(self, hosts)
         missing = [h for h in dict.fromkeys(hosts) if h.label not in self._facts]
         if missing:
+            for host, path, facts in self._unchanged(missing):
+                self._keep_facts(host, path, facts)
+            missing = [h for h in missing if h.label not in self._facts]
+        if missing:
             results = self.run_on(missing, fingerprint_script(self.runtime), timeout=120)
             for host, result in zip(missing, results):
                 facts = facts_from_result(host.label, result)
                 path = store_fingerprint(facts, self.campaign, self.environment, store_root=self.store.root)
-                self._facts[host.label] = {"fingerprint": str(Path(path).relative_to(self.store.root)),
-                                           **summarize_facts(facts)}
+                self._keep_facts(host, Path(path), facts)
         return {h.label: self._facts[h.label] for h in hosts}
+
+    def _keep_facts(self, host: HostSpec, path: Path, facts: dict[str, Any]) -> None:
+        self._facts[host.label] = {"fingerprint": str(Path(path).relative_to(self.store.root)),
+                                   **summarize_facts(facts)}
+
+    def _unchanged(self, hosts: list[HostSpec]) -> list[tuple[HostSpec, Path, dict[str, Any]]]:
+        """Hosts whose stored fingerprint the probe confirms (local hosts probed without a process)."""
+        from ..fingerprint import latest_fingerprint, local_probe, parse_probe, probe_script
+
+        stored = {h.label: latest_fingerprint(self.campaign, self.environment, h.label, self.store.root)
+                  for h in hosts}
+        candidates = [h for h in hosts if stored[h.label] and stored[h.label][1].get("probe")]
+        remote = [h for h in candidates if not h.local]
+        probes = {h.label: local_probe(self.runtime) for h in candidates if h.local}
+        if remote:
+            outcomes = fan_out([self.executor(h) for h in remote], probe_script(self.runtime), timeout=60)
+            probes.update({h.label: parse_probe(o.result.stdout) for h, o in zip(remote, outcomes) if o.ok})
+        out = []
+        for host in candidates:
+            path, facts = stored[host.label]  # type: ignore[misc]
+            probe = probes.get(host.label)
+            if probe and probe.get("boot_id") and probe == facts["probe"]:
+                out.append((host, path, facts))
+        return out
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.__exit__(None, None, None)
 
     def __enter__(self) -> "StageContext":
         return self

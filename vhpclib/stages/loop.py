@@ -9,18 +9,21 @@ does to those two, that run is invalid or failed and the loop goes on
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..exceptions import InputError, Terminated, VhpcError
+from ..exceptions import ConnectionLost, InputError, VhpcError, interruption_name
 from ..launchers import Job, get_launcher
 from ..params import StageParams
-from ..record import COMPLETE, FAILED, INVALID, RunRecord
+from ..record import COMPLETE, FAILED, INVALID, Execution, RunRecord
 from ..store import RunWriter, StoredRun
 from ..workloads import Point, Skip, Workload, get_workload
+from ..remote import utc_now
 from .context import StageContext
 
 
@@ -176,9 +179,36 @@ def record_skip(ctx: StageContext, stage: str, skip: Skip) -> None:
         environment_spec=ctx.environment_summary(), **ctx.topology_record()))
 
 
+#: Per-run timeout derived from the benchmark: this many times its slowest stored run, at least FLOOR.
+TIMEOUT_FACTOR = 5.0
+TIMEOUT_FLOOR_S = 60.0
+#: A point never measured before (nothing to derive from) gets this long.
+FIRST_RUN_TIMEOUT_S = 1800.0
+
+
+def run_timeout(ctx: StageContext, stage: str, point: Point, job: Job) -> float:
+    """Seconds the run may take: the stage's ``--timeout``, else the inventory's ``timeout_s``, else derived
+    from the durations of the point's stored runs (``TIMEOUT_FACTOR`` x the slowest, ``TIMEOUT_FLOOR_S`` at
+    least), else ``FIRST_RUN_TIMEOUT_S`` (a dead host is noticed on its own within ~30 s in any case)."""
+    if job.timeout_s:
+        return float(job.timeout_s)
+    if ctx.env.timeout_s:
+        return float(ctx.env.timeout_s)
+    durations = ctx.durations(stage).get(point.stem)
+    if durations:
+        return max(TIMEOUT_FLOOR_S, TIMEOUT_FACTOR * max(durations))
+    return FIRST_RUN_TIMEOUT_S
+
+
 def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, repetition: int, job: Job,
             facts: dict[str, dict[str, Any]]) -> StoredRun:
-    """Launch one repetition and store it: complete, invalid (kept with its reasons) or failed (kept aside)."""
+    """Launch one repetition and store it: complete, invalid (kept with its reasons) or failed (kept aside).
+
+    A failed run always records why, when it started and ended and how long it took. A run whose
+    launch host stopped answering stays in its temporary folder (see ``launchers.mpirun``).
+    """
+    ctx.begin_writing()
+    job = dataclasses.replace(job, timeout_s=run_timeout(ctx, stage, point, job))
     record = RunRecord(
         run_id=point.run_id(repetition), campaign=ctx.campaign, environment=ctx.environment, stage=stage,
         workload=workload.name, point={**point.fields, **job.point}, repetition=repetition,
@@ -186,28 +216,58 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
         **ctx.topology_record())
     interrupted: KeyboardInterrupt | None = None
     with ctx.store.new_run(record) as writer:
+        started = utc_now()
+        t0 = time.perf_counter()
         try:
             record.execution = get_launcher(ctx.env.launcher).launch(ctx, job, writer)
-        except KeyboardInterrupt as exc:  # vhpc-slurm: kept as a failed run (never half-counted), re-raised below
-            writer.fail(f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'})")
+        except KeyboardInterrupt as exc:  # kept as a failed run (never half-counted), re-raised below
+            record.execution = record.execution or _failed_execution(ctx, job, started, t0)
+            writer.fail(record.execution.failure or f"interrupted ({interruption_name(exc)})")
             interrupted = exc
+        except ConnectionLost as exc:
+            writer.keep_partial = True
+            record.execution = _failed_execution(ctx, job, started, t0)
+            writer.fail(f"connection lost while the job ran ({exc}); its folder is kept and its logs are "
+                        "fetched when the campaign is resumed")
         except VhpcError as exc:
+            record.execution = _failed_execution(ctx, job, started, t0)
             writer.fail(f"launch failed: {exc}")
         else:
-            status = record.execution.exit_status
-            if record.execution.failure:
-                writer.fail(record.execution.failure)
-            elif status != 0:
-                writer.fail(f"exit status {status}" + (" (timed out)" if status == 124 else ""))
-            else:
-                judge(workload, writer)
-    if interrupted is not None:  # vhpc-slurm: the run is committed; now stop the campaign
+            _judge_exit(workload, writer)
+    if interrupted is not None:  # the run is committed; now stop the campaign
         raise interrupted
+    if record.status != FAILED and record.execution is not None and record.execution.duration_s:
+        ctx.durations(stage).setdefault(point.stem, []).append(record.execution.duration_s)
     return StoredRun(writer.path, writer.record)
 
 
+def _judge_exit(workload: Workload, writer: RunWriter) -> None:
+    execution = writer.record.execution
+    assert execution is not None
+    status = execution.exit_status
+    if execution.failure:  # the launcher's own words (e.g. the Slurm state)
+        writer.fail(execution.failure)
+    elif execution.killed:
+        writer.fail(f"timed out after {execution.timeout_s:g} s (the job was killed: exit status {status})")
+    elif status != 0:
+        writer.fail(f"exit status {status}")
+    else:
+        judge(workload, writer)
+
+
+def _failed_execution(ctx: StageContext, job: Job, started: str, t0: float) -> Execution:
+    """What is known of a launch that did not complete: when, how long, with which limit."""
+    return Execution(launcher=ctx.env.launcher, started_utc=started, ended_utc=utc_now(),
+                     duration_s=round(time.perf_counter() - t0, 6), timeout_s=job.timeout_s,
+                     launch_host=ctx.env.launch_host.label)
+
+
 def judge(workload: Workload, run: RunWriter) -> None:
-    """Sanity, then extraction, of a finished run; never raises (a surprise fails only this run)."""
+    """Sanity, then extraction, of a finished run; never raises (a surprise fails only this run).
+
+    A run measured while other processes were busy on its cores (``contention``) or yielding
+    no result rows is kept but invalid, with the reason; it is never silently complete.
+    """
     try:
         reasons = workload.sanity(run)
     except Exception as exc:  # noqa: BLE001 - per-run isolation: the campaign goes on
@@ -222,6 +282,13 @@ def judge(workload: Workload, run: RunWriter) -> None:
             run.fail(f"extraction raised {type(exc).__name__}: {exc}")
         return
     run.keep_result(workload.table, extracted.rows, extracted.warnings)
+    if not extracted.rows and run.record.status == COMPLETE:
+        run.invalidate(["the output holds no result rows"])
+    busy = run.record.execution.contention if run.record.execution else None
+    if busy is not None and busy.busy:
+        from ..contention import reasons as contention_reasons
+
+        run.invalidate(contention_reasons(busy.busy, busy.host))
 
 
 def stage_points(ctx: StageContext, stage: str, params: StageParams) -> Iterable[tuple[str, Point]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ParseError
@@ -61,14 +62,24 @@ class Blockss(Workload):
         return capacity.fit(self.name, [AppRun(self.name, params.blockss_preset, p, threads, 2) for p in counts])
 
     def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> str:
-        """Generate the preset's matrices once on every host that may run ranks; returns problem.json's path."""
-        folder = f"{ctx.env.workdir.rstrip('/')}/blockss-problems/{params.blockss_preset}"
-        problem = f"{folder}/problem.json"
-        generate = " ".join(shlex.quote(a) for a in [*blockss_command(ctx), "generate", "--preset",
-                                                      params.blockss_preset, "--outdir", folder])
+        """Generate the preset's matrices once on every host that may run ranks; returns problem.json's path.
+
+        The folder is keyed by a hash of the generator's parameters (``problem_key``) under the
+        environment's private work folder, and checked before every use against the sha256 of
+        problem.json and each matrix recorded when vhpc generated them: files that do not match (a
+        damaged or planted problem.json) are generated again, never used as the preset.
+        """
+        from ..config import secure_dir_command
+
+        preset = params.blockss_preset
+        root = f"{ctx.env.work_root.rstrip('/')}/blockss-problems"
+        folder = f"{root}/{preset}-{problem_key(preset)}"
+        generate = " ".join(shlex.quote(a) for a in [*blockss_command(ctx), "generate", "--preset", preset])
         hosts = list(dict.fromkeys([ctx.env.launch_host, *ctx.env.hosts]))
-        ctx.run_on(hosts, f"test -s {shlex.quote(problem)} || {generate}", env=ctx.runtime.env, timeout=1800)
-        return problem
+        ctx.run_on(hosts, secure_dir_command(root) + "\n" + _CACHED_PROBLEM.format(folder=shlex.quote(folder),
+                                                                                   generate=generate),
+                   env=ctx.runtime.env, timeout=1800)
+        return f"{folder}/problem.json"
 
     def job(self, ctx: StageContext, point: Point, repetition: int, prepared: str, params: AppParams) -> Job:
         run = AppRun.of(point)
@@ -127,6 +138,37 @@ def _result(run: StoredRun) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data
+
+
+#: Shell: reuse the problem folder only when every file matches the checksums vhpc wrote beside them.
+_CACHED_PROBLEM = """f={folder}; t="$f.tmp.$$.$(hostname)"
+vhpc_ok() {{ [ -s "$f/vhpc-sha256" ] && grep -q ' problem.json$' "$f/vhpc-sha256" && \\
+  (cd "$f" && sha256sum --quiet --strict -c vhpc-sha256) >/dev/null 2>&1; }}
+if ! vhpc_ok; then
+  rm -rf "$t" && {generate} --outdir "$t" >/dev/null && \\
+    (cd "$t" && sha256sum problem.json *.mtx > vhpc-sha256) || {{ rm -rf "$t"; exit 1; }}
+  vhpc_ok || {{ rm -rf "$f"; mv -T "$t" "$f" 2>/dev/null; }}
+  rm -rf "$t"
+  vhpc_ok || {{ echo "vhpc: blockss problem $f does not match its checksums after generation" >&2; exit 1; }}
+fi
+"""
+
+
+def problem_key(preset: str) -> str:
+    """A hash of what generates the preset: its parameters and the generator's code."""
+    import dataclasses
+    import hashlib
+
+    import blockss.generate as generate
+    import blockss.problem as problem
+
+    parts = [preset, json.dumps(dataclasses.asdict(generate.PRESETS[preset]), sort_keys=True, default=str)]
+    for module in (generate, problem):
+        try:
+            parts.append(hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest())
+        except (OSError, TypeError):
+            parts.append(getattr(module, "__name__", ""))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def blockss_command(ctx: StageContext) -> list[str]:
