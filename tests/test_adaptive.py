@@ -121,7 +121,7 @@ def test_a_noisy_point_stops_at_the_cap_and_a_budget_stops_after_the_block_it_al
     assert all(o.runs == 9 and o.halfwidth_pct > 1.0 for o in capped.stopping)
     with ctx_for(tmp_path, "budget") as ctx:
         budget = run_stage(ctx, "single-node", AppParams(workloads=("tick",), ci_target_pct=1.0, min_runs=4,
-                                                         max_runs=40, budget_s=0.5), progress=False)
+                                                         max_runs=40, budget_s=0.01), progress=False)
     assert {o.reason for o in budget.stopping} == {"budget"} and budget.measured == 4
     assert all(o.runs == 4 and o.look == 0 for o in budget.stopping)
 

@@ -201,7 +201,8 @@ def test_interrupting_a_campaign_cancels_its_job_keeps_the_run_as_failed_and_res
     assert kept[0] == f"{stem}-r01" and len(kept) == 2 and kept[1].startswith(f"{stem}-r02.failed-")
     failed = json.loads((folder / kept[1] / "run.json").read_text())
     how = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
-    assert failed["status"] == "failed" and failed["reasons"] == [f"interrupted ({how})"]
+    job = failed["execution"]["scheduler"]["job_id"]
+    assert failed["status"] == "failed" and failed["reasons"] == [f"interrupted ({how}): Slurm job {job} cancelled"]
     assert failed["execution"]["scheduler"]["job_id"] == job_id
     assert failed["execution"]["failure"] == f"interrupted ({how}): Slurm job {job_id} cancelled"
     assert "holding" in (folder / kept[1] / "stdout.log").read_text()  # what the job wrote is kept
@@ -466,6 +467,7 @@ def test_interrupting_a_campaign_submitting_over_ssh_cancels_its_job_and_keeps_t
     folder = tmp_path / "data/raw/cut/slurm/microbench"
     (failed,) = [p for p in folder.iterdir() if ".failed-" in p.name]
     record = json.loads((failed / "run.json").read_text())
-    assert record["reasons"] == ["interrupted (SIGINT)"] and record["execution"]["scheduler"]["job_id"] == job_id
+    assert record["reasons"] == [f"interrupted (SIGINT): Slurm job {job_id} cancelled"]
+    assert record["execution"]["scheduler"]["job_id"] == job_id
     assert "holding" in (failed / "stdout.log").read_text()
     assert not [p for p in folder.iterdir() if not p.name.startswith(".") and ".failed-" not in p.name]

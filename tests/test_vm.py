@@ -388,7 +388,7 @@ def test_microbench_runs_imb_in_the_guest_through_its_inventory(guest, tmp_path:
                  "--msglog", "0:4", "--iterations", "50", "--repetitions", "1", "--no-figures", "--no-progress"],
                 tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{guest.environment}: 1 run(s) measured" in proc.stdout
+    assert f"{guest.environment}: microbench: 1 run(s) measured" in proc.stdout
     run = tmp_path / "data/raw/vmtest" / guest.environment / "microbench/pingpong-intra-socket-m0-4-i50-r01"
     record = json.loads((run / "run.json").read_text())
     assert record["pin_verification"] == "verified"

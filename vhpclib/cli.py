@@ -298,14 +298,13 @@ def inventory_check(inventory: Path = typer.Argument(..., help="Inventory YAML."
 
     from .config import load_inventory
     from .inventory_check import check_inventory, render_table
-    from .store import check_campaign
 
-    check_campaign(campaign)
+    campaign = _campaign_name(campaign)
     _finite("timeout", timeout)
     inv = load_inventory(inventory)
     for name in env or []:
         inv.environment(name)
-    report = check_inventory(inv, env or None, _campaign_name(campaign), timeout=timeout)
+    report = check_inventory(inv, env or None, campaign, timeout=timeout)
     # the terminal's width when there is one; piped, a width that keeps one row per host
     Console(width=None if sys.stdout.isatty() else 200).print(render_table(report))
     for line in report.problems():

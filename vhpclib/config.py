@@ -374,6 +374,8 @@ class _LineLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges a shared section; keys written beside it override it
             try:
                 key = self.construct_object(key_node, deep=True)
                 hash(key)

@@ -87,9 +87,10 @@ trap '' PIPE  # vhpc gone: keep going (cancel, clean up) instead of dying on the
 limit_ms=<limit_ms>; timeout_ms=<timeout_ms>; poll_max_ms=<poll_max_ms>
 say() { printf '<mark> %s\n' "$*"; }
 ms() { date +%s%3N; }
-stdin_open=1
-# Wait up to $1 seconds; true when vhpc asks for cancellation: the file .cancel in the job folder,
-# a byte on stdin, or stdin closed (vhpc gone).
+# vhpc's executors give a command no stdin to read (its script arrives there): cancellation comes as the
+# file .cancel, or as SIGTERM/SIGHUP (vhpc interrupted, or its SSH connection gone: see the trap below).
+stdin_open=0
+# Wait up to $1 seconds; true when vhpc asks for cancellation: the file .cancel in the job folder.
 asked_to_cancel() {
   [ -e "$d/.cancel" ] && return 0
   if [ "$stdin_open" = 1 ]; then
@@ -123,9 +124,11 @@ cancelled=""
 cancel() {
   [ -n "$cancelled" ] && return
   cancelled=$1
+  [ -z "$jid" ] && jid=$(cat "$d/job_id" 2>/dev/null)
   [ -n "$jid" ] && scancel "$jid" 2>&1
   say cancel "$1"
 }
+trap 'cancel interrupted' TERM HUP
 jid=""; t0=$(ms); run_ms=""
 """
 
