@@ -6,10 +6,12 @@ PYTHON    ?= python3
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.vhpc-installed
-INVENTORY ?= inventories/local.yml
-# The campaign figures are built from (committed: embedded). With RERUN=1 and no CAMPAIGN, vhpc resumes the
-# last unfinished re-measure or starts rerun-<UTC>; RERUN=new always starts a new one.
-CAMPAIGN  ?= embedded
+# This machine (baseline) and a QEMU guest vHPC boots on it; inventories/local.yml is this machine alone.
+INVENTORY ?= inventories/host-and-guest.yml
+# The campaign figures are built from (committed: embedded-guest, host vs TCG guest; embedded, the host alone).
+# With RERUN=1 and no CAMPAIGN, vhpc resumes the last unfinished re-measure or starts rerun-<UTC>;
+# RERUN=new always starts a new one.
+CAMPAIGN  ?= embedded-guest
 RERUN     ?=
 NB        ?=
 # ENV (make notebook) is read from the command line only: some shells export an ENV variable of their own.
@@ -50,7 +52,8 @@ SOURCES := notebooks/05-paper-figures.ipynb $(shell find vhpclib apps -name '*.p
 RAW     := $(shell find data/raw/$(CAMPAIGN) -type f 2>/dev/null)
 
 ifneq ($(RERUN),)
-paper-figures: system-deps $(STAMP)
+paper-figures: $(STAMP)
+	@scripts/system-deps $(if $(shell grep -l '^ *vm:' $(INVENTORY) 2>/dev/null),vm,figures)
 	$(VENV)/bin/vhpc paper-figures --rerun --inventory $(INVENTORY) $(if $(GIVEN_CAMPAIGN),--campaign $(GIVEN_CAMPAIGN)) \
 	  $(if $(filter new,$(RERUN)),--new-campaign)
 else

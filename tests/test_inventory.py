@@ -118,9 +118,25 @@ def test_missing_baseline_among_several_environments_is_an_error():
 def test_environment_without_hosts_is_an_error():
     err = error_of(GOOD.replace("    hosts:\n      - address: node1.example\n", ""))
     assert err.key == "environments.bmm.hosts" and err.line == 3
-    assert str(err) == "cluster.yml:3: environments.bmm.hosts: required key is missing"
+    assert str(err) == ("cluster.yml:3: environments.bmm.hosts: an environment needs at least one host "
+                        "(or a 'vm:' guest vHPC boots)")
     err = error_of(GOOD.replace("    hosts:\n      - address: node1.example\n", "    hosts: []\n"))
     assert err.key == "environments.bmm.hosts" and err.line == 6
+
+
+def test_a_guest_environment_declares_its_vm_instead_of_hosts():
+    inv = parse_inventory(GOOD.replace("    hosts:\n      - address: node1.example\n",
+                                       "    vm: {name: g1, vcpus: 2, pin: [0, 1]}\n"))
+    assert inv.environments["bmm"].vm.pin == [0, 1] and inv.environments["bmm"].vm.accel == "auto"
+    err = error_of(GOOD.replace("    hosts:\n      - address: node1.example\n",
+                                "    vm: {name: g1, vcpus: 2, pin: [0]}\n"))
+    assert str(err) == "cluster.yml:6: environments.bmm.vm.pin: pin names 1 host CPU(s) for 2 vCPU(s)"
+    err = error_of(GOOD.replace("    hosts:\n      - address: node1.example\n",
+                                "    hosts:\n      - address: node1.example\n    vm: {name: g1, vcpus: 2}\n"))
+    assert err.key == "environments.bmm.vm" and "leave out 'hosts'" in str(err)
+    err = error_of(GOOD.replace("    hosts:\n      - address: node1.example\n",
+                                "    vm: {name: G1, vcpus: 2}\n"))
+    assert err.key == "environments.bmm.vm.name"
 
 
 def test_bad_yaml_names_the_line():

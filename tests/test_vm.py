@@ -391,7 +391,7 @@ def test_microbench_runs_imb_in_the_guest_through_its_inventory(guest, tmp_path:
     assert f"{guest.environment}: microbench: 1 run(s) measured" in proc.stdout
     run = tmp_path / "data/raw/vmtest" / guest.environment / "microbench/pingpong-intra-socket-m0-4-i50-r01"
     record = json.loads((run / "run.json").read_text())
-    assert record["pin_verification"] == "verified"
+    assert record["pinning"]["verification"] == "verified"
     assert "# Benchmarking PingPong" in (run / "stdout.log").read_text()
 
 

@@ -178,6 +178,29 @@ def checkout_id() -> str:
     return hashlib.sha256(str(PROJECT_ROOT.resolve()).encode()).hexdigest()[:12]
 
 
+class VmSpec(_Strict):
+    """A QEMU guest vHPC boots for this environment (``vhpc vm up``).
+
+    Where the guest is reached is only known once it runs, so the environment is resolved
+    at run time against the inventory ``vhpc vm up`` wrote (``vhpclib.vm.provider``).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")
+    vcpus: int = Field(ge=1, le=64)
+    memory_mib: int = Field(1536, ge=256)
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    # Host CPU per vCPU (vCPU i on pin[i]); None leaves placement to the host scheduler.
+    pin: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _one_cpu_per_vcpu(self) -> "VmSpec":
+        if self.pin is not None and len(self.pin) != self.vcpus:
+            raise _Located(("pin",), f"pin names {len(self.pin)} host CPU(s) for {self.vcpus} vCPU(s)")
+        if self.pin is not None and (len(set(self.pin)) != len(self.pin) or min(self.pin) < 0):
+            raise _Located(("pin",), f"pin needs distinct host CPU numbers, got {self.pin}")
+        return self
+
+
 class Environment(_Strict):
     label: str
     vmm: Vmm = "none"
@@ -187,7 +210,8 @@ class Environment(_Strict):
     host_key_policy: Literal["strict", "accept-new", "insecure"] = "strict"
     known_hosts: Path | None = None
     launch: HostSpec | None = None
-    hosts: list[HostSpec] = Field(min_length=1)
+    # Compute hosts; left out when ``vm`` says the hosts are a guest vHPC boots.
+    hosts: list[HostSpec] = Field(default_factory=list)
     topology: Topology | None = None
     mpi: MpiSpec = Field(default_factory=MpiSpec)
     benchmarks: Benchmarks = Field(default_factory=Benchmarks)
@@ -205,6 +229,8 @@ class Environment(_Strict):
     # State file of the QEMU guest `vhpc vm up` booted for this environment: its vCPU -> host CPU
     # map is read back from there (vhpclib.vm.vcpu_map_for).
     vm_state: Path | None = None
+    # A guest vHPC boots and measures as this environment (`vhpc vm up`; `paper-figures --rerun` boots it).
+    vm: VmSpec | None = None
 
     _env_names = field_validator("env")(MpiSpec._env_names.__func__)  # type: ignore[attr-defined]
 
@@ -228,6 +254,14 @@ class Environment(_Strict):
         if value is not None and (not value.startswith("/") or "\0" in value or "\n" in value):
             raise ValueError("workdir must be an absolute path")
         return value
+
+    @model_validator(mode="after")
+    def _hosts_or_guest(self) -> "Environment":
+        if self.vm is None and not self.hosts:
+            raise _Located(("hosts",), "an environment needs at least one host (or a 'vm:' guest vHPC boots)")
+        if self.vm is not None and (self.hosts or self.launch is not None):
+            raise _Located(("vm",), "a 'vm:' environment's hosts are the guest's: leave out 'hosts' and 'launch'")
+        return self
 
     @model_validator(mode="after")
     def _slurm_section(self) -> "Environment":

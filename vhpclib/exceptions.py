@@ -196,6 +196,10 @@ class VmUnavailable(VmInputError):
     """This machine cannot do what was asked (not root, no KVM, no IOMMU, tool missing): exit 2."""
 
 
+class GuestNotRunning(VmInputError):
+    """An inventory's ``vm:`` environment was asked for while its guest is not up as declared (exit 2)."""
+
+
 class VmNotReady(VmInputError):
     """The guest never answered SSH in time; carries the serial log tail so the user sees why (exit 2)."""
 

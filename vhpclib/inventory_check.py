@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import Environment, HostSpec, Inventory
-from .exceptions import RemoteError
-from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint
+from .exceptions import GuestNotRunning, RemoteError
+from .vm.provider import resolve_environment
+from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint, with_vcpu_placement
 from .mpi import runtime_for
 from .remote import ConnectionPool, Executor, HostOutcome, fan_out_each
 from .store import check_campaign
@@ -107,6 +108,21 @@ def _rdma_text(r: dict[str, Any]) -> str:
     return " ".join(parts) or "none"
 
 
+def _virtualization_findings(vmm: str, virt: dict[str, Any]) -> list[str]:
+    vm = virt.get("vm")
+    if vmm == "unknown":  # the inventory makes no claim (e.g. the embedded default): nothing to compare
+        return []
+    if vmm == "container":
+        return ["inventory says container but host reports none"] if virt.get("container") in (None, "none") else []
+    if vmm == "none":
+        return [f"inventory says bare metal (vmm {vmm!r}) but host reports a VM ({vm})"] if virt.get("is_vm") else []
+    if vm in (None, "none"):
+        return [f"inventory says vmm {vmm!r} but host reports no virtual machine"]
+    if not any(name in str(vm).lower() for name in _DETECTED.get(vmm, (vmm,))):
+        return [f"inventory says vmm {vmm!r} but host reports {vm!r}"]
+    return []
+
+
 def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]:
     """What the host reports that contradicts the inventory, one sentence each."""
     findings = []
@@ -121,23 +137,12 @@ def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]
             findings.append(f"topology: inventory expects {want.sockets} socket(s) x {want.cores_per_socket} "
                             f"core(s) x {want.threads_per_core} thread(s), host reports {topo['sockets']} x "
                             f"{topo['cores_per_socket']} x {topo['threads_per_core']}")
-    virt = facts.get("virtualization") or {}
-    vm = virt.get("vm")
-    vmm = env.vmm
-    if vmm == "unknown":  # the inventory makes no claim (e.g. the embedded default): nothing to compare
-        pass
-    elif vmm == "container":
-        if virt.get("container") in (None, "none"):
-            findings.append("inventory says container but host reports none")
-    elif vmm == "none":
-        if virt.get("is_vm"):
-            findings.append(f"inventory says bare metal (vmm {env.vmm!r}) but host reports a VM ({vm})")
-    elif vm in (None, "none"):
-        findings.append(f"inventory says vmm {env.vmm!r} but host reports no virtual machine")
-    elif not any(name in str(vm).lower() for name in _DETECTED.get(vmm, (vmm,))):
-        findings.append(f"inventory says vmm {env.vmm!r} but host reports {vm!r}")
+    findings += _virtualization_findings(env.vmm, facts.get("virtualization") or {})
     if facts.get("mpi_version") is None:
         findings.append(f"no MPI version from {runtime_for(env).mpirun}")
+    placed = facts.get("vcpu_pinning")
+    if placed and placed.get("verified") is False:
+        findings.append(f"vCPUs not on the host CPUs they were pinned to: {placed.get('map')}")
     return findings
 
 
@@ -149,7 +154,7 @@ def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: Ho
                        duration_s=round(outcome.duration_s, 3))
     assert outcome.result is not None
     try:
-        facts = facts_from_result(spec.label, outcome.result)
+        facts = with_vcpu_placement(facts_from_result(spec.label, outcome.result), env.vm_state)
     except RemoteError as exc:
         detail = f" (exit {exc.returncode})" if exc.returncode is not None else ""
         return HostRow(env_name, spec.label, role, False, reason=exc.message + detail)
@@ -181,7 +186,14 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     if campaign is not None:
         check_campaign(campaign)
     names = list(environments) if environments else list(inventory.environments)
-    envs = {name: inventory.environment(name) for name in names}
+    envs, not_running = {}, []
+    for name in names:
+        try:
+            envs[name] = resolve_environment(inventory, name)
+        except GuestNotRunning as exc:  # a declared guest that is not up: a row saying so, not an abort
+            spec = inventory.environment(name).vm
+            not_running.append(HostRow(name, f"guest {spec.name}" if spec else name, "compute", False,
+                                       reason=exc.message))
     if any(env.launcher == "slurm" for env in envs.values()):  # vhpc-slurm: Slurm nodes answer through one srun step
         from .slurm.fingerprint import check_with_slurm
 
@@ -200,7 +212,7 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
         by_key = {(id(e), script): o for (e, script), o in zip(unique, outcomes)}
         rows = [_row(name, env, spec, role, by_key[(id(executor), script)], campaign, store_root)
                 for name, env, spec, role, executor, script in wanted]
-        return CheckReport(campaign, rows)
+        return CheckReport(campaign, rows + not_running)
     finally:
         if own_pool:
             pool.close()

@@ -314,7 +314,10 @@ def run_pipeline(inventory: Path | None, campaign: str, *, rerun: bool = False,
         envs = environments or list(inv.environments)
         for name in envs:
             inv.environment(name)
-        measure(inv_path, campaign, envs, progress=progress, allow_mixed=allow_mixed, log=log)
+        from .vm.provider import guests_up
+
+        with guests_up(inv, envs, log=log):  # guests the inventory declares are booted here and stopped after
+            measure(inv_path, campaign, envs, progress=progress, allow_mixed=allow_mixed, log=log)
     report = build_report(campaign, progress=progress, log=log)
     log(f"report: {report}")
     return report

@@ -1,4 +1,4 @@
-"""Run commands on hosts, locally (subprocess) or over SSH (``vhpclib.ssh``, paramiko), behind one interface.
+"""Run commands on hosts, locally through invoke or over SSH through Fabric (``vhpclib.ssh``), behind one interface.
 
 Every command returns a ``CommandResult``; a non-zero exit raises ``RemoteError``
 unless the caller passes ``warn=True``. ``fan_out`` runs one command on many
@@ -144,7 +144,11 @@ class Executor(ABC):
 # ------------------------------------------------------------------ local
 
 class LocalExecutor(Executor):
-    """This machine: ``bash -s`` in a session of its own, the script on its stdin."""
+    """This machine, through invoke: ``bash -s`` in a session of its own, the script on its stdin.
+
+    (A measured job does not go through here: ``start_job`` runs it with output straight to files
+    and the harness asleep until it ends, see ``lifetime.LocalJob``.)
+    """
 
     is_local = True
 
@@ -152,19 +156,17 @@ class LocalExecutor(Executor):
         self.name = name
 
     def _run(self, script: str, timeout: float | None) -> tuple[int, str, str]:
-        proc = subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        import invoke
+
+        runner = _session_runner()(invoke.Context())
         try:
-            out, err = proc.communicate(_guarded(script).encode(), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            lifetime.terminate(lifetime.session_pids(proc.pid))
-            out, err = _drain(proc)
-            return 124, out.decode(errors="replace"), _timed_out(err.decode(errors="replace"), timeout)
-        except BaseException:
-            lifetime.terminate(lifetime.session_pids(proc.pid))
-            _drain(proc)
-            raise
-        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+            result = runner.run("bash -s", in_stream=io.StringIO(_guarded(script)), hide=True, warn=True,
+                                timeout=timeout, echo_stdin=False)
+        except invoke.exceptions.CommandTimedOut as exc:
+            return 124, exc.result.stdout, _timed_out(exc.result.stderr, timeout)
+        if runner.interrupted is not None:  # invoke forwards Ctrl-C to the command and goes on waiting
+            raise runner.interrupted
+        return result.exited, result.stdout, result.stderr
 
     def start_job(self, argv: list[str], *, cwd: str | Path, env: Mapping[str, str], stdout: Path, stderr: Path,
                   tag: str) -> lifetime.LocalJob:
@@ -187,17 +189,39 @@ class LocalExecutor(Executor):
             shutil.copyfile(remote, local)
 
 
-def _drain(proc: subprocess.Popen) -> tuple[bytes, bytes]:
-    """What a killed command printed; gives up after a few seconds (a grandchild may hold the pipes)."""
-    try:
-        return proc.communicate(timeout=KILL_WAIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        proc.wait()
-        return b"", b""
+_RUNNER: type | None = None
+
+
+def _session_runner() -> type:
+    """invoke's local runner, with the command in a session of its own that a timeout or Ctrl-C ends whole.
+
+    (invoke kills only the shell it started; a command's children would outlive it.)
+    """
+    global _RUNNER
+    if _RUNNER is None:
+        import invoke
+
+        class SessionLocal(invoke.runners.Local):
+            interrupted: BaseException | None = None
+
+            def start(self, command: str, shell: str, env: dict[str, Any]) -> None:
+                self.process = subprocess.Popen(command, shell=True, executable=shell, env=env,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                stdin=subprocess.PIPE, start_new_session=True)
+
+            def read_our_stdin(self, input_: Any) -> str:
+                # The script is in memory: hand it over whole (invoke reads one byte, then naps 10 ms).
+                return input_.read(1 << 20)
+
+            def kill(self) -> None:
+                lifetime.terminate(lifetime.session_pids(self.process.pid))
+
+            def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
+                self.interrupted = interrupt
+                self.kill()
+
+        _RUNNER = SessionLocal
+    return _RUNNER
 
 
 def executor_for(spec: HostSpec, env: Environment, inventory: Inventory | None = None) -> Executor:

@@ -1,7 +1,7 @@
-"""Hosts over SSH (paramiko): connecting through jump hosts with verified keys, commands, jobs, SFTP.
+"""Hosts over SSH: Fabric connections (jump hosts, ~/.ssh/config) with verified keys, commands, jobs, SFTP.
 
-Imported only when a host is reached over SSH (``remote.executor_for``): paramiko
-and what it pulls in cost a tenth of a second a local run does not pay.
+Imported only when a host is reached over SSH (``remote.executor_for``): Fabric, paramiko
+and what they pull in cost a fraction of a second a local run does not pay.
 Everything is bounded: connects, execs and SFTP requests have timeouts, and
 transports send keepalives while their sockets give up after ``DEAD_LINK_S``
 seconds without an acknowledgement, so a dead link is noticed in well under 30 s.
@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import select
 import shlex
 import socket
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import paramiko
+from fabric import Config, Connection
 
 from . import lifetime
 from .config import HostSpec
@@ -67,19 +66,9 @@ exit "$vhpc_rc"
 """
 
 
-@dataclass(frozen=True)
-class _Target:
-    """Where an SSH host really is, after ~/.ssh/config for aliases."""
-
-    host: str
-    port: int
-    user: str | None
-    key_files: tuple[str, ...]
-    jump: tuple[str, int, str | None, tuple[str, ...]] | None
-
-
 class SshExecutor(Executor):
-    """A host over SSH (paramiko), host keys verified per policy, every operation bounded."""
+    """A host over SSH: a Fabric ``Connection`` (jump hosts, ~/.ssh/config aliases), host keys verified per
+    policy, and every operation on its transport bounded."""
 
     is_local = False
 
@@ -93,13 +82,46 @@ class SshExecutor(Executor):
         if policy == "insecure":
             warnings.warn(f"{self.name}: host_key_policy 'insecure': SSH host keys are NOT verified "
                           "(anyone on the path can impersonate this host)", UserWarning, stacklevel=2)
-        self.target = _resolve(spec)
-        self._client: paramiko.SSHClient | None = None
-        self._jump: paramiko.SSHClient | None = None
+        self.connection = self._connection()
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.RLock()
 
     # ---------------------------------------------------------------- connecting
+
+    def _connection(self) -> Connection:
+        """Fabric's ``Connection`` to the host (its jump host as a gateway); nothing is contacted yet."""
+        spec, t = self.spec, self.connect_timeout
+        config = Config(overrides={"load_ssh_configs": spec.ssh_alias is not None, "timeouts": {"connect": t}})
+        gateway = None
+        if spec.jump is not None:
+            gateway = Connection(spec.jump.address, port=spec.jump.port, user=spec.jump.user, config=config,
+                                 connect_kwargs=self._auth(spec.jump.key_file))
+        target = Connection(spec.ssh_alias or spec.address, user=spec.user, config=config, gateway=gateway,
+                            connect_kwargs=self._auth(spec.key_file),
+                            **({} if spec.ssh_alias else {"port": spec.port}))
+        for hop in (target, target.gateway):  # a ProxyJump of ~/.ssh/config is a gateway too
+            if isinstance(hop, Connection):
+                self._configure_host_keys(hop.client)
+        return target
+
+    def _auth(self, key_file: Path | None) -> dict[str, Any]:
+        t = self.connect_timeout
+        kwargs: dict[str, Any] = {"banner_timeout": t, "auth_timeout": t, "channel_timeout": t}
+        if key_file:
+            kwargs.update(key_filename=[str(key_file)], look_for_keys=False, allow_agent=False)
+        return kwargs
+
+    def _configure_host_keys(self, client: paramiko.SSHClient) -> None:
+        """Fabric trusts any key by default: load the known_hosts and refuse (or, ``accept-new``, remember)."""
+        if self.policy == "insecure":
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            return
+        path = Path(self.known_hosts) if self.known_hosts is not None else user_known_hosts()
+        if path.exists():
+            check_known_hosts(path)
+            client.load_host_keys(str(path))
+        client.set_missing_host_key_policy(_AcceptNewPolicy(path) if self.policy == "accept-new"
+                                           else paramiko.RejectPolicy())
 
     @property
     def known_hosts_label(self) -> str:
@@ -107,18 +129,21 @@ class SshExecutor(Executor):
 
     @property
     def where(self) -> str:
-        return f"{self.spec.ssh_alias or self.spec.address}:{self.target.port}"
+        return f"{self.spec.ssh_alias or self.spec.address}:{self.connection.port}"
 
     def describe_error(self, exc: BaseException) -> str:
         """Why connecting failed, in words naming the address and the known_hosts file."""
+        return f"{self.where}: {self._reason(exc)}"
+
+    def _reason(self, exc: BaseException) -> str:
         reason = _describe_ssh_error(exc, self.connect_timeout)
         if "known_hosts" in reason:
             reason = reason.replace("known_hosts", f"known_hosts {self.known_hosts_label}", 1)
-        return f"{self.where}: {reason}"
+        return reason
 
     @property
     def connected(self) -> bool:
-        transport = self._client.get_transport() if self._client is not None else None
+        transport = self.connection.transport
         return transport is not None and transport.is_active()
 
     def open(self) -> None:
@@ -127,70 +152,35 @@ class SshExecutor(Executor):
             if self.connected:
                 return
             self._drop()
-            sock = None
-            if self.target.jump is not None:
-                sock = self._open_jump()
-            client = self._client_with_keys()
+            gateway = self.connection.gateway if isinstance(self.connection.gateway, Connection) else None
+            if gateway is not None:
+                try:
+                    gateway.open()
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    self._drop()
+                    raise HostUnreachable(f"jump {gateway.host}:{gateway.port}: {self._reason(exc)}",
+                                          host=self.name) from None
+                _bound_transport(gateway.transport)
             try:
-                client.connect(self.target.host, port=self.target.port, username=self.target.user,
-                               sock=sock, **self._auth(self.target.key_files))
+                self.connection.open()
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                client.close()
+                jump_up = gateway is not None and gateway.is_connected
                 self._drop()
+                if gateway is not None and jump_up:
+                    raise HostUnreachable(f"{self.where}: jump {gateway.host}:{gateway.port} could not reach it "
+                                          f"({self._reason(exc)})", host=self.name) from None
                 raise HostUnreachable(self.describe_error(exc), host=self.name) from None
-            _bound_transport(client.get_transport())
-            self._client = client
-
-    def _open_jump(self) -> paramiko.Channel:
-        host, port, user, keys = self.target.jump  # type: ignore[misc]
-        where = f"jump {host}:{port}"
-        jump = self._client_with_keys()
-        try:
-            jump.connect(host, port=port, username=user, **self._auth(keys))
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            jump.close()
-            reason = _describe_ssh_error(exc, self.connect_timeout)
-            if "known_hosts" in reason:
-                reason = reason.replace("known_hosts", f"known_hosts {self.known_hosts_label}", 1)
-            raise HostUnreachable(f"{where}: {reason}", host=self.name) from None
-        _bound_transport(jump.get_transport())
-        self._jump = jump
-        try:
-            return jump.get_transport().open_channel("direct-tcpip", (self.target.host, self.target.port),
-                                                     ("127.0.0.1", 0), timeout=self.connect_timeout)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self._drop()
-            raise HostUnreachable(f"{self.where}: {where} could not reach it "
-                                  f"({_describe_ssh_error(exc, self.connect_timeout)})", host=self.name) from None
-
-    def _auth(self, key_files: tuple[str, ...]) -> dict[str, Any]:
-        t = self.connect_timeout
-        kwargs: dict[str, Any] = {"timeout": t, "banner_timeout": t, "auth_timeout": t, "channel_timeout": t}
-        if key_files:
-            kwargs.update(key_filename=list(key_files), look_for_keys=False, allow_agent=False)
-        return kwargs
-
-    def _client_with_keys(self) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        if self.policy == "insecure":
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-            return client
-        path = Path(self.known_hosts) if self.known_hosts is not None else user_known_hosts()
-        if path.exists():
-            check_known_hosts(path)
-            client.load_host_keys(str(path))
-        client.set_missing_host_key_policy(_AcceptNewPolicy(path) if self.policy == "accept-new"
-                                           else paramiko.RejectPolicy())
-        return client
+            _bound_transport(self.connection.transport)
 
     def _drop(self) -> None:
-        for thing in (self._sftp, self._client, self._jump):
+        gateway = self.connection.gateway if isinstance(self.connection.gateway, Connection) else None
+        for thing in (self._sftp, self.connection, gateway):
             if thing is not None:
                 try:
                     thing.close()
                 except Exception:  # noqa: BLE001 - closing a dead connection
                     pass
-        self._sftp = self._client = self._jump = None
+        self._sftp = None
 
     def forget_failed_connect(self) -> None:
         with self._lock:
@@ -205,7 +195,7 @@ class SshExecutor(Executor):
     def _session(self) -> paramiko.Channel:
         self.open()
         try:
-            return self._client.get_transport().open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
+            return self.connection.transport.open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.forget_failed_connect()
             raise ConnectionLost(f"{self.where}: connection lost ({_describe_ssh_error(exc, self.connect_timeout)})",
@@ -252,7 +242,7 @@ class SshExecutor(Executor):
             self.open()
             if self._sftp is None:
                 try:
-                    self._sftp = self._client.open_sftp()  # type: ignore[union-attr]
+                    self._sftp = self.connection.client.open_sftp()
                 except (paramiko.SSHException, OSError, EOFError) as exc:
                     raise ConnectionLost(f"{self.where}: SFTP failed ({exc})", host=self.name) from None
                 self._sftp.get_channel().settimeout(SFTP_TIMEOUT_S)
@@ -450,32 +440,6 @@ def _bound_transport(transport: paramiko.Transport | None) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_LINK_S * 1000)
     except (OSError, AttributeError):
         pass
-
-
-def _resolve(spec: HostSpec) -> _Target:
-    """Address, port, user, keys and jump host of ``spec`` (an ~/.ssh/config alias is looked up there)."""
-    jump = None
-    if spec.jump is not None:
-        jump = (spec.jump.address, spec.jump.port, spec.jump.user,
-                (str(spec.jump.key_file),) if spec.jump.key_file else ())
-    keys = (str(spec.key_file),) if spec.key_file else ()
-    if spec.ssh_alias is None:
-        return _Target(spec.address or "localhost", spec.port, spec.user, keys, jump)
-    config = _ssh_config().lookup(spec.ssh_alias)
-    if not keys and config.get("identityfile"):
-        keys = tuple(os.path.expanduser(k) for k in config["identityfile"])
-    if jump is None and config.get("proxyjump"):
-        hop = config["proxyjump"].split(",")[0]
-        user, _, rest = hop.rpartition("@")
-        host, _, port = rest.partition(":")
-        jump = (host, int(port or 22), user or None, ())
-    return _Target(config.get("hostname", spec.ssh_alias), int(config.get("port", spec.port)),
-                   spec.user or config.get("user"), keys, jump)
-
-
-def _ssh_config() -> paramiko.SSHConfig:
-    path = Path.home() / ".ssh" / "config"
-    return paramiko.SSHConfig.from_path(str(path)) if path.is_file() else paramiko.SSHConfig()
 
 
 def check_known_hosts(path: Path) -> None:

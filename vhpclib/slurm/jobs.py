@@ -171,6 +171,11 @@ def cancel_job(executor: Executor, settings: SlurmSettings, job_id: str, *, wait
     result = _slurm(executor, settings, f"scancel {shlex.quote(job_id)}")
     if result.exit_code != 0 and not any(p in result.stderr for p in _GONE):
         raise SlurmError(f"scancel {job_id} failed (exit {result.exit_code}): {_error_line(result.stderr)}")
+    wait_until_gone(executor, settings, job_id, wait_s=wait_s)
+
+
+def wait_until_gone(executor: Executor, settings: SlurmSettings, job_id: str, *, wait_s: float = 30.0) -> None:
+    """Wait (bounded) until a cancelled job is no longer queued, running or completing."""
     deadline = time.monotonic() + wait_s
     delay = FIRST_POLL_S
     while time.monotonic() < deadline:
@@ -589,6 +594,11 @@ def _interrupted(executor: Executor, settings: SlurmSettings, session_run: _Sess
         session = parse_session(session_run.result().stdout)
         _write_files(run_dir, session.files)
         job_id = session.job_id
+        if job_id:  # the session saw the cancel; the job may still be completing (CG) on its node
+            try:
+                wait_until_gone(executor, settings, job_id)
+            except (VhpcError, OSError, KeyboardInterrupt):
+                pass
     else:
         job_id = _after_interrupt(executor, settings, job_dir, run_dir, outputs, keep)
     if job_id and on_submit is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Environment, HostSpec, Inventory, load_inventory
-from ..exceptions import RemoteError
+from ..exceptions import GuestNotRunning, RemoteError
 from ..mpi import MpiRuntime, runtime_for
 from ..paths import project_path
 from ..record import MEASURED, EnvironmentSummary
@@ -39,17 +39,36 @@ class StageContext:
     _lscpu: str | None = None
     _lock: Any = None
     _durations: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    _guest_missing: GuestNotRunning | None = None
 
     def __post_init__(self) -> None:
         check_campaign(self.campaign)
-        self.env: Environment = self.inventory.environment(self.environment)
+        self.env: Environment = self._resolved()
         if self.pool is None:
             self.pool = ConnectionPool(self.inventory)
+
+    def _resolved(self) -> Environment:
+        """A ``vm:`` environment is its running guest's; analysing stored runs needs no guest up."""
+        declared = self.inventory.environment(self.environment)
+        if declared.vm is None:
+            return declared
+        from ..vm.provider import resolve_environment
+
+        try:
+            return resolve_environment(self.inventory, self.environment)
+        except GuestNotRunning as exc:
+            self._guest_missing = exc
+            return declared
+
+    def _require_guest(self) -> None:
+        if self._guest_missing is not None:
+            raise self._guest_missing
 
     def begin_writing(self) -> None:
         """Take the campaign's writer lock (once) and recover what a killed vhpc left behind."""
         if self._lock is not None:
             return
+        self._require_guest()
         lock = self.store.lock(self.campaign, wait=self.wait)
         lock.__enter__()
         self._lock = lock
@@ -76,6 +95,7 @@ class StageContext:
         return cls(inv, environment, campaign, store or RawStore(), pool, wait)
 
     def executor(self, host: HostSpec):
+        self._require_guest()
         assert self.pool is not None
         return self.pool.get(host, self.env)
 
@@ -87,7 +107,16 @@ class StageContext:
         """What every run record keeps of this environment."""
         env = self.env
         return EnvironmentSummary(label=env.label, vmm=env.vmm, baseline=env.baseline,
-                                  vcpu_pinning=env.vcpu_pinning, launcher=env.launcher)
+                                  vcpu_pinning=env.vcpu_pinning, launcher=env.launcher,
+                                  vcpu_map=self.vcpu_map())
+
+    def vcpu_map(self) -> dict[str, list[int]] | None:
+        """A guest's vCPU -> host CPU map as the kernel reports it now (None outside vHPC's guests)."""
+        if self.env.vm_state is None:
+            return None
+        from ..vm import vcpu_map_for
+
+        return vcpu_map_for(self.env.vm_state)["map"]
 
     def topology(self) -> HostTopology:
         """Topology of the first compute host (placements are chosen from it).
@@ -161,7 +190,7 @@ class StageContext:
         A host whose stored fingerprint still matches a cheap probe (same boot, host name and
         mpirun) reuses it; the others are fingerprinted, all at once.
         """
-        from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint
+        from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint, with_vcpu_placement
 
         if self.env.launcher == "slurm":  # vhpc-slurm: every node fingerprinted by one srun step
             from ..launchers.slurm import slurm_host_facts
@@ -175,7 +204,7 @@ class StageContext:
         if missing:
             results = self.run_on(missing, fingerprint_script(self.runtime), timeout=120)
             for host, result in zip(missing, results):
-                facts = facts_from_result(host.label, result)
+                facts = with_vcpu_placement(facts_from_result(host.label, result), self.env.vm_state)
                 path = store_fingerprint(facts, self.campaign, self.environment, store_root=self.store.root)
                 self._keep_facts(host, Path(path), facts)
         return {h.label: self._facts[h.label] for h in hosts}

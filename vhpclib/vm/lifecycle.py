@@ -306,12 +306,15 @@ def vcpu_map_for(state_file: str | Path) -> dict:
     """What a run record of a guest environment stores: placement as run and the vCPU map read back now.
 
     ``state_file`` is the inventory's ``vm_state``. Returns ``{"policy":
-    "pinned"|"scheduler", "accel": ..., "map": {"0": [0], ...}, "read_utc": ...}``.
+    "pinned"|"scheduler", "accel": ..., "map": {"0": [0], ...}, "verified": bool|None, "read_utc": ...}``.
     """
     state = load_state_file(state_file)
     read = vcpu_map(state)
-    return {"policy": "pinned" if state.get("pin") else "scheduler", "accel": state.get("accel"),
+    pin = state.get("pin")
+    return {"policy": "pinned" if pin else "scheduler", "accel": state.get("accel"),
             "map": {str(v): cpus for v, cpus in read.items()},
+            # pinned: every vCPU thread may run on exactly its host CPU, as asked
+            "verified": (read == {v: [cpu] for v, cpu in enumerate(pin)}) if pin else None,
             "read_utc": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}
 
 

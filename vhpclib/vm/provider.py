@@ -14,13 +14,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ..exceptions import VmNotReady
+from ..exceptions import GuestNotRunning
 
 if TYPE_CHECKING:
     from ..config import Environment, Inventory
 
 
-def resolve(declared: Environment) -> Environment:
+def resolve_environment(inventory: Inventory, name: str) -> Environment:
+    """Environment ``name`` as measured: a ``vm:`` one is its running guest's (``GuestNotRunning`` if none)."""
+    return resolve(inventory.environment(name), source=str(inventory.source) if inventory.source else None,
+                   key=f"environments.{name}.vm")
+
+
+def resolve(declared: Environment, *, source: str | None = None, key: str | None = "vm") -> Environment:
     """The environment to measure: ``declared`` itself, or, for a guest, the running guest's environment
     under the declared label, baseline flag and description."""
     if declared.vm is None:
@@ -32,17 +38,23 @@ def resolve(declared: Environment) -> Environment:
     name = declared.vm.name
     state = load_state(name)
     if state is None or not state.get("complete") or not inventory_path(name).is_file():
-        raise VmNotReady(f"guest {name!r} of environment {declared.label!r} is not running: boot it with "
-                         f"`vhpc vm up --name {name} --vcpus {declared.vm.vcpus} --memory {declared.vm.memory_mib}"
-                         f"{_pin_option(declared)}`, or let `vhpc paper-figures --rerun` boot it",
-                         key="vm")
+        raise GuestNotRunning(
+            f"guest {name!r} of environment {declared.label!r} is not running: boot it with `vhpc vm up --name {name} "
+            f"--vcpus {declared.vm.vcpus} --memory {declared.vm.memory_mib}{_accel_option(declared)}"
+            f"{_pin_option(declared)}`, or let `vhpc paper-figures --rerun` boot it",
+            file=source, key=key)
     running = load_inventory(inventory_path(name)).environment(environment_name(name))
     mismatch = _differs(declared, state)
     if mismatch:
-        raise VmNotReady(f"guest {name!r} runs with {mismatch}; `vhpc vm down --name {name}` and boot it as the "
-                         f"inventory says", key="vm")
-    return running.model_copy(update={"label": declared.label, "baseline": declared.baseline,
-                                      "description": declared.description or running.description})
+        raise GuestNotRunning(f"guest {name!r} runs with {mismatch}; `vhpc vm down --name {name}` and boot it as "
+                              f"the inventory says", file=source, key=key)
+    return running.model_copy(update={"label": declared.label, "baseline": declared.baseline, "vm": declared.vm,
+                                      "description": (f"{declared.description}; {running.description}" if declared.description else running.description)})
+
+
+def _accel_option(declared: Environment) -> str:
+    accel = declared.vm.accel if declared.vm else "auto"
+    return "" if accel == "auto" else f" --accel {accel}"
 
 
 def _pin_option(declared: Environment) -> str:
@@ -78,7 +90,7 @@ def guests_up(inventory: Inventory, environments: Iterable[str], log=print) -> I
             assert spec is not None
             state = load_state(spec.name)
             if state is not None and state.get("complete"):
-                resolve(env)  # running as declared, else a clear error
+                resolve(env, source=str(inventory.source) if inventory.source else None)  # as declared, else one line
                 continue
             log(f"booting guest {spec.name!r} for environment {env.label!r} ...")
             pin = ",".join(map(str, spec.pin)) if spec.pin else None
