@@ -316,8 +316,9 @@ def run_pipeline(inventory: Path | None, campaign: str, *, rerun: bool = False,
             inv.environment(name)
         from .vm.provider import guests_up
 
-        with guests_up(inv, envs, log=log):  # guests the inventory declares are booted here and stopped after
-            measure(inv_path, campaign, envs, progress=progress, allow_mixed=allow_mixed, log=log)
+        for env in envs:  # a declared guest runs only while its own environment is measured (never beside another)
+            with guests_up(inv, [env], log=log):
+                measure(inv_path, campaign, [env], progress=progress, allow_mixed=allow_mixed, log=log)
     report = build_report(campaign, progress=progress, log=log)
     log(f"report: {report}")
     return report
