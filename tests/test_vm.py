@@ -403,6 +403,80 @@ def test_single_node_runs_blockss_in_the_guest_through_its_inventory(guest, tmp_
     assert runs and json.loads((runs[0] / "blockss.json").read_text())
 
 
+def _declared(tmp_path: Path, name: str = NAME, vcpus: int = 2, pin: list[int] | None = None) -> Path:
+    """An inventory as a user writes it: this machine, and a guest described by its ``vm:`` section."""
+    path = tmp_path / "declared.yml"
+    path.write_text(yaml.safe_dump({"name": "declared", "environments": {
+        "host": {"label": "host", "baseline": True, "hosts": [{"name": "localhost", "local": True}]},
+        "guest": {"label": "guest", "vm": {"name": name, "vcpus": vcpus, "memory_mib": 1536,
+                                             "pin": [0, 1] if pin is None else pin}}}}))
+    return path
+
+
+def _env(tmp_path: Path, vm_dirs: Path) -> dict[str, str]:
+    return {**os.environ, "VHPC_DATA": str(tmp_path / "data"), "VHPC_FIGURES": str(tmp_path / "figures"),
+            "VHPC_EXECUTED": str(tmp_path / "executed"), "VHPC_VMS": str(vm_dirs / "vms")}
+
+
+def test_notebook_02_runs_through_papermill_in_a_guest_the_inventory_declares(guest, tmp_path: Path,
+                                                                               vm_dirs: Path) -> None:
+    """Papermill per VMM: the notebook gets ``-p environment guest``; the runs are the booted guest's."""
+    out = tmp_path / "02-guest.ipynb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", str(ROOT / "notebooks/02-single-node.ipynb"), str(out),
+         "-p", "inventory", str(_declared(tmp_path)), "-p", "environment", "guest", "-p", "campaign", "vmnb",
+         "-p", "blockss_preset", "tiny", "-p", "repetitions", "2", "-p", "progress", "False",
+         "-p", "write_figures", "False", "-y", "workloads: [blockss]"],
+        cwd=ROOT, env=_env(tmp_path, vm_dirs), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "single-node: 2 run(s) measured" in out.read_text()
+    env_dir = tmp_path / "data/raw/vmnb/guest"
+    runs = sorted((env_dir / "single-node").glob("blockss-tiny-*-r0*"))
+    assert len(runs) == 2
+    record = json.loads((runs[0] / "run.json").read_text())
+    spec = record["environment_spec"]
+    assert spec["label"] == "guest" and spec["vmm"] == guest.vmm and spec["vcpu_pinning"] == "pinned"
+    assert spec["vcpu_map"] == {"0": [0], "1": [1]}  # read back from the host kernel for this run
+    assert record["host_facts"][f"vm-{NAME}"]["virtualization"]["is_vm"]
+    [fingerprint] = (env_dir / "fingerprint").glob("*.json")
+    facts = json.loads(fingerprint.read_text())
+    assert facts["vcpu_pinning"] == {"policy": "pinned", "accel": guest.accel, "map": {"0": [0], "1": [1]},
+                                     "verified": True}
+
+
+def test_a_declared_guest_must_run_as_declared(guest, tmp_path: Path, vm_dirs: Path) -> None:
+    from vhpclib.config import load_inventory
+    from vhpclib.vm.provider import guests_up
+
+    inv = load_inventory(_declared(tmp_path))
+    with guests_up(inv, ["host", "guest"], log=lambda line: None) as booted:
+        assert booted == []  # running as declared: neither booted nor stopped here
+    assert lifecycle.info(NAME).pid == guest.pid
+    other = _declared(tmp_path, vcpus=1, pin=[0])
+    proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "run", "microbench", "-i", str(other), "-e", "guest",
+                           "-c", "vmdeclared", "--no-figures", "--no-progress"], cwd=ROOT, env=_env(tmp_path, vm_dirs),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert f"environments.guest.vm: guest {NAME!r} runs with vcpus 2 (the inventory asks for 1)" in line
+    assert not (tmp_path / "data/raw/vmdeclared").exists()
+
+
+def test_a_declared_guest_that_is_not_up_is_one_line_and_a_row_of_the_check(tmp_path: Path) -> None:
+    inv = _declared(tmp_path, name="notup")
+    env = _env(tmp_path, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "run", "single-node", "-i", str(inv), "-e", "guest",
+                           "-c", "vmdown", "--no-figures", "--no-progress"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "guest 'notup' of environment 'guest' is not running: boot it with `vhpc vm up --name notup" in line
+    assert "--pin 0,1`" in line and not (tmp_path / "data/raw/vmdown").exists()
+    check = subprocess.run([sys.executable, "-m", "vhpclib.cli", "inventory", "check", str(inv)], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in check.stderr and "guest notup" in check.stdout and "localhost" in check.stdout
+
+
 def test_workloads_can_also_be_copied_in_over_ssh_as_for_user_images(guest) -> None:
     """User cloud images cannot be chroot-ed into: the payload goes in over SSH (another prefix here).
 

@@ -16,7 +16,8 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 EXECUTED_NOTEBOOKS = Path(os.environ["VHPC_EXECUTED"]) if os.environ.get("VHPC_EXECUTED") else NOTEBOOKS / "executed"
 INVENTORIES = PROJECT_ROOT / "inventories"
 TESTBEDS = PROJECT_ROOT / "testbeds"
-VMS = PROJECT_ROOT / "vms"  # one folder per running guest: overlay, sockets, logs, state (vhpc vm up)
+# One folder per running guest: overlay, sockets, logs, state (vhpc vm up); VHPC_VMS moves it (tests).
+VMS = Path(os.environ["VHPC_VMS"]) if os.environ.get("VHPC_VMS") else PROJECT_ROOT / "vms"
 APPS = PROJECT_ROOT / "apps"
 DEFAULT_INVENTORY = INVENTORIES / "local.yml"
 

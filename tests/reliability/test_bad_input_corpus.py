@@ -98,7 +98,7 @@ INVENTORY_CASES = [
     inv("environments-list", "environments: [a, b]\n", "environments"),
     inv("no-environments", "name: x\n", "environments: required key is missing"),
     inv("env-without-label", replace("    label: BMM\n", ""), "label: required key is missing"),
-    inv("env-without-hosts", replace(HOST, "").replace("    hosts:\n", ""), "hosts: an environment needs at least one host"),
+    inv("env-without-hosts", replace(HOST, "").replace("    hosts:\n", ""), "needs at least one host"),
     inv("hosts-empty", replace("    hosts:\n" + HOST, "    hosts: []\n"), "hosts"),
     inv("hosts-not-a-list", replace("    hosts:\n" + HOST, "    hosts: node1\n"), "hosts"),
     inv("host-local-and-address", host_with("        local: true\n"), "exactly one of"),

@@ -9,13 +9,13 @@ command running blockss there.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
 from .. import paths
-from ..config import parse_inventory
+from ..config import Environment, parse_inventory
+from ..fsutil import atomic_write
 from .provision import GUEST_PREFIX
 
 
@@ -60,6 +60,12 @@ def inventory_data(state: dict) -> dict:
     return {"name": f"vm-{state['name']}", "environments": {environment_name(state["name"]): env}}
 
 
+def running_environment(state: dict) -> Environment:
+    """The environment of a guest that is up, as its inventory file says it (validated the same way)."""
+    text = yaml.safe_dump(inventory_data(state), sort_keys=False)
+    return parse_inventory(text, inventory_path(state["name"])).environment(environment_name(state["name"]))
+
+
 def write_inventory(state: dict, path: Path) -> Path:
     """Validate and atomically write the guest's inventory YAML."""
     header = (f"# Written by `vhpc vm up --name {state['name']}`; removed by `vhpc vm down --name {state['name']}`.\n"
@@ -67,7 +73,5 @@ def write_inventory(state: dict, path: Path) -> Path:
     text = header + yaml.safe_dump(inventory_data(state), sort_keys=False)
     parse_inventory(text, path)  # never write an inventory the loader would reject
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return path

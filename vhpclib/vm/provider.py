@@ -3,8 +3,8 @@
 An inventory may describe an environment as "a QEMU guest vHPC boots": its
 ``vm:`` section says how (vCPUs, memory, accelerator, pinning). Where the guest
 is reached (SSH port, host key, Intel MPI inside it) is only known once it is
-up, so the declared environment is resolved at run time against the inventory
-``vhpc vm up`` wrote (``inventories/vm-<name>.yml``). ``guests_up`` boots what
+up, so the declared environment is resolved at run time against the guest's state
+(the environment ``vhpc vm up`` also writes to ``inventories/vm-<name>.yml``). ``guests_up`` boots what
 a re-measure needs and ``guests_down`` stops only what it booted.
 """
 
@@ -31,25 +31,25 @@ def resolve(declared: Environment, *, source: str | None = None, key: str | None
     under the declared label, baseline flag and description."""
     if declared.vm is None:
         return declared
-    from ..config import load_inventory
-    from .inventory import environment_name, inventory_path
+    from .inventory import running_environment
     from .state import load_state
 
     name = declared.vm.name
     state = load_state(name)
-    if state is None or not state.get("complete") or not inventory_path(name).is_file():
+    if state is None or not state.get("complete"):
         raise GuestNotRunning(
             f"guest {name!r} of environment {declared.label!r} is not running: boot it with `vhpc vm up --name {name} "
             f"--vcpus {declared.vm.vcpus} --memory {declared.vm.memory_mib}{_accel_option(declared)}"
             f"{_pin_option(declared)}`, or let `vhpc paper-figures --rerun` boot it",
             file=source, key=key)
-    running = load_inventory(inventory_path(name)).environment(environment_name(name))
+    running = running_environment(state)
     mismatch = _differs(declared, state)
     if mismatch:
         raise GuestNotRunning(f"guest {name!r} runs with {mismatch}; `vhpc vm down --name {name}` and boot it as "
                               f"the inventory says", file=source, key=key)
+    description = f"{declared.description}; {running.description}" if declared.description else running.description
     return running.model_copy(update={"label": declared.label, "baseline": declared.baseline, "vm": declared.vm,
-                                      "description": (f"{declared.description}; {running.description}" if declared.description else running.description)})
+                                      "description": description})
 
 
 def _accel_option(declared: Environment) -> str:
