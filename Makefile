@@ -83,13 +83,15 @@ lab: $(STAMP) ## Open the notebooks in JupyterLab with the project's kernel
 tables: $(STAMP) ## Rebuild data/processed/<campaign>/ from data/raw for CAMPAIGN
 	$(VENV)/bin/vhpc tables --campaign $(CAMPAIGN)
 
-benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, fan-out, blockss scaling, figure time, Slurm)
+benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, cost, fan-out, blockss scaling, figure time, Slurm, CIs, VM boot)
 	$(PY) benchmarks/harness_overhead.py
 	$(PY) benchmarks/harness_cost.py
 	$(PY) benchmarks/fanout.py
 	$(PY) benchmarks/blockss_scaling.py
 	$(PY) benchmarks/paper_figures_time.py
 	$(PY) benchmarks/slurm_overhead.py
+	$(PY) benchmarks/ci_efficiency.py
+	$(PY) benchmarks/vm_boot.py
 
 testbed-up: $(STAMP) ## Start a 2-node network-namespace testbed (root)
 	$(VENV)/bin/vhpc testbed up --nodes 2

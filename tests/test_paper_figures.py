@@ -119,9 +119,9 @@ def test_report_is_rebuilt_from_its_executed_copy_when_nothing_changed(pipeline)
 
 
 @pytest.mark.parametrize("args, expected", [
-    ([], "vhpc figures --campaign embedded"),
+    ([], "vhpc figures --campaign embedded-guest"),
     (["CAMPAIGN=ux1"], "vhpc figures --campaign ux1"),
-    (["RERUN=1"], "vhpc paper-figures --rerun --inventory inventories/local.yml"),
+    (["RERUN=1"], "vhpc paper-figures --rerun --inventory inventories/host-and-guest.yml"),
     (["RERUN=1", "CAMPAIGN=ux2"], "--campaign ux2"),
 ])
 def test_make_paper_figures_builds_the_report_of_the_campaign_asked_for(args, expected):

@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slurm_helpers import need_slurm, private_cluster
 
 from vhpclib.cli import main
 from vhpclib.config import parse_inventory
 from vhpclib.exceptions import (InventoryError, ParseError, SlurmJobPending, SlurmSettingError, SlurmUnreachable,
-                                Interrupted, VhpcError)
+                                Interrupted)
 from vhpclib.fingerprint import collect_fingerprint
 from vhpclib.mpi import SYSTEM_PATH
 from vhpclib.parsers import get_parser
@@ -268,27 +269,11 @@ def test_node_prefixed_output_splits_back_per_node() -> None:
 
 # ------------------------------------------------------------------ the real cluster
 
-def _need_slurm() -> None:
-    reason = None
-    try:
-        cl.require_tools()
-    except VhpcError as exc:
-        reason = str(exc)
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"real Slurm needed in CI: {reason}")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cl.PrivateCluster]:
     """One real one-node private cluster for the whole session, stopped by PID at the end."""
-    _need_slurm()
-    cluster = cl.start_cluster(tmp_path_factory.mktemp("slurm"))
-    try:
+    with private_cluster(tmp_path_factory, "slurm") as cluster:
         yield cluster
-    finally:
-        cl.stop_cluster(cluster.folder)
 
 
 def _squeue(cluster: cl.PrivateCluster, *args: str) -> str:
@@ -512,7 +497,7 @@ def test_fingerprint_through_one_srun_step_matches_the_direct_fingerprint(slurm_
 
 @pytest.mark.slurm
 def test_stop_cluster_ends_every_daemon_by_pid_and_leaves_another_munged_alone(tmp_path: Path) -> None:
-    _need_slurm()
+    need_slurm()
     other = cl.mg.start_munged(cl.mg.munge_folder(tmp_path / "someone-else"))  # stands in for a system munged
     try:
         cluster = cl.start_cluster(tmp_path / "c")
@@ -558,7 +543,7 @@ def test_a_job_folder_that_cannot_be_created_names_the_setting(tmp_path: Path) -
 @pytest.mark.slurm
 def test_a_cluster_that_fails_to_start_says_why_and_leaves_nothing_running(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    _need_slurm()
+    need_slurm()
     real = cl.slurm_conf_text
     monkeypatch.setattr(cl, "slurm_conf_text", lambda **kw: real(**kw) + "NoSuchParameter=1\n")
     with pytest.raises(cl.SlurmClusterError) as err:

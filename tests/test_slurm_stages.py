@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slurm_helpers import need_slurm, private_cluster
 import yaml
 
 from vhpclib import paths
 from vhpclib import stages
 from vhpclib.cli import main
-from vhpclib.exceptions import VhpcError
 from vhpclib.params import AppParams, MicrobenchParams
 from vhpclib.slurm import cluster as cl
 from vhpclib.stages.context import StageContext
@@ -37,27 +37,11 @@ VENV = Path(sys.prefix)
 TINY = {"msglog": (0, 4), "iterations": 50}
 
 
-def _need_slurm() -> None:
-    reason = None
-    try:
-        cl.require_tools()
-    except VhpcError as exc:
-        reason = str(exc)
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"real Slurm needed in CI: {reason}")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cl.PrivateCluster]:
     """This machine as a one-node Slurm cluster, for the module."""
-    _need_slurm()
-    cluster = cl.start_cluster(tmp_path_factory.mktemp("slurm-stages"))
-    try:
+    with private_cluster(tmp_path_factory, "slurm-stages") as cluster:
         yield cluster
-    finally:
-        cl.stop_cluster(cluster.folder)
 
 
 @pytest.fixture()
@@ -294,7 +278,7 @@ def slurm_testbed(tmp_path_factory: pytest.TempPathFactory):
     from vhpclib import testbed as tb
     from vhpclib.sshd import sshd_available
 
-    _need_slurm()
+    need_slurm()
     reason = sshd_available()
     if reason:
         if os.environ.get("CI"):

@@ -101,10 +101,7 @@ class MpiFlavour:
 FLAVOURS: Registry[MpiFlavour] = Registry("MPI flavour", "mpi.flavour")
 
 
-def register_flavour(cls: type[MpiFlavour]) -> type[MpiFlavour]:
-    """Class decorator: make an MPI flavour available under ``cls.name``."""
-    FLAVOURS.add(cls.name, cls(), replace=True)
-    return cls
+register_flavour = FLAVOURS.register_class  # class decorator: one instance available under ``cls.name``
 
 
 flavour = FLAVOURS.get

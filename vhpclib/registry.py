@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .exceptions import InputError
 
@@ -21,6 +21,11 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = item
         return item
+
+    def register_class(self, cls: type[Any]) -> type[Any]:
+        """Class decorator: one instance of ``cls`` available under ``cls.name`` (a reload replaces it)."""
+        self.add(cls.name, cls(), replace=True)
+        return cls
 
     def remove(self, name: str) -> None:
         self._items.pop(name, None)

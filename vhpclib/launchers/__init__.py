@@ -70,10 +70,7 @@ class Launcher(ABC):
 LAUNCHERS: Registry[Launcher] = Registry("launcher", "launcher")
 
 
-def register_launcher(cls: type[Launcher]) -> type[Launcher]:
-    """Class decorator: make a launcher available under ``cls.name``."""
-    LAUNCHERS.add(cls.name, cls(), replace=True)
-    return cls
+register_launcher = LAUNCHERS.register_class  # class decorator: one instance available under ``cls.name``
 
 
 get_launcher = LAUNCHERS.get
