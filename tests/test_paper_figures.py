@@ -131,3 +131,53 @@ def test_make_paper_figures_builds_the_report_of_the_campaign_asked_for(args, ex
     assert expected in proc.stdout
     if not any(a.startswith("RERUN") for a in args):
         assert "--rerun" not in proc.stdout, "figures alone never measure"
+
+
+GUEST_CAMPAIGN = "embedded-guest"
+
+
+def test_committed_host_and_guest_campaign_measures_a_real_overhead_of_an_emulated_guest():
+    """The committed default: this machine (baseline) and the TCG guest vHPC booted, read from raw logs only."""
+    from vhpclib import analysis
+    from vhpclib.store import RawStore
+    from vhpclib.tables import build_tables
+
+    tables = build_tables(GUEST_CAMPAIGN, store=RawStore(ROOT / "data/raw")).tables
+    envs = tables["environments"].set_index("environment")
+    assert envs.loc["local", "baseline"] and envs.loc["guest", "vmm"] == "qemu-tcg"
+    assert envs.loc["guest", "vcpu_pinning"] == "pinned" and envs.loc["guest", "virtualization"] == "qemu"
+    overhead = analysis.overhead_table(tables["apps"], "local")
+    guest = overhead[(overhead["environment"] == "guest") & (overhead["workload"] == "blockss")].iloc[0]
+    assert guest["significant"] and guest["overhead_pct_ci_low"] > 0, "emulation costs, with an interval above zero"
+    latency = analysis.latency_table(tables["microbench"]).set_index("environment")
+    assert set(latency.index) == {"local", "guest"}
+    scaling = tables["apps"][tables["apps"]["stage"] == "scaling"]
+    assert {(e, p) for e, p in zip(scaling["environment"], scaling["nprocs"])} >= {
+        ("local", 1), ("local", 2), ("guest", 1), ("guest", 2)}
+
+
+def test_every_run_of_the_committed_guest_keeps_its_vcpu_map():
+    import json
+
+    runs = [p for p in (ROOT / "data/raw" / GUEST_CAMPAIGN / "guest").glob("*/*/run.json")]
+    assert len(runs) == 28  # 24 runs and 4 skip records
+    for path in runs:
+        record = json.loads(path.read_text())
+        if record["kind"] == "run":
+            assert record["environment_spec"]["vcpu_map"] == {"0": [0], "1": [1]}, path
+
+
+def test_the_default_report_shows_host_and_guest_and_says_the_guest_is_emulated(tmp_path):
+    shutil.copytree(ROOT / "data/raw" / GUEST_CAMPAIGN, tmp_path / "data/raw" / GUEST_CAMPAIGN)
+    env = {**os.environ, "VHPC_DATA": str(tmp_path / "data"), "VHPC_FIGURES": str(tmp_path / "figures"),
+           "VHPC_EXECUTED": str(tmp_path / "executed")}
+    proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "figures", "-c", GUEST_CAMPAIGN, "--no-progress"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "figures" / GUEST_CAMPAIGN
+    for name in ("table2_latency", "figure2_throughput", "table3_single_node", "figure4_blockss"):
+        page = (folder / f"{name}.html").read_text()
+        assert "guest (emulation: qemu-tcg)" in page and "local" in page, name
+    report = (folder / "report.html").read_text()
+    assert "<title>vHPC report: campaign embedded-guest</title>" in report
+    assert "<td>guest (emulation: qemu-tcg)</td><td>qemu-tcg</td>" in report, "the hardware table names the emulator"
