@@ -26,7 +26,9 @@ def test_every_key_of_every_model_is_documented_with_type_and_default() -> None:
             row = keys[f"{prefix}.{name}"]
             assert row.type and row.default, row
     assert keys["environments.<name>.vcpu_pinning"].type.startswith("one of: `pinned`")
-    assert keys["environments.<name>.hosts"].default == "**required**"
+    assert keys["environments.<name>.label"].default == "**required**"
+    hosts = keys["environments.<name>.hosts"]  # required unless the environment is a guest (vm:)
+    assert "``vm``" in hosts.meaning and keys["environments.<name>.vm.vcpus"].default == "**required**"
     assert "source" not in keys, "set by the loader, not a key of the file"
 
 
