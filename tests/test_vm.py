@@ -527,7 +527,9 @@ def test_down_removes_everything_up_created_but_never_the_cached_image(guest, im
     assert not _qemus(NAME) and not _running(guest.pid)
     assert not Path(state["qmp_socket"]).exists() and not Path(state["overlay"]).exists()
     assert not guest.inventory.exists() and not guest.state_file.parent.exists()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", guest.ssh_port))  # the forwarded port is free again
+    with socket.socket() as s:  # nothing listens on the forwarded port (closed connections may linger in TIME_WAIT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", guest.ssh_port))
+        s.listen()
     assert image.disk.is_file() and build_image().cached
     assert lifecycle.down(NAME) == []  # idempotent

@@ -130,6 +130,7 @@ class StageContext:
                     self._topology = parse_lscpu(run.record.lscpu, file=str(run.path / "run.json"))
                     self._lscpu = run.record.lscpu
                     return self._topology
+            self._require_guest()
             host = self.env.hosts[0]
             result = self.executor(host).run(TOPOLOGY_COMMAND, timeout=60)
             self._topology = parse_lscpu(result.stdout, file=f"{host.label}: lscpu -p (or sysfs)")
