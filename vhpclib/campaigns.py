@@ -206,6 +206,8 @@ def check_hosts(ctx: StageContext, *, allow_mixed: bool = False) -> HostCheck:
     check = HostCheck(ctx.campaign, ctx.environment)
     before = earlier_hosts(ctx)
     hosts = [h for h in ctx.env.hosts if h.label in before]
+    confirmed = {host.label for host, _, _ in ctx.unchanged_hosts(hosts)}  # same boot, name, mpirun: cheap probe
+    hosts = [h for h in hosts if h.label not in confirmed]
     if not hosts:
         return check
     results = ctx.run_on(hosts, fingerprint_script(ctx.runtime), timeout=120)

@@ -536,7 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     from .exceptions import Interrupted
 
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
-    _help_width()
+    args = sys.argv[1:] if argv is None else argv
+    if not args or any(a in ("--help", "-h") for a in args):  # rich's help module costs 0.1 s: only for help
+        _help_width()
     restore = lifetime.install_signal_handlers()
     lifetime.received = None
     try:

@@ -199,7 +199,7 @@ class StageContext:
             return slurm_host_facts(self, hosts)
         missing = [h for h in dict.fromkeys(hosts) if h.label not in self._facts]
         if missing:
-            for host, path, facts in self._unchanged(missing):
+            for host, path, facts in self.unchanged_hosts(missing):
                 self._keep_facts(host, path, facts)
             missing = [h for h in missing if h.label not in self._facts]
         if missing:
@@ -214,7 +214,7 @@ class StageContext:
         self._facts[host.label] = {"fingerprint": str(Path(path).relative_to(self.store.root)),
                                    **summarize_facts(facts)}
 
-    def _unchanged(self, hosts: list[HostSpec]) -> list[tuple[HostSpec, Path, dict[str, Any]]]:
+    def unchanged_hosts(self, hosts: list[HostSpec]) -> list[tuple[HostSpec, Path, dict[str, Any]]]:
         """Hosts whose stored fingerprint the probe confirms (local hosts probed without a process)."""
         from ..fingerprint import latest_fingerprint, local_probe, parse_probe, probe_script
 
