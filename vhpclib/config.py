@@ -178,6 +178,10 @@ def checkout_id() -> str:
     return hashlib.sha256(str(PROJECT_ROOT.resolve()).encode()).hexdigest()[:12]
 
 
+#: A guest's name becomes a host name, a QEMU name and a folder name (``vhpc vm up --name``).
+GUEST_NAME = r"^[a-z][a-z0-9-]{0,19}$"
+
+
 class VmSpec(_Strict):
     """A QEMU guest vHPC boots for this environment (``vhpc vm up``).
 
@@ -185,7 +189,7 @@ class VmSpec(_Strict):
     at run time against the inventory ``vhpc vm up`` wrote (``vhpclib.vm.provider``).
     """
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")
+    name: str = Field(pattern=GUEST_NAME)
     vcpus: int = Field(ge=1, le=64)
     memory_mib: int = Field(1536, ge=256)
     accel: Literal["auto", "kvm", "tcg"] = "auto"

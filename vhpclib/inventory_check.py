@@ -191,14 +191,14 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
         try:
             envs[name] = resolve_environment(inventory, name)
         except GuestNotRunning as exc:  # a declared guest that is not up: a row saying so, not an abort
-            spec = inventory.environment(name).vm
-            not_running.append(HostRow(name, f"guest {spec.name}" if spec else name, "compute", False,
-                                       reason=exc.message))
+            guest = inventory.environment(name).vm.name  # type: ignore[union-attr]
+            not_running.append(HostRow(name, f"guest {guest}", "compute", False, reason=exc.message))
     if any(env.launcher == "slurm" for env in envs.values()):  # vhpc-slurm: Slurm nodes answer through one srun step
         from .slurm.fingerprint import check_with_slurm
 
-        return check_with_slurm(inventory, envs, campaign, check_inventory, pool=pool, timeout=timeout,
-                                store_root=store_root)
+        report = check_with_slurm(inventory, envs, campaign, check_inventory, pool=pool, timeout=timeout,
+                                  store_root=store_root)
+        return CheckReport(report.campaign, report.rows + not_running)
     own_pool = pool is None
     pool = pool or ConnectionPool(inventory)
     try:

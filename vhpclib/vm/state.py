@@ -12,11 +12,12 @@ import re
 from pathlib import Path
 
 from .. import paths
+from ..config import GUEST_NAME
 from ..exceptions import VmInputError
 
 STATE_FILE = "state.json"
 STATE_SCHEMA = 1
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_NAME = re.compile(GUEST_NAME)
 
 
 def validate_name(name: str) -> str:
