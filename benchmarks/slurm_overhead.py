@@ -44,7 +44,7 @@ from vhpclib.fingerprint import facts_from_result, fingerprint_script
 from vhpclib.launchers.slurm import plan_job, submit_executor
 from vhpclib.params import MicrobenchParams
 from vhpclib.remote import executor_for, fan_out
-from vhpclib.slurm.fingerprint import fingerprint_nodes
+from vhpclib.slurm.node_fingerprints import fingerprint_nodes
 from vhpclib.slurm.jobs import check_submission, slurm_env
 from vhpclib.slurm.script import launch_env
 from vhpclib.stages.context import StageContext

@@ -446,7 +446,7 @@ def test_imb_pingpong_across_two_namespace_nodes_through_srun_pmi2(slurm_testbed
 @pytest.mark.ssh
 @pytest.mark.slurm
 def test_both_nodes_are_fingerprinted_by_one_srun_step(slurm_testbed: tb.TestbedInfo, tmp_path: Path) -> None:
-    from vhpclib.slurm.fingerprint import fingerprint_nodes
+    from vhpclib.slurm.node_fingerprints import fingerprint_nodes
 
     env, host = _slurm_submit_host(slurm_testbed)
     with host:

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from vhpclib.intervals import (coverage_text, interval_label, order_statistic_ci,  # noqa: E402,F401
+from vhpclib.median_coverage import (coverage_text, interval_label, order_statistic_ci,  # noqa: E402,F401
                                repetitions_for)
 from vhpclib.reference import load_reference, paper_label, paper_workload  # noqa: E402
 

@@ -431,7 +431,7 @@ def figures_cmd(campaign: Optional[str] = ReadCampaignOpt, progress: bool = Prog
     import time
 
     from . import campaigns
-    from .pipeline import run_pipeline
+    from .notebook_runner import run_pipeline
 
     t0 = time.perf_counter()
     name = campaigns.for_reading(_campaign_name(campaign))
@@ -454,7 +454,7 @@ def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = 
     import time
 
     from . import campaigns
-    from .pipeline import run_pipeline
+    from .notebook_runner import run_pipeline
 
     t0 = time.perf_counter()
     campaign = _campaign_name(campaign)
@@ -485,7 +485,7 @@ def notebook_cmd(name: str = typer.Argument(..., help="Notebook, by number (02) 
                                                            help="Another parameter as name=value (YAML value)."),
                  progress: bool = ProgressOpt) -> None:
     """Execute one notebook with papermill (its executed copy goes to notebooks/executed/)."""
-    from .pipeline import run_notebook
+    from .notebook_runner import run_notebook
 
     values = {"inventory": str(paths.project_path(inventory).resolve()) if inventory else None, "environment": env,
               "campaign": _campaign_name(campaign)}

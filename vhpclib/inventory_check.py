@@ -194,7 +194,7 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
             guest = inventory.environment(name).vm.name  # type: ignore[union-attr]
             not_running.append(HostRow(name, f"guest {guest}", "compute", False, reason=exc.message))
     if any(env.launcher == "slurm" for env in envs.values()):  # vhpc-slurm: Slurm nodes answer through one srun step
-        from .slurm.fingerprint import check_with_slurm
+        from .slurm.node_fingerprints import check_with_slurm
 
         report = check_with_slurm(inventory, envs, campaign, check_inventory, pool=pool, timeout=timeout,
                                   store_root=store_root)

@@ -126,7 +126,7 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
 
 def repetition_advice(repetitions: int, confidence: float = 0.95) -> str:
     """What ``repetitions`` runs per point buy: the interval's true coverage, and the n a 95 % interval needs."""
-    from ..intervals import interval_label, repetitions_for
+    from ..median_coverage import interval_label, repetitions_for
 
     need = repetitions_for(confidence)
     label = interval_label(repetitions, confidence)
