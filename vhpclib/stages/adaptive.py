@@ -44,7 +44,7 @@ from ..store import StoredRun, utc_stamp
 from ..workloads import Point, Workload, get_workload
 
 if TYPE_CHECKING:
-    from .loop import PointRunner
+    from .runner import PointRunner
 
 RECORD_FOLDER = "_stopping"  # "_" cannot start a run id, so this folder is never taken for a run
 PAPER_ITERATIONS = 1_000_000  # IMB iterations per size in the paper
