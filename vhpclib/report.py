@@ -355,7 +355,7 @@ def build_report(campaign: str | None = None, *, write: bool = True, static_expo
     from .figures.export import write_html, write_pending
     from .tables import build_tables
 
-    campaign = campaigns.for_reading(campaigns.check_name(campaign) if campaign else None)
+    campaign = campaigns.for_reading(campaign or None)  # a notebook parameter: checked here, once
     built = build_tables(campaign)
     data = CampaignData.of(campaign, built.tables)
     report = Report(campaign, data, CampaignFacts.scan(campaign), hardware=hardware_of(campaign),

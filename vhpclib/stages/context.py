@@ -14,7 +14,8 @@ from ..mpi import MpiRuntime, runtime_for
 from ..paths import project_path
 from ..record import MEASURED, EnvironmentSummary
 from ..remote import CommandResult, ConnectionPool, fan_out
-from ..store import RawStore, check_campaign
+from ..names import Campaign
+from ..store import RawStore
 from ..topology import TOPOLOGY_COMMAND, HostTopology, parse_lscpu
 
 
@@ -29,7 +30,7 @@ class StageContext:
 
     inventory: Inventory
     environment: str
-    campaign: str
+    campaign: Campaign
     store: RawStore = field(default_factory=RawStore)
     pool: ConnectionPool | None = None
     wait: bool = False
@@ -42,7 +43,7 @@ class StageContext:
     _guest_missing: GuestNotRunning | None = None
 
     def __post_init__(self) -> None:
-        check_campaign(self.campaign)
+        self.campaign = Campaign(self.campaign)  # a notebook's or a test's str: checked once, here
         self.env: Environment = self._resolved()
         if self.pool is None:
             self.pool = ConnectionPool(self.inventory)
@@ -90,7 +91,6 @@ class StageContext:
     @classmethod
     def open(cls, inventory: Inventory | str | Path, environment: str, campaign: str, *,
              store: RawStore | None = None, pool: ConnectionPool | None = None, wait: bool = False) -> "StageContext":
-        check_campaign(campaign)
         inv = inventory if isinstance(inventory, Inventory) else load_inventory(project_path(inventory))
         return cls(inv, environment, campaign, store or RawStore(), pool, wait)
 
