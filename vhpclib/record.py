@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .names import Stage
+
 SCHEMA_VERSION = 2
 
 Status = Literal["complete", "invalid", "skipped", "failed"]
@@ -199,7 +201,7 @@ def _v1_workload(data: dict[str, Any]) -> str | None:
         return "npb" if name in _V1_NPB_WORKLOADS else name
     if data.get("kind") == "npb-build":
         return "npb"
-    if data.get("stage") == "microbench":
+    if data.get("stage") == Stage.MICROBENCH:
         return "pingpong"
     what = str(data.get("what") or "")
     return "npb" if what.startswith("NPB") else None

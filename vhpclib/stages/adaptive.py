@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from .. import stats
 from ..fsutil import atomic_write
+from ..names import Stage
 from ..params import MicrobenchParams, StageParams
 from ..record import COMPLETE
 from ..store import StoredRun, utc_stamp
@@ -230,7 +231,7 @@ def build_groups(series: list[Series], stage: str, baseline: str) -> list[Group]
         for s in group.series:
             group.quantities += _quantities_of(s, stage)
         apps = [s for s in group.series if s.workload.table == "apps"]
-        if stage != "single-node" or not apps:
+        if stage != Stage.SINGLE_NODE or not apps:
             continue
         if len({s.environment for s in apps}) == 1 and len(apps) == 1:
             s = apps[0]
@@ -340,7 +341,7 @@ def _series(runners: dict[str, PointRunner], stage: str, params: StageParams, sc
         for workload, points in list(runner.points):
             for point in points:
                 point_params = runner.params
-                if stage == "microbench" and isinstance(point_params, MicrobenchParams) \
+                if stage == Stage.MICROBENCH and isinstance(point_params, MicrobenchParams) \
                         and workload.name == "pingpong" and point_params.iterations is None:
                     point, point_params = _dimension(runner, workload, point, point_params, schedule, two_level,
                                                       counts)

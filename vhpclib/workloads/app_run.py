@@ -12,10 +12,11 @@ from typing import Any
 
 from ..exceptions import InputError
 from ..mpi import LaunchSpec
+from ..names import APP_STAGES, Stage
 from .base import Point
 
-SINGLE_NODE, SCALING = "single-node", "scaling"
-APP_STAGES = (SINGLE_NODE, SCALING)
+SINGLE_NODE, SCALING = Stage.SINGLE_NODE, Stage.SCALING  # the enum's members, re-exported for the app workloads
+__all__ = ["APP_STAGES", "SINGLE_NODE", "SCALING", "AppRun", "powers_of_two"]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ParseError
 from ..launchers import Job
 from ..mpi import LaunchSpec, flavour
+from ..names import Stage
 from ..parsers import get_parser
 from ..record import PinCheck, PinRow
 from ..topology import HostTopology, Placement, Skip as PlacementSkip, choose_placement, parse_lscpu
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from ..stages.context import StageContext
     from ..store import StoredRun
 
-STAGE = "microbench"
+STAGE = Stage.MICROBENCH
 ROW_KEYS = ("benchmark", "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec", "t_avg_usec",
             "mbytes_per_sec", "msgs_per_sec")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ..names import Stage
 from ..parsers import get_parser
 from .base import Extracted, Point, Skip
 from .pingpong import ROW_KEYS, PingPong
@@ -37,7 +38,7 @@ class PingPongLevels(PingPong):
     name = "pingpong-levels"
     paper_name = "IMB PingPong"
     table = "microbench"
-    stages = ("microbench",)
+    stages = (Stage.MICROBENCH,)
 
     def display_name(self, point: object) -> str:
         return BENCHMARK
