@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ..exceptions import ConnectionLost, InputError, VhpcError, interruption_name
 from ..launchers import Job, get_launcher
 from ..params import StageParams
