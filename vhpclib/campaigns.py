@@ -199,7 +199,7 @@ def check_hosts(ctx: StageContext, *, allow_mixed: bool = False) -> HostCheck:
     is recorded as ``<campaign>/<env>/mixed/<UTC>.json`` and the report lists it.
     """
     from .fingerprint import facts_from_result, fingerprint_script
-    from .stages.context import summarize_facts
+    from .record import summarize_facts
 
     check = HostCheck(ctx.campaign, ctx.environment)
     before = earlier_hosts(ctx)

@@ -273,7 +273,7 @@ def slurm_host_facts(ctx: Any, hosts: list) -> dict[str, dict[str, Any]]:
     """
     from ..fingerprint import store_fingerprint
     from ..slurm.node_fingerprints import fingerprint_nodes
-    from ..stages.context import summarize_facts
+    from ..record import summarize_facts
 
     if getattr(ctx, _FACTS, None) is None:
         env = ctx.env

@@ -12,7 +12,7 @@ from ..config import Environment, HostSpec, Inventory, load_inventory
 from ..exceptions import GuestNotRunning, RemoteError
 from ..mpi import MpiRuntime, runtime_for
 from ..paths import project_path
-from ..record import MEASURED, EnvironmentSummary
+from ..record import MEASURED, EnvironmentSummary, summarize_facts
 from ..remote import CommandResult, ConnectionPool, fan_out
 from ..names import Campaign
 from ..store import RawStore
@@ -246,13 +246,3 @@ class StageContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:
-    """The host facts a run record carries inline (the full fingerprint is referenced)."""
-    keep = ("hostname", "kernel", "os", "topology", "virtualization", "mpi_version", "clocksource")
-    summary = {k: facts.get(k) for k in keep}
-    summary["cpu_model"] = (facts.get("cpu") or {}).get("model")
-    summary["rdma_devices"] = [d.get("name", d) if isinstance(d, dict) else d
-                               for d in (facts.get("rdma") or {}).get("devices", [])]
-    return summary
