@@ -11,6 +11,7 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from ..launchers import get_launcher
+from ..names import Stage
 from ..params import StageParams
 from .context import StageContext
 from .runner import PointRunner, StageResult, plan_points
@@ -18,7 +19,7 @@ from .runner import PointRunner, StageResult, plan_points
 __all__ = ["StageResult", "run_stage"]
 
 
-def run_stage(ctx: StageContext, stage: str, params: StageParams, *, progress: bool = True) -> StageResult:
+def run_stage(ctx: StageContext, stage: str | Stage, params: StageParams, *, progress: bool = True) -> StageResult:
     """Run (or reuse) every point of ``stage`` for the workloads ``params`` names, in one environment.
 
     Complete runs are reused (resume); ``params.rerun`` adds ``repetitions`` new runs after
@@ -26,6 +27,7 @@ def run_stage(ctx: StageContext, stage: str, params: StageParams, *, progress: b
     number of runs adapts to the intervals (``stages.adaptive``); with ``params.interleave``
     other environments are measured in the same call, runs alternating (``stages.interleave``).
     """
+    stage = Stage.parse(stage)  # a misspelt stage is one line (exit 2), before anything is planned
     get_launcher(ctx.env.launcher).check(ctx)  # vhpc-slurm: settings the scheduler refuses stop here (exit 2)
     if params.interleave:
         from .interleave import run_interleaved

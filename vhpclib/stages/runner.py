@@ -19,6 +19,7 @@ from typing import Any
 
 from ..exceptions import ConnectionLost, InputError, VhpcError, interruption_name
 from ..launchers import Job, get_launcher
+from ..names import Stage
 from ..params import StageParams
 from ..record import COMPLETE, FAILED, INVALID, Execution, RunRecord
 from ..store import RunWriter, StoredRun
@@ -31,7 +32,7 @@ from .context import StageContext
 class StageResult:
     """What one stage call did in one environment."""
 
-    stage: str
+    stage: Stage
     measured: int = 0
     reused: int = 0
     runs: list[StoredRun] = field(default_factory=list)
@@ -77,7 +78,7 @@ class PointRunner:
     resume, per-workload preparation (once) and failure isolation behave the same everywhere.
     """
 
-    def __init__(self, ctx: StageContext, stage: str, params: StageParams, result: StageResult,
+    def __init__(self, ctx: StageContext, stage: Stage, params: StageParams, result: StageResult,
                  points: list[tuple[Workload, list[Point]]]) -> None:
         self.ctx, self.stage, self.params, self.result, self.points = ctx, stage, params, result, points
         self.prepared: dict[str, Any] = {}
@@ -119,7 +120,7 @@ class PointRunner:
         return run
 
 
-def plan_points(ctx: StageContext, stage: str, params: StageParams,
+def plan_points(ctx: StageContext, stage: Stage, params: StageParams,
           result: StageResult) -> list[tuple[Workload, list[Point]]]:
     """Points per workload; skips (the environment cannot provide them) are stored with their reason."""
     out: list[tuple[Workload, list[Point]]] = []
@@ -141,7 +142,7 @@ def plan_points(ctx: StageContext, stage: str, params: StageParams,
     return out
 
 
-def record_skip(ctx: StageContext, stage: str, skip: Skip) -> None:
+def record_skip(ctx: StageContext, stage: Stage, skip: Skip) -> None:
     """Store a skip once per campaign, so reports show why something is missing instead of hiding it."""
     ctx.store.record_skip(RunRecord(
         run_id=skip.run_id, campaign=ctx.campaign, environment=ctx.environment, stage=stage,
@@ -156,7 +157,7 @@ TIMEOUT_FLOOR_S = 60.0
 FIRST_RUN_TIMEOUT_S = 1800.0
 
 
-def run_timeout(ctx: StageContext, stage: str, point: Point, job: Job) -> float:
+def run_timeout(ctx: StageContext, stage: Stage, point: Point, job: Job) -> float:
     """Seconds the run may take: the stage's ``--timeout``, else the inventory's ``timeout_s``, else derived
     from the durations of the point's stored runs (``TIMEOUT_FACTOR`` x the slowest, ``TIMEOUT_FLOOR_S`` at
     least), else ``FIRST_RUN_TIMEOUT_S`` (a dead host is noticed on its own within ~30 s in any case)."""
@@ -170,7 +171,7 @@ def run_timeout(ctx: StageContext, stage: str, point: Point, job: Job) -> float:
     return FIRST_RUN_TIMEOUT_S
 
 
-def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, repetition: int, job: Job,
+def measure(ctx: StageContext, stage: Stage, workload: Workload, point: Point, repetition: int, job: Job,
             facts: dict[str, dict[str, Any]]) -> StoredRun:
     """Launch one repetition and store it: complete, invalid (kept with its reasons) or failed (kept aside).
 
@@ -261,7 +262,7 @@ def judge(workload: Workload, run: RunWriter) -> None:
         run.invalidate(contention_reasons(busy.busy, busy.host))
 
 
-def stage_points(ctx: StageContext, stage: str, params: StageParams) -> Iterable[tuple[str, Point]]:
+def stage_points(ctx: StageContext, stage: Stage, params: StageParams) -> Iterable[tuple[str, Point]]:
     """The points a stage would measure (without storing skips): for planning tools and tests."""
     for name in params.workloads:
         for item in get_workload(name).plan(stage, ctx, params):
