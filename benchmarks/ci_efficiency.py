@@ -30,7 +30,7 @@ from vhpclib.params import AppParams, MicrobenchParams
 from vhpclib.paths import DEFAULT_INVENTORY
 from vhpclib.stages.adaptive import PAPER_ITERATIONS, stage_records
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.tables import build_tables
 

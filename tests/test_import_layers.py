@@ -90,7 +90,7 @@ def test_no_import_cycle_outside_the_ones_issue_20s_other_parts_remove(graph):
 def test_the_stage_drivers_and_the_cli_are_out_of_every_cycle(graph):
     in_cycles = set().union(*import_cycles(graph))
     for module in ("vhpclib.stages.loop", "vhpclib.stages.adaptive", "vhpclib.stages.interleave",
-                   "vhpclib.stages.runner", "vhpclib.stages.context", "vhpclib.stages.recovery", "vhpclib.cli",
+                   "vhpclib.stages.driver", "vhpclib.stages.context", "vhpclib.stages.recovery", "vhpclib.cli",
                    "vhpclib.notebook_runner", "vhpclib.executor", "vhpclib.names", "vhpclib.registry"):
         assert module not in in_cycles
 

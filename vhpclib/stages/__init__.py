@@ -1,4 +1,4 @@
-"""The study's stages, each one generic loop (``loop.run_stage``) over the workloads it names.
+"""The study's stages, each one generic loop (``loop``, driven by ``driver.run_stage``) over the workloads it names.
 
 ``run`` is what the CLI and the notebooks call: measure (or reuse) in one
 environment, rebuild the campaign's tables, then the stage's own figures.
@@ -20,7 +20,8 @@ from ..names import Campaign, Stage  # noqa: E402
 from ..params import AppParams, MicrobenchParams, StageParams  # noqa: E402
 from ..registry import Registry  # noqa: E402
 from .context import StageContext  # noqa: E402
-from .loop import StageResult, run_stage  # noqa: E402
+from .driver import run_stage  # noqa: E402
+from .loop import StageResult  # noqa: E402
 
 # The notebooks' spelling (``stages.SINGLE_NODE``): the members of the one enum, not another definition.
 MICROBENCH, SINGLE_NODE, SCALING = Stage.MICROBENCH, Stage.SINGLE_NODE, Stage.SCALING

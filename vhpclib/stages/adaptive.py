@@ -38,14 +38,13 @@ from tqdm.auto import tqdm
 
 from .. import stats
 from ..fsutil import atomic_write
-from ..names import Stage
 from ..params import MicrobenchParams, StageParams
 from ..record import COMPLETE
 from ..store import StoredRun, utc_stamp
 from ..workloads import Point, Workload, get_workload
 
 if TYPE_CHECKING:
-    from .runner import PointRunner
+    from .loop import PointRunner
 
 RECORD_FOLDER = "_stopping"  # "_" cannot start a run id, so this folder is never taken for a run
 PAPER_ITERATIONS = 1_000_000  # IMB iterations per size in the paper
@@ -231,7 +230,7 @@ def build_groups(series: list[Series], stage: str, baseline: str) -> list[Group]
         for s in group.series:
             group.quantities += _quantities_of(s, stage)
         apps = [s for s in group.series if s.workload.table == "apps"]
-        if stage != Stage.SINGLE_NODE or not apps:
+        if stage != "single-node" or not apps:
             continue
         if len({s.environment for s in apps}) == 1 and len(apps) == 1:
             s = apps[0]
@@ -341,7 +340,7 @@ def _series(runners: dict[str, PointRunner], stage: str, params: StageParams, sc
         for workload, points in list(runner.points):
             for point in points:
                 point_params = runner.params
-                if stage == Stage.MICROBENCH and isinstance(point_params, MicrobenchParams) \
+                if stage == "microbench" and isinstance(point_params, MicrobenchParams) \
                         and workload.name == "pingpong" and point_params.iterations is None:
                     point, point_params = _dimension(runner, workload, point, point_params, schedule, two_level,
                                                       counts)

@@ -25,7 +25,7 @@ from ..names import Stage
 from ..params import StageParams
 from .adaptive import Group, Series, build_groups, run_adaptive
 from .context import StageContext
-from .runner import PointRunner, StageResult, plan_points
+from .loop import PointRunner, StageResult, _plan
 
 
 def abba_order(groups: list[Group], first: int, last: int, rng: np.random.Generator) -> list[tuple[Series, int]]:
@@ -63,7 +63,7 @@ def run_interleaved(ctx: StageContext, stage: Stage, params: StageParams, *, pro
         for name in environments[1:]:
             contexts[name] = stack.enter_context(StageContext(ctx.inventory, name, ctx.campaign, store=ctx.store))
         results = {name: StageResult(stage, findings=c.topology_findings()) for name, c in contexts.items()}
-        runners = {name: PointRunner(c, stage, one, results[name], plan_points(c, stage, one, results[name]))
+        runners = {name: PointRunner(c, stage, one, results[name], _plan(c, stage, one, results[name]))
                    for name, c in contexts.items()}
         order_info = {"interleave": {"seed": seed, "environments": environments, "order": "ABBA blocks"}}
         if one.adaptive:

@@ -15,7 +15,7 @@ from ..names import Stage
 from ..parsers import get_parser
 from ..params import MicrobenchParams
 from ..stages.context import StageContext
-from ..stages.loop import run_stage
+from ..stages.driver import run_stage
 from ..store import RawStore
 from .inventory import ENVIRONMENT
 from .lifecycle import info, shape
