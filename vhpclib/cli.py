@@ -17,7 +17,7 @@ import typer
 
 from . import paths
 from .exceptions import InputError, VhpcError
-from .names import Campaign, Stage
+from .names import Campaign
 from .vm.cli import vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -180,7 +180,7 @@ def _finite(name: str, value: float | None) -> float | None:
     return value
 
 
-def _run_stage(stage: Stage, inventory: Path, env: str, campaign: Optional[str], params, *, wait: bool,
+def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], params, *, wait: bool,
                progress: bool, figures: bool, allow_mixed: bool, allow_committed: bool) -> None:
     """Measure into the campaign (a new one when none is named); its writer lock is taken before the first run."""
     from . import stages
@@ -194,7 +194,7 @@ def _campaign_name(name: Optional[str]) -> Optional[Campaign]:
     return Campaign.optional(name)
 
 
-@run_app.command(Stage.MICROBENCH)
+@run_app.command("microbench")
 def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                        msglog: str = typer.Option("0:22", help="Message sizes 2^lo..2^hi bytes, as lo:hi."),
                        iterations: Optional[int] = typer.Option(None, min=1, max=2**31 - 1,
@@ -216,11 +216,11 @@ def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campai
                                     placements=tuple(placement) if placement else None, rerun=rerun,
                                     timeout_s=_finite("timeout", timeout),
                                     **_adaptive(ci_target, max_runs, budget, interleave))
-    _run_stage(Stage.MICROBENCH, inventory, env, campaign, params, wait=wait, progress=progress, figures=figures,
+    _run_stage("microbench", inventory, env, campaign, params, wait=wait, progress=progress, figures=figures,
                allow_mixed=allow_mixed, allow_committed=allow_committed)
 
 
-def _app_stage(stage: Stage, inventory: Path, env: str, campaign: Optional[str], workload: Optional[list[str]],
+def _app_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], workload: Optional[list[str]],
                preset: str, npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
                timeout: Optional[float], figures: bool, progress: bool, adaptive: dict[str, Any],
                allow_mixed: bool, allow_committed: bool, wait: bool) -> None:
@@ -238,7 +238,7 @@ PresetOpt = typer.Option("small", help="blockss problem preset (vhpc-blockss pre
 ClassOpt = typer.Option("C", "--class", help="NPB-MZ class.")
 
 
-@run_app.command(Stage.SINGLE_NODE)
+@run_app.command("single-node")
 def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt,
                         campaign: Optional[str] = MeasureCampaignOpt,
                         workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt,
@@ -249,12 +249,12 @@ def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt,
                         interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
                         allow_committed: bool = AllowCommittedOpt, wait: bool = WaitOpt) -> None:
     """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
-    _app_stage(Stage.SINGLE_NODE, inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
+    _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
                timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
                allow_committed, wait)
 
 
-@run_app.command(Stage.SCALING)
+@run_app.command("scaling")
 def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
                     workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
                     processes: Optional[list[int]] = typer.Option(None, "--processes", "-p", min=1, max=1_000_000,
@@ -266,7 +266,7 @@ def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign:
                     interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
                     allow_committed: bool = AllowCommittedOpt, wait: bool = WaitOpt) -> None:
     """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
-    _app_stage(Stage.SCALING, inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
+    _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
                timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
                allow_committed, wait)
 

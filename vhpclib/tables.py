@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .exceptions import ParseError, StoreError
 from .fsutil import atomic_write
-from .names import Campaign, Stage
+from .names import Campaign
 from .record import COMPLETE, MEASURED, SKIPPED
 from .store import RawStore, StoredRun
 from .workloads import Workload, workload_of
@@ -72,8 +72,8 @@ def _apps_identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> d
 
 
 TABLES: dict[str, TableSpec] = {
-    "microbench": TableSpec("microbench", MICROBENCH_COLUMNS, _microbench_identity, (Stage.MICROBENCH,)),
-    "apps": TableSpec("apps", APPS_COLUMNS, _apps_identity, (Stage.SINGLE_NODE, Stage.SCALING)),
+    "microbench": TableSpec("microbench", MICROBENCH_COLUMNS, _microbench_identity, ("microbench",)),
+    "apps": TableSpec("apps", APPS_COLUMNS, _apps_identity, ("single-node", "scaling")),
 }
 
 

@@ -15,7 +15,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import analysis
-from ..names import Stage
 from ..tables import read_table_or_empty
 from . import paper
 from .style import display_label
@@ -71,14 +70,14 @@ class CampaignData:
 
     def single_node_environments(self) -> list[str]:
         apps = self.table("apps")
-        return sorted(set(apps.loc[apps["stage"] == Stage.SINGLE_NODE, "environment"])) if len(apps) else []
+        return sorted(set(apps.loc[apps["stage"] == "single-node", "environment"])) if len(apps) else []
 
     def overhead(self) -> pd.DataFrame:
         """Table 3: overhead vs the baseline; with one environment, the A/A check (its runs split in two)."""
         apps = self.table("apps")
         if len(self.single_node_environments()) == 1:
-            return analysis.aa_check(apps, self.single_node_environments()[0], stage=Stage.SINGLE_NODE)
-        return analysis.overhead_table(apps, self.baseline, stage=Stage.SINGLE_NODE)
+            return analysis.aa_check(apps, self.single_node_environments()[0], stage="single-node")
+        return analysis.overhead_table(apps, self.baseline, stage="single-node")
 
     def apps_of(self, workloads: Iterable[str], stage: str) -> pd.DataFrame:
         apps = self.table("apps")
@@ -104,11 +103,11 @@ def _single(data: CampaignData) -> bool:
 
 
 def _npb(data: CampaignData) -> pd.DataFrame:
-    return data.apps_of(NPB_PAPER_WORKLOADS, Stage.SCALING)
+    return data.apps_of(NPB_PAPER_WORKLOADS, "scaling")
 
 
 def _blockss(data: CampaignData) -> pd.DataFrame:
-    return data.apps_of(["blockss"], Stage.SCALING)
+    return data.apps_of(["blockss"], "scaling")
 
 
 ARTIFACTS: dict[str, Artifact] = {}
@@ -128,18 +127,18 @@ def build_artifacts(campaign: str, *, stage: str | None = None, only_with_data: 
 
 
 for _artifact in (
-    Artifact("table2_latency", Stage.MICROBENCH,
+    Artifact("table2_latency", "microbench",
              lambda d: paper.table2_figure(analysis.latency_table(d.table("microbench"))), _micro),
-    Artifact("figure2_throughput", Stage.MICROBENCH,
+    Artifact("figure2_throughput", "microbench",
              lambda d: paper.figure2_throughput(analysis.throughput_curves(d.table("microbench"))), _micro),
-    Artifact("table3_single_node", Stage.SINGLE_NODE, lambda d: paper.table3_figure(d.overhead()), _single),
-    Artifact("figure3_npb", Stage.SCALING,
-             lambda d: paper.figure3_npb(analysis.efficiency_table(_npb(d), stage=Stage.SCALING),
-                                         analysis.performance_table(_npb(d), stage=Stage.SCALING)),
+    Artifact("table3_single_node", "single-node", lambda d: paper.table3_figure(d.overhead()), _single),
+    Artifact("figure3_npb", "scaling",
+             lambda d: paper.figure3_npb(analysis.efficiency_table(_npb(d), stage="scaling"),
+                                         analysis.performance_table(_npb(d), stage="scaling")),
              lambda d: len(_npb(d)) > 0),
-    Artifact("figure4_blockss", Stage.SCALING,
-             lambda d: paper.figure4_blockss(analysis.efficiency_table(_blockss(d), stage=Stage.SCALING),
-                                             analysis.ideal_curve(_blockss(d), stage=Stage.SCALING)),
+    Artifact("figure4_blockss", "scaling",
+             lambda d: paper.figure4_blockss(analysis.efficiency_table(_blockss(d), stage="scaling"),
+                                             analysis.ideal_curve(_blockss(d), stage="scaling")),
              lambda d: len(_blockss(d)) > 0),
     Artifact("section23_io", None, lambda d: paper.section23_io()),
 ):
@@ -149,8 +148,8 @@ for _artifact in (
 from .distributions import latency_distribution, wall_time_distribution  # noqa: E402
 
 for _artifact in (
-    Artifact("distribution_latency", Stage.MICROBENCH, lambda d: latency_distribution(d.table("microbench")), _micro),
-    Artifact("distribution_single_node", Stage.SINGLE_NODE,
-             lambda d: wall_time_distribution(d.table("apps"), Stage.SINGLE_NODE), _single),
+    Artifact("distribution_latency", "microbench", lambda d: latency_distribution(d.table("microbench")), _micro),
+    Artifact("distribution_single_node", "single-node",
+             lambda d: wall_time_distribution(d.table("apps"), "single-node"), _single),
 ):
     register_artifact(_artifact)
