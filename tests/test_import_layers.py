@@ -107,12 +107,12 @@ def test_the_import_contract_is_kept_and_can_break(tmp_path):
     lint = Path(sys.executable).with_name("lint-imports")
     ok = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    config = (ROOT / "pyproject.toml").read_text()
-    # The same contracts with the store placed above the stages: the stages' imports of the store now break them.
-    broken = config.replace('    "stages",\n', '    "store",\n    "stages",\n', 1).replace(
-        '    "store : record : analysis', '    "record : analysis', 1)
-    assert broken != config
-    (tmp_path / "pyproject.toml").write_text(broken)
-    bad = subprocess.run([str(lint), "--no-cache", "--config", str(tmp_path / "pyproject.toml")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 1 and "BROKEN" in bad.stdout, bad.stdout + bad.stderr
+    # A contract putting the store above the stages: the stages' real imports of the store must break it.
+    inverted = tmp_path / "inverted.toml"
+    inverted.write_text('[tool.importlinter]\nroot_package = "vhpclib"\n\n[[tool.importlinter.contracts]]\n'
+                        'name = "store above stages"\ntype = "layers"\ncontainers = ["vhpclib"]\n'
+                        'layers = ["store", "stages"]\n')
+    bad = subprocess.run([str(lint), "--no-cache", str(inverted)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 1 and "store above stages BROKEN" in bad.stdout, bad.stdout + bad.stderr
+    assert "vhpclib.stages" in bad.stdout and "is not allowed to import vhpclib.store" in bad.stdout
