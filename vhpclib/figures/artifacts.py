@@ -18,6 +18,7 @@ from .. import analysis
 from ..tables import read_table_or_empty
 from . import paper
 from .style import display_label
+from ..names import Stage  # after the others: the schemas branch adds an import above
 
 NPB_PAPER_WORKLOADS = ("SP-MZ", "BT-MZ")
 
@@ -70,14 +71,14 @@ class CampaignData:
 
     def single_node_environments(self) -> list[str]:
         apps = self.table("apps")
-        return sorted(set(apps.loc[apps["stage"] == "single-node", "environment"])) if len(apps) else []
+        return sorted(set(apps.loc[apps["stage"] == Stage.SINGLE_NODE, "environment"])) if len(apps) else []
 
     def overhead(self) -> pd.DataFrame:
         """Table 3: overhead vs the baseline; with one environment, the A/A check (its runs split in two)."""
         apps = self.table("apps")
         if len(self.single_node_environments()) == 1:
-            return analysis.aa_check(apps, self.single_node_environments()[0], stage="single-node")
-        return analysis.overhead_table(apps, self.baseline, stage="single-node")
+            return analysis.aa_check(apps, self.single_node_environments()[0], stage=Stage.SINGLE_NODE)
+        return analysis.overhead_table(apps, self.baseline, stage=Stage.SINGLE_NODE)
 
     def apps_of(self, workloads: Iterable[str], stage: str) -> pd.DataFrame:
         apps = self.table("apps")
@@ -103,11 +104,11 @@ def _single(data: CampaignData) -> bool:
 
 
 def _npb(data: CampaignData) -> pd.DataFrame:
-    return data.apps_of(NPB_PAPER_WORKLOADS, "scaling")
+    return data.apps_of(NPB_PAPER_WORKLOADS, Stage.SCALING)
 
 
 def _blockss(data: CampaignData) -> pd.DataFrame:
-    return data.apps_of(["blockss"], "scaling")
+    return data.apps_of(["blockss"], Stage.SCALING)
 
 
 ARTIFACTS: dict[str, Artifact] = {}
