@@ -103,10 +103,7 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
     from .exceptions import ParseError
     from .parsers import get_parser
 
-    try:
-        parser = get_parser(kind)
-    except KeyError as exc:
-        raise InputError(str(exc.args[0]), key="KIND") from None
+    parser = get_parser(kind)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(parser.COLUMNS)
     failed = False
