@@ -64,7 +64,7 @@ class Ring(Workload):
     stages = ("microbench",)
 
     def plan(self, stage, ctx, params):
-        return [Point(self.name, f"ring-{params.tag()}", {"placement": "intra-socket"})]
+        return [Point(self.name, "ring", {"placement": "intra-socket"})]
 
     def job(self, ctx, point, repetition, prepared, params):
         code = "print('ring 0 1.5'); print('ring 8 1.75')"

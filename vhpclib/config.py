@@ -191,7 +191,7 @@ def _rebuild_benchmarks() -> None:
         Inventory.model_rebuild(force=True)
 
 
-def _load_workloads() -> None:
+def load_workloads() -> None:
     """Register the built-in workloads (and their sections) before an inventory is validated."""
     import importlib
 
@@ -590,7 +590,7 @@ def _problems(errors: list[dict], lines: dict[tuple, int], source: str) -> list[
 def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
     """Validate inventory YAML text; errors name the file, line and key (all of them, see ``problems``)."""
     source = Path(source)
-    _load_workloads()
+    load_workloads()
     data, lines = _load_yaml(text, str(source))
     if not isinstance(data, dict):
         raise InventoryError("an inventory must be a mapping with 'environments'", file=str(source), line=1)

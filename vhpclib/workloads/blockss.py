@@ -40,8 +40,9 @@ class BlockssParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    blockss_preset: str = Field("small", description="blockss problem preset (vhpc-blockss presets: tiny, small, "
-                                                     "medium, large, quadratic-*).")
+    blockss_preset: str = Field("small", json_schema_extra={"cli": "--preset"},
+                                description="blockss problem preset (vhpc-blockss presets: tiny, small, medium, "
+                                            "large, quadratic-*).")
 
     @field_validator("blockss_preset")
     @classmethod

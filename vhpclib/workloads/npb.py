@@ -63,7 +63,8 @@ class NpbParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    npb_class: str = Field(PAPER_CLASS, description="NPB-MZ class (the paper: C).")
+    npb_class: str = Field(PAPER_CLASS, description="NPB-MZ class (the paper: C).",
+                           json_schema_extra={"cli": "--class"})
 
     @field_validator("npb_class")
     @classmethod

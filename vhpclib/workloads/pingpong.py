@@ -43,11 +43,12 @@ class PingPongParams(BaseModel):
     msglog: tuple[int, int] = Field((0, 22), description="Message sizes 2^lo..2^hi bytes, as lo:hi.")
     iterations: int | None = Field(None, ge=1, le=2**31 - 1,
                                    description="IMB -iter: repetitions per size (IMB's own policy when unset).")
-    time_limit_s: float | None = Field(None, gt=0, allow_inf_nan=False,
+    time_limit_s: float | None = Field(None, gt=0, allow_inf_nan=False, json_schema_extra={"cli": "--time-limit"},
                                        description="IMB -time: seconds per size before IMB cuts repetitions.")
     mem_gb: float | None = Field(None, gt=0, allow_inf_nan=False,
                                  description="IMB -mem: GB per process, needed for sizes above 2^30 / 2.")
-    placements: tuple[str, ...] = Field(PLACEMENTS, description="Only these placements.")
+    placements: tuple[str, ...] = Field(PLACEMENTS, description="Only these placements.",
+                                        json_schema_extra={"cli": "--placement"})
 
     @field_validator("msglog", mode="before")
     @classmethod
