@@ -587,6 +587,9 @@ def _run(argv: list[str] | None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     try:
+        from .plugins import load_plugins
+
+        load_plugins()  # workloads, tables and artifacts from outside vhpclib (VHPC_PLUGINS, entry points)
         if not args or args[0] == "run" or "--help" in args:  # the workloads' import only where their options show
             register_stage_commands()
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)

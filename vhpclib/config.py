@@ -192,11 +192,13 @@ def _rebuild_benchmarks() -> None:
 
 
 def load_workloads() -> None:
-    """Register the built-in workloads (and their sections) before an inventory is validated."""
+    """Register the built-in workloads and the plugins' (``vhpclib.plugins``), with their sections, before an
+    inventory is validated."""
     import importlib
 
     if WORKLOAD_PLUGINS not in sys.modules:
         importlib.import_module(WORKLOAD_PLUGINS)
+    importlib.import_module("vhpclib.plugins").load_plugins()
 
 
 #: What an environment runs on. "none" is bare metal; "unknown" makes no claim `inventory check` could test.

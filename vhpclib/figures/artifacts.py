@@ -200,3 +200,8 @@ for _artifact in (
              caption="Every run's time per environment and workload on one node, beside its interval."),
 ):
     register_artifact(_artifact)
+
+# Artifacts of plugins (VHPC_PLUGINS or entry points): registered once the built-in ones are.
+from ..plugins import load_plugins  # noqa: E402
+
+load_plugins()
