@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vhpclib.exceptions import ParseError
-from vhpclib.parsers import ParseResult, ParseWarning, register_parser
+from vhpclib.parsers.base import ParseResult, ParseWarning, register_parser
 
 COLUMNS = ["file", "app", "version", "problem", "kind", "method", "n", "nnz", "nprocs", "threads",
            "point_workers", "solver", "N", "L", "M", "center_re", "center_im", "radius", "tol",

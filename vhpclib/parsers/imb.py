@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vhpclib.exceptions import ParseError
-from vhpclib.parsers import ParseResult, ParseWarning, register_parser
+from vhpclib.parsers.base import ParseResult, ParseWarning, register_parser
 
 COLUMNS = ["file", "benchmark", "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec",
            "t_avg_usec", "mbytes_per_sec", "msgs_per_sec", "run_index", "line", "imb_version"]

@@ -12,7 +12,7 @@ import re
 import sys
 
 from ..exceptions import ParseError
-from . import ParseResult, register_parser
+from .base import ParseResult, register_parser
 from .npb import COLUMNS, read_compile_options
 
 _BANNER = re.compile(r"^\s*vHPC MZ-DEMO: multi-zone heat solver")

@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 from vhpclib.exceptions import ParseError
-from vhpclib.parsers import ParseResult, ParseWarning, register_parser
+from vhpclib.parsers.base import ParseResult, ParseWarning, register_parser
 
 #: "Compile options" label -> column (F77 in NPB3.3-MZ and FC in 3.4 are both the Fortran compiler).
 COMPILE_OPTION_COLUMNS = {"F77": "fc", "FC": "fc", "FLINK": "flink", "F_LIB": "f_lib", "F_INC": "f_inc",

@@ -159,7 +159,7 @@ class PingPong(Workload):
         """Without ``iterations``: measure the two levels at this placement and choose IMB's iterations per run."""
         if self.settings(params).iterations is not None:
             return point, params, None
-        from .pingpong_levels import dimension
+        from .pingpong_sizing import dimension
 
         return dimension(self, runner, point, params, schedule, counts)
 
