@@ -274,11 +274,17 @@ def _stage_command(stage: str) -> Any:
         given = {k: values.pop(k) for k in generated}
         given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
         processes = values.pop("processes", None)
-        params = stages.stage_def(stage).params.build(
-            workloads=tuple(values["workload"]) if values["workload"] else None,
-            repetitions=values["repetitions"], rerun=values["rerun"], timeout_s=_finite("timeout", values["timeout"]),
-            **({"processes": tuple(processes)} if processes else {}),
-            **_adaptive(values["ci_target"], values["max_runs"], values["budget"], values["interleave"]), **given)
+        try:
+            params = stages.stage_def(stage).params.build(
+                workloads=tuple(values["workload"]) if values["workload"] else None,
+                repetitions=values["repetitions"], rerun=values["rerun"],
+                timeout_s=_finite("timeout", values["timeout"]),
+                **({"processes": tuple(processes)} if processes else {}),
+                **_adaptive(values["ci_target"], values["max_runs"], values["budget"], values["interleave"]), **given)
+        except InputError as exc:  # a workload's parameter is named as the option the user typed
+            if exc.key in generated:
+                raise InputError(exc.message, key=generated[exc.key][1].param_decls[0]) from None
+            raise
         _run_stage(stage, values["inventory"], values["env"], values["campaign"], params, wait=values["wait"],
                    progress=values["progress"], figures=values["figures"], allow_mixed=values["allow_mixed"],
                    allow_committed=values["allow_committed"])
