@@ -23,7 +23,7 @@ from vhpclib import paths, stages
 from vhpclib.launchers import Job
 from vhpclib.mpi import LaunchSpec
 from vhpclib.params import AppParams, MicrobenchParams
-from vhpclib.workloads import Extracted, Point, Workload, register_workload, unregister_workload
+from vhpclib.workloads import Extracted, Point, Section, Workload, register_workload, unregister_workload
 from vhpclib.workloads.app_run import AppRun
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,3 +221,41 @@ def test_an_undeclared_column_fails_the_run_and_is_named_and_kept_by_the_tables(
     assert tables["apps"].columns[-2:] == ["gflops", "status"] and tables["apps"].rows[0]["gflops"] == 1.0
     with pytest.raises(Exception, match="gflops"):
         RowTable(["time_s"], [{"time_s": 1.0, "gflops": 1.0}]).frame()
+
+
+# ---------------------------------------------------------------- a workload's own inventory section
+
+class Sectioned(Spin):
+    """Spin with a ``benchmarks.spinner`` inventory section of its own."""
+
+    name = "sectioned"
+    section = Section("spinner", str | None, "Command that runs the spinner on the hosts.")
+
+
+INVENTORY_WITH = """environments:
+  local:
+    label: local
+    hosts: [{address: localhost}]
+    benchmarks: {spinner: /opt/spin/bin/spin}
+"""
+
+
+def test_a_workload_section_joins_the_inventory_schema_and_leaves_with_it():
+    from vhpclib import inventory_docs
+    from vhpclib.config import parse_inventory
+    from vhpclib.exceptions import InventoryError
+
+    with pytest.raises(InventoryError) as before:
+        parse_inventory(INVENTORY_WITH, "inv.yml")
+    assert str(before.value).startswith("inv.yml:5: environments.local.benchmarks.spinner: unknown key")
+    register_workload(Sectioned())
+    try:
+        inventory = parse_inventory(INVENTORY_WITH, "inv.yml")
+        assert inventory.environment("local").benchmarks.spinner == "/opt/spin/bin/spin"
+        assert inventory.environment("local").benchmarks.imb is None  # the built-in sections stay
+        keys = {row.key: row for row in inventory_docs.rows(type(inventory))}
+        assert keys["environments.<name>.benchmarks.spinner"].meaning == "Command that runs the spinner on the hosts."
+    finally:
+        unregister_workload("sectioned")
+    with pytest.raises(InventoryError, match="unknown key"):
+        parse_inventory(INVENTORY_WITH, "inv.yml")

@@ -36,13 +36,17 @@ if TYPE_CHECKING:
 
 SKIPPED_TABLE = FIXED.add("skipped", FixedTable("skipped", column_specs(
     ["campaign", "environment", "label", "stage", "placement", "reason"],
-    descriptions={"placement": "what was skipped (a placement, a point)", "reason": "why, in one line"}),
+    descriptions={"placement": "what was skipped (a placement, a point)", "reason": "why, in one line",
+                  "label": "the environment's label"}),
     "points an environment cannot provide, with the reason"), replace=True)
 ENVIRONMENTS_TABLE = FIXED.add("environments", FixedTable("environments", column_specs(
     ["campaign", "environment", "label", "vmm", "baseline", "vcpu_pinning", "launcher", "cpu_model", "sockets",
      "cores_per_socket", "virtualization", "kernel", "mpi_version", "first_utc", "last_utc", "runs"],
     units={"sockets": "sockets", "cores_per_socket": "cores", "runs": "runs"},
-    descriptions={"virtualization": "what the hosts detected from inside"}),
+    descriptions={"virtualization": "what the hosts detected from inside", "vmm": "the VMM the inventory names",
+                  "baseline": "overheads are relative to this environment", "first_utc": "first run's start",
+                  "last_utc": "last run's start", "runs": "runs measured", "launcher": "how jobs were started",
+                  "vcpu_pinning": "vCPU pinning policy as run"}),
     "each environment of the campaign: what it ran on, first and last run"), replace=True)
 
 

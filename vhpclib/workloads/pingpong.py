@@ -132,15 +132,25 @@ def _identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> dict[s
 #: The microbenchmark table (Table 2, Figure 2): one row per message size and run.
 MICROBENCH = register_table(TableSpec(
     "microbench",
-    (Column("campaign"), Column("environment"), Column("label", description="the environment's label"),
-     Column("placement", description="intra-socket, inter-socket or inter-node"), Column("run_id"),
-     Column("repetition"), Column("benchmark", description="IMB benchmark (PingPong; PingPong-blocks)"),
-     Column("nprocs", "processes"), Column("bytes", "B", "message size"),
-     Column("repetitions", "iterations", "iterations IMB ran at this size"),
-     Column("t_min_usec", "usec"), Column("t_max_usec", "usec"), Column("t_avg_usec", "usec", "one-way latency"),
-     Column("mbytes_per_sec", "MB/s", "10^6 bytes/s"), Column("msgs_per_sec", "1/s"),
-     Column("status", description="complete, or invalid with the run's reason")),
-    _identity, (STAGE,), (LATENCY,), "IMB PingPong per placement and message size"), replace=True)
+    (
+        Column("campaign", description="the campaign (folder under data/raw)"),
+        Column("environment", description="the inventory's environment"),
+        Column("label", description="the environment's label"),
+        Column("placement", description="intra-socket, inter-socket or inter-node"),
+        Column("run_id", description="the run's folder: <point>-r<repetition>"),
+        Column("repetition", description="1, 2, ... per point"),
+        Column("benchmark", description="IMB benchmark (PingPong; PingPong-blocks)"),
+        Column("nprocs", "processes", "MPI ranks"),
+        Column("bytes", "B", "message size"),
+        Column("repetitions", "iterations", "iterations IMB ran at this size"),
+        Column("t_min_usec", "usec", "fastest rank's time (IMB prints it for some benchmarks)"),
+        Column("t_max_usec", "usec", "slowest rank's time (IMB prints it for some benchmarks)"),
+        Column("t_avg_usec", "usec", "one-way latency"),
+        Column("mbytes_per_sec", "MB/s", "10^6 bytes/s"),
+        Column("msgs_per_sec", "1/s", "messages per second (IMB-P2P)"),
+    ),
+    _identity, (STAGE,), (LATENCY,), "IMB PingPong per placement and message size",
+    tail=(Column("status", description="complete, or invalid with the run's reason"),)), replace=True)
 
 
 class PingPong(Workload):
