@@ -446,7 +446,7 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
 def tables_cmd(campaign: Optional[str] = ReadCampaignOpt,
                reparse: bool = typer.Option(False, help="Extract every run again from its logs with the current "
                                                          "parsers (raw data is never written).")) -> None:
-    """Rebuild the tidy tables of a campaign from its raw runs (microbench, apps, skipped, environments)."""
+    """Rebuild the tidy tables of a campaign from its raw runs (every declared table: docs/tables.md)."""
     from .campaigns import for_reading
     from .tables import write_tables
 

@@ -40,7 +40,8 @@ class CampaignData:
     def table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:
             self._tables[name] = read_table_or_empty(self.campaign, name)
-            if name in ("microbench", "apps", "skipped") and len(self._tables[name]):
+            frame = self._tables[name]
+            if name != "environments" and len(frame) and {"label", "environment"} <= set(frame.columns):
                 self._tables[name] = self._relabel(self._tables[name])
         return self._tables[name]
 

@@ -112,7 +112,7 @@ class Workload(ABC):
     name: ClassVar[str]
     #: The name the paper uses for it (Bloss for blockss), for "paper vs measured".
     paper_name: ClassVar[str] = ""
-    #: Processed table its rows go to (``vhpclib.tables.TABLES``).
+    #: Processed table its rows go to (declared in ``vhpclib.schema.TABLES``; columns: docs/tables.md).
     table: ClassVar[str]
     #: Stages it takes part in.
     stages: ClassVar[tuple[str, ...]]
