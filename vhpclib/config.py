@@ -196,9 +196,11 @@ def load_workloads() -> None:
     inventory is validated."""
     import importlib
 
+    from .plugins import load_plugins
+
     if WORKLOAD_PLUGINS not in sys.modules:
         importlib.import_module(WORKLOAD_PLUGINS)
-    importlib.import_module("vhpclib.plugins").load_plugins()
+    load_plugins()
 
 
 #: What an environment runs on. "none" is bare metal; "unknown" makes no claim `inventory check` could test.
