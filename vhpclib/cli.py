@@ -17,7 +17,7 @@ import typer
 
 from . import paths
 from .exceptions import InputError, VhpcError
-from .names import Campaign
+from .names import Campaign, Stage
 from .vm.cli import vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -196,11 +196,11 @@ ProcessesOpt = typer.Option(None, "--processes", "-p", min=1, max=1_000_000,
                             help="Process counts (default: per node count).")
 
 #: The stage commands: name -> what it measures (the command's help) and its own options beyond the common ones.
-STAGE_COMMANDS = {
-    "microbench": ("IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2.", {}),
-    "single-node": ("Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check.", {}),
-    "scaling": ("Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve.",
-                {"processes": (Optional[list[int]], ProcessesOpt)}),
+STAGE_COMMANDS: dict[Stage, tuple[str, dict[str, tuple[Any, Any]]]] = {
+    Stage.MICROBENCH: ("IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2.", {}),
+    Stage.SINGLE_NODE: ("Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check.", {}),
+    Stage.SCALING: ("Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve.",
+                   {"processes": (Optional[list[int]], ProcessesOpt)}),
 }
 
 
@@ -259,7 +259,7 @@ def workload_options(stage: str) -> dict[str, tuple[Any, Any, list[str]]]:
     return out
 
 
-def _stage_command(stage: str) -> Any:
+def _stage_command(stage: Stage) -> Any:
     """``vhpc run <stage>``: the common options, the stage's, and every option its workloads' models declare."""
     import inspect
 
@@ -301,7 +301,7 @@ def register_stage_commands() -> None:
     """(Re)build ``vhpc run <stage>`` from the workloads registered now (a plugin's options included)."""
     run_app.registered_commands = [c for c in run_app.registered_commands if c.name not in STAGE_COMMANDS]
     for stage in STAGE_COMMANDS:
-        run_app.command(stage)(_stage_command(stage))
+        run_app.command(str(stage))(_stage_command(stage))
 
 
 # ------------------------------------------------------------------ inventory
