@@ -24,7 +24,7 @@ from vhpclib.mpi import LaunchSpec
 from vhpclib.params import AppParams, MicrobenchParams
 from vhpclib.stages.adaptive import RECORD_FOLDER, outcomes_table, stage_records
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.tables import build_tables
 from vhpclib.workloads import Extracted, Point, Workload, register_workload, unregister_workload

@@ -40,8 +40,9 @@ from collections.abc import Iterable, Mapping  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from vhpclib.intervals import (coverage_text, interval_label, order_statistic_ci,  # noqa: E402,F401
+from vhpclib.median_coverage import (coverage_text, interval_label, order_statistic_ci,  # noqa: E402,F401
                                repetitions_for)
+from vhpclib.names import Stage  # noqa: E402
 from vhpclib.reference import load_reference, paper_label, paper_workload  # noqa: E402
 
 PLACEMENTS: tuple[str, ...] = ("intra-socket", "inter-socket", "inter-node")
@@ -200,7 +201,7 @@ def _match_env(df: pd.DataFrame, name: str) -> pd.Series:
     return (df["environment"] == name) | (df["label"].astype(str).str.lower() == name.lower())
 
 
-def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = "single-node",
+def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = Stage.SINGLE_NODE,
                    confidence: float = 0.95) -> pd.DataFrame:
     """Table 3: wall time per workload x environment and overhead against ``baseline``.
 
@@ -246,7 +247,7 @@ def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = "singl
     return times.reset_index(drop=True)
 
 
-def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = "single-node",
+def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = Stage.SINGLE_NODE,
              confidence: float = 0.95) -> pd.DataFrame:
     """A/A check: an environment's repetitions split in two interleaved halves, compared like A/B.
 
@@ -278,7 +279,7 @@ def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = "single-n
 # ---------------------------------------------------------------- Figures 3 / 4
 
 def efficiency_table(apps: pd.DataFrame, base_nprocs: int | None = None,
-                     stage: str | None = "scaling", confidence: float = 0.95) -> pd.DataFrame:
+                     stage: str | None = Stage.SCALING, confidence: float = 0.95) -> pd.DataFrame:
     """Figures 3/4: parallel efficiency E(p) = T(p0)*p0 / (T(p)*p) from median times.
 
     p0 is ``base_nprocs`` or, per environment x workload, the smallest process
@@ -317,7 +318,7 @@ def efficiency_table(apps: pd.DataFrame, base_nprocs: int | None = None,
     return pd.concat(parts)[cols].reset_index(drop=True)
 
 
-def performance_table(apps: pd.DataFrame, stage: str | None = "scaling",
+def performance_table(apps: pd.DataFrame, stage: str | None = Stage.SCALING,
                       confidence: float = 0.95) -> pd.DataFrame:
     """Figure 3 (left): performance per environment x workload x processes.
 
@@ -338,7 +339,7 @@ def performance_table(apps: pd.DataFrame, stage: str | None = "scaling",
     return out
 
 
-def ideal_curve(apps: pd.DataFrame, workload: str = "blockss", stage: str | None = "scaling",
+def ideal_curve(apps: pd.DataFrame, workload: str = "blockss", stage: str | None = Stage.SCALING,
                 nprocs: Iterable[int] | None = None) -> pd.DataFrame:
     """Figure 4's "ideal" curve per environment from the base run's phase times.
 

@@ -17,6 +17,7 @@ import typer
 
 from . import paths
 from .exceptions import InputError, VhpcError
+from .names import Campaign, Stage
 from .vm.cli import vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -185,11 +186,9 @@ def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], p
                        allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait))
 
 
-def _campaign_name(name: Optional[str]) -> Optional[str]:
-    """Every campaign name the CLI is given goes through the one check (``store.check_campaign``)."""
-    from .store import check_campaign
-
-    return check_campaign(name) if name is not None else None
+def _campaign_name(name: Optional[str]) -> Optional[Campaign]:
+    """Every campaign name the CLI is given becomes a ``Campaign`` here, the edge (a bad one: exit 2)."""
+    return Campaign.optional(name)
 
 
 WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: the stage's).")
@@ -197,11 +196,11 @@ ProcessesOpt = typer.Option(None, "--processes", "-p", min=1, max=1_000_000,
                             help="Process counts (default: per node count).")
 
 #: The stage commands: name -> what it measures (the command's help) and its own options beyond the common ones.
-STAGE_COMMANDS = {
-    "microbench": ("IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2.", {}),
-    "single-node": ("Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check.", {}),
-    "scaling": ("Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve.",
-                {"processes": (Optional[list[int]], ProcessesOpt)}),
+STAGE_COMMANDS: dict[Stage, tuple[str, dict[str, tuple[Any, Any]]]] = {
+    Stage.MICROBENCH: ("IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2.", {}),
+    Stage.SINGLE_NODE: ("Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check.", {}),
+    Stage.SCALING: ("Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve.",
+                   {"processes": (Optional[list[int]], ProcessesOpt)}),
 }
 
 
@@ -260,7 +259,7 @@ def workload_options(stage: str) -> dict[str, tuple[Any, Any, list[str]]]:
     return out
 
 
-def _stage_command(stage: str) -> Any:
+def _stage_command(stage: Stage) -> Any:
     """``vhpc run <stage>``: the common options, the stage's, and every option its workloads' models declare."""
     import inspect
 
@@ -302,7 +301,7 @@ def register_stage_commands() -> None:
     """(Re)build ``vhpc run <stage>`` from the workloads registered now (a plugin's options included)."""
     run_app.registered_commands = [c for c in run_app.registered_commands if c.name not in STAGE_COMMANDS]
     for stage in STAGE_COMMANDS:
-        run_app.command(stage)(_stage_command(stage))
+        run_app.command(str(stage))(_stage_command(stage))
 
 
 # ------------------------------------------------------------------ inventory
@@ -464,7 +463,7 @@ def figures_cmd(campaign: Optional[str] = ReadCampaignOpt, progress: bool = Prog
     import time
 
     from . import campaigns
-    from .pipeline import run_pipeline
+    from .notebook_runner import run_pipeline
 
     t0 = time.perf_counter()
     name = campaigns.for_reading(_campaign_name(campaign))
@@ -487,7 +486,7 @@ def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = 
     import time
 
     from . import campaigns
-    from .pipeline import run_pipeline
+    from .notebook_runner import run_pipeline
 
     t0 = time.perf_counter()
     campaign = _campaign_name(campaign)
@@ -518,7 +517,7 @@ def notebook_cmd(name: str = typer.Argument(..., help="Notebook, by number (02) 
                                                            help="Another parameter as name=value (YAML value)."),
                  progress: bool = ProgressOpt) -> None:
     """Execute one notebook with papermill (its executed copy goes to notebooks/executed/)."""
-    from .pipeline import run_notebook
+    from .notebook_runner import run_notebook
 
     values = {"inventory": str(paths.project_path(inventory).resolve()) if inventory else None, "environment": env,
               "campaign": _campaign_name(campaign)}

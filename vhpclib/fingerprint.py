@@ -22,7 +22,7 @@ from . import paths
 from .exceptions import ParseError, RemoteError, StoreError
 from .mpi import MpiRuntime, version_command
 from .remote import CommandResult, Executor, with_env
-from .store import check_id
+from .names import Campaign, check_id
 from .topology import LSCPU_COMMAND, parse_lscpu
 
 SCHEMA_VERSION = 1
@@ -253,7 +253,7 @@ def _safe_host(host: str) -> str:
 
 def fingerprint_dir(campaign: str, environment: str, store_root: Path | None = None) -> Path:
     root = Path(store_root) if store_root else paths.RAW
-    return root / check_id("campaign", campaign) / check_id("environment", environment) / "fingerprint"
+    return root / Campaign(campaign) / check_id("environment", environment) / "fingerprint"
 
 
 def _write_new(target: Path, text: str) -> bool:

@@ -18,7 +18,7 @@ from .vm.provider import resolve_environment
 from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint, with_vcpu_placement
 from .mpi import runtime_for
 from .remote import ConnectionPool, Executor, HostOutcome, fan_out_each
-from .store import check_campaign
+from .names import Campaign
 
 #: What systemd-detect-virt (or lscpu's hypervisor vendor) reports for each inventory ``vmm``.
 _DETECTED = {"kvm": ("kvm",), "xen": ("xen",), "xen-hvm": ("xen",), "qemu": ("qemu", "kvm"), "qemu-tcg": ("qemu",),
@@ -183,8 +183,7 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     named, and nowhere otherwise (a check must not add files to somebody's campaign). Raises
     InventoryError for an unknown environment name; unreachable hosts are rows, not errors.
     """
-    if campaign is not None:
-        check_campaign(campaign)
+    campaign = Campaign.optional(campaign)
     names = list(environments) if environments else list(inventory.environments)
     envs, not_running = {}, []
     for name in names:
@@ -194,7 +193,7 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
             guest = inventory.environment(name).vm.name  # type: ignore[union-attr]
             not_running.append(HostRow(name, f"guest {guest}", "compute", False, reason=exc.message))
     if any(env.launcher == "slurm" for env in envs.values()):  # vhpc-slurm: Slurm nodes answer through one srun step
-        from .slurm.fingerprint import check_with_slurm
+        from .slurm.node_fingerprints import check_with_slurm
 
         report = check_with_slurm(inventory, envs, campaign, check_inventory, pool=pool, timeout=timeout,
                                   store_root=store_root)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .names import Stage
+
 SCHEMA_VERSION = 2
 
 Status = Literal["complete", "invalid", "skipped", "failed"]
@@ -199,7 +201,7 @@ def _v1_workload(data: dict[str, Any]) -> str | None:
         return "npb" if name in _V1_NPB_WORKLOADS else name
     if data.get("kind") == "npb-build":
         return "npb"
-    if data.get("stage") == "microbench":
+    if data.get("stage") == Stage.MICROBENCH:
         return "pingpong"
     what = str(data.get("what") or "")
     return "npb" if what.startswith("NPB") else None
@@ -264,3 +266,13 @@ def from_v1(data: dict[str, Any]) -> dict[str, Any]:
         "host_facts": data.get("host_facts") or {}, "topology": data.get("topology"), "lscpu": data.get("lscpu"),
         "extra": extra, "code": data.get("code"), "files": data.get("files") or [], "source_schema": 1,
     }
+
+
+def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """The host facts a run record carries inline (the full fingerprint is referenced)."""
+    keep = ("hostname", "kernel", "os", "topology", "virtualization", "mpi_version", "clocksource")
+    summary = {k: facts.get(k) for k in keep}
+    summary["cpu_model"] = (facts.get("cpu") or {}).get("model")
+    summary["rdma_devices"] = [d.get("name", d) if isinstance(d, dict) else d
+                               for d in (facts.get("rdma") or {}).get("devices", [])]
+    return summary

@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import paths
 from .config import Inventory
+from .names import Stage
 from .store import RawStore
 from .tables import write_table
 
@@ -181,7 +182,7 @@ class Report:
             for (label, placement), g in micro.groupby(["label", "placement"], sort=False):
                 sizes = sorted(g["bytes"].unique())
                 reps = sorted(g["repetitions"].dropna().astype(int).unique())
-                rows.append(dict(stage="microbench", environment=label, what=f"IMB PingPong, {placement}",
+                rows.append(dict(stage=Stage.MICROBENCH, environment=label, what=f"IMB PingPong, {placement}",
                                  problem=f"{_bytes(sizes[0])}–{_bytes(sizes[-1])} ({len(sizes)} sizes), "
                                          f"IMB repetitions per size {_span(reps)}",
                                  processes="2", n=str(g["run_id"].nunique())))
@@ -369,7 +370,7 @@ def build_report(campaign: str | None = None, *, write: bool = True, static_expo
     from .figures.export import write_html, write_pending
     from .tables import build_tables
 
-    campaign = campaigns.for_reading(campaigns.check_name(campaign) if campaign else None)
+    campaign = campaigns.for_reading(campaign or None)  # a notebook parameter: checked here, once
     built = build_tables(campaign)
     data = CampaignData.of(campaign, built.tables)
     report = Report(campaign, data, CampaignFacts.scan(campaign), hardware=hardware_of(campaign),
@@ -379,8 +380,8 @@ def build_report(campaign: str | None = None, *, write: bool = True, static_expo
     report.paper_vs_measured = analysis.paper_vs_measured(
         latency=analysis.latency_table(micro) if len(micro) else None,
         peaks=analysis.peak_throughput(micro) if len(micro) else None,
-        overhead=analysis.overhead_table(apps, data.baseline, stage="single-node") if len(apps) else None,
-        efficiency=analysis.efficiency_table(apps, stage="scaling") if len(apps) else None,
+        overhead=analysis.overhead_table(apps, data.baseline, stage=Stage.SINGLE_NODE) if len(apps) else None,
+        efficiency=analysis.efficiency_table(apps, stage=Stage.SCALING) if len(apps) else None,
         measured_hardware=report.hardware)
     if write:
         for name, frame in built.tables.items():
@@ -473,6 +474,6 @@ def cloud_comparison(campaign: str | None = None, cloud_environment: str | None 
         note = (f"No cloud environment measured in campaign {data.campaign} (environments: {have}): "
                 "showing the paper's cloud numbers only.")
         return CloudComparison(None, pd.DataFrame(), pd.DataFrame(), paper, note=note)
-    overhead = analysis.overhead_table(apps, data.baseline, stage="single-node")
-    efficiency = analysis.efficiency_table(apps, stage="scaling")
+    overhead = analysis.overhead_table(apps, data.baseline, stage=Stage.SINGLE_NODE)
+    efficiency = analysis.efficiency_table(apps, stage=Stage.SCALING)
     return CloudComparison(cloud, overhead, efficiency, paper)

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .exceptions import ParseError, StoreError
 from .fsutil import atomic_write
+from .names import Campaign
 from .record import MEASURED, SKIPPED
 from .schema import FIXED, TABLES, Column, FixedTable, Layout, column_specs, undeclared_columns
-from .store import RawStore, StoredRun, check_campaign
+from .store import RawStore, StoredRun
 from .workloads import WORKLOADS, Workload, workload_of
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool 
 def collect_tables(campaign: str, *, store: RawStore | None = None,
                    reparse: bool = False) -> tuple[dict[str, RowTable], list[str]]:
     """The campaign's tables as rows, and the warnings about runs left out (one pass over the runs)."""
-    check_campaign(campaign)
+    campaign = Campaign(campaign)
     store = store or RawStore()
     layouts = {name: layout(name) for name in TABLES.names()}
     rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in layouts}
@@ -235,7 +236,7 @@ def _note_environment(environments: dict[str, dict[str, Any]], run: StoredRun) -
 
 def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
     """Write a derived table atomically (a reader never sees half a file)."""
-    check_campaign(campaign)  # a campaign is one folder under data/processed, never a path out of it
+    campaign = Campaign(campaign)  # one folder under data/processed, never a path out of it (free for a Campaign)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     return atomic_write(paths.processed_dir(campaign) / f"{name}.csv", buffer.getvalue())

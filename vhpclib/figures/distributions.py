@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from .. import stats
 from ..analysis import PLACEMENTS
+from ..names import Stage
 from .style import NOT_MEASURED, TEMPLATE, env_colour
 
 WARMUP_MARKER = dict(symbol="x-thin-open", size=10, line=dict(width=2), color="#555")
@@ -32,7 +33,7 @@ def latency_distribution(micro: pd.DataFrame) -> go.Figure:
                    "PingPong 0-byte latency, every run")
 
 
-def wall_time_distribution(apps: pd.DataFrame, stage: str = "single-node") -> go.Figure:
+def wall_time_distribution(apps: pd.DataFrame, stage: str = Stage.SINGLE_NODE) -> go.Figure:
     """Wall time of every verified run of ``stage``, per workload point and environment."""
     ok = apps[(apps["stage"] == stage) & apps["verified"].astype("boolean").fillna(False).astype(bool)
               & apps["time_s"].notna()] if len(apps) else apps

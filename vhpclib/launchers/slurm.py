@@ -272,8 +272,8 @@ def slurm_host_facts(ctx: Any, hosts: list) -> dict[str, dict[str, Any]]:
     ``hosts`` says how many nodes a run uses: the first ``len(hosts)`` are returned.
     """
     from ..fingerprint import store_fingerprint
-    from ..slurm.fingerprint import fingerprint_nodes
-    from ..stages.context import summarize_facts
+    from ..slurm.node_fingerprints import fingerprint_nodes
+    from ..record import summarize_facts
 
     if getattr(ctx, _FACTS, None) is None:
         env = ctx.env

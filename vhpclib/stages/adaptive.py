@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .. import stats
 from ..fsutil import atomic_write
+from ..names import Stage
 from ..params import StageParams
 from ..record import COMPLETE
 from ..store import StoredRun, utc_stamp
@@ -199,7 +200,7 @@ def build_groups(series: list[Series], stage: str, baseline: str) -> list[Group]
         for s in group.series:
             group.quantities += _quantities_of(s, stage)
         apps = [(s, w) for s in group.series if (w := _overhead_watch(s)) is not None]
-        if stage != "single-node" or not apps:
+        if stage != Stage.SINGLE_NODE or not apps:
             continue
         if len({s.environment for s, _ in apps}) == 1 and len(apps) == 1:
             s, w = apps[0]

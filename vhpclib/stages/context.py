@@ -12,9 +12,10 @@ from ..config import Environment, HostSpec, Inventory, load_inventory
 from ..exceptions import GuestNotRunning, RemoteError
 from ..mpi import MpiRuntime, runtime_for
 from ..paths import project_path
-from ..record import MEASURED, EnvironmentSummary
+from ..record import MEASURED, EnvironmentSummary, summarize_facts
 from ..remote import CommandResult, ConnectionPool, fan_out
-from ..store import RawStore, check_campaign
+from ..names import Campaign
+from ..store import RawStore
 from ..topology import TOPOLOGY_COMMAND, HostTopology, parse_lscpu
 
 
@@ -29,7 +30,7 @@ class StageContext:
 
     inventory: Inventory
     environment: str
-    campaign: str
+    campaign: Campaign
     store: RawStore = field(default_factory=RawStore)
     pool: ConnectionPool | None = None
     wait: bool = False
@@ -42,7 +43,7 @@ class StageContext:
     _guest_missing: GuestNotRunning | None = None
 
     def __post_init__(self) -> None:
-        check_campaign(self.campaign)
+        self.campaign = Campaign(self.campaign)  # a notebook's or a test's str: checked once, here
         self.env: Environment = self._resolved()
         if self.pool is None:
             self.pool = ConnectionPool(self.inventory)
@@ -90,7 +91,6 @@ class StageContext:
     @classmethod
     def open(cls, inventory: Inventory | str | Path, environment: str, campaign: str, *,
              store: RawStore | None = None, pool: ConnectionPool | None = None, wait: bool = False) -> "StageContext":
-        check_campaign(campaign)
         inv = inventory if isinstance(inventory, Inventory) else load_inventory(project_path(inventory))
         return cls(inv, environment, campaign, store or RawStore(), pool, wait)
 
@@ -246,13 +246,3 @@ class StageContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:
-    """The host facts a run record carries inline (the full fingerprint is referenced)."""
-    keep = ("hostname", "kernel", "os", "topology", "virtualization", "mpi_version", "clocksource")
-    summary = {k: facts.get(k) for k in keep}
-    summary["cpu_model"] = (facts.get("cpu") or {}).get("model")
-    summary["rdma_devices"] = [d.get("name", d) if isinstance(d, dict) else d
-                               for d in (facts.get("rdma") or {}).get("devices", [])]
-    return summary
