@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from ..analysis import coverage_text, interval_label, order_statistic_ci
 from ..reference import PAPER_ENVIRONMENTS, load_reference, paper_label, paper_workload
 from .style import (NOT_MEASURED, PAPER_MARKER, PLACEMENT_DASH, TEMPLATE, aa_name, env_colour, error_bars, fmt,
-                    labels_of, log2_axis, log10_axis, note_unmeasured, reference_or_default)
+                    labels_of, log2_axis, log10_axis, note_unmeasured, reference_or_default, table_height)
 
 NPB_PAPER_CLASS = "C"
 NPB_PAPER_THREADS = 2
@@ -57,6 +57,7 @@ def _threads_text(frame: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------ Table 2
 
+T2_WIDTH = 1100
 T2_HEADER = ["environment", "placement", "paper latency [usec]", "paper ratio",
              "measured latency [usec] [interval]", "interval (coverage)", "n", "measured ratio", "measured / paper"]
 
@@ -85,15 +86,19 @@ def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = 
         rows.append(_t2row(f"{m['label']} (vs paper BMM)", r, m, m["placement"]))
     cols = list(zip(*rows)) if rows else [[]] * len(T2_HEADER)
     colours = [[env_colour(str(c).split(" ")[0]) for c in cols[0]]] if rows else None
+    widths = [2.2, 1.1, 0.9, 0.8, 1.7, 1.3, 0.4, 0.9, 0.9]
+    margin = dict(l=20, r=20, t=80, b=40)
+    # sized to its rows: a plotly table scrolls what exceeds its box, and a static export cuts it off
+    body = table_height(T2_HEADER, cols, widths, T2_WIDTH - margin["l"] - margin["r"])
     fig = go.Figure(go.Table(
         header=dict(values=T2_HEADER, fill_color="#f0f0f0", align="left", font=dict(size=12)),
         cells=dict(values=cols, align="left", height=30, font=dict(color=colours or "#222", size=12)),
-        columnwidth=[1.7, 1.1, 1.0, 0.8, 1.6, 1.3, 0.4, 0.9, 0.9]))
+        columnwidth=widths))
     fig.update_layout(template=TEMPLATE, title="Table 2: PingPong one-way latency (0 B)",
-                      height=max(360, 150 + 33 * (len(rows) + 1)), margin=dict(b=50))
+                      width=T2_WIDTH, height=int(margin["t"] + body + margin["b"]), margin=margin)
     _subtitle(fig, stats_note(lat, what="value", bars="the interval column") if len(lat) else "")
     note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS if e in set(ref.get("environment", []))],
-                     labels_of(lat), y=0.01, yshift=0)
+                     labels_of(lat), y=0, yshift=-6)
     return fig
 
 
@@ -332,7 +337,7 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                                    font=dict(size=13, color="#777"))
     fig.update_xaxes(title_text="MPI processes", row=2)
     fig.update_yaxes(rangemode="tozero", row=1)
-    fig.update_yaxes(range=[0, 115], row=2)
+    fig.update_yaxes(range=efficiency_range(eff), row=2)
     classes = sorted({str(p) for f in (eff, perf) if len(f) and "problem" in f for p in f["problem"]})
     measured = f"measured: class {', '.join(classes)}; " if classes else ""
     fig.update_layout(template=TEMPLATE, height=720,
@@ -345,6 +350,15 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                      labels_of(eff[eff["workload"].isin(workloads)]) if len(eff) else [],
                      yshift=-58)
     return fig
+
+
+def efficiency_range(eff: pd.DataFrame, floor: float = 115.0) -> list[float]:
+    """An efficiency axis from 0 that holds every point with its whole error bar (at least 0-115 %)."""
+    tops = [floor]
+    for col in ("efficiency_pct", "efficiency_pct_ci_high"):
+        if len(eff) and col in eff:
+            tops += [float(v) for v in eff[col].dropna()]
+    return [0, max(tops) * (1.04 if max(tops) > floor else 1.0)]
 
 
 def _eff_bars(eff: pd.DataFrame) -> str:
@@ -391,12 +405,13 @@ def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
     run_as = f" x {threads} as run" if threads else ""
     fig.update_layout(template=TEMPLATE,
                       title="Figure 4: blockss (paper: Bloss) parallel efficiency",
-                      xaxis=dict(title=f"MPI processes{run_as} (paper: x {BLOSS_PAPER_THREADS} OpenMP threads)",
+                      xaxis=dict(title=f"MPI processes{run_as}<br>(paper: x {BLOSS_PAPER_THREADS} OpenMP threads)",
                                  **log2_axis(xs)),
-                      yaxis=dict(title="parallel efficiency [%]", range=[0, 115]))
+                      yaxis=dict(title="parallel efficiency [%]", range=efficiency_range(eff)),
+                      margin=dict(b=110))
     _subtitle(fig, stats_note(eff, what="point", bars=_eff_bars(eff)))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
-                     labels_of(eff))
+                     labels_of(eff), yshift=-88)  # below the two-line axis title
     return fig
 
 
