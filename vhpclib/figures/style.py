@@ -145,12 +145,14 @@ def display_label(label: str, vmm: str | None) -> str:
     return str(label)
 
 
-def aa_name(label: str) -> str:
-    """Legend text of an A/A half: ``local/A`` -> ``local/A (runs 1, 3, 5...)``."""
-    if label.endswith("/A"):
-        return f"{label} (runs 1, 3, 5...)"
-    if label.endswith("/B"):
-        return f"{label} (runs 2, 4, 6...)"
+def aa_name(label: str, n: int | None = None) -> str:
+    """Legend text of an A/A half: ``local/A`` -> ``local/A (runs 1, 3, 5...)``, or the runs there are (``n`` per half)."""
+    for suffix, first in (("/A", 1), ("/B", 2)):
+        if label.endswith(suffix):
+            if n is not None and n <= 2:
+                runs = [first + 2 * i for i in range(max(int(n), 1))]
+                return f"{label} (run{'s' if len(runs) > 1 else ''} {', '.join(map(str, runs))})"
+            return f"{label} (runs {first}, {first + 2}, {first + 4}...)"
     return label
 
 
