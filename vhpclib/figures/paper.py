@@ -24,6 +24,8 @@ from .style import (NOT_MEASURED, PAPER_MARKER, PLACEMENT_DASH, TEMPLATE, aa_nam
 NPB_PAPER_CLASS = "C"
 NPB_PAPER_THREADS = 2
 BLOSS_PAPER_THREADS = 4
+#: How to measure what Figure 3 lacks (NPB-MZ builds first; see `vhpc npb --help`).
+NPB_HOWTO = "vhpc run scaling --workload npb --campaign <this campaign>"
 LABEL_ROW_PX = 15  # height of one line of a 10 px annotation, with its gap
 
 
@@ -243,9 +245,9 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
                                                   drawable.get("overhead_pct_ci_high", []),
                                                   drawable.get("overhead_pct", []))
                   if max(abs(x) for x in (hi, v) if pd.notna(x)) > FAR_OVERHEAD_PCT}) if len(drawable) else []
-    titles = ["wall time, one node [s] (log)", "overhead vs baseline [%]" + ("<br>(the paper's range)" if far else "")]
+    titles = ["wall time, one node [s] (log)", "overhead vs baseline [%]" + ("<br>the paper's range" if far else "")]
     if far:
-        titles.append(f"overhead [%] beyond {FAR_OVERHEAD_PCT:g} %<br>(its own scale)")
+        titles.append(f"overhead [%], beyond {FAR_OVERHEAD_PCT:g} %:<br>its own scale")
     fig = make_subplots(rows=1, cols=len(titles), horizontal_spacing=0.09 if far else 0.12, subplot_titles=titles,
                         column_widths=[0.4, 0.35, 0.25] if far else None)
     for label, grp in (ov.groupby("label", sort=False) if len(ov) else []):
@@ -292,9 +294,10 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
     if far:
         fig.update_yaxes(zeroline=True, zerolinecolor="#888", rangemode="tozero", row=1, col=3)
     missing = _missing_overheads(ov) if len(ov) else []
-    fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group", margin=dict(t=135, b=90 + 16 * len(missing)),
+    fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group",
+                      margin=dict(t=160 if far else 135, b=90 + 16 * len(missing)),
                       title="Table 3: single-node wall time and virtualization overhead",
-                      width=1000 if far else None)
+                      width=1100 if far else None)
     notes = [stats_note(ov, what="environment", bars="times: " + "; ".join(dict.fromkeys(
         interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
              if len(ov) else "", _problem_note(ov, ref)]
@@ -364,22 +367,29 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
     use_mops = "mops_total" in perf and perf["mops_total"].notna().any()
     pcol, punit = ("mops_total", "Mop/s") if use_mops else ("runs_per_hour", "runs per hour")
     workloads = ["SP-MZ", "BT-MZ"]
-    fig = make_subplots(rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.1,
-                        subplot_titles=[f"{w} performance [{punit}]" for w in workloads]
-                        + [f"{w} parallel efficiency [%]" for w in workloads])
+    measured = bool(len(perf) or len(eff))
+    # nothing measured: the paper's efficiencies alone, one row, and how to measure the rest (no empty panels)
+    rows = [(1, perf), (2, eff)] if measured else [(1, eff)]
+    titles = ([f"{w} performance [{punit}]" for w in workloads] if measured else []) \
+        + [f"{w} parallel efficiency [%]" for w in workloads]
+    fig = make_subplots(rows=len(rows), cols=2, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.1,
+                        subplot_titles=titles)
+    eff_row = len(rows)
     seen: set[str] = set()
     paper_seen: set[str] = set()
     xs: list[float] = list(ref["nprocs"]) if len(ref) else []
     for c, w in enumerate(workloads, start=1):
-        xs += _npb_traces(fig, perf, w, pcol, 1, c, seen)
-        _npb_traces(fig, eff, w, "efficiency_pct", 2, c, seen)
-        _paper_eff(fig, ref, w, 2, c, paper_seen)
+        if measured:
+            xs += _npb_traces(fig, perf, w, pcol, 1, c, seen)
+        _npb_traces(fig, eff, w, "efficiency_pct", eff_row, c, seen)
+        _paper_eff(fig, ref, w, eff_row, c, paper_seen)
     axis = log2_axis(xs or [4, 64])
     lo, hi = np.log10(min(xs or [4])), np.log10(max(xs or [64]))
     fig.update_xaxes(**axis, range=[lo - 0.1, hi + 0.1])
-    for r, frame in ((1, perf), (2, eff)):
+    unmeasured = [w for w in workloads if not len(eff) or not (eff["workload"] == w).any()]
+    for r, frame in rows:
         for c, w in enumerate(workloads, start=1):
-            if not len(frame) or not (frame["workload"] == w).any():
+            if measured and (not len(frame) or not (frame["workload"] == w).any()):
                 # an invisible point so plotly draws this panel's axes at all
                 fig.add_trace(go.Scatter(x=[min(xs or [4])], y=[0], mode="markers",
                                          marker=dict(opacity=0), showlegend=False,
@@ -387,20 +397,27 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                 fig.add_annotation(text=NOT_MEASURED, xref="x domain", yref="y domain",
                                    x=0.5, y=0.5, showarrow=False, row=r, col=c,
                                    font=dict(size=13, color="#777"))
-    fig.update_xaxes(title_text="MPI processes", row=2)
-    fig.update_yaxes(rangemode="tozero", row=1)
-    fig.update_yaxes(range=efficiency_range(eff), row=2)
+    fig.update_xaxes(title_text="MPI processes", row=eff_row)
+    if measured:
+        fig.update_yaxes(rangemode="tozero", row=1)
+    fig.update_yaxes(range=efficiency_range(eff), row=eff_row)
     classes = sorted({str(p) for f in (eff, perf) if len(f) and "problem" in f for p in f["problem"]})
-    measured = f"measured: class {', '.join(classes)}; " if classes else ""
-    fig.update_layout(template=TEMPLATE, height=720,
-                      title=f"Figure 3: NPB-MZ performance and parallel efficiency ({measured}"
+    what = f"measured: class {', '.join(classes)}; " if classes else ""
+    fig.update_layout(template=TEMPLATE, height=720 if measured else 520,
+                      title=f"Figure 3: NPB-MZ performance and parallel efficiency ({what}"
                             f"paper: class {NPB_PAPER_CLASS}, x {NPB_PAPER_THREADS} OpenMP threads)")
-    _subtitle(fig, stats_note(perf, what="point", bars=_eff_bars(eff)))
+    _subtitle(fig, stats_note(perf, what="point", bars=_eff_bars(eff)) if measured else
+              f"{', '.join(unmeasured)} not measured in this campaign: the paper's 16-node efficiencies only")
+    if unmeasured:
+        fig.add_annotation(text=f"to measure {' and '.join(unmeasured)}: {NPB_HOWTO}", xref="paper", yref="paper",
+                           x=0, y=0, yshift=-78, showarrow=False, xanchor="left", yanchor="top",
+                           font=dict(size=12, color="#555"))
     note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS
                            if len(ref) and e in set(ref[ref["workload"].isin(workloads)]
                                                     ["environment"])],
                      labels_of(eff[eff["workload"].isin(workloads)]) if len(eff) else [],
                      yshift=-58)
+    fig.update_layout(margin=dict(t=110, b=110 if unmeasured else 90))
     return fig
 
 

@@ -146,7 +146,7 @@ def display_label(label: str, vmm: str | None) -> str:
 
 
 def aa_name(label: str, n: int | None = None) -> str:
-    """Legend text of an A/A half: ``local/A`` -> ``local/A (runs 1, 3, 5...)``, or the runs there are (``n`` per half)."""
+    """Legend text of an A/A half: ``local/A`` -> ``local/A (runs 1, 3, 5...)``; with ``n`` <= 2 per half, its runs."""
     for suffix, first in (("/A", 1), ("/B", 2)):
         if label.endswith(suffix):
             if n is not None and n <= 2:
