@@ -9,8 +9,11 @@ count that this campaign did not record.
 
 from __future__ import annotations
 
+import functools
 import html
+import warnings
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +143,36 @@ def hardware_of(campaign: str, store: RawStore | None = None) -> dict[str, str]:
     return out
 
 
+def displayed_hardware(hardware: dict[str, str], envs: pd.DataFrame) -> dict[str, str]:
+    """``hardware`` also under each label as the figures show it (``guest (emulation: qemu-tcg)``), so every
+    measured row of "paper vs measured" names its hardware."""
+    from .figures.style import display_label
+
+    out = dict(hardware)
+    if len(envs) and "vmm" in envs:
+        for label, vmm in zip(envs["label"], envs["vmm"]):
+            if str(label) in hardware:
+                out.setdefault(display_label(str(label), vmm if isinstance(vmm, str) else None), hardware[str(label)])
+    return out
+
+
 # ------------------------------------------------------------------ the report
+
+def _noting(method: Callable[..., str]) -> Callable[..., str]:
+    """Python warnings raised while building a section become the report's own notes, never a stderr block
+    in report.html (whose text would name a checkout path and a line of vhpclib)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Report", *args: Any, **kwargs: Any) -> str:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = method(self, *args, **kwargs)
+        self.note(str(w.message) for w in caught)
+        return out
+
+    return wrapper
+
+
 
 @dataclass
 class Report:
@@ -155,8 +187,25 @@ class Report:
     hardware: dict[str, str] = field(default_factory=dict)
     export_error: str = ""
     warnings: list[str] = field(default_factory=list)
+    _notes_shown: int = 0
+
+    def note(self, messages: Iterable[str]) -> None:
+        """Add notes for the reader (each once, in order)."""
+        for text in messages:
+            if text and text not in self.warnings:
+                self.warnings.append(text)
+
+    def notes_html(self) -> str:
+        """The notes not shown yet, as a list (empty when there are none)."""
+        new = self.warnings[self._notes_shown:]
+        self._notes_shown = len(self.warnings)
+        if not new:
+            return ""
+        items = "".join(f"<li>{_e(t)}</li>" for t in new)
+        return f'<div class="vhpc-notes"><p><b>Notes</b> (what the tables left out, and why):</p><ul>{items}</ul></div>'
 
     # -------------------------------------------------------------- header
+    @_noting
     def header(self) -> str:
         """Campaign, dates, commit, run counts, environments with hardware, what was measured and how often."""
         f = self.facts
@@ -176,8 +225,10 @@ class Report:
                  f"<code>data/processed/{_e(self.campaign)}/</code>; figures: this folder.</p>",
                  "<h3>Environments</h3>", env_html, "<h3>What was measured</h3>", self.measured_html(),
                  self.mixed_html(), "</div>"]
+        parts.append(self.notes_html())
         return "\n".join(parts)
 
+    @_noting
     def measured_html(self) -> str:
         """Per stage: workloads, problem sizes, process counts and runs per point (n)."""
         rows = []
@@ -217,6 +268,7 @@ class Report:
                 f"(--allow-mixed):</p><ul>{items}</ul>")
 
     # -------------------------------------------------------------- how to read
+    @_noting
     def how_to_read(self) -> str:
         """A/A labels, error bars and the true coverage of each interval, in a few sentences."""
         from .analysis import interval_label, repetitions_for
@@ -270,6 +322,7 @@ class Report:
                 "what its error bars cover).</p>")
 
     # -------------------------------------------------------------- paper vs measured
+    @_noting
     def paper_vs_measured_html(self) -> str:
         """Only the rows measured here, rounded, hardware side by side, with what each comparison means."""
         from .analysis import comparable_rows
@@ -291,6 +344,7 @@ class Report:
                                  "paper": "paper", "measured_side": "measured (hardware)", "measured": "measured",
                                  "n": "n", "compared": "measured vs paper", "why": "how to read it"})
 
+    @_noting
     def skipped_html(self) -> str:
         skipped = self.data.table("skipped")
         if not len(skipped):
@@ -298,17 +352,31 @@ class Report:
         return html_table(skipped, {"environment": "environment", "stage": "stage", "placement": "what",
                                     "reason": "why"})
 
+    @_noting
     def cloud_html(self) -> str:
         return cloud_comparison(self.campaign, data=self.data).to_html()
 
+    @_noting
     def files_html(self) -> str:
+        """Where the figure files are, links to the distributions of every run, and the notes not shown yet."""
         if self.export_error == "pending":
-            return (f"<p>{len(self.figures)} figures written beside this report as HTML; their PDF, SVG and PNG "
+            text = (f"<p>{len(self.figures)} figures written beside this report as HTML; their PDF, SVG and PNG "
                     "files are written by <code>vhpc figures</code> when the report is converted.</p>")
-        if self.export_error:
-            return (f'<p class="vhpc-warning">Static figure export failed: {_e(self.export_error)}. The HTML '
+        elif self.export_error:
+            text = (f'<p class="vhpc-warning">Static figure export failed: {_e(self.export_error)}. The HTML '
                     "figures and this report are complete; rerun when Chromium works.</p>")
-        return f"<p>{len(self.figures)} figures written beside this report (PDF, SVG, PNG and HTML each).</p>"
+        else:
+            text = f"<p>{len(self.figures)} figures written beside this report (PDF, SVG, PNG and HTML each).</p>"
+        return text + self.distributions_html() + self.notes_html()
+
+    def distributions_html(self) -> str:
+        """Links to the figures that show every run beside the medians (warm-up runs marked)."""
+        names = [n for n in self.figures if n.startswith("distribution_")]
+        if not names:
+            return ""
+        links = ", ".join(f'<a href="{_e(n)}.html">{_e(n.removeprefix("distribution_").replace("_", " "))}</a>'
+                          for n in names)
+        return f"<p>Every run, beside the medians and their intervals: {links}.</p>"
 
 
 def _compared(r: pd.Series) -> str:
@@ -348,6 +416,14 @@ def build_report(campaign: str | None = None, *, write: bool = True, static_expo
     ``static_export=False`` writes the HTML figures and leaves the PDF/SVG/PNG to the caller (the
     pipeline renders them in its own process, overlapping this notebook and the report conversion).
     """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = _build_report(campaign, write=write, static_export=static_export)
+    report.note(str(w.message) for w in caught)  # the report's own notes, never stderr in report.html
+    return report
+
+
+def _build_report(campaign: str | None, *, write: bool, static_export: bool) -> Report:
     from . import analysis, campaigns
     from .exceptions import FigureExportError
     from .figures import save_figures
@@ -358,7 +434,8 @@ def build_report(campaign: str | None = None, *, write: bool = True, static_expo
     campaign = campaigns.for_reading(campaigns.check_name(campaign) if campaign else None)
     built = build_tables(campaign)
     data = CampaignData.of(campaign, built.tables)
-    report = Report(campaign, data, CampaignFacts.scan(campaign), hardware=hardware_of(campaign),
+    report = Report(campaign, data, CampaignFacts.scan(campaign),
+                    hardware=displayed_hardware(hardware_of(campaign), data.table("environments")),
                     warnings=list(built.warnings))
     micro, apps = data.table("microbench"), data.table("apps")
     report.figures = build_artifacts(campaign, data=data)
