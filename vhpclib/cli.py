@@ -17,6 +17,7 @@ import typer
 
 from . import paths
 from .exceptions import InputError, VhpcError
+from .review_cli import campaigns_app, compare_cmd
 from .vm.cli import vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -30,6 +31,8 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(npb_app, name="npb")
 app.add_typer(vm_app, name="vm")
+app.add_typer(campaigns_app, name="campaigns")
+app.command("compare")(compare_cmd)
 
 InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
 EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")
@@ -431,10 +434,11 @@ def figures_cmd(campaign: Optional[str] = ReadCampaignOpt, progress: bool = Prog
     import time
 
     from . import campaigns
+    from .overview import require_runs
     from .pipeline import run_pipeline
 
     t0 = time.perf_counter()
-    name = campaigns.for_reading(_campaign_name(campaign))
+    name = require_runs(campaigns.for_reading(_campaign_name(campaign)))
     print(f"campaign: {name}" + ("" if campaign else " (the one measured last; -c to choose)"))
     run_pipeline(None, name, progress=progress)
     print(f"figures: {time.perf_counter() - t0:.1f} s")
