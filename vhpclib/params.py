@@ -81,12 +81,28 @@ class StageParams(BaseModel):
     @classmethod
     def build(cls, **values: Any) -> "StageParams":
         """Validate; a bad value becomes one ``InputError`` naming the parameter (the CLI prints it)."""
+        values = {k: _one_or_many(v) if _is_sequence_field(cls, k) else v for k, v in values.items()}
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"]) or None
             raise InputError(err["msg"].removeprefix("Value error, "), key=key) from None
+
+
+def _is_sequence_field(cls: type[BaseModel], name: str) -> bool:
+    field = cls.model_fields.get(name)
+    return field is not None and "tuple[" in str(field.annotation)
+
+
+def _one_or_many(value: Any) -> Any:
+    """A list parameter given one value (papermill ``-p workloads blockss``, ``-p processes 4``) or a comma
+    list (``-p workloads blockss,npb``) as a tuple; a string is never taken letter by letter."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (value,)
+    return value
 
 
 class MicrobenchParams(StageParams):
