@@ -114,3 +114,30 @@ def test_a_missing_chromium_exits_2_like_other_bad_input(tmp_path) -> None:
     shutil.copytree(COMMITTED / "embedded-guest", tmp_path / "data/raw/eg")
     proc = vhpc("figures", "--campaign", "eg", "--no-progress", tmp=tmp_path, BROWSER_PATH=str(tmp_path / "nochrome"))
     assert_one_line_error(proc, "BROWSER_PATH", "is not an executable file")
+
+
+def test_parse_of_a_file_that_is_not_a_log_prints_no_csv_header_before_its_error() -> None:
+    proc = vhpc("parse", "imb", "README.md")
+    assert_one_line_error(proc, "README.md")
+    assert proc.stdout == "", "no CSV header for a file that gave no row"
+
+
+def test_sigint_inherited_as_ignored_is_restored_so_ctrl_c_stops_vhpc() -> None:
+    """A script without job control starts background commands with SIGINT ignored (POSIX sh `cmd &`)."""
+    import signal
+    import time
+
+    code = ("import sys, time; from vhpclib import lifetime; lifetime.install_signal_handlers(); "
+            "print('ready', flush=True); time.sleep(60); sys.exit(0)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode != 0 and "KeyboardInterrupt" in err and time.monotonic() - t0 < 20
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

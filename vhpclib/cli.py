@@ -111,7 +111,7 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
     except KeyError as exc:
         raise InputError(str(exc.args[0]), key="KIND") from None
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(parser.COLUMNS)
+    header = [parser.COLUMNS]  # written before the first row: a file that fails alone leaves stdout empty
     failed = False
     for file in files:
         try:
@@ -128,6 +128,8 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
         for warning in result.warnings:
             _warn(str(warning))
         for record in result.records:
+            if header:
+                writer.writerow(header.pop())
             writer.writerow([_csv_value(record.get(c)) for c in parser.COLUMNS])
     sys.stdout.flush()
     if failed:
