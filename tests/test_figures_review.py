@@ -72,3 +72,52 @@ def test_figure3_with_npb_keeps_performance_and_efficiency_rows() -> None:
     texts = _notes(fig)
     assert "SP-MZ performance" in texts and "SP-MZ parallel efficiency" in texts
     assert "to measure BT-MZ" in texts and "to measure SP-MZ" not in texts
+
+
+# ------------------------------------------------------------------ one warm-up rule, one coverage label
+
+def _guest(campaign: str = "embedded-guest"):
+    import warnings
+
+    from vhpclib.figures.artifacts import CampaignData
+    from vhpclib.tables import build_tables
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = CampaignData.of(campaign, build_tables(campaign).tables)
+        latency = an.latency_table(data.table("microbench"))
+    return data, latency, [str(w.message) for w in caught]
+
+
+def test_the_warmup_run_the_distribution_marks_is_left_out_of_table2_too() -> None:
+    from vhpclib.figures.distributions import latency_distribution
+
+    data, latency, notes = _guest()
+    guest = latency[latency["environment"] == "guest"].iloc[0]
+    assert guest["n"] == 5 and guest["latency_usec_ci_high"] < 14.0, "r01 (14.01 usec) is a warm-up"
+    assert any("warm-up left out" in n and "pingpong-intra-socket-m0-22-r01 (guest)" in n for n in notes)
+    local = latency[latency["environment"] == "local"].iloc[0]
+    assert local["n"] == 6, "run ids repeat across environments: only the guest's r01 goes"
+    fig = latency_distribution(data.table("microbench"))
+    crosses = [t for t in fig.data if t.name == "warm-up (left out)"]
+    assert [list(t.y) for t in crosses] == [[14.01]]
+    medians = {t.x[0]: t.y[0] for t in fig.data if t.legendgroup == "median"}
+    assert medians[guest["label"]] == guest["latency_usec"], "the figure and the table give the same median"
+
+
+def test_the_distribution_states_the_true_coverage_not_95() -> None:
+    from vhpclib.figures.distributions import latency_distribution
+
+    data, _, _ = _guest()
+    fig = latency_distribution(data.table("microbench"))
+    names = {str(t.name) for t in fig.data}
+    assert not any("95 %" in n for n in names)
+    sub = fig.layout.title.subtitle.text
+    assert "n = 5, min–max, 93.7 %" in sub and "n = 6, min–max, 96.8 %" in sub
+
+
+def test_table3_and_the_overhead_use_the_runs_after_the_warmup() -> None:
+    data, _, _ = _guest()
+    ov = data.overhead().set_index("environment")
+    assert ov.loc["guest", "n"] == 5 and ov.loc["local", "n"] == 6
+    assert round(ov.loc["guest", "overhead_pct"]) == 3644

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,8 +72,9 @@ def test_compare_two_environments_of_the_committed_campaign() -> None:
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if "local -> guest" in line]
     latency = [r for r in rows if r.startswith("PingPong latency")][0]
-    assert "0.52 usec" in latency and "4.405 usec" in latency and "+747.1 %" in latency
-    assert "(93.8 %)" in latency and latency.endswith("worse: the interval excludes 0 %")
+    # the guest's warm-up run r01 (14.01 usec) is left out as everywhere: 5 runs, min-max covers 93.7 %
+    assert re.search(r"0\.52 usec\s+6\s+4\.22 usec\s+5\s+\+711\.5 %", latency), latency
+    assert "(90.8 %)" in latency and latency.endswith("worse: the interval excludes 0 %")
     throughput = [r for r in rows if r.startswith("PingPong throughput")][0]
     assert "worse" in throughput, "lower throughput is worse, lower latency better"
     assert len([r for r in rows if "wall time" in r]) == 3

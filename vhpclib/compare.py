@@ -52,18 +52,24 @@ class Quantity:
 
 
 def samples(campaign: str) -> dict[tuple[str, Quantity], np.ndarray]:
-    """Per (environment, quantity): the values of every valid run (one value per run).
+    """Per (environment, quantity): the values of every valid run (one value per run), warm-up runs left out
+    by the one rule every table and figure applies (``analysis.WARMUP_RULE``).
 
     Quantities: PingPong 0-byte latency and throughput at the largest size per placement (IMB), and the
     wall time of every application point.
     """
+    from . import analysis
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the runs left out are counted by `vhpc campaigns show`
         tables = build_tables(campaign).tables
+        micro = tables.get("microbench", pd.DataFrame())
+        micro = analysis.valid_micro(micro) if len(micro) else micro  # complete, the one warm-up rule applied
+        apps = tables.get("apps", pd.DataFrame())
+        apps = analysis.valid_apps(apps) if len(apps) else apps
     out: dict[tuple[str, Quantity], np.ndarray] = {}
-    micro = tables.get("microbench", pd.DataFrame())
     if len(micro):
-        ok = micro[(micro["status"] == "complete") & (micro["benchmark"] == "PingPong")]
+        ok = micro
         for (env, placement), grp in ok.groupby(["environment", "placement"], sort=True):
             zero = grp[grp["bytes"] == 0]
             if len(zero):
@@ -74,10 +80,8 @@ def samples(campaign: str) -> dict[tuple[str, Quantity], np.ndarray]:
                 size = int(big["bytes"].max())
                 out[(env, Quantity("PingPong throughput", f"{placement}, {_bytes(size)}", "GB/s", False))] = \
                     (big.groupby("run_id")["mbytes_per_sec"].median() / 1000.0).to_numpy(float)
-    apps = tables.get("apps", pd.DataFrame())
     if len(apps):
-        verified = apps["verified"].astype("boolean").fillna(False).astype(bool)
-        ok = apps[verified & apps["time_s"].notna()]
+        ok = apps
         keys = ["environment", "stage", "workload", "problem", "nprocs", "threads_per_proc"]
         for (env, stage, workload, problem, p, t), grp in ok.groupby(keys, sort=True):
             point = f"{stage}, {problem}, {int(p)} proc x {int(t)} thr"

@@ -271,7 +271,7 @@ class Report:
     @_noting
     def how_to_read(self) -> str:
         """A/A labels, error bars and the true coverage of each interval, in a few sentences."""
-        from .analysis import interval_label, repetitions_for
+        from .analysis import WARMUP_RULE, interval_label, repetitions_for
 
         ns = sorted({int(n) for n in self._ns()})
         shown = ", ".join(f"n = {n}: {interval_label(n)}" for n in ns) or "no repeated measurement"
@@ -290,6 +290,8 @@ class Report:
             "<li><b>Error bars and intervals</b> bracket the median with order statistics of the runs (no "
             "normality assumed). Their coverage depends on n and is printed as it is, not as a nominal "
             f"95 %: {_e(shown)}. A 95 % interval needs n ≥ {need} runs per point.</li>"
+            f"<li><b>Warm-up</b> (one rule for every table, figure and number here): {_e(WARMUP_RULE)}. "
+            "The report's notes name the runs it left out.</li>"
             "<li><b>Overheads</b> (Table 3, right) carry a bootstrap interval of the ratio of medians (nominal "
             "95 %, conservative with few runs). <b>Efficiencies</b> combine the intervals of two medians, so "
             "their coverage is at least the product of both.</li>"
