@@ -112,14 +112,19 @@ def without_warmup(frame: pd.DataFrame, keys: list[str], value: str, what: str) 
     if not len(warm):
         return frame
     warnings.warn(f"warm-up left out of the {what} statistics: "
-                  + ", ".join(sorted(f"{r.run_id} ({getattr(r, 'environment', '')})" for r in warm.itertuples())),
+                  + ", ".join(sorted(f"{r.run_id} ({_where(r)})" for r in warm.itertuples())),
                   stacklevel=3)
     return frame[~_run_keys(frame).isin(set(_run_keys(warm)))]
 
 
+def _where(row: object) -> str:
+    return ", ".join(str(getattr(row, k)) for k in ("environment", "stage") if hasattr(row, k))
+
+
 def _run_keys(frame: pd.DataFrame) -> pd.Series:
-    """Environment and run id: run ids repeat across environments (``...-r01`` in each)."""
-    return frame["environment"].astype(str) + "/" + frame["run_id"].astype(str)
+    """Environment, stage and run id: run ids repeat across environments and stages (``...-r01`` in each)."""
+    stage = frame["stage"].astype(str) + "/" if "stage" in frame else ""
+    return frame["environment"].astype(str) + "/" + stage + frame["run_id"].astype(str)
 
 
 def valid_micro(micro: pd.DataFrame, benchmark: str = "PingPong", *, exclude_warmup: bool = True) -> pd.DataFrame:
