@@ -22,7 +22,11 @@ from .vm.cli import vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what virtualization costs an HPC cluster, reproducibly.")
-run_app = typer.Typer(no_args_is_help=True, help="Run a stage of the study.")
+run_app = typer.Typer(no_args_is_help=True, help=(
+    "Run a stage of the study. A run during which another process used more than the contention threshold of a "
+    "core (default 0.25 of one core over the run; per environment the inventory key contention_threshold, or "
+    "VHPC_CONTENTION_THRESHOLD; 'off' disables the check) is stored invalid, with the process named. A stage "
+    "that ends without the valid runs it planned exits 1 and says how to measure them (--rerun)."))
 inventory_app = typer.Typer(no_args_is_help=True, help="Validate and check inventories.")
 testbed_app = typer.Typer(no_args_is_help=True, help="Local multi-node testbed (network namespaces, root).")
 npb_app = typer.Typer(no_args_is_help=True, help="Build and distribute NPB-MZ binaries.")
@@ -140,14 +144,20 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
 
 def _report(summary) -> None:
     from .paths import figures_dir
+    from .run_report import result_table, shortfall
 
     for line in summary.lines():
+        print(line)
+    for line in result_table(summary.campaign, summary.result.stage, summary.environment):
         print(line)
     if summary.result.measured:
         print(f"figures and report: vhpc figures -c {summary.campaign} (writes {figures_dir(summary.campaign)}/)")
     if summary.result.bad_input:
         raise typer.Exit(2)
-    if summary.failed:
+    short = shortfall(summary.result, summary.result.stage, summary.campaign)
+    if short:
+        _err(short)
+    if summary.failed or short:
         raise typer.Exit(1)
 
 
@@ -187,10 +197,19 @@ def _finite(name: str, value: float | None) -> float | None:
 def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], params, *, wait: bool,
                progress: bool, figures: bool, allow_mixed: bool, allow_committed: bool) -> None:
     """Measure into the campaign (a new one when none is named); its writer lock is taken before the first run."""
-    from . import stages
+    from . import campaigns, stages
+    from .exceptions import Interrupted
+    from .run_report import resume_command
 
-    _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
-                       allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait))
+    selection = campaigns.for_measurement(_campaign_name(campaign), allow_committed=allow_committed)
+    print(selection.describe(), flush=True)  # first: an interrupted call is resumed by its name
+    try:
+        summary = stages.run(inventory, env, selection.name, stage, params, progress=progress, figures=figures,
+                             allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait)
+    except (KeyboardInterrupt, Interrupted):
+        _err(f"interrupted: campaign {selection.name}; resume with: {resume_command(sys.argv[1:], selection.name)}")
+        raise
+    _report(summary)
 
 
 def _campaign_name(name: Optional[str]) -> Optional[str]:

@@ -92,7 +92,7 @@ class StageParams(BaseModel):
 
 def _is_sequence_field(cls: type[BaseModel], name: str) -> bool:
     field = cls.model_fields.get(name)
-    return field is not None and "tuple[" in str(field.annotation)
+    return field is not None and ", ...]" in str(field.annotation)  # tuple[str, ...], not msglog's pair
 
 
 def _one_or_many(value: Any) -> Any:
