@@ -54,3 +54,15 @@ def test_the_report_links_the_distribution_figures() -> None:
     report = build_report("embedded-guest", write=False)
     links = report.files_html()
     assert 'href="distribution_latency.html"' in links and 'href="distribution_single_node.html"' in links
+
+
+def test_what_was_measured_counts_valid_runs_and_says_how_many_are_not(tmp_data) -> None:
+    shutil.copytree(COMMITTED, tmp_data / "aa")
+    for run in sorted((tmp_data / "aa/local/single-node").glob("blockss-*/run.json"))[:4]:
+        record = json.loads(run.read_text())
+        record["status"] = "invalid"
+        run.write_text(json.dumps(record))
+    report = build_report("aa", write=False)
+    text = report.measured_html()
+    assert "valid runs per point (n)" in text
+    assert "<td>2 (+4 not valid)</td>" in text, text

@@ -240,20 +240,24 @@ class Report:
                 rows.append(dict(stage="microbench", environment=label, what=f"IMB PingPong, {placement}",
                                  problem=f"{_bytes(sizes[0])}–{_bytes(sizes[-1])} ({len(sizes)} sizes), "
                                          f"IMB repetitions per size {_span(reps)}",
-                                 processes="2", n=str(g["run_id"].nunique())))
+                                 processes="2", n=_runs(g["run_id"], g["status"] == "complete")))
         apps = self.data.table("apps")
         if len(apps):
             for (stage, label, workload, problem), g in apps.groupby(["stage", "label", "workload", "problem"],
                                                                       sort=False):
+                valid = g["verified"].astype("boolean").fillna(False).astype(bool) & g["time_s"].notna()
                 per_point = g.groupby(["nprocs", "threads_per_proc"])["run_id"].nunique()
+                good = g[valid].groupby(["nprocs", "threads_per_proc"])["run_id"].nunique()
                 procs = ", ".join(f"{p}x{int(t)}" for p, t in per_point.index)
+                bad = int(per_point.sum() - good.sum())
                 rows.append(dict(stage=stage, environment=label, what=workload, problem=str(problem),
-                                 processes=procs, n=_span(sorted(per_point.unique()))))
+                                 processes=procs, n=_span(sorted(good.reindex(per_point.index, fill_value=0)))
+                                 + (f" (+{bad} not valid)" if bad else "")))
         if not rows:
             return "<p>Nothing was measured in this campaign.</p>"
         return html_table(pd.DataFrame(rows), {"stage": "stage", "environment": "environment", "what": "workload",
                                                 "problem": "problem size", "processes": "processes x threads",
-                                                "n": "runs per point (n)"})
+                                                "n": "valid runs per point (n)"})
 
     def mixed_html(self) -> str:
         from .campaigns import mixed_records
@@ -402,6 +406,12 @@ def _bytes(b: float) -> str:
     from .figures.style import bytes_label
 
     return f"{bytes_label(b)} B" if b else "0 B"
+
+
+def _runs(run_ids: pd.Series, valid: pd.Series) -> str:
+    """Valid runs, and how many more were measured but are not valid (they count in no statistic)."""
+    good, total = run_ids[valid].nunique(), run_ids.nunique()
+    return str(good) + (f" (+{total - good} not valid)" if total > good else "")
 
 
 def _span(values: list) -> str:
