@@ -491,7 +491,9 @@ def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = 
         print(selection.describe())
         name = selection.name
     else:
-        name = campaigns.for_reading(campaign)
+        from .overview import require_runs
+
+        name = require_runs(campaigns.for_reading(campaign))
         print(f"campaign: {name}")
     run_pipeline(inventory, name, rerun=rerun, environments=env or None, progress=progress, allow_mixed=allow_mixed)
     if rerun and name.startswith(campaigns.RERUN_PREFIX):

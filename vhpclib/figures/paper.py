@@ -267,7 +267,8 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
         if len(shown):
             fig.add_trace(go.Bar(x=shown["workload"].map(paper_workload), y=shown["overhead_pct"],
                                  name=f"{name} vs {base}", legendgroup=label, showlegend=False, marker_color=colour,
-                                 text=[f"{v:+.0f} %" for v in shown["overhead_pct"]], textposition="outside",
+                                 text=["baseline" if str(label) == str(base) else f"{v:+.0f} %"
+                                       for v in shown["overhead_pct"]], textposition="outside",
                                  error_y=error_bars(shown, "overhead_pct")),
                           row=1, col=3 if str(label) in far else 2)
     for env, grp in (ref.groupby("environment", sort=False) if len(ref) else []):
@@ -295,7 +296,7 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
         fig.update_yaxes(zeroline=True, zerolinecolor="#888", rangemode="tozero", row=1, col=3)
     missing = _missing_overheads(ov) if len(ov) else []
     fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group",
-                      margin=dict(t=160 if far else 135, b=90 + 16 * len(missing)),
+                      margin=dict(t=150 if far else 135, b=90 + 16 * len(missing)),
                       title="Table 3: single-node wall time and virtualization overhead",
                       width=1100 if far else None)
     notes = [stats_note(ov, what="environment", bars="times: " + "; ".join(dict.fromkeys(
