@@ -42,3 +42,8 @@ def test_papermill_runs_the_single_node_notebook_with_one_workload(tmp_path, arg
     text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"]
                    for o in c.get("outputs", []))
     assert "single-node: 0 run(s) measured" in text and "campaign: eg" in text
+
+
+def test_a_workload_list_parameter_takes_one_value_too() -> None:
+    params = MicrobenchParams.build(placements="intra-socket")
+    assert params.options["pingpong"].placements == ("intra-socket",)
