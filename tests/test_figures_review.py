@@ -46,7 +46,7 @@ def test_table3_times_are_markers_and_a_far_overhead_gets_its_own_labelled_panel
     paper = [t for t in fig.data if str(t.name).startswith("paper Xen overhead")][0]
     assert paper.xaxis == "x2" and fig.layout.yaxis2.range is None, "the paper's 4-20 % keep their own scale"
     titles = _notes(fig)
-    assert "beyond 100 %" in titles and "its own scale" in titles and "the paper's range" in titles
+    assert "beyond<br>100 %" in titles and "its own scale" in titles and "in the paper's range" in titles
 
 
 def test_table3_with_overheads_in_the_paper_range_has_two_panels() -> None:

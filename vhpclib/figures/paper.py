@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from ..analysis import coverage_text, interval_label, order_statistic_ci
 from ..reference import PAPER_ENVIRONMENTS, load_reference, paper_label, paper_workload
+from .export import WIDTH
 from .style import (NOT_MEASURED, PAPER_MARKER, PLACEMENT_DASH, TEMPLATE, aa_name, env_colour, error_bars, fmt,
                     labels_of, log2_axis, log10_axis, note_unmeasured, reference_or_default, table_height)
 
@@ -91,13 +92,14 @@ def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = 
     widths = [2.2, 1.1, 0.9, 0.8, 1.7, 1.3, 0.4, 0.9, 0.9]
     margin = dict(l=20, r=20, t=80, b=40)
     # sized to its rows: a plotly table scrolls what exceeds its box, and a static export cuts it off
-    body = table_height(T2_HEADER, cols, widths, T2_WIDTH - margin["l"] - margin["r"])
+    # tall enough at the static width and in the report's narrower column (where cells wrap more)
+    body = max(table_height(T2_HEADER, cols, widths, w - margin["l"] - margin["r"]) for w in (T2_WIDTH, WIDTH))
     fig = go.Figure(go.Table(
         header=dict(values=T2_HEADER, fill_color="#f0f0f0", align="left", font=dict(size=12)),
         cells=dict(values=cols, align="left", height=30, font=dict(color=colours or "#222", size=12)),
         columnwidth=widths))
     fig.update_layout(template=TEMPLATE, title="Table 2: PingPong one-way latency (0 B)",
-                      width=T2_WIDTH, height=int(margin["t"] + body + margin["b"]), margin=margin)
+                      meta=dict(static_width=T2_WIDTH), height=int(margin["t"] + body + margin["b"]), margin=margin)
     _subtitle(fig, stats_note(lat, what="value", bars="the interval column") if len(lat) else "")
     note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS if e in set(ref.get("environment", []))],
                      labels_of(lat), y=0, yshift=-6)
@@ -245,9 +247,10 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
                                                   drawable.get("overhead_pct_ci_high", []),
                                                   drawable.get("overhead_pct", []))
                   if max(abs(x) for x in (hi, v) if pd.notna(x)) > FAR_OVERHEAD_PCT}) if len(drawable) else []
-    titles = ["wall time, one node [s] (log)", "overhead vs baseline [%]" + ("<br>the paper's range" if far else "")]
+    titles = ["wall time, one node [s] (log)",
+              "overhead [%] vs baseline<br>in the paper's range" if far else "overhead vs baseline [%]"]
     if far:
-        titles.append(f"overhead [%], beyond {FAR_OVERHEAD_PCT:g} %:<br>its own scale")
+        titles.append(f"overhead [%] beyond<br>{FAR_OVERHEAD_PCT:g} %: its own scale")
     fig = make_subplots(rows=1, cols=len(titles), horizontal_spacing=0.09 if far else 0.12, subplot_titles=titles,
                         column_widths=[0.4, 0.35, 0.25] if far else None)
     for label, grp in (ov.groupby("label", sort=False) if len(ov) else []):
@@ -296,9 +299,9 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
         fig.update_yaxes(zeroline=True, zerolinecolor="#888", rangemode="tozero", row=1, col=3)
     missing = _missing_overheads(ov) if len(ov) else []
     fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group",
-                      margin=dict(t=150 if far else 135, b=90 + 16 * len(missing)),
+                      margin=dict(t=175 if far else 135, b=90 + 16 * len(missing)),
                       title="Table 3: single-node wall time and virtualization overhead",
-                      width=1100 if far else None)
+                      meta=dict(static_width=1100) if far else None)
     notes = [stats_note(ov, what="environment", bars="times: " + "; ".join(dict.fromkeys(
         interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
              if len(ov) else "", _problem_note(ov, ref)]
