@@ -268,6 +268,9 @@ def test_cli_passes_the_adaptive_options_to_the_stage(tmp_path, tick, monkeypatc
     out = capsys.readouterr().out
     assert code == 0, out
     assert "local: wall time tick p=1: " in out and "after 12 run(s)" in out and "warm-up left out" in out
+    # one story (issue 22): no fixed-count advice ("6 runs per point") after an adaptive call, coverage as a sentence
+    assert "runs per point" not in out and "run(s) per point" not in out
+    assert re.search(r"the interval is within ±\d+\.\d % of the value at \d+(\.\d)? % coverage \(target ±1 %\)", out)
     [record] = stage_records("cli", store_root=tmp_path / "data/raw")
     assert record["params"]["max_runs"] == 12 and record["params"]["budget_s"] == 600 and record["looks"] == [10, 12]
     assert main(["run", "single-node", "-w", "tick", "-c", "cli", "--ci-target", "0", "--no-figures"]) == 2
