@@ -89,25 +89,75 @@ def _summarise(df: pd.DataFrame, keys: list[str], value: str, out: str,
 
 # ---------------------------------------------------------------- input hygiene
 
-def valid_micro(micro: pd.DataFrame, benchmark: str = "PingPong") -> pd.DataFrame:
-    """Rows of one benchmark from complete runs only; warns naming the runs left out."""
+#: The one warm-up rule, applied to every median, interval, table and figure (and stated once, in the report's
+#: "How to read"): the first runs of a point that all differ from the rest by the changepoint rule of
+#: ``stats.warmup_length`` are left out of the statistics; they stay in the raw store and are drawn, marked, in
+#: the distribution figures.
+WARMUP_RULE = ("the first runs of a point that all lie more than 4 robust standard deviations to one side of the "
+               "rest (at most a quarter of the runs) are a warm-up: left out of every median, interval, table and "
+               "figure, kept in the raw store, drawn as crosses in the distribution figures")
+
+
+def without_warmup(frame: pd.DataFrame, keys: list[str], value: str, what: str) -> pd.DataFrame:
+    """``frame`` without the runs the warm-up rule (``WARMUP_RULE``) finds per group of ``keys`` on ``value``;
+    warns naming them. Every row of a warm-up run goes (all message sizes of an IMB run)."""
+    from .stats import mark_warmup  # scipy: only where a table is summarised
+
+    rows = frame[frame[value].notna()]
+    if not len(rows) or "repetition" not in rows:
+        return frame
+    per_run = rows.groupby([*keys, "run_id"], as_index=False, dropna=False).agg(
+        **{value: (value, "median"), "repetition": ("repetition", "min")})
+    marked = mark_warmup(per_run, keys, value)
+    warm = marked[marked["warmup"]]
+    if not len(warm):
+        return frame
+    warnings.warn(f"warm-up left out of the {what} statistics: "
+                  + ", ".join(sorted(f"{r.run_id} ({_where(r)})" for r in warm.itertuples())),
+                  stacklevel=3)
+    return frame[~_run_keys(frame).isin(set(_run_keys(warm)))]
+
+
+def _where(row: object) -> str:
+    return ", ".join(str(getattr(row, k)) for k in ("environment", "stage") if hasattr(row, k))
+
+
+def _run_keys(frame: pd.DataFrame) -> pd.Series:
+    """Environment, stage and run id: run ids repeat across environments and stages (``...-r01`` in each)."""
+    stage = frame["stage"].astype(str) + "/" if "stage" in frame else ""
+    return frame["environment"].astype(str) + "/" + stage + frame["run_id"].astype(str)
+
+
+def valid_micro(micro: pd.DataFrame, benchmark: str = "PingPong", *, exclude_warmup: bool = True) -> pd.DataFrame:
+    """Rows of one benchmark from complete runs only, warm-up runs left out (``WARMUP_RULE``, on the
+    0-byte latency); warns naming the runs left out."""
     bad = micro[micro["status"] != "complete"]
     if len(bad):
         warnings.warn("excluded microbenchmark runs not complete: "
                       + ", ".join(sorted(map(str, bad["run_id"].unique()))), stacklevel=3)
     ok = micro[(micro["status"] == "complete") & (micro["benchmark"] == benchmark)]
+    if exclude_warmup and len(ok):
+        zero = ok[ok["bytes"] == ok["bytes"].min()]
+        keep = without_warmup(zero, ["environment", "placement"], "t_avg_usec", "microbenchmark")
+        runs = _run_keys(ok)
+        ok = ok[runs.isin(set(_run_keys(keep))) | ~runs.isin(set(_run_keys(zero)))]
     return ok
 
 
-def valid_apps(apps: pd.DataFrame) -> pd.DataFrame:
-    """Verified application runs with a time; warns naming the runs left out."""
+def valid_apps(apps: pd.DataFrame, *, exclude_warmup: bool = True) -> pd.DataFrame:
+    """Verified application runs with a time, warm-up runs left out (``WARMUP_RULE``); warns naming the runs
+    left out."""
     verified = apps["verified"].astype("boolean").fillna(False).astype(bool)
     bad = apps[~verified | apps["time_s"].isna()]
     if len(bad):
         names = sorted({f"{r.run_id} ({r.workload}, {r.environment})" for r in bad.itertuples()})
         warnings.warn("excluded unverified/invalid application runs: " + ", ".join(names),
                       stacklevel=3)
-    return apps[verified & apps["time_s"].notna()]
+    ok = apps[verified & apps["time_s"].notna()]
+    if exclude_warmup and len(ok):
+        keys = [k for k in ["environment", "stage", *APP_KEYS] if k in ok]
+        ok = without_warmup(ok, keys, "time_s", "application")
+    return ok
 
 
 def _sort_placements(df: pd.DataFrame) -> pd.DataFrame:
@@ -259,16 +309,19 @@ def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = Stage.SIN
     are not exchangeable (interference, a bimodal system): an A/B overhead of that
     size is not trustworthy.
     """
-    ok = valid_apps(apps)
+    ok = valid_apps(apps, exclude_warmup=False)
     if stage is not None:
         ok = ok[ok["stage"] == stage]
     mine = ok[_match_env(ok, environment)].sort_values([*APP_KEYS, "repetition", "run_id"])
+    # the warm-up rule on the environment's runs in order; the halves keep their run numbers (A = runs 1, 3, 5)
+    steady = set(without_warmup(mine, [k for k in ["environment", "stage", *APP_KEYS] if k in mine], "time_s",
+                                "application")["run_id"]) if len(mine) else set()
     parts = []
     for _, grp in mine.groupby(APP_KEYS, sort=True):
         even = len(grp) - len(grp) % 2  # equal halves
         a = grp.iloc[0:even:2].assign(environment=f"{environment}/A", label=f"{environment}/A")
         b = grp.iloc[1:even:2].assign(environment=f"{environment}/B", label=f"{environment}/B")
-        parts += [a, b]
+        parts += [a[a["run_id"].isin(steady)], b[b["run_id"].isin(steady)]]
     if not parts:
         return overhead_table(mine.iloc[0:0], f"{environment}/A", stage=None,
                               confidence=confidence)

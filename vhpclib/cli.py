@@ -18,11 +18,16 @@ import typer
 from . import paths
 from .exceptions import InputError, VhpcError
 from .names import Campaign, Stage
+from .review_cli import campaigns_app, compare_cmd
 from .vm.cli import vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what virtualization costs an HPC cluster, reproducibly.")
-run_app = typer.Typer(no_args_is_help=True, help="Run a stage of the study.")
+run_app = typer.Typer(no_args_is_help=True, help=(
+    "Run a stage of the study. A run during which another process used more than the contention threshold of a "
+    "core (default 0.25 of one core over the run; per environment the inventory key contention_threshold, or "
+    "VHPC_CONTENTION_THRESHOLD; 'off' disables the check) is stored invalid, with the process named. A stage "
+    "that ends without the valid runs it planned exits 1 and says how to measure them (--rerun)."))
 inventory_app = typer.Typer(no_args_is_help=True, help="Validate and check inventories.")
 testbed_app = typer.Typer(no_args_is_help=True, help="Local multi-node testbed (network namespaces, root).")
 npb_app = typer.Typer(no_args_is_help=True, help="Build and distribute NPB-MZ binaries.")
@@ -31,6 +36,8 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(npb_app, name="npb")
 app.add_typer(vm_app, name="vm")
+app.add_typer(campaigns_app, name="campaigns")
+app.command("compare")(compare_cmd)
 
 InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
 EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")
@@ -106,7 +113,7 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
 
     parser = get_parser(kind)
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(parser.COLUMNS)
+    header = [parser.COLUMNS]  # written before the first row: a file that fails alone leaves stdout empty
     failed = False
     for file in files:
         try:
@@ -123,6 +130,8 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
         for warning in result.warnings:
             _warn(str(warning))
         for record in result.records:
+            if header:
+                writer.writerow(header.pop())
             writer.writerow([_csv_value(record.get(c)) for c in parser.COLUMNS])
     sys.stdout.flush()
     if failed:
@@ -133,14 +142,20 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
 
 def _report(summary) -> None:
     from .paths import figures_dir
+    from .run_report import result_table, shortfall
 
     for line in summary.lines():
+        print(line)
+    for line in result_table(summary.campaign, summary.result.stage, summary.environment):
         print(line)
     if summary.result.measured:
         print(f"figures and report: vhpc figures -c {summary.campaign} (writes {figures_dir(summary.campaign)}/)")
     if summary.result.bad_input:
         raise typer.Exit(2)
-    if summary.failed:
+    short = shortfall(summary.result, summary.result.stage, summary.campaign)
+    if short:
+        _err(short)
+    if summary.failed or short:
         raise typer.Exit(1)
 
 
@@ -180,10 +195,19 @@ def _finite(name: str, value: float | None) -> float | None:
 def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], params, *, wait: bool,
                progress: bool, figures: bool, allow_mixed: bool, allow_committed: bool) -> None:
     """Measure into the campaign (a new one when none is named); its writer lock is taken before the first run."""
-    from . import stages
+    from . import campaigns, stages
+    from .exceptions import Interrupted
+    from .run_report import resume_command
 
-    _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
-                       allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait))
+    selection = campaigns.for_measurement(_campaign_name(campaign), allow_committed=allow_committed)
+    print(selection.describe(), flush=True)  # first: an interrupted call is resumed by its name
+    try:
+        summary = stages.run(inventory, env, selection.name, stage, params, progress=progress, figures=figures,
+                             allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait)
+    except (KeyboardInterrupt, Interrupted):
+        _err(f"interrupted: campaign {selection.name}; resume with: {resume_command(sys.argv[1:], selection.name)}")
+        raise
+    _report(summary)
 
 
 def _campaign_name(name: Optional[str]) -> Optional[Campaign]:
@@ -464,9 +488,10 @@ def figures_cmd(campaign: Optional[str] = ReadCampaignOpt, progress: bool = Prog
 
     from . import campaigns
     from .notebook_runner import run_pipeline
+    from .overview import require_runs
 
     t0 = time.perf_counter()
-    name = campaigns.for_reading(_campaign_name(campaign))
+    name = require_runs(campaigns.for_reading(_campaign_name(campaign)))
     print(f"campaign: {name}" + ("" if campaign else " (the one measured last; -c to choose)"))
     run_pipeline(None, name, progress=progress)
     print(f"figures: {time.perf_counter() - t0:.1f} s")
@@ -498,7 +523,9 @@ def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = 
         print(selection.describe())
         name = selection.name
     else:
-        name = campaigns.for_reading(campaign)
+        from .overview import require_runs
+
+        name = require_runs(campaigns.for_reading(campaign))
         print(f"campaign: {name}")
     run_pipeline(inventory, name, rerun=rerun, environments=env or None, progress=progress, allow_mixed=allow_mixed)
     if rerun and name.startswith(campaigns.RERUN_PREFIX):

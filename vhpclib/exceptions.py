@@ -126,7 +126,9 @@ class TestbedError(VhpcError):
 
 
 class BrowserNotFound(VhpcError):
-    """No Chromium/Chrome for static figure export."""
+    """No Chromium/Chrome for static figure export: the machine's setup, said in one line like bad input (exit 2)."""
+
+    exit_code = 2
 
 
 class NotebookFailed(VhpcError):

@@ -281,12 +281,16 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 def install_signal_handlers() -> Callable[[], None]:
     """SIGTERM and SIGHUP raise ``Interrupted`` in the main thread (as SIGINT raises KeyboardInterrupt).
 
+    SIGINT inherited as ignored (a script started without job control: ``vhpc ... &`` in ``sh``) is
+    restored to Python's default, so Ctrl-C or ``kill -INT`` still stops a run and its jobs.
     Returns a function restoring the previous handlers. Only the main thread can install handlers;
     elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def restore() -> None:
         for sig, handler in previous.items():

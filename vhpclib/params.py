@@ -79,11 +79,12 @@ class StageParams(BaseModel):
         options = {name: dict(_as_dict(value)) for name, value in (data.get("options") or {}).items()}
         rest = {k: v for k, v in data.items() if k != "options"}
         for key in flat:
-            owners = [w.name for _, w in WORKLOADS.items() if key in w.Params.model_fields]
+            owners = [w for _, w in WORKLOADS.items() if key in w.Params.model_fields]
             if owners:
                 value = rest.pop(key)
-                for name in owners:
-                    options.setdefault(name, {})[key] = value
+                for w in owners:  # one value for a list parameter (papermill -p placements intra-socket)
+                    options.setdefault(w.name, {})[key] = (_one_or_many(value) if _is_sequence_field(w.Params, key)
+                                                           else value)
         return {**rest, "options": options}
 
     @field_validator("options")
@@ -144,6 +145,7 @@ class StageParams(BaseModel):
     @classmethod
     def build(cls, **values: Any) -> "StageParams":
         """Validate; a bad value becomes one ``InputError`` naming the parameter (the CLI prints it)."""
+        values = {k: _one_or_many(v) if _is_sequence_field(cls, k) else v for k, v in values.items()}
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
@@ -160,6 +162,21 @@ class StageParams(BaseModel):
 
 def _as_dict(value: Any) -> dict[str, Any]:
     return value.model_dump() if isinstance(value, BaseModel) else dict(value)
+
+
+def _is_sequence_field(cls: type[BaseModel], name: str) -> bool:
+    field = cls.model_fields.get(name)
+    return field is not None and ", ...]" in str(field.annotation)  # tuple[str, ...], not msglog's pair
+
+
+def _one_or_many(value: Any) -> Any:
+    """A list parameter given one value (papermill ``-p workloads blockss``, ``-p processes 4``) or a comma
+    list (``-p workloads blockss,npb``) as a tuple; a string is never taken letter by letter."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (value,)
+    return value
 
 
 class MicrobenchParams(StageParams):

@@ -3,9 +3,10 @@
 Hoefler & Belli (SC15) ask to show the variability of measurements, not a single
 number. One panel per placement (0-byte PingPong latency) or per workload point
 (single-node wall time); in each, one violin with every run as a point per
-environment, the median with its distribution-free 95 % interval as a black
-diamond, and the warm-up runs the changepoint rule left out of the statistics as
-crosses (they stay in the raw store and are drawn, not hidden).
+environment, the median with its distribution-free interval (its true coverage in
+the subtitle) as a black diamond, and the warm-up runs the one warm-up rule
+(``analysis.WARMUP_RULE``) leaves out of every statistic as crosses (they stay in
+the raw store and are drawn, not hidden).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from plotly.subplots import make_subplots
 
 from .. import stats
 from ..analysis import PLACEMENTS
+from ..median_coverage import interval_label
 from ..names import Stage
 from .style import NOT_MEASURED, TEMPLATE, env_colour
 
+MEDIAN_NAME = "median with its interval"
 WARMUP_MARKER = dict(symbol="x-thin-open", size=10, line=dict(width=2), color="#555")
 
 
@@ -55,17 +58,23 @@ def _figure(rows: pd.DataFrame, panels: list[str], value: str, unit: str, title:
     rows = stats.mark_warmup(rows, ["environment", "panel"], value)
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
     legend: set[str] = set()
+    intervals: set[str] = set()
     for col, panel in enumerate(panels, start=1):
         mine = rows[rows["panel"] == panel]
         for label, runs in mine.groupby("label", sort=True):
-            _environment(fig, str(label), runs, value, col, legend)
+            _environment(fig, str(label), runs, value, col, legend, intervals)
         fig.update_yaxes(title_text=unit if col == 1 else None, row=1, col=col)
     fig.update_layout(template=TEMPLATE, title=title, height=460, width=max(520, 380 * len(panels)),
                       violingap=0.3, legend=dict(orientation="h", y=-0.18))
+    # the true coverage of each interval (n after the warm-up), as every table and figure states it
+    lines = ["intervals of the median:", *sorted(intervals)]
+    fig.update_layout(title=dict(subtitle=dict(text="<br>".join(lines), font=dict(size=12, color="#555"))),
+                      margin=dict(t=88 + 16 * len(lines)), height=460 + 16 * len(lines))
     return fig
 
 
-def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col: int, legend: set[str]) -> None:
+def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col: int, legend: set[str],
+                 intervals: set[str]) -> None:
     kept, warm = runs[~runs["warmup"]], runs[runs["warmup"]]
     colour = env_colour(label)
     fig.add_trace(go.Violin(
@@ -78,14 +87,16 @@ def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col
     legend.add(label)
     interval = stats.median_interval(kept[value])
     if interval.n:
-        has_ci = interval.low == interval.low  # NaN when too few runs for a 95 % interval
+        has_ci = interval.low == interval.low  # NaN when too few runs for an interval
         fig.add_trace(go.Scatter(
-            x=[label], y=[interval.estimate], mode="markers", name="median (95 % CI)", legendgroup="median",
+            x=[label], y=[interval.estimate], mode="markers", name=MEDIAN_NAME, legendgroup="median",
             showlegend="median" not in legend, marker=dict(symbol="diamond", size=11, color="black"),
             error_y=dict(type="data", symmetric=False, array=[interval.high - interval.estimate],
                          arrayminus=[interval.estimate - interval.low], thickness=1.5, width=8) if has_ci else None,
-            hovertemplate=f"median %{{y}} (n={interval.n})<extra></extra>"), row=1, col=col)
+            hovertemplate=f"median %{{y}} (n={interval.n}; {interval_label(interval.n)})<extra></extra>"),
+            row=1, col=col)
         legend.add("median")
+        intervals.add(f"{label}: n = {interval.n}, {interval_label(interval.n)}")
     if len(warm):
         fig.add_trace(go.Scatter(
             x=[label] * len(warm), y=warm[value], mode="markers", name="warm-up (left out)", legendgroup="warmup",

@@ -120,7 +120,7 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
     summary = StageSummary(environment, campaign, result, new_campaign=selection.new and measure)
     summary.tables, summary.warnings = write_tables(campaign)
     summary.warnings = notes + summary.warnings
-    if measure:
+    if measure and not params.adaptive:  # adaptive calls say per quantity how many runs they took
         summary.advice = repetition_advice(params.repetitions)
     if figures:
         from ..figures.artifacts import build_artifacts

@@ -118,11 +118,14 @@ class Outcome:
     reason: str
 
     def line(self) -> str:
+        """One sentence: the value, how wide its interval is and with what coverage, the target, the runs."""
+        from ..median_coverage import coverage_text
+
         value = f"{self.estimate:.4g} {self.unit} [{self.low:.4g}, {self.high:.4g}]"
-        warm = f", warm-up left out: {', '.join(self.warmup)}" if self.warmup else ""
-        return (f"{self.environment}: {self.quantity} {self.point}: {value} "
-                f"(+-{self.halfwidth_pct:.2f} % at {self.confidence:.4f}; target {self.target_pct:g} %) "
-                f"after {self.runs} run(s), {self.values} used{warm}: {self.reason}")
+        warm = f"; warm-up left out: {', '.join(self.warmup)}" if self.warmup else ""
+        return (f"{self.environment}: {self.quantity} {self.point}: {value}; the interval is within "
+                f"±{self.halfwidth_pct:.1f} % of the value at {coverage_text(self.confidence)} coverage "
+                f"(target ±{self.target_pct:g} %), after {self.runs} run(s), {self.values} used{warm}: {self.reason}")
 
 
 @dataclass
