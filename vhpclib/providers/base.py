@@ -46,6 +46,10 @@ class EnvironmentProvider:
     #: Stored ``vmm`` values that are a cloud's instances (the report compares them with the paper's EC2).
     cloud_vmms: ClassVar[tuple[str, ...]] = ()
 
+    def commands(self) -> tuple[str, Any] | None:
+        """``(name, typer app)`` of the provider's own ``vhpc NAME ...`` commands (None: it has none)."""
+        return None
+
     def section(self, env: Environment) -> Any:
         """This provider's validated section of ``env`` (None when ``env`` does not carry it)."""
         return env.section(self.name)
