@@ -97,6 +97,15 @@ def test_a_registered_provider_owns_its_section_and_vmm_and_refuses_two_kinds(re
     assert parse_inventory(vmm).environment("rec").vmm == "recorded"  # its own vmm name is known now
 
 
+def test_this_machine_is_no_layer_of_any_registered_provider(recorded):
+    """Its root has /.dockerenv and systemd-detect-virt says docker: only positive evidence names a layer."""
+    from vhpclib.fingerprint import collect_fingerprint
+    from vhpclib.remote import LocalExecutor
+
+    facts = collect_fingerprint(LocalExecutor(), timeout=120)
+    assert facts["layer"] == {"detected": None, "evidence": {"layer_recorded": None}}
+
+
 def test_up_and_down_bracket_a_measurement_and_only_what_was_started_is_stopped(recorded, tmp_path):
     inv = parse_inventory(_inventory(tmp_path).read_text())
     log = tmp_path / "wrapper.log"
@@ -132,6 +141,9 @@ def test_a_provider_registered_from_a_test_runs_imb_through_run_tables_figures_a
         # the launch ran in the run's own folder, under the wrapper
         assert any(f"/.{path.name}.partial-" in line and "mpirun" in line for line in wrapped), (path.name, wrapped)
     assert any("mpirun" not in line for line in wrapped), "the fingerprint ran inside the layer too"
+    [fingerprint] = (tmp_path / "data/raw/plug/rec/fingerprint").glob("*.json")
+    layer = json.loads(fingerprint.read_text())["layer"]
+    assert layer == {"detected": "recorded", "evidence": {"layer_recorded": str(log)}}  # seen from inside
 
     _vhpc(["tables", "-c", "plug"], tmp_path)
     table = pd.read_csv(tmp_path / "data/processed/plug/microbench.csv")
