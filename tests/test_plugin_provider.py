@@ -72,6 +72,28 @@ def test_built_in_kinds_are_found_by_name_and_an_environment_names_its_kind_by_i
     assert system_packages(inv, ["here"]) == [] and "qemu-system-x86" in system_packages(inv)
 
 
+def test_the_committed_inventories_load_unchanged_and_each_environment_has_a_registered_kind():
+    from vhpclib.config import load_inventory
+
+    kinds = {}
+    for path in sorted((ROOT / "inventories").glob("*.yml")):
+        for name, env in load_inventory(path).environments.items():
+            kinds[(path.name, name)] = env.kind
+    assert kinds[("host-and-guest.yml", "guest")] == "vm" and kinds[("host-and-guest.yml", "local")] == "host"
+    assert kinds[("slurm-example.yml", "bmm")] == "host"  # a launcher's section is no environment kind
+    assert set(kinds.values()) <= set(PROVIDERS.names())
+
+
+def test_the_check_of_a_recorded_environment_fingerprints_inside_the_layer(recorded, tmp_path):
+    from vhpclib.inventory_check import check_inventory
+
+    inv = parse_inventory(_inventory(tmp_path).read_text())
+    report = check_inventory(inv, None, None)
+    [row] = report.rows
+    assert row.answered and row.findings == [] and row.kernel
+    assert (tmp_path / "wrapper.log").read_text().startswith("ran host=localhost")
+
+
 def test_an_unknown_section_is_an_unknown_key_and_a_section_is_checked_by_its_providers_model():
     text = "environments:\n  e:\n    label: e\n    hosts: [{local: true}]\n    container: {image: x}\n"
     with pytest.raises(InventoryError) as err:
