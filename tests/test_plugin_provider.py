@@ -72,6 +72,16 @@ def test_built_in_kinds_are_found_by_name_and_an_environment_names_its_kind_by_i
     assert system_packages(inv, ["here"]) == [] and "qemu-system-x86" in system_packages(inv)
 
 
+def test_a_lazily_registered_name_is_known_before_its_module_is_imported():
+    code = ("import sys; from vhpclib.providers import PROVIDERS; "
+            "assert 'vm' in PROVIDERS.names() and 'vhpclib.providers.qemu' not in sys.modules; "
+            "assert PROVIDERS.get('vm').Section.__name__ == 'VmSpec' and 'vhpclib.providers.qemu' in sys.modules; "
+            "from vhpclib.config import parse_inventory; "
+            "parse_inventory('environments: {e: {label: e, hosts: [{local: true}]}}'); "
+            "assert 'vhpclib.launchers.slurm' not in sys.modules and 'vhpclib.vm.lifecycle' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
 def test_the_committed_inventories_load_unchanged_and_each_environment_has_a_registered_kind():
     from vhpclib.config import load_inventory
 
