@@ -16,27 +16,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Known cycles, each to be removed by its owner; a cycle found must lie inside one of these.
-#: 1. "providers" (issue #20, not merged yet): the inventory schema imports the launchers, MPI flavours and Slurm
-#:    settings, and fingerprint/inventory_check branch on vm and Slurm. Delete the entry when it is merged.
-#: 2. params <-> workloads (+ npb), left after the "schemas" merge and closed only by type-only imports:
-#:    StageParams' validators look the workloads up at run time, the workloads annotate StageParams, and
-#:    npb/build.py annotates the workload's NpbSpec. (import-linter, which leaves type-only imports out, passes.)
-KNOWN_ELSEWHERE: tuple[frozenset[str], ...] = (
-    frozenset({
-        "vhpclib.config", "vhpclib.fingerprint", "vhpclib.inventory_check", "vhpclib.launchers",
-        "vhpclib.launchers.mpirun", "vhpclib.launchers.slurm", "vhpclib.mpi", "vhpclib.remote",
-        "vhpclib.slurm.jobs", "vhpclib.slurm.node_fingerprints", "vhpclib.slurm.placement", "vhpclib.slurm.script",
-        "vhpclib.slurm.session", "vhpclib.slurm.settings", "vhpclib.ssh", "vhpclib.vm", "vhpclib.vm.inventory",
-        "vhpclib.vm.lifecycle", "vhpclib.vm.provider", "vhpclib.vm.state",
-    }),
-    frozenset({
-        "vhpclib.npb", "vhpclib.npb.build", "vhpclib.npb.campaign", "vhpclib.params", "vhpclib.workloads",
-        "vhpclib.workloads.app_run", "vhpclib.workloads.base", "vhpclib.workloads.blockss",
-        "vhpclib.workloads.capacity", "vhpclib.workloads.npb", "vhpclib.workloads.pingpong",
-        "vhpclib.workloads.pingpong_levels", "vhpclib.workloads.pingpong_sizing",
-    }),
-)
 
 
 def import_cycles(graph: grimp.ImportGraph) -> list[set[str]]:
@@ -86,9 +65,8 @@ def graph() -> grimp.ImportGraph:
     return grimp.build_graph("vhpclib", cache_dir=None)
 
 
-def test_no_import_cycle_outside_the_known_ones(graph):
-    unexplained = [sorted(c) for c in import_cycles(graph) if not any(c <= known for known in KNOWN_ELSEWHERE)]
-    assert unexplained == [], f"import cycles: {unexplained}"
+def test_no_import_cycle_at_all(graph):
+    assert [sorted(c) for c in import_cycles(graph)] == []
 
 
 def test_the_stage_drivers_and_the_cli_are_out_of_every_cycle(graph):

@@ -27,6 +27,16 @@ DEFAULT_MIN_RUNS = 10
 DEFAULT_MAX_RUNS = 60
 
 
+def _workloads() -> Any:
+    """The workload registry with the built-in workloads and the plugins' registered (loaded by name, as
+    ``config.load_workloads`` does for inventories: this module never imports a workload)."""
+    from .config import load_workloads
+    from .schema import WORKLOADS
+
+    load_workloads()
+    return WORKLOADS
+
+
 class _WorkloadParamError(ValueError):
     """A workload parameter refused by the workload's model: carries the parameter's name."""
 
@@ -74,12 +84,10 @@ class StageParams(BaseModel):
         flat = [k for k in data if k not in cls.model_fields]
         if not flat:
             return data
-        from .workloads import WORKLOADS
-
         options = {name: dict(_as_dict(value)) for name, value in (data.get("options") or {}).items()}
         rest = {k: v for k, v in data.items() if k != "options"}
         for key in flat:
-            owners = [w for _, w in WORKLOADS.items() if key in w.Params.model_fields]
+            owners = [w for _, w in _workloads().items() if key in w.Params.model_fields]
             if owners:
                 value = rest.pop(key)
                 for w in owners:  # one value for a list parameter (papermill -p placements intra-socket)
@@ -90,11 +98,9 @@ class StageParams(BaseModel):
     @field_validator("options")
     @classmethod
     def _validate_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from .workloads import get_workload
-
         out = {}
         for name, given in value.items():
-            model = get_workload(name).Params
+            model = _workloads().get(name).Params
             try:
                 out[name] = given if isinstance(given, model) else model.model_validate(_as_dict(given))
             except ValidationError as exc:
@@ -136,10 +142,8 @@ class StageParams(BaseModel):
 
     @model_validator(mode="after")
     def _known_workloads(self) -> "StageParams":
-        from .workloads import get_workload
-
         for name in self.workloads:
-            get_workload(name)
+            _workloads().get(name)
         return self
 
     @classmethod

@@ -72,9 +72,6 @@ class Registry(Generic[T]):
     def __iter__(self):  # names, in registration order
         return iter(tuple(self._items))
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
     def __len__(self) -> int:
         return len(self._items)
 

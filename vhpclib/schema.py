@@ -78,6 +78,9 @@ class FixedTable:
 
 
 TABLES: Registry[TableSpec] = Registry("table", "table")
+#: The registered workloads (``vhpclib.workloads.register_workload`` fills it). Kept here, below the workloads,
+#: so the stage parameters can look a workload up by name without importing the workloads package.
+WORKLOADS: Registry[Any] = Registry("workload", "workload")
 FIXED: Registry[FixedTable] = Registry("table", "table")
 
 

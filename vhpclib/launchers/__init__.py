@@ -72,9 +72,10 @@ class Launcher(ABC):
         its executor, the default)."""
         return None
 
-    def inventory_rows(self, name: str, env: Environment, campaign: str | None, pool: Any,
-                       timeout: float | None, store_root: Any) -> list[Any] | None:
-        """``vhpc inventory check`` rows when the launcher's system answers for the hosts (None: SSH fan-out)."""
+    def inventory_rows(self, env: Environment, pool: Any, timeout: float | None, answered: Any,
+                       unanswered: Any) -> list[Any] | None:
+        """``vhpc inventory check`` rows when the launcher's system answers for the hosts (None: SSH fan-out);
+        the check's own ``answered(host, outcome)`` and ``unanswered(label, reason)`` make them."""
         return None
 
     def check(self, target: LaunchTarget) -> None:  # noqa: B027 - most launchers have nothing to check up front

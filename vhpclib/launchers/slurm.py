@@ -184,12 +184,12 @@ class SlurmLauncher(Launcher):
         """Every node fingerprinted by one srun step (``slurm_host_facts``)."""
         return slurm_host_facts(ctx, hosts)
 
-    def inventory_rows(self, name: str, env: Environment, campaign: str | None, pool: Any,
-                       timeout: float | None, store_root: Any) -> list[Any] | None:
+    def inventory_rows(self, env: Environment, pool: Any, timeout: float | None, answered: Any,
+                       unanswered: Any) -> list[Any] | None:
         """Slurm nodes answer through one srun step (``vhpclib.slurm.node_fingerprints.slurm_rows``)."""
         from ..slurm.node_fingerprints import slurm_rows
 
-        return slurm_rows(name, env, campaign, pool, timeout, store_root)
+        return slurm_rows(env, pool, timeout, answered, unanswered)
 
     def check(self, target: LaunchTarget) -> None:
         """Ask Slurm (``sbatch --test-only``) whether it accepts the environment's settings; raise if not."""

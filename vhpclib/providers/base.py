@@ -105,11 +105,10 @@ class EnvironmentProvider:
         """Whether a host's ``layer_*`` probe outputs (None: probe guard false) show this layer from inside."""
         return False
 
-    def layer_findings(self, env: Environment, facts: dict[str, Any]) -> list[str]:
-        """What a host's fingerprint says that contradicts the environment's declared layer (``inventory check``)."""
-        from . import detected_names
-
-        return virtualization_findings(env.vmm, facts.get("virtualization") or {}, detected_names(env.vmm))
+    def layer_findings(self, env: Environment, facts: dict[str, Any], detected: tuple[str, ...]) -> list[str]:
+        """What a host's fingerprint says that contradicts the environment's declared layer (``inventory check``);
+        ``detected``: what the providers say a host of ``env.vmm`` may report (``providers.detected_names``)."""
+        return virtualization_findings(env.vmm, facts.get("virtualization") or {}, detected)
 
 
 def virtualization_findings(vmm: str, virt: dict[str, Any], detected: tuple[str, ...]) -> list[str]:

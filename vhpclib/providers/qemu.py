@@ -13,16 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..exceptions import GuestNotRunning
+from ..vm.names import ACCELS, GUEST_NAME
 from . import register_provider
 from .base import EnvironmentProvider, Log
 
 if TYPE_CHECKING:
     from ..config import Environment, HostSpec, Inventory
 
-#: A guest's name becomes a host name, a QEMU name and a folder name (``vhpc vm up --name``).
-GUEST_NAME = r"^[a-z][a-z0-9-]{0,19}$"
-#: Accelerators ``vhpc vm up --accel`` and the inventory's ``vm.accel`` take (the one list of them).
-ACCELS = ("auto", "kvm", "tcg")
 #: Below about 2.5 GiB Intel MPI cannot map its shared-memory segment even for one rank (README).
 DEFAULT_MEMORY_MIB = 4096
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import VmInputError, VmUnavailable
-from ..providers.qemu import ACCELS  # the one list: the inventory's vm.accel takes the same
+from .names import ACCELS  # the one list: the inventory's vm.accel takes the same
 
 KVM_DEVICE = Path("/dev/kvm")
 SYS_MODULE = Path("/sys/module")
