@@ -17,7 +17,7 @@ from .exceptions import EnvironmentNotReady, RemoteError
 from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint
 from .launchers import get_launcher
 from .mpi import runtime_for
-from .providers import detected_names, provider_for, resolve_environment
+from .providers import provider_for, resolve_environment
 from .remote import ConnectionPool, Executor, HostOutcome, fan_out_each
 from .names import Campaign
 
@@ -117,7 +117,7 @@ def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]
             findings.append(f"topology: inventory expects {want.sockets} socket(s) x {want.cores_per_socket} "
                             f"core(s) x {want.threads_per_core} thread(s), host reports {topo['sockets']} x "
                             f"{topo['cores_per_socket']} x {topo['threads_per_core']}")
-    findings += provider_for(env).layer_findings(env, facts, detected_names(env.vmm))
+    findings += provider_for(env).layer_findings(env, facts)
     if facts.get("mpi_version") is None:
         findings.append(f"no MPI version from {runtime_for(env).mpirun}")
     placed = facts.get("vcpu_pinning")
@@ -178,12 +178,8 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     try:
         # A launcher whose system answers for its hosts (Slurm: one srun step) gives its own rows.
         own = {name: rows for name, env in envs.items()
-               if (rows := get_launcher(env.launcher).inventory_rows(
-                   env, pool, timeout,
-                   lambda spec, outcome, name=name, env=env: _row(name, env, spec, "compute", outcome, campaign,
-                                                                  store_root),
-                   lambda label, reason, name=name: HostRow(name, label, "compute", False, reason=reason),
-               )) is not None}
+               if (rows := get_launcher(env.launcher).inventory_rows(name, env, campaign, pool, timeout,
+                                                                      store_root)) is not None}
         wanted: list[tuple[str, Environment, HostSpec, str, Executor, str]] = []
         for name, env in envs.items():
             if name in own:

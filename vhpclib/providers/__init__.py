@@ -13,8 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ..registry import Registry
-from .base import EnvironmentProvider, Log
+from .base import PROVIDERS, EnvironmentProvider, Log, detected_names, vmm_names
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -27,8 +26,6 @@ __all__ = ["PROVIDERS", "EnvironmentProvider", "register_provider", "provider_fo
 
 #: Kind when an environment carries no provider section.
 DEFAULT = "host"
-
-PROVIDERS: Registry[EnvironmentProvider] = Registry("environment provider", "provider")
 
 register_provider = PROVIDERS.register_class  # class decorator: one instance available under ``cls.name``
 provider_named = PROVIDERS.get
@@ -77,20 +74,6 @@ def layer_probes() -> list[tuple[str, str, str]]:
 def detect_layer(evidence: dict[str, str | None]) -> str | None:
     """The provider whose layer the probes' evidence shows (None: none of them; plain hosts)."""
     return next((name for name, p in PROVIDERS.items() if name != DEFAULT and p.detected(evidence)), None)
-
-
-def vmm_names() -> dict[str, tuple[str, ...]]:
-    """Every ``vmm`` an inventory may declare, with what a host's detection reports for it."""
-    out: dict[str, tuple[str, ...]] = {}
-    for _, provider in PROVIDERS.items():
-        for vmm, names in provider.vmms.items():
-            out.setdefault(vmm, names)
-    return out
-
-
-def detected_names(vmm: str) -> tuple[str, ...]:
-    """What ``systemd-detect-virt``/lscpu may report for a declared ``vmm`` (empty: compare the name itself)."""
-    return vmm_names().get(vmm, ())
 
 
 def is_emulation(vmm: str | None) -> bool:

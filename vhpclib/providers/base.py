@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
+from ..registry import Registry
+
 if TYPE_CHECKING:
     from ..config import Environment, HostSpec, Inventory
 
@@ -105,10 +107,9 @@ class EnvironmentProvider:
         """Whether a host's ``layer_*`` probe outputs (None: probe guard false) show this layer from inside."""
         return False
 
-    def layer_findings(self, env: Environment, facts: dict[str, Any], detected: tuple[str, ...]) -> list[str]:
-        """What a host's fingerprint says that contradicts the environment's declared layer (``inventory check``);
-        ``detected``: what the providers say a host of ``env.vmm`` may report (``providers.detected_names``)."""
-        return virtualization_findings(env.vmm, facts.get("virtualization") or {}, detected)
+    def layer_findings(self, env: Environment, facts: dict[str, Any]) -> list[str]:
+        """What a host's fingerprint says that contradicts the environment's declared layer (``inventory check``)."""
+        return virtualization_findings(env.vmm, facts.get("virtualization") or {}, detected_names(env.vmm))
 
 
 def virtualization_findings(vmm: str, virt: dict[str, Any], detected: tuple[str, ...]) -> list[str]:
@@ -125,3 +126,21 @@ def virtualization_findings(vmm: str, virt: dict[str, Any], detected: tuple[str,
     if not any(name in str(vm).lower() for name in detected or (vmm,)):
         return [f"inventory says vmm {vmm!r} but host reports {vm!r}"]
     return []
+
+
+#: The environment kinds (``vhpclib.providers`` fills it with the built-in ones, lazily; plugins register theirs).
+PROVIDERS: Registry[EnvironmentProvider] = Registry("environment provider", "provider")
+
+
+def vmm_names() -> dict[str, tuple[str, ...]]:
+    """Every ``vmm`` an inventory may declare, with what a host's detection reports for it."""
+    out: dict[str, tuple[str, ...]] = {}
+    for _, provider in PROVIDERS.items():
+        for vmm, names in provider.vmms.items():
+            out.setdefault(vmm, names)
+    return out
+
+
+def detected_names(vmm: str) -> tuple[str, ...]:
+    """What ``systemd-detect-virt``/lscpu may report for a declared ``vmm`` (empty: compare the name itself)."""
+    return vmm_names().get(vmm, ())
