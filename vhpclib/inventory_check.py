@@ -178,8 +178,12 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     try:
         # A launcher whose system answers for its hosts (Slurm: one srun step) gives its own rows.
         own = {name: rows for name, env in envs.items()
-               if (rows := get_launcher(env.launcher).inventory_rows(name, env, campaign, pool, timeout,
-                                                                      store_root)) is not None}
+               if (rows := get_launcher(env.launcher).inventory_rows(
+                   env, pool, timeout,
+                   lambda spec, outcome, name=name, env=env: _row(name, env, spec, "compute", outcome, campaign,
+                                                                  store_root),
+                   lambda label, reason, name=name: HostRow(name, label, "compute", False, reason=reason),
+               )) is not None}
         wanted: list[tuple[str, Environment, HostSpec, str, Executor, str]] = []
         for name, env in envs.items():
             if name in own:
