@@ -57,7 +57,7 @@ class CpuLimit:
         """The quota per period (None: no limit, an A/A environment that only accounts)."""
         if self.loss_pct == 0:
             return None
-        return int(math.floor((1 - self.loss_pct / 100) * self.cpus * self.period_us))
+        return int(round((1 - self.loss_pct / 100) * self.cpus * self.period_us))
 
     @property
     def nominal_overhead_pct(self) -> float:
@@ -91,28 +91,9 @@ vl_name={name}
 vl_out={out}
 vl_root={root}
 vl_fail() {{ echo "vhpc: cannot inject the CPU loss: $1" >&2; exit {failed}; }}
-for d in "$vl_root"/cpu/{prefix}* "$vl_root"/cpuacct/{prefix}* "$vl_root"/{prefix}*; do
-  [ -d "$d" ] && rmdir "$d" 2>/dev/null
-done
-if [ -f "$vl_root/cpu/cpu.cfs_quota_us" ]; then
-  vl_v=1; vl_g="$vl_root/cpu/$vl_name"; vl_a="$vl_root/cpuacct/$vl_name"
-  vl_up="$vl_root/cpu"; vl_aup="$vl_root/cpuacct"
-  mkdir "$vl_g" 2>/dev/null || vl_fail "no permission to create cgroup $vl_g (run as root, or grant a delegated cgroup)"
-  mkdir -p "$vl_a" 2>/dev/null || vl_fail "no permission to create cgroup $vl_a"
-  echo {period} > "$vl_g/cpu.cfs_period_us" && echo {quota} > "$vl_g/cpu.cfs_quota_us" \
-    || {{ rmdir "$vl_g" "$vl_a" 2>/dev/null; vl_fail "the kernel refused quota {quota} us per {period} us"; }}
-elif grep -qw cpu "$vl_root/cgroup.controllers" 2>/dev/null; then
-  vl_v=2; vl_g="$vl_root/$vl_name"; vl_a="$vl_g"
-  vl_up="$vl_root"; vl_aup="$vl_root"
-  grep -qw cpu "$vl_root/cgroup.subtree_control" 2>/dev/null \
-    || echo +cpu > "$vl_root/cgroup.subtree_control" 2>/dev/null
-  mkdir "$vl_g" 2>/dev/null || vl_fail "no permission to create cgroup $vl_g (run as root, or grant a delegated cgroup)"
-  echo "{quota_v2} {period}" > "$vl_g/cpu.max" \
-    || {{ rmdir "$vl_g" 2>/dev/null; vl_fail "the kernel refused cpu.max {quota_v2} {period}"; }}
-else
-  vl_fail "no CPU controller under $vl_root (neither cgroup v1 cpu nor cgroup v2 cpu)"
-fi
+vl_g=; vl_a=
 vl_done() {{
+  [ -n "$vl_g" ] || return 0
   echo $$ > "$vl_up/cgroup.procs" 2>/dev/null; echo $$ > "$vl_aup/cgroup.procs" 2>/dev/null
   {{ echo "version $vl_v"; echo "group $vl_name"; echo "status $1"
     if [ $vl_v = 1 ]; then
@@ -131,6 +112,27 @@ vl_done() {{
   done
 }}
 trap 'vl_done 143; exit 143' TERM HUP INT
+for d in "$vl_root"/cpu/{prefix}* "$vl_root"/cpuacct/{prefix}* "$vl_root"/{prefix}*; do
+  [ -d "$d" ] && rmdir "$d" 2>/dev/null
+done
+if [ -f "$vl_root/cpu/cpu.cfs_quota_us" ]; then
+  vl_v=1; vl_g="$vl_root/cpu/$vl_name"; vl_a="$vl_root/cpuacct/$vl_name"
+  vl_up="$vl_root/cpu"; vl_aup="$vl_root/cpuacct"
+  mkdir "$vl_g" 2>/dev/null || vl_fail "no permission to create cgroup $vl_g (run as root, or grant a delegated cgroup)"
+  mkdir -p "$vl_a" 2>/dev/null || {{ rmdir "$vl_g"; vl_fail "no permission to create cgroup $vl_a"; }}
+  echo {period} > "$vl_g/cpu.cfs_period_us" && echo {quota} > "$vl_g/cpu.cfs_quota_us" \
+    || {{ rmdir "$vl_g" "$vl_a" 2>/dev/null; vl_fail "the kernel refused quota {quota} us per {period} us"; }}
+elif grep -qw cpu "$vl_root/cgroup.controllers" 2>/dev/null; then
+  vl_v=2; vl_g="$vl_root/$vl_name"; vl_a="$vl_g"
+  vl_up="$vl_root"; vl_aup="$vl_root"
+  grep -qw cpu "$vl_root/cgroup.subtree_control" 2>/dev/null \
+    || echo +cpu > "$vl_root/cgroup.subtree_control" 2>/dev/null
+  mkdir "$vl_g" 2>/dev/null || vl_fail "no permission to create cgroup $vl_g (run as root, or grant a delegated cgroup)"
+  echo "{quota_v2} {period}" > "$vl_g/cpu.max" \
+    || {{ rmdir "$vl_g" 2>/dev/null; vl_fail "the kernel refused cpu.max {quota_v2} {period}"; }}
+else
+  vl_fail "no CPU controller under $vl_root (neither cgroup v1 cpu nor cgroup v2 cpu)"
+fi
 echo $$ > "$vl_g/cgroup.procs" && echo $$ > "$vl_a/cgroup.procs" \
   || {{ vl_done 1; vl_fail "cannot move the job into $vl_g"; }}
 ( {command} )
