@@ -144,16 +144,19 @@ exit $vl_s
 
 
 def wrap_script(command: str, limit: CpuLimit, tag: str, *, out: str = ACCOUNTING_FILE,
-                root: str = CGROUP_ROOT) -> str:
+                root: str = CGROUP_ROOT, jobs_only: bool = False) -> str:
     """A shell script running ``command`` (a shell command line) under ``limit`` in group ``GROUP_PREFIX+tag``.
 
     Exits with the command's status (``SETUP_FAILED`` and one stderr line when the group cannot be
-    made); the accounting is in ``out`` (relative to the working folder) when it returns.
+    made); the accounting is in ``out`` (relative to the working folder) when it returns. With
+    ``jobs_only`` it is written only for a job (``VHPC_JOB`` set), not for probes run in the layer.
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
         raise ValueError(f"group tag {tag!r} must be letters, digits, '_', '.', '-'")
     quota = limit.quota_us
-    return _SCRIPT.format(name=shlex.quote(GROUP_PREFIX + tag), out=shlex.quote(out), root=shlex.quote(root),
+    quoted = shlex.quote(out)
+    target = f'"$([ -n "${{VHPC_JOB:-}}" ] && echo {quoted} || echo /dev/null)"' if jobs_only else quoted
+    return _SCRIPT.format(name=shlex.quote(GROUP_PREFIX + tag), out=target, root=shlex.quote(root),
                           prefix=GROUP_PREFIX, failed=SETUP_FAILED, period=limit.period_us,
                           quota=-1 if quota is None else quota, quota_v2="max" if quota is None else quota,
                           command=command).lstrip()
