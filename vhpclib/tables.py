@@ -34,6 +34,10 @@ MICROBENCH_COLUMNS = ["campaign", "environment", "label", "placement", "run_id",
 APPS_COLUMNS = ["campaign", "environment", "label", "stage", "workload", "problem", "nprocs", "threads_per_proc",
                 "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "setup_s", "solve_s", "wait_s",
                 "reduce_s", "extract_s", "mops_total", "status"]
+#: Interference around each run and, in a ground-truth environment, the overhead its cgroup measured.
+INTERFERENCE_COLUMNS = ["other_share", "steal_share", "load_before", "job_nivcsw", "injected_overhead_pct"]
+MICROBENCH_COLUMNS += INTERFERENCE_COLUMNS
+APPS_COLUMNS += INTERFERENCE_COLUMNS
 SKIPPED_COLUMNS = ["campaign", "environment", "label", "stage", "placement", "reason"]
 ENVIRONMENT_COLUMNS = ["campaign", "environment", "label", "vmm", "baseline", "vcpu_pinning", "launcher",
                        "cpu_model", "sockets", "cores_per_socket", "virtualization", "kernel", "mpi_version",
@@ -53,7 +57,17 @@ class TableSpec:
 def _common(run: StoredRun) -> dict[str, Any]:
     rec = run.record
     return {"campaign": rec.campaign, "environment": rec.environment, "label": rec.label, "run_id": rec.run_id,
-            "repetition": rec.repetition, "status": rec.status}
+            "repetition": rec.repetition, "status": rec.status, **_interference(run)}
+
+
+def _interference(run: StoredRun) -> dict[str, Any]:
+    execution = run.record.execution
+    seen = execution.interference if execution else None
+    injected = execution.injected if execution else None
+    return {"other_share": seen.other_share if seen else None, "steal_share": seen.steal_share if seen else None,
+            "load_before": seen.load_before[0] if seen and seen.load_before else None,
+            "job_nivcsw": seen.job_nivcsw if seen else None,
+            "injected_overhead_pct": injected.overhead_pct if injected else None}
 
 
 def _microbench_identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> dict[str, Any]:

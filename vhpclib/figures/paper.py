@@ -222,7 +222,11 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
                              legendgroup=label, showlegend=False,
                              marker_color=env_colour(str(label).split("/")[0]) if "/" not in str(label)
                              else _half_colour(str(label)),
-                             error_y=error_bars(grp, "overhead_pct")), row=1, col=2)
+                             error_y=error_bars(grp, "overhead_pct"),
+                             customdata=grp["verdict"] if "verdict" in grp else None,
+                             hovertemplate=f"{name}: %{{y:.3g}} %"
+                                           + (": %{customdata}" if "verdict" in grp else "")
+                                           + "<extra></extra>"), row=1, col=2)
     for env, grp in (ref.groupby("environment", sort=False) if len(ref) else []):
         fig.add_trace(go.Scatter(x=grp["workload"], y=grp["time_s"], mode="markers",
                                  name=f"paper {env} (class C / Bloss)", legendgroup=f"paper {env}",
@@ -243,11 +247,20 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
                       title="Table 3: single-node wall time and virtualization overhead")
     notes = [stats_note(ov, what="bar", bars="times: " + "; ".join(dict.fromkeys(
         interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
-             if len(ov) else "", _problem_note(ov, ref)]
+             if len(ov) else "", _problem_note(ov, ref), _verdict_note(ov)]
     _subtitle(fig, "<br>".join(n for n in notes if n))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
                      labels_of(ov))
     return fig
+
+
+def _verdict_note(ov: pd.DataFrame) -> str:
+    """One line: each comparison's verdict (``vhpclib.verdict``)."""
+    if not len(ov) or "verdict" not in ov:
+        return ""
+    said = [f"{aa_name(str(r.label))} {paper_workload(r.workload)}: {r.verdict}" for r in ov.itertuples()
+            if r.verdict]
+    return ("verdict: " + "; ".join(said)) if said else ""
 
 
 def _half_colour(label: str) -> str:
