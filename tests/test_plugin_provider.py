@@ -72,6 +72,38 @@ def test_built_in_kinds_are_found_by_name_and_an_environment_names_its_kind_by_i
     assert system_packages(inv, ["here"]) == [] and "qemu-system-x86" in system_packages(inv)
 
 
+def test_a_lazily_registered_name_is_known_before_its_module_is_imported():
+    code = ("import sys; from vhpclib.providers import PROVIDERS; "
+            "assert 'vm' in PROVIDERS.names() and 'vhpclib.providers.qemu' not in sys.modules; "
+            "assert PROVIDERS.get('vm').Section.__name__ == 'VmSpec' and 'vhpclib.providers.qemu' in sys.modules; "
+            "from vhpclib.config import parse_inventory; "
+            "parse_inventory('environments: {e: {label: e, hosts: [{local: true}]}}'); "
+            "assert 'vhpclib.launchers.slurm' not in sys.modules and 'vhpclib.vm.lifecycle' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def test_the_committed_inventories_load_unchanged_and_each_environment_has_a_registered_kind():
+    from vhpclib.config import load_inventory
+
+    kinds = {}
+    for path in sorted((ROOT / "inventories").glob("*.yml")):
+        for name, env in load_inventory(path).environments.items():
+            kinds[(path.name, name)] = env.kind
+    assert kinds[("host-and-guest.yml", "guest")] == "vm" and kinds[("host-and-guest.yml", "local")] == "host"
+    assert kinds[("slurm-example.yml", "bmm")] == "host"  # a launcher's section is no environment kind
+    assert set(kinds.values()) <= set(PROVIDERS.names())
+
+
+def test_the_check_of_a_recorded_environment_fingerprints_inside_the_layer(recorded, tmp_path):
+    from vhpclib.inventory_check import check_inventory
+
+    inv = parse_inventory(_inventory(tmp_path).read_text())
+    report = check_inventory(inv, None, None)
+    [row] = report.rows
+    assert row.answered and row.findings == [] and row.kernel
+    assert (tmp_path / "wrapper.log").read_text().startswith("ran host=localhost")
+
+
 def test_an_unknown_section_is_an_unknown_key_and_a_section_is_checked_by_its_providers_model():
     text = "environments:\n  e:\n    label: e\n    hosts: [{local: true}]\n    container: {image: x}\n"
     with pytest.raises(InventoryError) as err:
@@ -95,6 +127,15 @@ def test_a_registered_provider_owns_its_section_and_vmm_and_refuses_two_kinds(re
     assert "one kind" in str(err.value)
     vmm = _inventory(tmp_path).read_text().replace("label: rec", "label: rec\n    vmm: recorded")
     assert parse_inventory(vmm).environment("rec").vmm == "recorded"  # its own vmm name is known now
+
+
+def test_this_machine_is_no_layer_of_any_registered_provider(recorded):
+    """Its root has /.dockerenv and systemd-detect-virt says docker: only positive evidence names a layer."""
+    from vhpclib.fingerprint import collect_fingerprint
+    from vhpclib.remote import LocalExecutor
+
+    facts = collect_fingerprint(LocalExecutor(), timeout=120)
+    assert facts["layer"] == {"detected": None, "evidence": {"layer_recorded": None}}
 
 
 def test_up_and_down_bracket_a_measurement_and_only_what_was_started_is_stopped(recorded, tmp_path):
@@ -132,6 +173,9 @@ def test_a_provider_registered_from_a_test_runs_imb_through_run_tables_figures_a
         # the launch ran in the run's own folder, under the wrapper
         assert any(f"/.{path.name}.partial-" in line and "mpirun" in line for line in wrapped), (path.name, wrapped)
     assert any("mpirun" not in line for line in wrapped), "the fingerprint ran inside the layer too"
+    [fingerprint] = (tmp_path / "data/raw/plug/rec/fingerprint").glob("*.json")
+    layer = json.loads(fingerprint.read_text())["layer"]
+    assert layer == {"detected": "recorded", "evidence": {"layer_recorded": str(log)}}  # seen from inside
 
     _vhpc(["tables", "-c", "plug"], tmp_path)
     table = pd.read_csv(tmp_path / "data/processed/plug/microbench.csv")

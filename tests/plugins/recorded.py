@@ -3,7 +3,8 @@
 A real provider written outside vhpclib and registered by the test that imports this module
 (``tests/test_plugin_provider.py``): its inventory section names the log, ``wrap`` puts
 ``recorded-wrapper`` (beside this file) in front of every command vHPC runs in the environment
-(MPI launches, fingerprints, probes), ``run_facts`` says so in every run record, ``skip_reason``
+(MPI launches, fingerprints, probes), its fingerprint probe sees the wrapper from inside,
+``run_facts`` says so in every run record, ``skip_reason``
 refuses more ranks per node than the section allows, and ``up``/``down`` mark the log.
 """
 
@@ -36,6 +37,11 @@ class Recorded(EnvironmentProvider):
     Section = RecordedSection
     summary = "test: hosts whose every command runs under a wrapper that appends a line to a log"
     vmms = {"recorded": ()}
+    # positive evidence from inside: the wrapper sets this variable for what it runs
+    layer_probes = (("layer_recorded", '[ -n "${VHPC_RECORDED_LAYER:-}" ]', 'printf "%s\\n" "$VHPC_RECORDED_LAYER"'),)
+
+    def detected(self, evidence: dict[str, str | None]) -> bool:
+        return bool(evidence.get("layer_recorded"))
 
     def vmm(self, env: Any) -> str:
         return "recorded"
