@@ -56,6 +56,12 @@ class Throttled(EnvironmentProvider):
     Section = ThrottleSection
     summary = "the listed hosts with a known CPU loss injected per run (a cgroup CPU bandwidth limit): a ground truth"
     vmms = {"throttled": ()}
+    # seen from inside: the process's own CPU cgroup is one vHPC made for the run
+    layer_probes = (("layer_throttle", "[ -r /proc/self/cgroup ]",
+                     "grep -o 'vhpc-inject-[0-9a-f]*' /proc/self/cgroup | head -n 1"),)
+
+    def detected(self, evidence: dict[str, str | None]) -> bool:
+        return bool((evidence.get("layer_throttle") or "").strip())
 
     def limit(self, env: Environment) -> CpuLimit:
         section: ThrottleSection = self.section(env)
