@@ -44,6 +44,7 @@ from vhpclib.median_coverage import (coverage_text, interval_label, order_statis
                                repetitions_for)
 from vhpclib.names import Stage  # noqa: E402
 from vhpclib.reference import load_reference, paper_label, paper_workload  # noqa: E402
+from vhpclib.verdict import verdict  # noqa: E402
 
 PLACEMENTS: tuple[str, ...] = ("intra-socket", "inter-socket", "inter-node")
 ENV_KEYS = ["environment", "label"]
@@ -252,7 +253,7 @@ def _match_env(df: pd.DataFrame, name: str) -> pd.Series:
 
 
 def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = Stage.SINGLE_NODE,
-                   confidence: float = 0.95) -> pd.DataFrame:
+                   confidence: float = 0.95, interference: bool = True) -> pd.DataFrame:
     """Table 3: wall time per workload x environment and overhead against ``baseline``.
 
     ``overhead_pct`` = (median(T_env) / median(T_baseline) - 1) * 100, the way the
@@ -263,11 +264,15 @@ def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = Stage.
     3 vs 3 runs the interval is about [min/max, max/min], i.e. conservative.
     ``significant`` is True only when the interval excludes 0. ``baseline`` is an
     environment key or label (case-insensitive); runs are matched on workload,
-    problem, nprocs and threads_per_proc.
+    problem, nprocs and threads_per_proc. Runs the interference rule excludes (``interference_rule``)
+    are left out unless ``interference`` is False; ``verdict`` says what the interval lets a reader
+    conclude (``vhpclib.verdict``).
     """
     ok = valid_apps(apps)
     if stage is not None:
         ok = ok[ok["stage"] == stage]
+    if interference:
+        ok = interference_rule(ok).kept
     times = _summarise(ok, [*APP_KEYS, *ENV_KEYS], "time_s", "time_s", confidence)
     times["baseline"] = baseline
     for col in ("overhead_pct", "overhead_pct_ci_low", "overhead_pct_ci_high"):
@@ -294,6 +299,10 @@ def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = Stage.
             times.loc[i, ["overhead_pct_ci_low", "overhead_pct_ci_high"]] = [
                 (lo - 1) * 100, (hi - 1) * 100]
             times.loc[i, "significant"] = bool(lo > 1 or hi < 1)
+    times["verdict"] = [
+        "" if pd.isna(r.overhead_pct) or r.overhead_pct == 0 and pd.isna(r.overhead_pct_ci_low)
+        else verdict(r.overhead_pct, r.overhead_pct_ci_low, r.overhead_pct_ci_high, int(r.n)).text
+        for r in times.itertuples()]
     return times.reset_index(drop=True)
 
 
@@ -312,6 +321,7 @@ def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = Stage.SIN
     ok = valid_apps(apps, exclude_warmup=False)
     if stage is not None:
         ok = ok[ok["stage"] == stage]
+    ok = interference_rule(ok).kept
     mine = ok[_match_env(ok, environment)].sort_values([*APP_KEYS, "repetition", "run_id"])
     # the warm-up rule on the environment's runs in order; the halves keep their run numbers (A = runs 1, 3, 5)
     steady = set(without_warmup(mine, [k for k in ["environment", "stage", *APP_KEYS] if k in mine], "time_s",
@@ -324,9 +334,9 @@ def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = Stage.SIN
         parts += [a[a["run_id"].isin(steady)], b[b["run_id"].isin(steady)]]
     if not parts:
         return overhead_table(mine.iloc[0:0], f"{environment}/A", stage=None,
-                              confidence=confidence)
+                              confidence=confidence, interference=False)
     return overhead_table(pd.concat(parts), f"{environment}/A", stage=None,
-                          confidence=confidence)
+                          confidence=confidence, interference=False)
 
 
 # ---------------------------------------------------------------- Figures 3 / 4
@@ -582,3 +592,51 @@ def comparable_rows(pvm: pd.DataFrame) -> pd.DataFrame:
                                           "it is not an overhead")
     rows["comparison"], rows["why"] = kinds, why
     return rows.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- interference: one stated rule
+
+#: A run is excluded when the CPU share other processes took during it lies this many robust standard
+#: deviations above the median of its stage's runs (and at least ``INTERFERENCE_FLOOR`` above it).
+INTERFERENCE_Z = 3.0
+INTERFERENCE_FLOOR = 0.15  # a sixth of the machine: less is within one run to the next here
+
+
+class InterferenceRule:
+    """Which runs the interference rule kept and excluded, and the rule in words (the report prints it)."""
+
+    def __init__(self, kept: pd.DataFrame, excluded: pd.DataFrame, considered: int) -> None:
+        self.kept, self.excluded, self.considered = kept, excluded, considered
+
+    @property
+    def text(self) -> str:
+        return (f"a run is excluded when the CPU share other processes used during it (non-job CPU time / "
+                f"(CPUs x wall time), recorded per run) lies more than {INTERFERENCE_Z:g} robust SDs "
+                f"(1.4826 MAD, at least {INTERFERENCE_FLOOR:g}) above the median of its stage's runs")
+
+    def line(self) -> str:
+        if not self.considered:
+            return "interference rule: no run recorded its interference (runs measured before it was recorded)"
+        return (f"interference rule: {len(self.excluded)} of {self.considered} run(s) excluded ({self.text})")
+
+
+def interference_rule(runs: pd.DataFrame) -> InterferenceRule:
+    """Split ``runs`` (an apps or microbench table) by the interference rule, per stage; rows without a
+    recorded ``other_share`` are always kept. Pure; warns naming the excluded runs."""
+    if "other_share" not in runs.columns or runs.empty:
+        return InterferenceRule(runs, runs.iloc[0:0], 0)
+    share = pd.to_numeric(runs["other_share"], errors="coerce")
+    out = pd.Series(False, index=runs.index)
+    groups = runs["stage"] if "stage" in runs.columns else pd.Series("", index=runs.index)
+    for _, idx in share.groupby(groups).groups.items():
+        values = share.loc[idx].dropna()
+        if values.size < 3:
+            continue
+        med = float(values.median())
+        fence = med + max(INTERFERENCE_Z * 1.4826 * float((values - med).abs().median()), INTERFERENCE_FLOOR)
+        out.loc[values.index[values > fence]] = True
+    excluded = runs[out]
+    if len(excluded):
+        warnings.warn(f"interference rule excluded {len(excluded)} run(s): "
+                      + ", ".join(sorted(map(str, excluded["run_id"].unique()))), stacklevel=3)
+    return InterferenceRule(runs[~out], excluded, int(share.notna().sum()))

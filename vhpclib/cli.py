@@ -465,6 +465,38 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
         print(f"{rec['binary_host']}: {rec['binary']} sha256 {rec['sha256']} verified")
 
 
+# ------------------------------------------------------------------ a known slowdown
+
+@app.command("inject", context_settings={"allow_interspersed_args": False})
+def inject_cmd(command: list[str] = typer.Argument(..., help="The command to run (after --)."),
+               cpu_loss: float = typer.Option(..., "--cpu-loss", help="Percent of the CPUs' time taken away."),
+               cpus: Optional[float] = typer.Option(None, help="CPUs the command keeps busy (default: all this "
+                                                               "process may use)."),
+               period_us: int = typer.Option(100_000, "--period-us", help="CFS bandwidth period (us).")) -> None:
+    """Run a command with a known CPU loss injected (a cgroup CPU bandwidth limit); print what the cgroup measured.
+
+    The ground truth the throttled environment measures against: the line on stderr gives the
+    injected overhead the cgroup counted (CPU time held back / CPU time used).
+    """
+    import os
+    import tempfile
+
+    from .injector import plan_limit, run_limited
+
+    limit = plan_limit(cpu_loss, cpus if cpus is not None else float(len(os.sched_getaffinity(0))), period_us)
+    with tempfile.TemporaryDirectory(prefix="vhpc-inject-") as folder:
+        status, accounting, said = run_limited(command, limit, cwd=folder)
+    sys.stderr.write(said)
+    if accounting is not None:
+        measured = accounting.overhead_pct
+        print(f"vhpc: injected {limit.loss_pct:g} % of {limit.cpus:g} CPU(s) (quota {limit.quota_us} us per "
+              f"{limit.period_us} us; nominal overhead {limit.nominal_overhead_pct:.2f} %): measured "
+              + (f"{measured:.2f} %" if measured is not None else "nothing (no CPU used)")
+              + f" = {accounting.throttled_s:.3f} s held back of {accounting.usage_s:.3f} s used, "
+              f"{accounting.nr_throttled}/{accounting.nr_periods} periods throttled", file=sys.stderr)
+    raise typer.Exit(status)
+
+
 @app.command("deps")
 def deps_cmd(inventory: Path = InventoryOpt,
              env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments.")) -> None:

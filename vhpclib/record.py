@@ -68,6 +68,48 @@ class Contention(_Model):
     leftovers: list[int] = Field(default_factory=list)
 
 
+class Interference(_Model):
+    """What else used the launch host while the job ran (``vhpclib.interference``): before/after deltas."""
+
+    host: str
+    wall_s: float
+    cpus: int
+    #: Non-idle CPU time of the whole machine over the run (s, all CPUs).
+    busy_s: float
+    #: Time the hypervisor ran something else while a vCPU wanted to run (s, all CPUs), and its share.
+    steal_s: float
+    steal_share: float | None = None
+    #: CPU time of the job's process tree (s), and of every other process: busy minus the job's.
+    job_cpu_s: float | None = None
+    other_cpu_s: float | None = None
+    #: ``other_cpu_s`` over the CPUs' capacity during the run (cpus x wall): what the analysis rule reads.
+    other_share: float | None = None
+    load_before: list[float] = Field(default_factory=list)
+    load_after: list[float] = Field(default_factory=list)
+    #: Involuntary / voluntary context switches of the job's processes (None where not readable).
+    job_nivcsw: int | None = None
+    job_nvcsw: int | None = None
+    cpu_mhz_before: list[float] | None = None
+    cpu_mhz_after: list[float] | None = None
+
+
+class Injected(_Model):
+    """A known slowdown's accounting (``vhpclib.injector``): what the job's cgroup counted over the run."""
+
+    version: int
+    group: str
+    period_us: int
+    quota_us: int | None = None
+    nr_periods: int
+    nr_throttled: int
+    throttled_s: float
+    usage_s: float
+    #: The injected overhead measured: CPU time held back / CPU time used, in %.
+    overhead_pct: float | None = None
+    throttled_share: float | None = None
+    exit_status: int | None = None
+
+
 class Execution(_Model):
     """How the job ran: the command line a user could paste, where, when, and how it ended."""
 
@@ -94,6 +136,8 @@ class Execution(_Model):
     #: Where the job ran on an SSH launch host (removed after its logs were fetched).
     remote_dir: str | None = None
     contention: Contention | None = None
+    interference: Interference | None = None
+    injected: Injected | None = None
 
 
 class PinRow(_Model):

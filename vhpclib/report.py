@@ -296,6 +296,7 @@ class Report:
             "95 %, conservative with few runs). <b>Efficiencies</b> combine the intervals of two medians, so "
             "their coverage is at least the product of both.</li>"
             f"{aa}"
+            f"{self.verdict_html()}"
             "<li><b>Paper values</b> are hollow diamonds at the process counts the paper measured, or labels for "
             "numbers the paper states without a size (peak throughputs). Environments the paper does not have "
             "(e.g. <code>local</code>) are compared with its bare metal (BMM) to put scales side by side: the "
@@ -303,6 +304,28 @@ class Report:
             "absolute times also need the same problem size.</li>"
             "<li><b>Emulation</b>: an environment run under QEMU TCG is labelled 'emulation: qemu-tcg'; its "
             "numbers measure an emulator, not a hypervisor.</li></ul>")
+
+    def verdict_html(self) -> str:
+        """The verdict of each comparison and the interference rule, with how many runs it excluded."""
+        from .analysis import interference_rule
+        from .verdict import DEFAULT_MARGIN_PCT
+
+        apps = self.data.table("apps")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rule = interference_rule(apps[apps["verified"].astype("boolean").fillna(False).astype(bool)]) \
+                if len(apps) else None
+            overhead = self.data.overhead() if len(apps) else None
+        said = [f"{r.label} {r.workload}: {sig(r.overhead_pct)} % [{sig(r.overhead_pct_ci_low)}, "
+                f"{sig(r.overhead_pct_ci_high)}], {r.verdict}" for r in overhead.itertuples()
+                if "verdict" in overhead and r.verdict] if overhead is not None and len(overhead) else []
+        verdicts = ("<li><b>Verdicts</b>: each comparison is <i>resolved</i> (its interval excludes 0), "
+                    f"<i>consistent with zero</i> (its interval lies within ±{DEFAULT_MARGIN_PCT:g} %), or "
+                    "<i>not resolved at this noise</i>, with about how many more runs per environment the "
+                    "measured spread asks for (an interval narrows like 1/√runs)"
+                    + (": " + "; ".join(_e(x) for x in said) if said else "") + ".</li>")
+        ruled = f"<li><b>Interference</b>: {_e(rule.line())}.</li>" if rule is not None else ""
+        return verdicts + ruled
 
     def _ns(self) -> list[int]:
         """The run counts behind the medians shown (per point of each stage)."""

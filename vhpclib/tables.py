@@ -72,6 +72,18 @@ def table_names() -> list[str]:
     return [*TABLES.names(), *FIXED.names()]
 
 
+def run_columns(run: StoredRun) -> dict[str, Any]:
+    """What the harness recorded around the run (``schema.RUN_COLUMNS``): interference and, in a ground-truth
+    environment, the overhead its cgroup measured; the same for every row of every table."""
+    execution = run.record.execution
+    seen = execution.interference if execution else None
+    injected = execution.injected if execution else None
+    return {"other_share": seen.other_share if seen else None, "steal_share": seen.steal_share if seen else None,
+            "load_before": seen.load_before[0] if seen and seen.load_before else None,
+            "job_nivcsw": seen.job_nivcsw if seen else None,
+            "injected_overhead_pct": injected.overhead_pct if injected else None}
+
+
 @dataclass
 class CampaignTables:
     """Every table of one campaign, built in one pass over its runs."""
@@ -143,7 +155,7 @@ def collect_tables(campaign: str, *, store: RawStore | None = None,
                             f"{', '.join(undeclared)} (kept; declare them in {type(workload).__name__}.columns)")
             layouts[spec.name].extra += [Column(c) for c in undeclared]
         order = spec.stage_order.index(rec.stage) if rec.stage in spec.stage_order else len(spec.stage_order)
-        rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row)})
+        rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row), **run_columns(run)})
                             for row in extracted]
     tables = {name: RowTable(layouts[name].names, [r for _, r in sorted(rows[name], key=lambda item: item[0])])
               for name in layouts}

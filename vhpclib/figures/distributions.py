@@ -6,7 +6,9 @@ number. One panel per placement (0-byte PingPong latency) or per workload point
 environment, the median with its distribution-free interval (its true coverage in
 the subtitle) as a black diamond, and the warm-up runs the one warm-up rule
 (``analysis.WARMUP_RULE``) leaves out of every statistic as crosses (they stay in
-the raw store and are drawn, not hidden).
+the raw store and are drawn, not hidden). Runs the interference rule excludes
+(``analysis.interference_rule``) are drawn as open triangles; every run's hover says how
+much of the machine other processes used while it ran.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .style import NOT_MEASURED, TEMPLATE, env_colour
 
 MEDIAN_NAME = "median with its interval"
 WARMUP_MARKER = dict(symbol="x-thin-open", size=10, line=dict(width=2), color="#555")
+INTERFERED_MARKER = dict(symbol="triangle-up-open", size=10, line=dict(width=2), color="#B2182B")
 
 
 def latency_distribution(micro: pd.DataFrame) -> go.Figure:
@@ -56,6 +59,7 @@ def _figure(rows: pd.DataFrame, panels: list[str], value: str, unit: str, title:
         fig.update_layout(template=TEMPLATE, title=title, height=360, xaxis_visible=False, yaxis_visible=False)
         return fig
     rows = stats.mark_warmup(rows, ["environment", "panel"], value)
+    rows = _mark_interfered(rows)
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
     legend: set[str] = set()
     intervals: set[str] = set()
@@ -73,8 +77,26 @@ def _figure(rows: pd.DataFrame, panels: list[str], value: str, unit: str, title:
     return fig
 
 
+def _mark_interfered(rows: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``interfered`` (excluded by the interference rule) and ``others`` (hover text)."""
+    import warnings
+
+    from ..analysis import interference_rule
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tables and the report name the excluded runs
+        excluded = set(interference_rule(rows).excluded.index)
+    share = pd.to_numeric(rows["other_share"], errors="coerce") if "other_share" in rows else \
+        pd.Series(float("nan"), index=rows.index)
+    others = ["other processes: not recorded" if v != v else f"other processes: {100 * v:.0f} % of the machine"
+              for v in share]
+    return rows.assign(interfered=rows.index.isin(excluded), others=others)
+
+
 def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col: int, legend: set[str],
                  intervals: set[str]) -> None:
+    hit = runs[runs["interfered"] & ~runs["warmup"]]
+    runs = runs[~runs["interfered"] | runs["warmup"]]
     kept, warm = runs[~runs["warmup"]], runs[runs["warmup"]]
     colour = env_colour(label)
     fig.add_trace(go.Violin(
@@ -82,9 +104,16 @@ def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col
         line_color=colour, fillcolor=_translucent(colour), points="all", pointpos=0, jitter=0.35,
         marker=dict(size=7, color=colour, line=dict(width=1, color="white")), box_visible=False,
         meanline_visible=False,
-        spanmode="hard", customdata=kept[["run_id"]], hovertemplate="%{customdata[0]}: %{y}<extra></extra>"),
+        spanmode="hard", customdata=kept[["run_id", "others"]],
+        hovertemplate="%{customdata[0]}: %{y}<br>%{customdata[1]}<extra></extra>"),
         row=1, col=col)
     legend.add(label)
+    if len(hit):
+        fig.add_trace(go.Scatter(
+            x=[label] * len(hit), y=hit[value], mode="markers", name="excluded: interference", legendgroup="intf",
+            showlegend="intf" not in legend, marker=INTERFERED_MARKER, customdata=hit[["run_id", "others"]],
+            hovertemplate="%{customdata[0]} (excluded): %{y}<br>%{customdata[1]}<extra></extra>"), row=1, col=col)
+        legend.add("intf")
     interval = stats.median_interval(kept[value])
     if interval.n:
         has_ci = interval.low == interval.low  # NaN when too few runs for an interval

@@ -272,7 +272,11 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
                                  name=f"{name} vs {base}", legendgroup=label, showlegend=False, marker_color=colour,
                                  text=["baseline" if str(label) == str(base) else f"{v:+.0f} %"
                                        for v in shown["overhead_pct"]], textposition="outside",
-                                 error_y=error_bars(shown, "overhead_pct")),
+                                 error_y=error_bars(shown, "overhead_pct"),
+                                 customdata=shown["verdict"] if "verdict" in shown else None,
+                                 hovertemplate=f"{name}: %{{y:.3g}} %"
+                                               + (": %{customdata}" if "verdict" in shown else "")
+                                               + "<extra></extra>"),
                           row=1, col=3 if str(label) in far else 2)
     for env, grp in (ref.groupby("environment", sort=False) if len(ref) else []):
         fig.add_trace(go.Scatter(x=grp["workload"], y=grp["time_s"], mode="markers",
@@ -304,7 +308,7 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
                       meta=dict(static_width=1100) if far else None)
     notes = [stats_note(ov, what="environment", bars="times: " + "; ".join(dict.fromkeys(
         interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
-             if len(ov) else "", _problem_note(ov, ref)]
+             if len(ov) else "", _problem_note(ov, ref), _verdict_note(ov)]
     _subtitle(fig, "<br>".join(n for n in notes if n))
     for i, text in enumerate(missing):
         fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=0, yshift=-40 - 16 * i, showarrow=False,
@@ -312,6 +316,15 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
                      labels_of(ov), yshift=-44 - 16 * len(missing))
     return fig
+
+
+def _verdict_note(ov: pd.DataFrame) -> str:
+    """One line: each comparison's verdict (``vhpclib.verdict``)."""
+    if not len(ov) or "verdict" not in ov:
+        return ""
+    said = [f"{aa_name(str(r.label))} {paper_workload(r.workload)}: {r.verdict}" for r in ov.itertuples()
+            if r.verdict]
+    return ("verdict: " + "; ".join(said)) if said else ""
 
 
 def _half_colour(label: str) -> str:

@@ -32,6 +32,7 @@ provider_named = PROVIDERS.get
 
 PROVIDERS.add_lazy("host", "vhpclib.providers.host")
 PROVIDERS.add_lazy("vm", "vhpclib.providers.qemu")
+PROVIDERS.add_lazy("throttle", "vhpclib.providers.throttled")
 
 
 def section_model(name: str) -> type[BaseModel] | None:
