@@ -407,6 +407,18 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
         print(f"{rec['binary_host']}: {rec['binary']} sha256 {rec['sha256']} verified")
 
 
+@app.command("deps")
+def deps_cmd(inventory: Path = InventoryOpt,
+             env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments.")) -> None:
+    """Print the Debian packages the inventory's environment providers need, one per line (make asks this)."""
+    from .config import load_inventory
+    from .providers import system_packages
+
+    inv = load_inventory(paths.project_path(inventory))
+    for package in system_packages(inv, env or None):
+        print(package)
+
+
 # ------------------------------------------------------------------ tables and figures
 
 @app.command("tables")

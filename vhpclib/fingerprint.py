@@ -224,16 +224,6 @@ def facts_from_result(host: str, result: CommandResult) -> dict[str, Any]:
     return {"host": host, **facts, "collected_utc": result.started_utc, "duration_s": round(result.duration_s, 3)}
 
 
-def with_vcpu_placement(facts: dict[str, Any], vm_state: Path | str | None) -> dict[str, Any]:
-    """A guest vHPC booted: add its vCPU -> host CPU map as the host kernel reports it (the guest cannot see it)."""
-    if vm_state is None:
-        return facts
-    from .vm import vcpu_map_for
-
-    placed = vcpu_map_for(vm_state)
-    return {**facts, "vcpu_pinning": {k: placed[k] for k in ("policy", "accel", "map", "verified")}}
-
-
 def collect_fingerprint(executor: Executor, runtime: MpiRuntime | None = None,
                         timeout: float | None = None) -> dict[str, Any]:
     """Facts of one host in a single shell round trip; raises HostUnreachable/RemoteError."""

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from .. import paths
-from ..config import GUEST_NAME
+from ..providers.qemu import GUEST_NAME
 from ..exceptions import VmInputError
 
 STATE_FILE = "state.json"
