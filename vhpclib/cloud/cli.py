@@ -22,14 +22,13 @@ def target(inventory: Path, env: str, campaign: str | None = None):
     """The cloud environment ``env`` of ``inventory`` (``InventoryError`` if it has no ``cloud:`` section)."""
     from ..config import load_inventory
     from ..exceptions import InventoryError
-    from .provision import Target
+    from ..providers import ec2
 
     inv = load_inventory(inventory)
-    spec = inv.environment(env).section("cloud")
-    if spec is None:
+    if inv.environment(env).section("cloud") is None:
         raise InventoryError(f"environment {env!r} has no 'cloud:' section", file=str(inventory),
                              key=f"environments.{env}")
-    return Target(inv.name or Path(inventory).stem, env, spec, campaign or "", str(inventory))
+    return ec2.target(inv, env, campaign or "")
 
 
 @cloud_app.command("up")
