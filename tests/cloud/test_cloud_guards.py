@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from vhpclib.cloud.provision import Target, up
@@ -72,3 +76,44 @@ def test_an_endpoint_off_loopback_is_refused(cloud_env, monkeypatch) -> None:
     monkeypatch.setenv("VHPC_CLOUD_ENDPOINT", "http://ec2.us-east-1.amazonaws.com")
     with pytest.raises(CloudInputError, match="loopback"):
         up(_target("g-endpoint"), yes=True, log=lambda m: None)
+
+
+def _inventory(tmp_path, name: str, **cloud) -> str:
+    import yaml
+
+    data = {"name": name, "environments": {"ec2": {"label": "EC2", "vmm": "ec2", "cloud": {**BASE, **cloud}}}}
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vhpclib.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("type", "environments.ec2.cloud.instance_type: DescribeInstanceTypes: InvalidInstanceType"),
+    ("creds", "AWS refused the credentials"),
+])
+def test_cli_refuses_with_one_line_and_exit_2(cloud_env, tmp_path, monkeypatch, case: str, expect: str) -> None:
+    name = f"g-cli-{case}"
+    if case == "creds":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOTAKEYATALL0000")
+    inv = _inventory(tmp_path, name, instance_type="zz9.huge" if case == "type" else "c5n.18xlarge",
+                     hourly_usd=1.0)
+    out = _cli("cloud", "up", "-i", inv, "-e", "ec2", "--yes")
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"vhpc: error: {inv}") and expect in line, line
+    assert "Traceback" not in out.stderr
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", cloud_env.key_id)
+    assert cloud_env.tagged(name) == {"instances": [], "security_groups": []}
+
+
+def test_cli_bad_section_is_one_line_naming_file_line_and_key(tmp_path) -> None:
+    inv = _inventory(tmp_path, "g-bad", count=0)
+    out = _cli("cloud", "up", "-i", inv, "-e", "ec2")
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert f"{inv}:" in line and "environments.ec2.cloud.count" in line

@@ -61,12 +61,13 @@ class Clients:
         """One API call; an AWS error becomes ``CloudInputError`` (caller's input) or ``CloudError``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        name = "".join(part.title() for part in operation.split("_"))  # the API's own name (RunInstances)
         try:
             return getattr(client, operation)(**kwargs)
         except ClientError as exc:
-            raise translate(exc, operation, self.where) from None
+            raise translate(exc, name, self.where) from None
         except BotoCoreError as exc:
-            raise CloudError(f"{operation}: {exc}", **self.where) from None
+            raise CloudError(f"{name}: {exc}", **self.where) from None
 
 
 def translate(exc: Any, operation: str, where: dict) -> Exception:
