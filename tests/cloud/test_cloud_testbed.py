@@ -172,6 +172,58 @@ def test_microbench_runs_across_two_instances_and_records_what_moto_said(world: 
     nothing_left(world, "cl-mpi")
 
 
+@pytest.mark.mpi
+def test_notebook_04_compares_the_moto_provisioned_cluster_with_the_baseline(world: dict, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single-node and scaling runs (blockss tiny) on the testbed (baseline) and on the moto-created cluster
+    reached at the same nodes; notebook 04 through papermill shows the cloud environment beside it."""
+    import nbformat
+    import papermill
+
+    from vhpclib.cloud.provision import up as cloud_up
+    from vhpclib.cloud.teardown import down
+    from vhpclib.params import AppParams
+    from vhpclib.providers import ec2
+    from vhpclib.stages.context import StageContext
+    from vhpclib.stages.loop import run_stage
+    from vhpclib.store import RawStore
+
+    path = inventory(world, "cl-nb")
+    data = yaml.safe_load(path.read_text())
+    baseline = yaml.safe_load(Path(world["testbed"].inventory).read_text())["environments"]["testbed"]
+    data["environments"] = {"testbed": {**baseline, "baseline": True}, **data["environments"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    inv = load_inventory(path)
+    monkeypatch.setenv("VHPC_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("VHPC_FIGURES", str(tmp_path / "figures"))
+    target = ec2.target(inv, "ec2", "nbcloud")
+    cloud_up(target, yes=True, log=lambda m: None)
+    try:
+        for env in ("testbed", "ec2"):
+            with StageContext.open(inv, env, "nbcloud", store=RawStore(tmp_path / "data" / "raw")) as ctx:
+                for stage in ("single-node", "scaling"):
+                    result = run_stage(ctx, stage, AppParams(workloads=("blockss",), blockss_preset="tiny",
+                                                             repetitions=1), progress=False)
+                    assert result.failures == [] and result.runs, (env, stage, result.failures)
+    finally:
+        down(target, lambda m: None)
+    nothing_left(world, "cl-nb")
+    tables = subprocess.run([sys.executable, "-m", "vhpclib.cli", "tables", "--campaign", "nbcloud"],
+                            env={**world["env"], "VHPC_DATA": str(tmp_path / "data")}, capture_output=True, text=True)
+    assert tables.returncode == 0, tables.stderr
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "04.ipynb"
+    papermill.execute_notebook(str(root / "notebooks/04-cloud-comparison.ipynb"), str(out),
+                               parameters={"campaign": "nbcloud"}, kernel_name="python3", progress_bar=False,
+                               cwd=str(root / "notebooks"))
+    html = "\n".join(str(o.get("data", {}).get("text/html", "")) for c in nbformat.read(out, as_version=4).cells
+                     for o in c.get("outputs", []))
+    assert "cloud environment measured: ec2" in html
+    assert "Single node: time and overhead versus the baseline" in html and "Scaling: parallel efficiency" in html
+    # the cluster's rows beside the baseline's, labelled as what they are: moto-invented instances
+    assert html.count("<td>EC2 (emulation: ec2-moto)</td>") == 3 and "<td>testbed</td>" in html, html
+
+
 @pytest.fixture()
 def node2_down(world: dict) -> None:
     """Stop node 2's sshd (started by this module's testbed): instance 2 never answers SSH from here on."""
