@@ -17,8 +17,7 @@ import typer
 
 from . import paths
 from .exceptions import InputError, VhpcError
-from .vm.cli import vm_app
-from .cloud.cli import cloud_app
+from .providers import PROVIDERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what virtualization costs an HPC cluster, reproducibly.")
@@ -30,8 +29,9 @@ app.add_typer(run_app, name="run")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(npb_app, name="npb")
-app.add_typer(vm_app, name="vm")
-app.add_typer(cloud_app, name="cloud")
+for _name, _provider in PROVIDERS.items():  # a provider's own commands (the QEMU guest's: vhpc vm up|status|down)
+    if (_commands := _provider.commands()) is not None:
+        app.add_typer(_commands[1], name=_commands[0])
 
 InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
 EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")

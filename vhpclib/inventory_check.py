@@ -185,9 +185,9 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
         for name, env in envs.items():
             if name in own:
                 continue
-            script = fingerprint_script(runtime_for(env))
-            for spec, role in _hosts_of(env):
-                wanted.append((name, env, spec, role, pool.get(spec, env), script))
+            script, provider = fingerprint_script(runtime_for(env)), provider_for(env)
+            for spec, role in _hosts_of(env):  # fingerprinted inside the environment's layer
+                wanted.append((name, env, spec, role, pool.get(spec, env), provider.wrap(env, spec, script)))
         unique = list({(id(w[4]), w[5]): (w[4], w[5]) for w in wanted}.values())
         outcomes = fan_out_each(unique, timeout=timeout or 120.0) if unique else []
         by_key = {(id(e), script): o for (e, script), o in zip(unique, outcomes)}

@@ -70,7 +70,7 @@ class MpirunLauncher(Launcher):
             files["hostfile"] = runtime.impl.hostfile_text(hosts, spec.ppn or 1)
             writer.add_file("hostfile", files["hostfile"])
         others = _other_hosts(target, env_spec, hosts, host)
-        run_argv = argv if wrapped == command else ["/bin/sh", "-c", wrapped]
+        run_argv = argv if wrapped == command else ["bash", "-c", wrapped]
         run = _Run(host, run_argv, variables, execution, writer, others, env_spec.contention_limit, job)
         if not host.is_local:
             return run.remote(f"{env_spec.work_root}/{writer.record.campaign}-{uuid.uuid4().hex[:12]}", files)

@@ -60,6 +60,26 @@ def resolve_environment(inventory: Inventory, name: str) -> Environment:
     return provider_for(inventory.environment(name)).resolve(inventory, name)
 
 
+#: Fingerprint sections of the providers' layer probes start with this.
+LAYER_PREFIX = "layer_"
+
+
+def layer_probes() -> list[tuple[str, str, str]]:
+    """Every provider's fingerprint probes (positive evidence of its layer from inside), each name once."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for _, provider in PROVIDERS.items():
+        for probe in provider.layer_probes:
+            if not probe[0].startswith(LAYER_PREFIX):
+                raise ValueError(f"provider {provider.name!r}: probe {probe[0]!r} must start with {LAYER_PREFIX!r}")
+            out.setdefault(probe[0], probe)
+    return list(out.values())
+
+
+def detect_layer(evidence: dict[str, str | None]) -> str | None:
+    """The provider whose layer the probes' evidence shows (None: none of them; plain hosts)."""
+    return next((name for name, p in PROVIDERS.items() if name != DEFAULT and p.detected(evidence)), None)
+
+
 def vmm_names() -> dict[str, tuple[str, ...]]:
     """Every ``vmm`` an inventory may declare, with what a host's detection reports for it."""
     out: dict[str, tuple[str, ...]] = {}

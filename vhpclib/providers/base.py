@@ -39,12 +39,20 @@ class EnvironmentProvider:
     vmms: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Stored ``vmm`` values (run records, tables) that are this provider's emulation (figures label them).
     emulation_vmms: ClassVar[tuple[str, ...]] = ()
+    #: Probes the fingerprint runs on every host, ``(name, guard, command)`` like ``fingerprint._PROBES``
+    #: (names start with ``layer_``; shell builtins where possible): positive evidence of this layer from
+    #: inside (never ``/.dockerenv`` or ``systemd-detect-virt``'s ``docker``: this machine's own root has both).
+    layer_probes: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     #: What brings this kind's hosts when it does (e.g. "guest vHPC boots"); None: the inventory lists them.
     brings_hosts: ClassVar[str | None] = None
     #: Whose hosts they are then, for the error when an inventory lists hosts anyway (e.g. "guest").
     hosts_owner: ClassVar[str] = "provider"
     #: Stored ``vmm`` values that are a cloud's instances (the report compares them with the paper's EC2).
     cloud_vmms: ClassVar[tuple[str, ...]] = ()
+
+    def commands(self) -> tuple[str, Any] | None:
+        """``(name, typer app)`` of the provider's own ``vhpc NAME ...`` commands (None: it has none)."""
+        return None
 
     def section(self, env: Environment) -> Any:
         """This provider's validated section of ``env`` (None when ``env`` does not carry it)."""
@@ -92,6 +100,10 @@ class EnvironmentProvider:
     def skip_reason(self, env: Environment, nodes: int, ranks_per_node: int) -> str | None:
         """Why this layer cannot run ``nodes`` x ``ranks_per_node`` ranks (None: it can); recorded as a skip."""
         return None
+
+    def detected(self, evidence: dict[str, str | None]) -> bool:
+        """Whether a host's ``layer_*`` probe outputs (None: probe guard false) show this layer from inside."""
+        return False
 
     def layer_findings(self, env: Environment, facts: dict[str, Any]) -> list[str]:
         """What a host's fingerprint says that contradicts the environment's declared layer (``inventory check``)."""

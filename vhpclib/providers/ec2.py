@@ -49,6 +49,12 @@ class Ec2Cluster(EnvironmentProvider):
     brings_hosts = "cloud cluster vHPC creates"
     hosts_owner = "cloud instances"
 
+    def commands(self) -> tuple[str, Any]:
+        """``vhpc cloud up|status|down``: create, list and tear down cloud clusters."""
+        from ..cloud.cli import cloud_app
+
+        return "cloud", cloud_app
+
     def _state(self, inventory: Inventory, name: str) -> dict:
         from ..cloud import state as st
 

@@ -69,6 +69,12 @@ class QemuGuest(EnvironmentProvider):
     hosts_owner = "guest"
     emulation_vmms = ("qemu-tcg", "tcg")
 
+    def commands(self) -> tuple[str, Any]:
+        """``vhpc vm up|status|down``: build, boot and remove guests."""
+        from ..vm.cli import vm_app
+
+        return "vm", vm_app
+
     def system_packages(self, env: Environment) -> list[str]:
         return ["qemu-system-x86", "qemu-utils", "debootstrap", "genisoimage"]
 

@@ -131,7 +131,7 @@ class StageContext:
                     return self._topology
             self._require_guest()
             host = self.env.hosts[0]
-            result = self.executor(host).run(TOPOLOGY_COMMAND, timeout=60)
+            result = self.executor(host).run(self.inside(host, TOPOLOGY_COMMAND), timeout=60)
             self._topology = parse_lscpu(result.stdout, file=f"{host.label}: lscpu -p (or sysfs)")
             self._lscpu = result.stdout
         return self._topology
@@ -151,8 +151,8 @@ class StageContext:
         """Whether these hosts are one kernel (namespaces/containers): same boot id."""
         key = tuple(h.label for h in hosts)
         if key not in self._boot_ids:
-            ids = {self.executor(h).run("cat /proc/sys/kernel/random/boot_id", timeout=60).stdout.strip()
-                   for h in hosts}
+            probe = "cat /proc/sys/kernel/random/boot_id"
+            ids = {self.executor(h).run(self.inside(h, probe), timeout=60).stdout.strip() for h in hosts}
             self._boot_ids[key] = len(ids) == 1
         return self._boot_ids[key]
 
