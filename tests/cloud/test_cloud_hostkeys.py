@@ -69,3 +69,20 @@ def test_the_hypervisor_is_what_the_instance_reports(lines: str, expected: str |
     assert facts["hypervisor"] == expected == hypervisor(facts)
     assert facts["nics"] == {"ens5": "ena"} and facts["rdma"] == {"efa_0": "1: CA"}
     assert facts["ena_version"] == "2.8.1g"
+
+
+def test_an_ec2_instance_is_recognised_from_inside_only_by_positive_evidence() -> None:
+    from vhpclib.providers import PROVIDERS
+
+    cloud = PROVIDERS.get("cloud")
+    assert cloud.detected({"layer_ec2_vendor": "Amazon EC2\n", "layer_ec2_xen_uuid": None})
+    assert cloud.detected({"layer_ec2_vendor": "Xen\n", "layer_ec2_xen_uuid": "ec2e1916-9099-7caf-fd21-0123456789ab"})
+    assert not cloud.detected({"layer_ec2_vendor": "QEMU\n", "layer_ec2_xen_uuid": None})
+    assert not cloud.detected({"layer_ec2_vendor": None, "layer_ec2_xen_uuid": None})
+    here = {}
+    for name, guard, command in cloud.layer_probes:  # the probes as the fingerprint runs them, on this machine
+        out = subprocess.run(["bash", "-c", f"{guard} && {command}"], capture_output=True, text=True)
+        here[name] = out.stdout if out.returncode == 0 else None
+    vendor = Path("/sys/devices/virtual/dmi/id/sys_vendor")
+    on_ec2 = vendor.is_file() and vendor.read_text().strip() == "Amazon EC2"
+    assert cloud.detected(here) is on_ec2

@@ -46,6 +46,10 @@ class Ec2Cluster(EnvironmentProvider):
     vmms = {"ec2": ("amazon", "xen", "kvm"), EMULATED_VMM: ()}
     cloud_vmms = ("ec2", EMULATED_VMM)
     emulation_vmms = (EMULATED_VMM,)
+    # Positive evidence of an EC2 instance from inside: Nitro's DMI vendor, or a Xen instance's uuid ("ec2...").
+    layer_probes = (("layer_ec2_vendor", "[ -r /sys/devices/virtual/dmi/id/sys_vendor ]",
+                     "cat /sys/devices/virtual/dmi/id/sys_vendor"),
+                    ("layer_ec2_xen_uuid", "[ -r /sys/hypervisor/uuid ]", "cat /sys/hypervisor/uuid"))
     brings_hosts = "cloud cluster vHPC creates"
     hosts_owner = "cloud instances"
 
@@ -137,6 +141,10 @@ class Ec2Cluster(EnvironmentProvider):
         return {"emulated": False, "region": state.get("region"),
                 "hosts": {h.label: {"api": by_id.get(h.label, {}), "instance": parse_probe(r.stdout)}
                           for h, r in zip(hosts, results)}}
+
+    def detected(self, evidence: dict[str, str | None]) -> bool:
+        vendor = (evidence.get("layer_ec2_vendor") or "").strip()
+        return vendor == "Amazon EC2" or (evidence.get("layer_ec2_xen_uuid") or "").strip().lower().startswith("ec2")
 
     def layer_findings(self, env: Environment, facts: dict[str, Any]) -> list[str]:
         if env.vmm == EMULATED_VMM:
