@@ -285,6 +285,27 @@ def wait_ssh(hosts: list[dict], known_hosts: str, deadline: float, log: Log) -> 
         log(f"{host['name']}: SSH answers at {host['address']}:{host['port']} (host key checked)")
 
 
+def install_workloads(target: Target, reach: dict, log: Log) -> dict:
+    """The guests' payload (Intel MPI + IMB, blockss wheelhouse) into /opt/vhpc on every instance, over SSH."""
+    spec = target.spec
+    if spec.emulator is not None:
+        return {"skipped": "emulated: the hosts are testbed nodes of this machine and run its own venv"}
+    if not spec.install:
+        return {"skipped": "cloud.install is false: the image brings the workloads (see the environment's mpi:)"}
+    from ..vm.guest_ssh import GuestSsh
+    from ..vm.provision import GUEST_PREFIX, install, prepare_payload
+
+    payload = prepare_payload()
+    done = {}
+    for host in reach["hosts"]:
+        ssh = GuestSsh(port=host["port"], client_key=Path(host["key_file"]), known_hosts=Path(reach["known_hosts"]),
+                       address=host["address"], user=host["user"])
+        ssh.run(f"sudo install -d -o \"$(id -u)\" -g \"$(id -g)\" {GUEST_PREFIX}", timeout=120)
+        done[host["name"]] = install(ssh, payload)
+        log(f"{host['name']}: Intel MPI {payload.mpi_version}, IMB and blockss installed in {GUEST_PREFIX}")
+    return {"prefix": GUEST_PREFIX, "hosts": done}
+
+
 # ---------------------------------------------------------------- up
 
 def up(target: Target, *, yes: bool, keep: bool = False, log: Log = print) -> dict:
@@ -346,6 +367,7 @@ def _create_and_wait(target: Target, aws: Clients, record: dict, pre: dict, cidr
     record.update(reach)
     st.save(record)
     wait_ssh(reach["hosts"], reach["known_hosts"], deadline, log)
+    record["install"] = install_workloads(target, reach, log)
     record["complete"] = True
     record["ready_utc"] = datetime.now(timezone.utc).isoformat()
     st.save(record)

@@ -63,6 +63,9 @@ class CloudSpec(BaseModel):
                                                              "vHPC's table of on-demand prices (an estimate).")
     ssh_timeout_s: float = Field(900.0, gt=0, le=7200,
                                  description="Seconds `vhpc cloud up` waits for every host to answer SSH.")
+    install: bool = Field(True, description="Install the workloads on every instance at `vhpc cloud up`: Intel MPI + "
+                                            "IMB from this venv and blockss from a wheelhouse, into /opt/vhpc (the "
+                                            "same payload vHPC's QEMU guests get; needs sudo on the image).")
     emulator: EmulatorSpec | None = Field(None, description="Tests against moto only (see its keys).")
 
     @field_validator("image")

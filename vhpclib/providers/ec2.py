@@ -94,6 +94,11 @@ class Ec2Cluster(EnvironmentProvider):
                        if emulated else ""))
         if state.get("launch"):
             data["launch"] = state["launch"]
+        prefix = (state.get("install") or {}).get("prefix")
+        if prefix:  # what `vhpc cloud up` installed, unless the inventory says otherwise
+            mpi.setdefault("prefix", prefix)
+            data["benchmarks"] = {"imb": f"{prefix}/bin/IMB-MPI1", "blockss": f"{prefix}/bin/vhpc-blockss",
+                                  **data.get("benchmarks", {})}
         return Environment.model_validate(data).with_section(self.name, spec)
 
     def vmm(self, env: Environment) -> str:
