@@ -224,6 +224,25 @@ def test_notebook_04_compares_the_moto_provisioned_cluster_with_the_baseline(wor
     assert html.count("<td>EC2 (emulation: ec2-moto)</td>") == 3 and "<td>testbed</td>" in html, html
 
 
+def test_a_failed_stage_under_paper_figures_brings_the_cluster_down(world: dict, monkeypatch) -> None:
+    """``paper-figures --rerun`` wraps the measuring in ``environments_up``: up with VHPC_CLOUD_YES=1, down after."""
+    from vhpclib.exceptions import CloudInputError
+    from vhpclib.providers import environments_up, resolve_environment
+
+    inv = load_inventory(inventory(world, "cl-pf"))
+    monkeypatch.delenv("VHPC_CLOUD_YES", raising=False)
+    with pytest.raises(CloudInputError, match="VHPC_CLOUD_YES=1"):
+        with environments_up(inv, ["ec2"], log=lambda m: None):
+            pass
+    nothing_left(world, "cl-pf")
+    monkeypatch.setenv("VHPC_CLOUD_YES", "1")
+    with pytest.raises(RuntimeError, match="the stage failed"):
+        with environments_up(inv, ["ec2"], log=lambda m: None) as started:
+            assert started == ["ec2"] and len(resolve_environment(inv, "ec2").hosts) == 2
+            raise RuntimeError("the stage failed")
+    nothing_left(world, "cl-pf")
+
+
 @pytest.fixture()
 def node2_down(world: dict) -> None:
     """Stop node 2's sshd (started by this module's testbed): instance 2 never answers SSH from here on."""
@@ -251,6 +270,9 @@ def test_keep_leaves_the_instances_for_down_to_remove(world: dict, node2_down: N
     up = vhpc(world, "cloud", "up", "-i", str(inv), "-e", "ec2", "--yes", "--keep")
     assert up.returncode == 1 and "kept what was created" in up.stdout
     assert len(world["moto"].tagged("cl-keep")["instances"]) == 2
+    import shutil
+
+    shutil.rmtree(world["base"] / "cloud" / "cl-keep-ec2")  # down finds everything by its tags alone
     down = vhpc(world, "cloud", "down", "-i", str(inv), "-e", "ec2")
     assert down.returncode == 0 and "2 instance(s) terminated" in down.stdout
     nothing_left(world, "cl-keep")
