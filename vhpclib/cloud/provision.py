@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +38,6 @@ class Target:
     spec: CloudSpec
     campaign: str = ""
     source: str | None = None
-    created: dict = field(default_factory=dict)
 
     @property
     def where(self) -> dict:
