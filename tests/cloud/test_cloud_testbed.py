@@ -243,6 +243,24 @@ def test_a_failed_stage_under_paper_figures_brings_the_cluster_down(world: dict,
     nothing_left(world, "cl-pf")
 
 
+def test_a_cluster_that_ended_behind_our_back_is_one_line_not_a_stale_host_list(world: dict) -> None:
+    from vhpclib.cloud.provision import up as cloud_up
+    from vhpclib.cloud.teardown import down
+    from vhpclib.exceptions import CloudInputError
+    from vhpclib.providers import PROVIDERS, ec2
+
+    inv = load_inventory(inventory(world, "cl-gone"))
+    target = ec2.target(inv, "ec2")
+    record = cloud_up(target, yes=True, log=lambda m: None)
+    world["moto"].ec2().terminate_instances(InstanceIds=record["created"]["instances"][:1])  # the self-destruct
+    with pytest.raises(CloudInputError, match="no longer run"):
+        cloud_up(target, yes=True, log=lambda m: None)
+    with pytest.raises(CloudInputError, match="no longer run"):
+        PROVIDERS.get("cloud").up(inv, "ec2", lambda m: None)
+    down(target, lambda m: None)
+    nothing_left(world, "cl-gone")
+
+
 @pytest.fixture()
 def node2_down(world: dict) -> None:
     """Stop node 2's sshd (started by this module's testbed): instance 2 never answers SSH from here on."""

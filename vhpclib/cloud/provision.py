@@ -212,8 +212,8 @@ def launch(target: Target, aws: Clients, record: dict, pre: dict, subnet: dict, 
 
 def wait_running(aws: Clients, ids: list[str], deadline: float, log: Log) -> list[dict]:
     """The instances once every one is running (a terminated one is an error: capacity, limits, image)."""
-    while True:
-        out = aws.call(aws.ec2, "describe_instances", InstanceIds=ids)
+    while True:  # a filter: an id the API does not list yet is "missing", not an error
+        out = aws.call(aws.ec2, "describe_instances", Filters=[{"Name": "instance-id", "Values": ids}])
         found = {i["InstanceId"]: i for r in out.get("Reservations", []) for i in r.get("Instances", [])}
         states = {i: found.get(i, {}).get("State", {}).get("Name", "missing") for i in ids}
         dead = [i for i, s in states.items() if s in ("shutting-down", "terminated", "stopped", "stopping")]
@@ -310,11 +310,12 @@ def install_workloads(target: Target, reach: dict, log: Log) -> dict:
 def up(target: Target, *, yes: bool, keep: bool = False, log: Log = print) -> dict:
     """Create the environment (unless already up as declared) and return its state with the hosts."""
     existing = st.load(target.inventory, target.environment)
+    aws = connect(target)
     if existing and existing.get("complete"):
+        still_running(target, aws, existing)
         log(f"{target.environment}: already up ({len(existing['hosts'])} host(s)); `vhpc cloud down` first to "
             "start afresh")
         return existing
-    aws = connect(target)
     pre = preflight(target, aws)
     if pre["running"]:
         ids = " ".join(i["InstanceId"] for i in pre["running"])
@@ -341,6 +342,17 @@ def up(target: Target, *, yes: bool, keep: bool = False, log: Log = print) -> di
             down_recorded(aws, record, log)
         raise
     return record
+
+
+def still_running(target: Target, aws: Clients, record: dict) -> None:
+    """Every instance ``up`` recorded still runs (``max_hours``' self-destruct or a person may have ended it)."""
+    running = {i["InstanceId"] for i in live_instances(aws, target.filters())
+               if i.get("State", {}).get("Name") == "running"}
+    gone = [i for i in record.get("created", {}).get("instances", []) if i not in running]
+    if gone:
+        raise CloudInputError(f"instance(s) {', '.join(gone)} of this environment no longer run (max_hours' "
+                              "self-destruct, or ended by hand): `vhpc cloud down`, then `vhpc cloud up`",
+                              **target.where)
 
 
 def _create_and_wait(target: Target, aws: Clients, record: dict, pre: dict, cidr: str, log: Log) -> None:

@@ -19,18 +19,25 @@ Log = Callable[[str], None]
 GONE_TIMEOUT_S = 900.0
 
 
+def _states(aws: Clients, ids: list[str]) -> dict[str, str]:
+    """State of each of ``ids`` still known (a filter, not InstanceIds: ids AWS has forgotten are no error)."""
+    out = aws.call(aws.ec2, "describe_instances", Filters=[{"Name": "instance-id", "Values": ids}])
+    return {i["InstanceId"]: i.get("State", {}).get("Name", "") for r in out.get("Reservations", [])
+            for i in r.get("Instances", [])}
+
+
 def terminate(aws: Clients, ids: list[str], log: Log, timeout: float = GONE_TIMEOUT_S) -> None:
-    """Terminate ``ids`` and wait until every one is ``terminated``."""
+    """Terminate those of ``ids`` not terminated yet and wait until every one is ``terminated``."""
     if not ids:
         return
-    aws.call(aws.ec2, "terminate_instances", InstanceIds=ids)
+    live = [i for i, state in _states(aws, ids).items() if state != "terminated"]
+    if live:
+        aws.call(aws.ec2, "terminate_instances", InstanceIds=live)
     deadline = time.monotonic() + timeout
     while True:
-        out = aws.call(aws.ec2, "describe_instances", InstanceIds=ids)
-        left = [i["InstanceId"] for r in out.get("Reservations", []) for i in r.get("Instances", [])
-                if i.get("State", {}).get("Name") != "terminated"]
+        left = [i for i, state in _states(aws, ids).items() if state != "terminated"]
         if not left:
-            log(f"terminated {', '.join(ids)}")
+            log(f"terminated {', '.join(live)}" if live else f"already terminated: {', '.join(ids)}")
             return
         if time.monotonic() > deadline:
             raise CloudError(f"instances still not terminated after {timeout:.0f} s: {', '.join(left)}")

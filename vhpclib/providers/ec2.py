@@ -107,10 +107,12 @@ class Ec2Cluster(EnvironmentProvider):
     def up(self, inventory: Inventory, name: str, log: Log) -> bool:
         """Create the cluster unless it is up (only with ``VHPC_CLOUD_YES=1``: the estimate is printed first)."""
         from ..cloud import state as st
-        from ..cloud.provision import up
+        from ..cloud.provision import connect, still_running, up
 
         existing = st.load(inventory_name(inventory), name)
         if existing and existing.get("complete"):
+            t = target(inventory, name)
+            still_running(t, connect(t), existing)  # a state left from a cluster that ended is one line
             return False
         if os.environ.get(YES_VAR) != "1":
             raise CloudInputError(f"cloud environment {name!r} is not up; set {YES_VAR}=1 to let vHPC create it "
