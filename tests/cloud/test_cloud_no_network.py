@@ -72,3 +72,22 @@ def test_the_metadata_service_is_not_asked_even_for_the_credential_chain(guard: 
 
     assert _botocore_session().get_credentials() is None
     assert guard == []
+
+
+def test_the_cli_without_endpoint_and_credentials_sends_nothing(guard: list[str], tmp_path: Path, monkeypatch,
+                                                               capsys) -> None:
+    import yaml
+
+    from vhpclib import paths
+    from vhpclib.cli import main
+
+    monkeypatch.setattr(paths, "CLOUD", tmp_path / "cloud")
+    inv = tmp_path / "nonet.yml"
+    inv.write_text(yaml.safe_dump({"name": "nonet", "environments": {"ec2": {"label": "EC2", "vmm": "ec2",
+                                                                             "cloud": SPEC}}}))
+    for command in (["cloud", "up", "-i", str(inv), "-e", "ec2", "--yes"], ["cloud", "status", "-i", str(inv)],
+                    ["cloud", "down", "-i", str(inv), "-e", "ec2"]):
+        assert main(command) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert "no AWS credentials" in line
+    assert guard == []
