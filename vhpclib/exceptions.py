@@ -217,3 +217,12 @@ class VmNotReady(VmInputError):
 
 class FigureExportError(VhpcError):
     """Static figure export (PDF/SVG/PNG through Chromium) failed or timed out; the HTML files are written."""
+
+
+class CloudError(VhpcError):
+    """A cloud provider call or a cloud host did not do what ``vhpc cloud`` needed (exit code 1)."""
+
+
+class CloudInputError(InputError):
+    """Bad input for a cloud environment, refused before or by the provider: bad credentials, an unknown
+    instance type or image, a guard (``max_instances``, ``max_hours``), no ``--yes`` (exit code 2)."""

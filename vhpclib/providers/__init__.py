@@ -33,6 +33,7 @@ provider_named = PROVIDERS.get
 PROVIDERS.add_lazy("host", "vhpclib.providers.host")
 PROVIDERS.add_lazy("vm", "vhpclib.providers.qemu")
 PROVIDERS.add_lazy("throttle", "vhpclib.providers.throttled")
+PROVIDERS.add_lazy("cloud", "vhpclib.providers.ec2")
 
 
 def section_model(name: str) -> type[BaseModel] | None:
