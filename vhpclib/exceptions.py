@@ -210,3 +210,12 @@ class VmNotReady(VmInputError):
 
 class FigureExportError(VhpcError):
     """Static figure export (PDF/SVG/PNG through Chromium) failed or timed out; the HTML files are written."""
+
+
+class LayerUnavailable(InputError):
+    """A virtualization layer (container, user-mode Linux, gVisor) cannot be used here: its program is missing
+    (the message names the Debian package), its image cannot be built, or it does not start (exit 2)."""
+
+    def __init__(self, message: str, *, package: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.package = package
