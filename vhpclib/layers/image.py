@@ -156,8 +156,7 @@ def prune(keep: int = KEEP) -> list[Path]:
     for _, folder in trees[keep:]:
         remove_tree(folder)
         removed.append(folder)
-        disk = root / f"uml-{folder.name.removeprefix('rootfs-')}.img"
-        if disk.exists():
+        for disk in root.glob(f"uml-{folder.name.removeprefix('rootfs-')}-*.img"):
             disk.unlink()
             removed.append(disk)
     return removed

@@ -22,11 +22,12 @@ from .image import LayerRoot, cache_root
 
 #: Images vHPC imports are called this; anything else in the private store is not ours to keep.
 IMAGE_REPO = "localhost/vhpc-layer"
+NPROC_MAX = 32768
 #: Every container vHPC starts carries this label (leftovers are found by it, never by a broad name).
 LABEL = "org.vhpc.layer"
 # Variables a job's environment must not carry into a layer: they describe the host's shell, its
 # Python or its files, not the job.
-HOST_ONLY = ("PATH", "HOME", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "TERM", "USER", "LOGNAME", "SHELL", "_",
+HOST_ONLY = ("HOME", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "TERM", "USER", "LOGNAME", "SHELL", "_",
              "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "LD_PRELOAD", "MAIL",
              "container", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "XDG_RUNTIME_DIR", "TZ")
 
@@ -128,7 +129,8 @@ class Podman:
         """Start a long-running container ``name`` (its PID 1 sleeps; jobs enter with ``exec``)."""
         self.remove(name)
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        # runc cannot set this machine's nproc hard limit (96367: "operation not permitted"); 32768 works.
+        nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], NPROC_MAX)
         args = ["run", "--detach", "--name", name, "--label", f"{LABEL}=1", "--hostname", hostname,
                 "--network", network, "--shm-size", f"{shm_mib}m",
                 # podman raises open files past this machine's hard limit unless told: keep the host's.
@@ -141,7 +143,11 @@ class Podman:
         for folder in mounts:
             Path(folder).mkdir(parents=True, exist_ok=True)
             args += ["--volume", f"{folder}:{folder}:rw"]
-        self.call([*args, image, "sleep", "infinity"], what=f"starting container {name}", timeout=120)
+        try:
+            self.call([*args, image, "sleep", "infinity"], what=f"starting container {name}", timeout=120)
+        except LayerUnavailable:
+            self.remove(name)  # a container created but not started is still a leftover
+            raise
 
     def remove(self, name: str) -> None:
         """Stop and remove ``name`` if it exists (its processes die with it)."""
@@ -160,3 +166,32 @@ class Podman:
 
 def _limit(value: int) -> str:
     return "-1" if value == resource.RLIM_INFINITY else str(value)
+
+
+def cpu_list(text: str) -> list[int]:
+    """``0-2,5`` -> [0, 1, 2, 5] (the kernel's list format)."""
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        out += list(range(int(first), int(last or first) + 1))
+    return sorted(out)
+
+
+def read_back(podman: Podman, name: str) -> dict:
+    """A container as the host kernel sees it: running, PID 1, the CPUs PID 1 may run on, the cpuset asked."""
+    done = podman.call(["inspect", "--format", "{{.State.Running}} {{.State.Pid}} {{.HostConfig.CpusetCpus}}", name],
+                       what=f"inspecting container {name}", check=False)
+    parts = done.stdout.split()
+    if done.returncode != 0 or len(parts) < 2:
+        return {"running": False}
+    running, pid = parts[0] == "true", int(parts[1]) if parts[1].isdigit() else 0
+    out: dict = {"running": running, "pid": pid, "cpuset_asked": parts[2] if len(parts) > 2 else ""}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                out["cpus"] = cpu_list(line.split(":", 1)[1])
+    except (OSError, ValueError):
+        out["cpus"] = None
+    return out

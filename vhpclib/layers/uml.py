@@ -21,7 +21,8 @@ from ..exceptions import LayerUnavailable
 from .image import LayerRoot, cache_root
 from .podman import HOST_ONLY, require
 
-INIT_PATH = "/sbin/vhpc-uml-init"
+#: At the root: /sbin is a symlink in Debian 12 (merged /usr), and debugfs writes no file through it.
+INIT_PATH = "/vhpc-uml-init"
 #: Intel MPI inside UML: the default pinning asserts (no CPU topology), Hydra's hwloc probe too, and two ranks
 #: sharing the one vCPU measure a scheduler tick (~10 ms) unless they sleep between polls. Forced by the init
 #: after the job's own variables, so they always hold; every run record lists them (``run_facts``).
@@ -46,7 +47,7 @@ while IFS= read -r m; do mkdir -p "$m" && mount -t hostfs -o "$m" none "$m"; don
 hostname vhpc-uml
 . "$d/env"
 for v in $(cat "$d/unset"); do unset "$v"; done
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOME=/root
 export PATH HOME
 . "$d/force"
@@ -63,7 +64,10 @@ def linux_binary() -> str:
 
 
 def disk_path(root: LayerRoot) -> Path:
-    return cache_root() / f"uml-{root.key}.img"
+    """One disk per layer tree and init script (a changed init makes a new disk)."""
+    import hashlib
+
+    return cache_root() / f"uml-{root.key}-{hashlib.sha256(INIT_SCRIPT.encode()).hexdigest()[:8]}.img"
 
 
 def ensure_disk(root: LayerRoot, size: str = "4G") -> Path:
@@ -81,13 +85,17 @@ def ensure_disk(root: LayerRoot, size: str = "4G") -> Path:
         script.write_text(INIT_SCRIPT)
         steps = [["truncate", "-s", size, str(tmp)],
                  ["mkfs.ext4", "-q", "-F", "-L", "vhpc-uml", "-d", str(root.tree), str(tmp)],
-                 ["debugfs", "-w", "-R", f"write {script} {INIT_PATH}", str(tmp)],
+                 ["debugfs", "-w", "-R", f"write {script} {INIT_PATH.lstrip('/')}", str(tmp)],
                  ["debugfs", "-w", "-R", f"set_inode_field {INIT_PATH} mode 0100755", str(tmp)]]
         for argv in steps:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
             if done.returncode != 0:
                 said = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
                 raise LayerUnavailable(f"cannot make the user-mode Linux disk: {argv[0]}: {said}", file=str(final))
+        written = subprocess.run(["debugfs", "-R", f"cat {INIT_PATH}", str(tmp)], capture_output=True, text=True,
+                                 timeout=60, stdin=subprocess.DEVNULL)
+        if written.stdout != INIT_SCRIPT:
+            raise LayerUnavailable("cannot make the user-mode Linux disk: its init was not written", file=str(final))
         tmp.chmod(0o444)
         os.rename(tmp, final)
     finally:
@@ -115,7 +123,7 @@ def boot_command(disk: Path, command: str, *, mounts: Sequence[str], memory_mib:
         'printf "%s\\n" "$PWD" > "$d/cwd"; '
         f'printf "%s\\n" {shlex.quote(command)} > "$d/cmd"; '
         f'{pin}{shlex.quote(linux)} mem={int(memory_mib)}M ubd0="$d/cow",{shlex.quote(str(disk))} root=/dev/ubda rw '
-        f'init={INIT_PATH} vhpcdir="$d" vhpcshm={int(shm_mib)} quiet con=null con0=null,fd:1 '
+        f'init={INIT_PATH} uml_dir="$d" umid=vhpc vhpcdir="$d" vhpcshm={int(shm_mib)} quiet con=null con0=null,fd:1 '
         '> "$d/console" 2>&1 < /dev/null; '
         'cat "$d/out" 2>/dev/null; cat "$d/err" >&2 2>/dev/null; '
         'if [ -s "$d/rc" ]; then exit "$(cat "$d/rc")"; fi; '
