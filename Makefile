@@ -53,7 +53,7 @@ RAW     := $(shell find data/raw/$(CAMPAIGN) -type f 2>/dev/null)
 
 ifneq ($(RERUN),)
 paper-figures: $(STAMP)
-	@scripts/system-deps $(if $(shell grep -l '^ *vm:' $(INVENTORY) 2>/dev/null),vm,figures)
+	@scripts/system-deps figures $$($(VENV)/bin/vhpc deps --inventory $(INVENTORY))
 	$(VENV)/bin/vhpc paper-figures --rerun --inventory $(INVENTORY) $(if $(GIVEN_CAMPAIGN),--campaign $(GIVEN_CAMPAIGN)) \
 	  $(if $(filter new,$(RERUN)),--new-campaign)
 else

@@ -17,7 +17,7 @@ import typer
 
 from . import paths
 from .exceptions import InputError, VhpcError
-from .vm.cli import vm_app
+from .providers import PROVIDERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what virtualization costs an HPC cluster, reproducibly.")
@@ -29,7 +29,9 @@ app.add_typer(run_app, name="run")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(npb_app, name="npb")
-app.add_typer(vm_app, name="vm")
+for _name, _provider in PROVIDERS.items():  # a provider's own commands (the QEMU guest's: vhpc vm up|status|down)
+    if (_commands := _provider.commands()) is not None:
+        app.add_typer(_commands[1], name=_commands[0])
 
 InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
 EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")
@@ -405,6 +407,18 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
     for d in distribute_to_environment(inv, env, build_for(inv, env, campaign, build_id=build_id)):
         rec = d.record()
         print(f"{rec['binary_host']}: {rec['binary']} sha256 {rec['sha256']} verified")
+
+
+@app.command("deps")
+def deps_cmd(inventory: Path = InventoryOpt,
+             env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments.")) -> None:
+    """Print the Debian packages the inventory's environment providers need, one per line (make asks this)."""
+    from .config import load_inventory
+    from .providers import system_packages
+
+    inv = load_inventory(paths.project_path(inventory))
+    for package in system_packages(inv, env or None):
+        print(package)
 
 
 # ------------------------------------------------------------------ tables and figures

@@ -314,10 +314,10 @@ def run_pipeline(inventory: Path | None, campaign: str, *, rerun: bool = False,
         envs = environments or list(inv.environments)
         for name in envs:
             inv.environment(name)
-        from .vm.provider import guests_up
+        from .providers import environments_up
 
-        for env in envs:  # a declared guest runs only while its own environment is measured (never beside another)
-            with guests_up(inv, [env], log=log):
+        for env in envs:  # what an environment's provider starts runs only while that environment is measured
+            with environments_up(inv, [env], log=log):
                 measure(inv_path, campaign, [env], progress=progress, allow_mixed=allow_mixed, log=log)
     report = build_report(campaign, progress=progress, log=log)
     log(f"report: {report}")

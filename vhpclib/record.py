@@ -27,14 +27,19 @@ class _Model(BaseModel):
 
 
 class EnvironmentSummary(_Model):
-    """What a run keeps of its environment's inventory entry (and, for guests, the vCPU map read back)."""
+    """What a run keeps of its environment's inventory entry, and what its provider read back at the run."""
 
     label: str
     vmm: str = "unknown"
     baseline: bool = False
     vcpu_pinning: str = "unknown"
     launcher: str = "mpirun"
+    # Records written before providers kept a guest's vCPU map here; newer ones keep it in ``facts``.
     vcpu_map: dict[str, list[int]] | None = None
+    #: The environment's provider (``host``, ``vm``...); None in records written before providers.
+    provider: str | None = None
+    #: What the provider read back at this run (``run_facts``: a guest's vCPU map, the layer seen inside...).
+    facts: dict[str, Any] | None = None
 
 
 class LaunchRecord(_Model):

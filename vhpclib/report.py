@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import paths
 from .config import Inventory
+from .providers import is_cloud
 from .store import RawStore
 from .tables import write_table
 
@@ -30,7 +31,6 @@ CLOUD_CAVEATS = (
     "interconnects as much as hypervisors.",
     "EC2 BT-MZ scaling was erratic in the paper (load balancing failed, cause unknown).",
 )
-CLOUD_VMMS = ("ec2", "aws", "gce", "azure")
 ARTIFACT_TITLES = {
     "table2_latency": "Table 2: latency", "figure2_throughput": "Figure 2: throughput",
     "table3_single_node": "Table 3: single node", "figure3_npb": "Figure 3: NPB-MZ scaling",
@@ -429,7 +429,7 @@ def _cloud_environment(envs: pd.DataFrame, wanted: str | None) -> str | None:
     for _, e in envs.iterrows():
         if wanted and wanted in (e["environment"], e["label"]):
             return str(e["environment"])
-        if str(e.get("vmm") or "").lower() in CLOUD_VMMS or str(e["label"]).lower() == "ec2":
+        if is_cloud(e.get("vmm")) or str(e["label"]).lower() == "ec2":
             return str(e["environment"])
     return None
 

@@ -135,13 +135,13 @@ def log10_axis(values: Sequence[float], unit_label: str = "") -> dict:
                 minor=dict(tickvals=minor, ticks="outside", ticklen=3, showgrid=False))
 
 
-EMULATION_VMMS = ("qemu-tcg", "tcg")
-
-
 def display_label(label: str, vmm: str | None) -> str:
-    """The label an environment is drawn with: TCG guests say they are emulation, not virtualization."""
-    if vmm and str(vmm).lower() in EMULATION_VMMS:
-        return f"{label} (emulation: qemu-tcg)"
+    """The label an environment is drawn with: emulation (e.g. a TCG guest) says so, never passes as
+    virtualization; which ``vmm`` values are emulation, the environment providers say."""
+    from ..providers import is_emulation
+
+    if is_emulation(vmm):
+        return f"{label} (emulation: {str(vmm).lower()})"
     return str(label)
 
 

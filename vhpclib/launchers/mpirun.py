@@ -50,12 +50,14 @@ class MpirunLauncher(Launcher):
         host = target.executor(env_spec.launch_host)
         spec = job.launch
         argv, mpi_env = build_launch(runtime, spec, job.program)
+        command = shell_command(argv)
+        wrapped = self.wrapped(target, env_spec.launch_host, command)  # inside the environment's layer
         variables = {**env_spec.env, **mpi_env, **(job.env or {})}
         hosts = list(dict.fromkeys(spec.hosts))
         inventory = getattr(target, "inventory", None)
         allow = inventory.redaction_allow if inventory is not None else ()
         execution = Execution(
-            launcher=self.name, command=redact_text(shell_command(argv)), argv=redact_argv(argv),
+            launcher=self.name, command=redact_text(wrapped), argv=redact_argv(argv),
             env=redact_env(variables, allow),
             launch=LaunchRecord(nprocs=spec.nprocs, ppn=spec.ppn, hosts=list(spec.hosts),
                                 cpus=list(spec.cpus) if spec.cpus is not None else None,
@@ -68,7 +70,8 @@ class MpirunLauncher(Launcher):
             files["hostfile"] = runtime.impl.hostfile_text(hosts, spec.ppn or 1)
             writer.add_file("hostfile", files["hostfile"])
         others = _other_hosts(target, env_spec, hosts, host)
-        run = _Run(host, argv, variables, execution, writer, others, env_spec.contention_limit, job)
+        run_argv = argv if wrapped == command else ["bash", "-c", wrapped]
+        run = _Run(host, run_argv, variables, execution, writer, others, env_spec.contention_limit, job)
         if not host.is_local:
             return run.remote(f"{env_spec.work_root}/{writer.record.campaign}-{uuid.uuid4().hex[:12]}", files)
         return run.local()

@@ -64,38 +64,13 @@ def fingerprint_nodes(executor: Executor, settings: SlurmSettings, nodes: int, r
     return facts, job
 
 
-def check_with_slurm(inventory: Any, envs: dict[str, Any], campaign: str, check_others: Any, *,
-                     pool: Any = None, timeout: float | None = None, store_root: Path | None = None) -> Any:
-    """``vhpc inventory check`` when some environments run through Slurm.
+def slurm_rows(name: str, env: Any, campaign: str | None, pool: Any, timeout: float | None,
+               store_root: Path | None) -> list[Any]:
+    """``vhpc inventory check`` rows of a Slurm environment: its nodes fingerprinted by one srun step.
 
-    Environments with ``launcher: slurm`` fingerprint their nodes with one srun
-    step each (as many nodes as the environment lists; the rows name Slurm's
-    nodes); the others go through ``check_others`` (the SSH fan-out). Rows keep
-    the environments' order. A job that fails or leaves nodes unanswered makes
-    unanswered rows with the reason; settings Slurm refuses raise (exit 2).
+    As many nodes as the environment lists answer (the rows name Slurm's nodes). A job that fails or
+    leaves nodes unanswered makes unanswered rows with the reason; settings Slurm refuses raise (exit 2).
     """
-    from ..inventory_check import CheckReport
-    from ..remote import ConnectionPool
-
-    others = [name for name, env in envs.items() if env.launcher != "slurm"]
-    report = check_others(inventory, others, campaign, pool=pool, timeout=timeout, store_root=store_root) \
-        if others else CheckReport(campaign, [])
-    own_pool = pool is None
-    pool = pool or ConnectionPool(inventory)
-    try:
-        slurm_rows = {name: _slurm_rows(name, env, campaign, pool, timeout, store_root)
-                      for name, env in envs.items() if env.launcher == "slurm"}
-    finally:
-        if own_pool:
-            pool.close()
-    rows = []
-    for name in envs:
-        rows += slurm_rows.get(name) or [r for r in report.rows if r.environment == name]
-    return CheckReport(campaign, rows)
-
-
-def _slurm_rows(name: str, env: Any, campaign: str, pool: Any, timeout: float | None,
-                store_root: Path | None) -> list[Any]:
     import tempfile
 
     from ..config import HostSpec

@@ -161,6 +161,10 @@ def _plan(ctx: StageContext, stage: str, params: StageParams,
             if isinstance(item, Point) and item.nodes > nodes:
                 item = Skip(workload.name, item.stem, item.what,
                             f"needs {item.nodes} node(s), environment has {nodes}", item.fields)
+            elif isinstance(item, Point):  # what the environment's layer cannot run (e.g. one vCPU only)
+                reason = ctx.skip_reason(item.nodes, item.ranks_per_node or 1)
+                if reason:
+                    item = Skip(workload.name, item.stem, item.what, reason, item.fields)
             if isinstance(item, Skip):
                 record_skip(ctx, stage, item)
                 result.skipped.append(f"{item.what}: {item.reason}")

@@ -46,7 +46,7 @@ class AppRun:
 
     def point(self, registry_name: str) -> Point:
         return Point(registry_name, self.stem, self.fields(), nodes=self.nodes,
-                     label=f"{self.workload} p={self.processes}")
+                     label=f"{self.workload} p={self.processes}", ranks_per_node=min(self.ppn, self.processes))
 
     @classmethod
     def of(cls, point: Point | dict[str, Any]) -> "AppRun":

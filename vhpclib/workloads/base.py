@@ -43,6 +43,8 @@ class Point:
     fields: Mapping[str, Any]
     nodes: int = 1
     label: str = ""
+    # MPI ranks on each node (None: not known when planning); the environment's provider may refuse a shape.
+    ranks_per_node: int | None = None
 
     def run_id(self, repetition: int) -> str:
         return f"{self.stem}-r{repetition:02d}"

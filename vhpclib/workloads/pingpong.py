@@ -52,7 +52,7 @@ class PingPong(Workload):
                                 {"placement": name, "params_tag": params.tag()}))
                 continue
             out.append(Point(self.name, stem, {"placement": name, "params_tag": params.tag()},
-                             nodes=choice.nodes, label=f"PingPong {name}"))
+                             nodes=choice.nodes, label=f"PingPong {name}", ranks_per_node=2 // choice.nodes))
         return out
 
     def prepare(self, ctx: StageContext, points: list[Point], params: MicrobenchParams) -> dict[str, Placement]:

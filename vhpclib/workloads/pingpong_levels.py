@@ -51,7 +51,8 @@ class PingPongLevels(PingPong):
             if isinstance(item, Skip):
                 out.append(Skip(self.name, stem, item.what, item.reason, fields))
             else:
-                out.append(Point(self.name, stem, fields, nodes=item.nodes, label=f"PingPong blocks {placement}"))
+                out.append(Point(self.name, stem, fields, nodes=item.nodes, label=f"PingPong blocks {placement}",
+                                 ranks_per_node=2 // item.nodes))
         return out
 
     def job(self, ctx: StageContext, point: Point, repetition: int, prepared: dict, params: MicrobenchParams) -> Job:
