@@ -44,36 +44,6 @@ def _grep_prefix(path: str, prefix: str, strip: bool = False) -> str:
     return f"while IFS= read -r l; do case $l in {prefix}*) printf '%s\\n' {out};; esac; done < {path}"
 
 
-#: Prints one line per piece of evidence of the layer this shell runs in: podman's /run/.containerenv, PID 1's
-#: ``container=`` variable, a libpod cgroup, User Mode Linux's CPU, gVisor's boot message and its 4.4.0 kernel.
-LAYER_EVIDENCE = (
-    "[ -e /run/.containerenv ] && echo containerenv; "
-    "if [ -r /proc/1/environ ]; then tr '\\0' '\\n' < /proc/1/environ 2>/dev/null "
-    "| sed -n 's/^container=/pid1_container=/p'; fi; "
-    "grep -q 'libpod-' /proc/self/cgroup 2>/dev/null && echo cgroup_libpod; "
-    "grep -q '^vendor_id.*User Mode Linux' /proc/cpuinfo 2>/dev/null && echo cpuinfo_uml; "
-    "dmesg 2>/dev/null | grep -q 'Starting gVisor' && echo dmesg_gvisor; "
-    "[ \"$(uname -r 2>/dev/null)\" = 4.4.0 ] && [ ! -s /proc/self/cgroup ] && echo kernel_gvisor; true"
-)
-
-
-def layer_from_evidence(lines: list[str]) -> str | None:
-    """The layer named by positive evidence (``gvisor``, ``uml``, ``podman``...), None without any.
-
-    gVisor under podman also has podman's marks: its own evidence wins. Missing evidence says nothing:
-    a host is never called a container because a file it lacks would say so.
-    """
-    evidence = set(lines)
-    if evidence & {"dmesg_gvisor", "kernel_gvisor"}:
-        return "gvisor"
-    if "cpuinfo_uml" in evidence:
-        return "uml"
-    named = next((line.split("=", 1)[1] for line in lines if line.startswith("pid1_container=")), None)
-    if "containerenv" in evidence or "cgroup_libpod" in evidence:
-        return named or "podman"
-    return named
-
-
 # (section, guard, command): the guard is a shell test that is false when the tool or file is absent.
 # Commands use shell builtins where they can: the script runs on every host of a fan-out at once.
 _PROBES: list[tuple[str, str, str]] = [
@@ -89,9 +59,6 @@ _PROBES: list[tuple[str, str, str]] = [
     ("detect_virt_vm", "command -v systemd-detect-virt", "systemd-detect-virt --vm"),
     ("detect_virt_container", "command -v systemd-detect-virt", "systemd-detect-virt --container"),
     ("sys_hypervisor", "[ -r /sys/hypervisor/type ]", _cat("/sys/hypervisor/type")),
-    # Positive evidence of a layer, never its absence: this project's own machines have /.dockerenv and
-    # systemd-detect-virt says "docker" on the bare host, so neither is evidence (see layer_from_evidence).
-    ("layer_evidence", "true", LAYER_EVIDENCE),
     ("infiniband", "[ -d /sys/class/infiniband ]",
      "for d in /sys/class/infiniband/*; do [ -e \"$d\" ] && printf '%s\\n' \"${d##*/}\"; done; true"),
     ("lspci", "command -v lspci", "lspci -nn | grep -Ei 'ethernet|network|infiniband|fabric'"),
@@ -207,17 +174,10 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
     vendor = lscpu.get("Hypervisor vendor")
     vm = detect_vm if detect_vm is not None else (
         vendor.lower() if vendor else (sys_hypervisor or ("none" if lscpu else None)))
-    # A container only on positive evidence (older fingerprints have none: "unknown" there). What
-    # systemd-detect-virt said is kept beside it; on this project's machines it says "docker" on bare hosts.
-    evidence_text = sections.get("layer_evidence", (None, None))[0]
-    evidence = evidence_text.split() if evidence_text else []
-    layer = layer_from_evidence(evidence) if evidence_text is not None else None
-    if layer == "uml":
-        vm = "uml"
-    if evidence_text is None:
-        container = None
-    else:
-        container = layer if layer not in (None, "uml") else "none"
+    # A container only on positive evidence from the providers' layer probes: this project's machines have
+    # /.dockerenv and systemd-detect-virt says "docker" on the bare host. What it said is kept beside it.
+    layer = _layer(sections)
+    container = detect_container if layer["detected"] is not None else "none"
     if container and container != "none":
         detected = container
     else:
@@ -246,7 +206,7 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
         "memory": {"total_kib": mem_kib, "total_gib": round(mem_kib / 2**20, 1) if mem_kib else None},
         "virtualization": {"detected": detected, "vm": vm, "container": container,
                            "sys_hypervisor": sys_hypervisor, "is_vm": bool(is_vm),
-                           "layer": layer, "evidence": evidence, "detect_virt_container": detect_container},
+                           "detect_virt_container": detect_container},
         "network": {"pci": nics},
         "rdma": {"devices": ib_devices, "pci": rdma_pci, "ibv": ibv,
                  "passthrough_suspected": bool(is_vm and (rdma_pci or ib_devices))},
@@ -255,7 +215,7 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
         "mpi_version": _value(sections, "mpi_version"),
         "probes_missing": sorted(n for n, (t, _) in sections.items() if t is None),
         # The layer as seen from inside, on positive evidence only (the environment providers' own probes).
-        "layer": _layer(sections),
+        "layer": layer,
     }
 
 

@@ -141,7 +141,7 @@ class Podman:
         if memory_mib:
             args += ["--memory", f"{memory_mib}m"]
         for folder in mounts:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+            Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
             args += ["--volume", f"{folder}:{folder}:rw"]
         try:
             self.call([*args, image, "sleep", "infinity"], what=f"starting container {name}", timeout=120)
@@ -160,8 +160,10 @@ class Podman:
 
     def exec_command(self, name: str, command: str) -> str:
         """Shell that runs ``command`` in container ``name`` in the caller's folder with the job's variables."""
-        return (f"{forward_env_snippet()}; exec {self.shell()} exec --workdir \"$PWD\" \"$@\" "
-                f"{shlex.quote(name)} sh -c {shlex.quote(command)}")
+        # The caller's folder is mounted at its own path when it is a run folder; other commands start in /.
+        inner = 'cd "$0" 2>/dev/null || cd /; ' + command
+        return (f"{forward_env_snippet()}; exec {self.shell()} exec \"$@\" "
+                f"{shlex.quote(name)} sh -c {shlex.quote(inner)} \"$PWD\"")
 
 
 def _limit(value: int) -> str:
@@ -181,13 +183,15 @@ def cpu_list(text: str) -> list[int]:
 
 def read_back(podman: Podman, name: str) -> dict:
     """A container as the host kernel sees it: running, PID 1, the CPUs PID 1 may run on, the cpuset asked."""
-    done = podman.call(["inspect", "--format", "{{.State.Running}} {{.State.Pid}} {{.HostConfig.CpusetCpus}}", name],
-                       what=f"inspecting container {name}", check=False)
-    parts = done.stdout.split()
+    fmt = "{{.State.Running}} {{.State.Pid}} {{.HostConfig.CpusetCpus}}|{{range .Mounts}}{{.Destination}} {{end}}"
+    done = podman.call(["inspect", "--format", fmt, name], what=f"inspecting container {name}", check=False)
+    head, _, mounted = done.stdout.partition("|")
+    parts = head.split()
     if done.returncode != 0 or len(parts) < 2:
         return {"running": False}
     running, pid = parts[0] == "true", int(parts[1]) if parts[1].isdigit() else 0
-    out: dict = {"running": running, "pid": pid, "cpuset_asked": parts[2] if len(parts) > 2 else ""}
+    out: dict = {"running": running, "pid": pid, "cpuset_asked": parts[2] if len(parts) > 2 else "",
+                 "mounts": sorted(mounted.split())}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("Cpus_allowed_list:"):

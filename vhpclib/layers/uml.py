@@ -51,7 +51,8 @@ PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 HOME=/root
 export PATH HOME
 . "$d/force"
-cd "$(cat "$d/cwd")" && /bin/sh "$d/cmd" > "$d/out" 2> "$d/err"
+cd "$(cat "$d/cwd")" 2>/dev/null || cd /
+/bin/sh "$d/cmd" > "$d/out" 2> "$d/err"
 echo $? > "$d/rc"
 sync
 echo o > /proc/sysrq-trigger
@@ -112,9 +113,10 @@ def boot_command(disk: Path, command: str, *, mounts: Sequence[str], memory_mib:
     unset = " ".join(HOST_ONLY)
     force = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in MPI_SETTINGS.items())
     pin = f"taskset -c {int(cpu)} " if cpu is not None else ""
-    mount_lines = "".join(f"{shlex.quote(m)}\n" for m in mounts)
+    mount_lines = "".join(f"{m}\n" for m in mounts)
+    made = " ".join(shlex.quote(m) for m in mounts)
     return (
-        'd=$(mktemp -d /tmp/vhpc-uml.XXXXXX) || exit 125; '
+        f'mkdir -p {made} && d=$(mktemp -d /tmp/vhpc-uml.XXXXXX) || exit 125; '
         "trap 'rm -rf \"$d\"' EXIT; trap 'exit 143' TERM HUP INT; "
         'export -p > "$d/env"; '
         f'printf %s {shlex.quote(unset)} > "$d/unset"; '
@@ -130,3 +132,15 @@ def boot_command(disk: Path, command: str, *, mounts: Sequence[str], memory_mib:
         'echo "vhpc: user-mode Linux ended without the command'"'"'s exit status; its console:" >&2; '
         'tail -n 5 "$d/console" >&2; exit 125'
     )
+
+
+def pinned_cpus(cpu: int | None) -> list[int] | None:
+    """The CPUs a process started as the UML kernel is (``taskset -c CPU``) may run on, as the kernel says."""
+    from .podman import cpu_list
+
+    argv = (["taskset", "-c", str(cpu)] if cpu is not None else []) + ["grep", "Cpus_allowed_list", "/proc/self/status"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+        return cpu_list(done.stdout.split(":", 1)[1]) if done.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None

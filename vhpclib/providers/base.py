@@ -47,6 +47,9 @@ class EnvironmentProvider:
     brings_hosts: ClassVar[str | None] = None
     #: Whose hosts they are then, for the error when an inventory lists hosts anyway (e.g. "guest").
     hosts_owner: ClassVar[str] = "provider"
+    #: Whether ``vhpc run`` (and a measuring notebook) brings the environment up and down around the stage
+    #: itself, because that takes seconds (a container); False: it must be up already (a QEMU guest).
+    starts_with_run: ClassVar[bool] = False
     #: Stored ``vmm`` values that are a cloud's instances (the report compares them with the paper's EC2).
     cloud_vmms: ClassVar[tuple[str, ...]] = ()
 

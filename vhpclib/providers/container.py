@@ -67,6 +67,15 @@ class Container(EnvironmentProvider):
     #: Variables the layer itself needs set for Intel MPI, exported inside before the job's command.
     forced_env: ClassVar[dict[str, str]] = {}
     layer_vmm: ClassVar[str] = "container"
+    starts_with_run = True
+    # Positive evidence from inside (podman's marker file, PID 1's variable, the libpod cgroup); gVisor under
+    # podman has them too, and its own evidence wins (``detected``).
+    layer_probes = (
+        ("layer_containerenv", "[ -e /run/.containerenv ]", "echo present"),
+        ("layer_pid1_container", "[ -r /proc/1/environ ]",
+         "tr '\\0' '\\n' < /proc/1/environ | sed -n 's/^container=//p'"),
+        ("layer_cgroup_libpod", "[ -r /proc/self/cgroup ]", "grep -m 1 -o 'libpod-[0-9a-f]*' /proc/self/cgroup"),
+    )
 
     # ------------------------------------------------------------------ helpers
 
@@ -136,6 +145,8 @@ class Container(EnvironmentProvider):
         spec: ContainerSection = self.section(env)
         podman = self.podman()
         podman.argv()  # a missing podman or runtime is one line before anything is built
+        if all(self._as_declared(podman, env, host) for host in env.hosts):
+            return False  # already up as declared (e.g. by paper-figures --rerun): whoever started it stops it
         image = podman.ensure_image(build_root(log=log))
         for host in env.hosts:
             cname = self.container_name(env, host)
@@ -144,6 +155,12 @@ class Container(EnvironmentProvider):
             self._check_started(podman, cname, spec)
             log(f"{self.name} {cname} started ({self.runtime}, cpus {self._read_back(podman, cname)['cpus']})")
         return True
+
+    def _as_declared(self, podman: Podman, env: Environment, host: HostSpec) -> bool:
+        placed = self._read_back(podman, self.container_name(env, host))
+        spec = self.section(env)
+        return bool(placed.get("running")) and placed.get("mounts") == sorted(self.mounts(env)) and (
+            not spec.cpus or placed.get("cpus") == sorted(spec.cpus))
 
     def _check_started(self, podman: Podman, cname: str, spec: ContainerSection) -> None:
         placed = self._read_back(podman, cname)
@@ -174,6 +191,19 @@ class Container(EnvironmentProvider):
         from ..layers.podman import read_back
 
         return read_back(podman, cname)
+
+    def detected(self, evidence: dict[str, str | None]) -> bool:
+        from .gvisor import gvisor_evidence
+
+        if gvisor_evidence(evidence):
+            return False
+        return bool(evidence.get("layer_containerenv") or evidence.get("layer_cgroup_libpod")
+                    or evidence.get("layer_pid1_container"))
+
+    def layer_findings(self, env: Environment, facts: dict[str, Any]) -> list[str]:
+        seen = (facts.get("layer") or {}).get("detected")
+        return [] if seen == self.name else [f"inventory says {self.name} but the host shows "
+                                             f"{'no layer' if seen is None else seen!r} from inside"]
 
     def run_facts(self, ctx: Any, hosts: list[HostSpec]) -> dict[str, Any]:
         """Per host: the container, its runtime, the CPUs its processes may use as read back now."""

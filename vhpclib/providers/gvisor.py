@@ -25,6 +25,12 @@ SKIP_MULTI_RANK = ("gVisor (runsc 2022-12-19, ptrace platform) crashes Intel MPI
                    "(segfault right after start in every variant tried: shm, CMA off, no pinning, ofi tcp/shm)")
 
 
+def gvisor_evidence(evidence: dict[str, str | None]) -> bool:
+    """gVisor's boot message in its dmesg, or its fixed 4.4.0 kernel release inside a podman sandbox."""
+    return bool(evidence.get("layer_gvisor_dmesg")) or (
+        evidence.get("layer_kernel_release") == "4.4.0" and bool(evidence.get("layer_containerenv")))
+
+
 class GvisorSection(BaseModel):
     """A gVisor sandbox vHPC builds and starts on each of the environment's hosts (podman with runsc)."""
 
@@ -57,6 +63,14 @@ class Gvisor(Container):
     runtime_flags = ("network=none", "platform=ptrace")
     forced_env = {"I_MPI_HYDRA_TOPOLIB": "ipl"}
     layer_vmm = "gvisor"
+    layer_probes = (
+        ("layer_gvisor_dmesg", "command -v dmesg", "dmesg 2>/dev/null | grep -m 1 -o 'Starting gVisor'"),
+        ("layer_kernel_release", "[ -r /proc/sys/kernel/osrelease ]", "read -r r < /proc/sys/kernel/osrelease; "
+                                                                      "printf '%s\\n' \"$r\""),
+    )
+
+    def detected(self, evidence: dict[str, str | None]) -> bool:
+        return gvisor_evidence(evidence)
 
     def system_packages(self, env: Environment) -> list[str]:
         return ["podman", "runsc", "debootstrap", "e2fsprogs"]
