@@ -115,7 +115,7 @@ def boot_command(disk: Path, command: str, *, mounts: Sequence[str], memory_mib:
     pin = f"taskset -c {int(cpu)} " if cpu is not None else ""
     mount_lines = "".join(f"{m}\n" for m in mounts)
     made = " ".join(shlex.quote(m) for m in mounts)
-    return (
+    script = (
         f'mkdir -p {made} && d=$(mktemp -d /tmp/vhpc-uml.XXXXXX) || exit 125; '
         "trap 'rm -rf \"$d\"' EXIT; trap 'exit 143' TERM HUP INT; "
         'export -p > "$d/env"; '
@@ -132,6 +132,9 @@ def boot_command(disk: Path, command: str, *, mounts: Sequence[str], memory_mib:
         'echo "vhpc: user-mode Linux ended without the command'"'"'s exit status; its console:" >&2; '
         'tail -n 5 "$d/console" >&2; exit 125'
     )
+    # /bin/sh (dash), whatever shell runs this: the init reads the variables back in the format dash's
+    # `export -p` writes (bash's is `declare -x`, which dash cannot read).
+    return f"exec /bin/sh -c {shlex.quote(script)}"
 
 
 def pinned_cpus(cpu: int | None) -> list[int] | None:
