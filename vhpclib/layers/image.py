@@ -95,18 +95,13 @@ def build_root(*, timeout: float = 1800.0, log=None) -> LayerRoot:  # noqa: ANN0
     from ..vm.image import _build_base, _building, _lock, _run, default_recipe
     from ..vm.provision import install_into_rootfs, prepare_payload
 
+    if not any(cache_root().glob(f"rootfs-*/{MANIFEST}")):
+        _check_can_build()  # nothing cached: say what is missing before the workloads' wheels are fetched
     key = layer_key()
     final = cache_root() / f"rootfs-{key}"
     if (root := _load(final, cached=True)) is not None:
         return root
-    if os.geteuid() != 0:
-        raise LayerUnavailable("building the layers' root filesystem needs root (debootstrap, chroot)")
-    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in (("debootstrap", "debootstrap"),
-                                                                   ("chroot", "coreutils"))
-               if shutil.which(tool) is None]
-    if missing:
-        raise LayerUnavailable("cannot build the layers' root filesystem, missing: " + ", ".join(missing),
-                               package="debootstrap")
+    _check_can_build()
     started = time.perf_counter()
     if log:
         log("building the layers' root filesystem (debootstrap base of the QEMU guest + workloads) ...")
@@ -144,6 +139,17 @@ def build_root(*, timeout: float = 1800.0, log=None) -> LayerRoot:  # noqa: ANN0
         raise LayerUnavailable("the built layer tree has no readable manifest", file=str(final / MANIFEST))
     prune(keep=KEEP)
     return root
+
+
+def _check_can_build() -> None:
+    if os.geteuid() != 0:
+        raise LayerUnavailable("building the layers' root filesystem needs root (debootstrap, chroot)")
+    missing = [(tool, pkg) for tool, pkg in (("debootstrap", "debootstrap"), ("chroot", "coreutils"),
+                                             ("mkfs.ext4", "e2fsprogs")) if shutil.which(tool) is None]
+    if missing:
+        raise LayerUnavailable("cannot build the layers' root filesystem: " + ", ".join(t for t, _ in missing)
+                               + " not installed: apt-get install " + " ".join(dict.fromkeys(p for _, p in missing)),
+                               package=missing[0][1])
 
 
 def prune(keep: int = KEEP) -> list[Path]:

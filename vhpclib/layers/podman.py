@@ -34,7 +34,7 @@ HOST_ONLY = ("HOME", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "TERM", "USER", "LOGN
 
 def require(program: str, package: str, what: str) -> str:
     """Absolute path of ``program``, or ``LayerUnavailable`` naming the Debian package to install."""
-    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    found = shutil.which(program)
     if found is None:
         raise LayerUnavailable(f"{what} needs `{program}`, which is not installed: apt-get install {package}",
                                package=package)
