@@ -18,7 +18,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from ..config import Inventory  # noqa: E402
 from ..exceptions import InputError  # noqa: E402
 from ..params import AppParams, MicrobenchParams, StageParams  # noqa: E402
-from .context import StageContext  # noqa: E402
+from .context import StageContext, layer_up  # noqa: E402
 from .loop import StageResult, run_stage  # noqa: E402
 
 MICROBENCH, SINGLE_NODE, SCALING = "microbench", "single-node", "scaling"
@@ -100,7 +100,7 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
         selection = campaigns.Selection(campaigns.for_reading(campaign), False)
     campaign = selection.name
     notes: list[str] = []
-    with _layer_up(inventory, environment, measure), StageContext.open(inventory, environment, campaign,
+    with layer_up(inventory, environment, measure), StageContext.open(inventory, environment, campaign,
                                                                         wait=wait) as ctx:
         if measure:
             if not selection.new:
@@ -123,24 +123,6 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
         if write_figures:
             summary.figures = save_figures(summary.figure_objects, campaign)
     return summary
-
-
-def _layer_up(inventory: Inventory | str | Path, environment: str, measure: bool):  # noqa: ANN202
-    """Bring up, for this stage only, what an environment whose provider ``starts_with_run`` needs (a container:
-    started and removed again around the stage); others (a QEMU guest) must be up already."""
-    import sys
-    from contextlib import nullcontext
-
-    from ..config import load_inventory
-    from ..paths import project_path
-    from ..providers import environments_up, provider_for
-
-    if not measure:
-        return nullcontext()
-    inv = inventory if isinstance(inventory, Inventory) else load_inventory(project_path(inventory))
-    if not provider_for(inv.environment(environment)).starts_with_run:
-        return nullcontext()
-    return environments_up(inv, [environment], log=lambda line: print(line, file=sys.stderr))
 
 
 def repetition_advice(repetitions: int, confidence: float = 0.95) -> str:

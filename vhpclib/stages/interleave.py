@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..exceptions import InputError
 from ..params import StageParams
 from .adaptive import Group, Series, build_groups, run_adaptive
-from .context import StageContext
+from .context import StageContext, layer_up
 from .loop import PointRunner, StageResult, _plan
 
 
@@ -60,6 +60,7 @@ def run_interleaved(ctx: StageContext, stage: str, params: StageParams, *, progr
     with ExitStack() as stack:
         contexts = {ctx.environment: ctx}
         for name in environments[1:]:
+            stack.enter_context(layer_up(ctx.inventory, name, True))  # a container: up while it is measured
             contexts[name] = stack.enter_context(StageContext(ctx.inventory, name, ctx.campaign, store=ctx.store))
         results = {name: StageResult(stage, findings=c.topology_findings()) for name, c in contexts.items()}
         runners = {name: PointRunner(c, stage, one, results[name], _plan(c, stage, one, results[name]))
