@@ -51,7 +51,9 @@ def _need_vm() -> None:
 
 
 def vhpc(args: list[str], tmp: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VHPC_DATA": str(tmp / "data"), "VHPC_FIGURES": str(tmp / "figures")}
+    # VHPC_VMS: a guest's inventory resolves against its state under the (test's) guest folder
+    env = {**os.environ, "VHPC_DATA": str(tmp / "data"), "VHPC_FIGURES": str(tmp / "figures"),
+           "VHPC_VMS": str(paths.VMS)}
     return subprocess.run([sys.executable, "-m", "vhpclib.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 

@@ -172,8 +172,9 @@ def checkout_id() -> str:
     return hashlib.sha256(str(PROJECT_ROOT.resolve()).encode()).hexdigest()[:12]
 
 
-#: Modules whose registries own inventory sections (``section_model(name)``): looked up by name when an
-#: inventory is validated, so this schema never imports a provider's or a launcher's backend (or module).
+#: Modules whose registries own inventory sections (``section_model(name)``), imported by name when an
+#: inventory is validated: config.py has no import of them (no cycle through the backends), and a registry
+#: loads only the plugin modules an inventory names (a plain inventory never loads Slurm or QEMU code).
 SECTION_OWNERS = ("vhpclib.providers", "vhpclib.launchers")
 
 
