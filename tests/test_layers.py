@@ -139,6 +139,14 @@ def test_layer_is_named_on_positive_evidence_from_inside(fixture: str, layer: st
         assert facts["virtualization"]["detect_virt_container"] == "docker"
 
 
+def test_gvisors_lscpu_without_core_and_socket_reads_as_one_core_per_cpu(tmp_path: Path) -> None:
+    copy = tmp_path / "layer-gvisor.txt"
+    shutil.copyfile(FIXTURES / "layer-gvisor.txt", copy)
+    assert ",,," in copy.read_text()  # as gVisor's lscpu -p printed it (its /sys has no topology)
+    topology = parse_fingerprint(copy.read_text())["topology"]
+    assert topology["sockets"] == 1 and topology["cores_per_socket"] == topology["logical_cpus"] == 1
+
+
 def test_this_machine_is_not_called_a_container_though_its_root_has_dockerenv() -> None:
     facts = collect_fingerprint(LocalExecutor())
     if Path("/.dockerenv").exists():
