@@ -199,3 +199,25 @@ def read_back(podman: Podman, name: str) -> dict:
     except (OSError, ValueError):
         out["cpus"] = None
     return out
+
+
+def container_pids(podman: Podman, name: str) -> set[int]:
+    """PIDs in the cgroup of container ``name``'s PID 1 (the container's processes; with runsc, its sandbox)."""
+    pid = read_back(podman, name).get("pid")
+    if not pid:
+        return set()
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return set()
+    for line in lines:  # cgroup v1 "N:pids:/path" (or "N:cpu,cpuacct:/path"), v2 "0::/path"
+        _, controllers, path = line.split(":", 2)
+        for folder in (f"/sys/fs/cgroup/{controllers}{path}", f"/sys/fs/cgroup/unified{path}",
+                       f"/sys/fs/cgroup{path}"):
+            procs = Path(folder) / "cgroup.procs"
+            if controllers in ("pids", "cpu,cpuacct", "") and procs.is_file():
+                try:
+                    return {int(p) for p in procs.read_text().split()} | {pid}
+                except (OSError, ValueError):
+                    continue
+    return {pid}

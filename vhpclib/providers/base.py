@@ -100,6 +100,11 @@ class EnvironmentProvider:
         """A host's fingerprint with what only the provider can see added (a guest's vCPU placement)."""
         return facts
 
+    def own_processes(self, env: Environment, host: HostSpec) -> set[int]:
+        """Processes on ``host`` that are the layer itself working for the job (a gVisor sandbox's kernel): the
+        contention check does not count them as another process's load. Default: none."""
+        return set()
+
     def skip_reason(self, env: Environment, nodes: int, ranks_per_node: int) -> str | None:
         """Why this layer cannot run ``nodes`` x ``ranks_per_node`` ranks (None: it can); recorded as a skip."""
         return None

@@ -205,6 +205,12 @@ class Container(EnvironmentProvider):
         return [] if seen == self.name else [f"inventory says {self.name} but the host shows "
                                              f"{'no layer' if seen is None else seen!r} from inside"]
 
+    def own_processes(self, env: Environment, host: HostSpec) -> set[int]:
+        """Every process of the host's container (its cgroup): runsc's sandbox and gofer run the job's code."""
+        from ..layers.podman import container_pids
+
+        return container_pids(self.podman(), self.container_name(env, host))
+
     def run_facts(self, ctx: Any, hosts: list[HostSpec]) -> dict[str, Any]:
         """Per host: the container, its runtime, the CPUs its processes may use as read back now."""
         podman = self.podman()
