@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from vhpclib.cloud.provision import Target, up
+from vhpclib.cloud.provision import up
+from vhpclib.cloud.target import Target
 from vhpclib.cloud.spec import CloudSpec
 from vhpclib.exceptions import CloudInputError
 

@@ -22,13 +22,13 @@ def target(inventory: Path, env: str, campaign: str | None = None):
     """The cloud environment ``env`` of ``inventory`` (``InventoryError`` if it has no ``cloud:`` section)."""
     from ..config import load_inventory
     from ..exceptions import InventoryError
-    from ..providers import ec2
+    from .target import target as target_of
 
     inv = load_inventory(inventory)
     if inv.environment(env).section("cloud") is None:
         raise InventoryError(f"environment {env!r} has no 'cloud:' section", file=str(inventory),
                              key=f"environments.{env}")
-    return ec2.target(inv, env, campaign or "")
+    return target_of(inv, env, campaign or "")
 
 
 @cloud_app.command("up")

@@ -19,17 +19,29 @@ def testbed_hosts(testbed: str, instances: list[dict], *, endpoint: str | None, 
         raise CloudInputError(f"cloud.emulator maps instances onto testbed nodes, which only makes sense against a "
                               f"local emulator: set {ENDPOINT_VAR}, or remove 'emulator'",
                               file=where.get("file"), key=f"{where.get('key')}.emulator")
-    from ..testbed import info
-    from ..testbed.inventory import inventory_data
-    from ..testbed.lifecycle import _load_state
+    import json
 
-    tb = info(testbed)  # TestbedError (one line, the command to run) when it is not up
-    if len(tb.nodes) < len(instances):
-        raise CloudInputError(f"testbed {testbed!r} has {len(tb.nodes)} node(s) for {len(instances)} instance(s)",
+    from .. import paths
+    from ..config import load_inventory
+
+    # The testbed's own record of itself (its state file and the inventory `vhpc testbed up` wrote), read as
+    # files: the cloud code never imports the testbed's.
+    state_file = paths.TESTBEDS / testbed / "state.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        state = None
+    if not isinstance(state, dict) or not state.get("complete"):
+        raise CloudInputError(f"testbed {testbed!r} is not up (no complete state file {state_file}); run "
+                              f"`vhpc testbed up --name {testbed}`", file=where.get("file"),
+                              key=f"{where.get('key')}.emulator.testbed")
+    env = load_inventory(state["inventories"]["node"]).environment("testbed")
+    if len(env.hosts) < len(instances):
+        raise CloudInputError(f"testbed {testbed!r} has {len(env.hosts)} node(s) for {len(instances)} instance(s)",
                               file=where.get("file"), key=f"{where.get('key')}.emulator.testbed")
-    env = inventory_data(_load_state(testbed))["environments"]["testbed"]
     hosts = []
-    for instance, host in zip(instances, env["hosts"]):
-        hosts.append({**host, "name": instance["id"], "mpi_address": host["address"]})
-    return {"hosts": hosts, "known_hosts": str(tb.known_hosts), "mpi_env": env["mpi"]["env"],
+    for instance, host in zip(instances, env.hosts):
+        node = host.model_dump(mode="json", exclude_defaults=True)
+        hosts.append({**node, "name": instance["id"], "mpi_address": host.address})
+    return {"hosts": hosts, "known_hosts": str(env.known_hosts or state["known_hosts"]), "mpi_env": dict(env.mpi.env),
             "launch": dict(hosts[0]), "host_keys_from": f"testbed {testbed} (moto's console has none)"}

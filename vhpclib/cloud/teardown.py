@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from ..exceptions import CloudError
 from . import state as st
-from .provision import TAG_PREFIX, POLL_S, Target, connect, live_instances
+from .target import POLL_S, TAG_PREFIX, Target, connect, live_instances
 from .session import Clients
 
 Log = Callable[[str], None]

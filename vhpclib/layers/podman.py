@@ -221,3 +221,9 @@ def container_pids(podman: Podman, name: str) -> set[int]:
                 except (OSError, ValueError):
                     continue
     return {pid}
+
+
+def gvisor_evidence(evidence: dict[str, str | None]) -> bool:
+    """gVisor's boot message in its dmesg, or its fixed 4.4.0 kernel release inside a podman sandbox."""
+    return bool(evidence.get("layer_gvisor_dmesg")) or (
+        evidence.get("layer_kernel_release") == "4.4.0" and bool(evidence.get("layer_containerenv")))

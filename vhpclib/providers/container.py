@@ -193,7 +193,7 @@ class Container(EnvironmentProvider):
         return read_back(podman, cname)
 
     def detected(self, evidence: dict[str, str | None]) -> bool:
-        from .gvisor import gvisor_evidence
+        from ..layers.podman import gvisor_evidence
 
         if gvisor_evidence(evidence):
             return False

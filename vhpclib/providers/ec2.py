@@ -10,7 +10,6 @@ invented (tests against moto) are reached at testbed nodes, recorded as ``ec2-mo
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cloud.spec import CloudSpec
@@ -26,16 +25,17 @@ EMULATED_VMM = "ec2-moto"
 
 
 def inventory_name(inventory: Inventory) -> str:
-    """What the cloud state and tags call an inventory: its ``name``, else its file's stem."""
-    return inventory.name or (Path(inventory.source).stem if inventory.source else "inventory")
+    """What the cloud state and tags call an inventory (``vhpclib.cloud.target.inventory_name``)."""
+    from ..cloud.target import inventory_name as name_of
+
+    return name_of(inventory)
 
 
-def target(inventory: Inventory, name: str, campaign: str = ""):
-    from ..cloud.provision import Target
+def target(inventory: Inventory, name: str, campaign: str = ""):  # noqa: ANN201 - a cloud.target.Target
+    """The cloud environment ``name`` of ``inventory`` (``vhpclib.cloud.target.target``)."""
+    from ..cloud.target import target as target_of
 
-    spec = inventory.environment(name).section("cloud")
-    return Target(inventory_name(inventory), name, spec, campaign,
-                  str(inventory.source) if inventory.source else None)
+    return target_of(inventory, name, campaign)
 
 
 @register_provider

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import register_provider
+from ..layers.podman import gvisor_evidence  # noqa: F401 - gVisor's evidence, beside the runtime code
 from .container import Container
 
 if TYPE_CHECKING:
@@ -23,12 +24,6 @@ if TYPE_CHECKING:
 
 SKIP_MULTI_RANK = ("gVisor (runsc 2022-12-19, ptrace platform) crashes Intel MPI with more than one rank "
                    "(segfault right after start in every variant tried: shm, CMA off, no pinning, ofi tcp/shm)")
-
-
-def gvisor_evidence(evidence: dict[str, str | None]) -> bool:
-    """gVisor's boot message in its dmesg, or its fixed 4.4.0 kernel release inside a podman sandbox."""
-    return bool(evidence.get("layer_gvisor_dmesg")) or (
-        evidence.get("layer_kernel_release") == "4.4.0" and bool(evidence.get("layer_containerenv")))
 
 
 class GvisorSection(BaseModel):
