@@ -135,9 +135,8 @@ def test_this_machine_is_no_layer_of_any_registered_provider(recorded):
     from vhpclib.remote import LocalExecutor
 
     facts = collect_fingerprint(LocalExecutor(), timeout=120)
-    layer = facts["layer"]
-    assert layer["detected"] is None and "layer_recorded" in layer["evidence"]
-    assert all(v is None for v in layer["evidence"].values()), layer  # every registered kind's probes: none
+    layer = facts["layer"]  # probes of every registered kind ran (some always print, e.g. the kernel release)
+    assert layer["detected"] is None and layer["evidence"]["layer_recorded"] is None, layer
 
 
 def test_up_and_down_bracket_a_measurement_and_only_what_was_started_is_stopped(recorded, tmp_path):
@@ -178,7 +177,6 @@ def test_a_provider_registered_from_a_test_runs_imb_through_run_tables_figures_a
     [fingerprint] = (tmp_path / "data/raw/plug/rec/fingerprint").glob("*.json")
     layer = json.loads(fingerprint.read_text())["layer"]
     assert layer["detected"] == "recorded" and layer["evidence"]["layer_recorded"] == str(log)  # seen from inside
-    assert all(v is None for k, v in layer["evidence"].items() if k != "layer_recorded")  # no other kind's
 
     _vhpc(["tables", "-c", "plug"], tmp_path)
     table = pd.read_csv(tmp_path / "data/processed/plug/microbench.csv")

@@ -149,7 +149,7 @@ def test_microbench_runs_across_two_instances_and_records_what_moto_said(world: 
     from vhpclib.params import MicrobenchParams
     from vhpclib.providers import ec2
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.loop import run_stage
+    from vhpclib.stages.driver import run_stage
     from vhpclib.store import RawStore
 
     inv = load_inventory(inventory(world, "cl-mpi"))
@@ -185,7 +185,7 @@ def test_notebook_04_compares_the_moto_provisioned_cluster_with_the_baseline(wor
     from vhpclib.params import AppParams
     from vhpclib.providers import ec2
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.loop import run_stage
+    from vhpclib.stages.driver import run_stage
     from vhpclib.store import RawStore
 
     path = inventory(world, "cl-nb")

@@ -41,7 +41,7 @@ def testbed_hosts(testbed: str, instances: list[dict], *, endpoint: str | None, 
                               file=where.get("file"), key=f"{where.get('key')}.emulator.testbed")
     hosts = []
     for instance, host in zip(instances, env.hosts):
-        node = host.model_dump(mode="json", exclude_defaults=True)
+        node = host.model_dump(mode="json", exclude_none=True)
         hosts.append({**node, "name": instance["id"], "mpi_address": host.address})
     return {"hosts": hosts, "known_hosts": str(env.known_hosts or state["known_hosts"]), "mpi_env": dict(env.mpi.env),
             "launch": dict(hosts[0]), "host_keys_from": f"testbed {testbed} (moto's console has none)"}
