@@ -51,6 +51,8 @@ class Part:
     where: str = ""  # the run folder (rows are ordered by it within a stage)
     damaged: str | None = None  # a record that cannot be read: warned about on every build, never in a table
     workload: tuple[str, str] | None = None  # (name, class name): for the undeclared-columns warning
+    facts: tuple | None = None  # (environment, stage, status, kind, "commit (vhpclib x)" or None, dirty)
+    host: dict[str, Any] | None = None  # the record's first host facts (the report's hardware lines)
 
 
 @dataclass
@@ -104,7 +106,7 @@ def save(campaign: str, cache: Cache) -> None:
     blob = pickle.dumps((_FORMAT, cache.version), protocol=pickle.HIGHEST_PROTOCOL) + \
         pickle.dumps(cache, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        atomic_write(cache_path(campaign), blob)
+        atomic_write(cache_path(campaign), blob, durable=False)
     except OSError:
         pass  # a cache that cannot be written costs time next run, never a table
 

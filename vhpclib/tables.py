@@ -79,6 +79,7 @@ class CampaignTables:
     campaign: str
     tables: dict[str, pd.DataFrame]
     warnings: list[str]
+    texts: dict[str, str] | None = None  # each table's CSV as ``vhpc tables`` writes it
 
 
 @dataclass
@@ -103,9 +104,23 @@ class RowTable:
 
 
 def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False) -> CampaignTables:
-    """Concatenate the campaign's stored results into tidy tables (see module docstring)."""
-    tables, warnings = collect_tables(campaign, store=store, reparse=reparse)
-    return CampaignTables(campaign, {name: table.frame() for name, table in tables.items()}, warnings)
+    """Concatenate the campaign's stored results into tidy tables (see module docstring).
+
+    Read from the tables' CSV text (kept incrementally, ``table_texts``): the frames equal
+    ``RowTable.frame()``'s, a column no run filled holding None as it always did.
+    """
+    texts, warnings, _ = table_texts(campaign, store=store, reparse=reparse)
+    return CampaignTables(campaign, {name: _frame(text) for name, text in texts.items()}, warnings, texts)
+
+
+def _frame(text: str) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.read_csv(io.StringIO(text), float_precision="round_trip")
+    for column in frame.columns:
+        if len(frame) and frame[column].isna().all():
+            frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame
 
 
 def collect_tables(campaign: str, *, store: RawStore | None = None,
@@ -127,10 +142,33 @@ def collect_tables(campaign: str, *, store: RawStore | None = None,
     return tables, merged.warnings
 
 
+def run_parts(campaign: str, *, store: RawStore | None = None) -> list[Any]:
+    """What each readable run of the campaign contributed (``table_cache.Part``), in store order: the
+    report's facts about runs without reading every record again."""
+    from .table_cache import sort_key
+
+    cache, _, _ = _update(campaign, store, False)
+    return sorted((p for p in cache.parts.values() if not p.damaged), key=lambda p: sort_key(p.key))
+
+
 def table_texts(campaign: str, *, store: RawStore | None = None,
                 reparse: bool = False) -> tuple[dict[str, str], list[str], bool]:
     """Every table's CSV text (as ``collect_tables(...)[name].csv()``), the warnings, and whether any
     run was added or removed since the cache was made; only new runs are read (``vhpclib.table_cache``)."""
+    cache, merged, changed = _update(campaign, store, reparse)
+    by_table: dict[str, list[tuple[tuple, str]]] = {name: [] for name in cache.columns}
+    for part in cache.parts.values():
+        if part.table is not None and part.text:
+            by_table[part.table].append(((part.order, part.where), part.text))
+    texts = {name: _header(cache.columns[name]) + "".join(t for _, t in sorted(by_table[name], key=lambda i: i[0]))
+             for name in cache.columns}
+    texts["skipped"] = csv_text(SKIPPED_TABLE.names, merged.skipped)
+    texts["environments"] = csv_text(ENVIRONMENTS_TABLE.names, merged.environments)
+    return texts, merged.warnings, changed
+
+
+def _update(campaign: str, store: RawStore | None, reparse: bool) -> tuple[Any, _Merged, bool]:
+    """The campaign's table cache brought up to date with its run folders (saved when it changed)."""
     from . import table_cache
 
     check_campaign(campaign)
@@ -158,18 +196,9 @@ def table_texts(campaign: str, *, store: RawStore | None = None,
         cache = _fresh_cache(version, layouts, merged.parts)
     else:
         merged = _merge(campaign, list(cache.parts.values()), None)
-    warnings = merged.warnings
-    by_table: dict[str, list[tuple[tuple, str]]] = {name: [] for name in cache.columns}
-    for part in cache.parts.values():
-        if part.table is not None and part.text:
-            by_table[part.table].append(((part.order, part.where), part.text))
-    texts = {name: _header(cache.columns[name]) + "".join(t for _, t in sorted(by_table[name], key=lambda i: i[0]))
-             for name in cache.columns}
-    texts["skipped"] = csv_text(SKIPPED_TABLE.names, merged.skipped)
-    texts["environments"] = csv_text(ENVIRONMENTS_TABLE.names, merged.environments)
     if changed:
         table_cache.save(campaign, cache)
-    return texts, warnings, changed
+    return cache, merged, changed
 
 
 def _fresh_cache(version: str, layouts: dict[str, Layout], parts: list[Any]) -> Any:
@@ -267,6 +296,11 @@ def _part(store: RawStore, key: str, path: Path, reparse: bool) -> Any:
                      virtualization=(f.get("virtualization") or {}).get("detected"),
                      kernel=f.get("kernel"), mpi_version=f.get("mpi_version"))
     started = rec.execution.started_utc if rec.execution else None
+    code = rec.code if rec.kind == "run" else None
+    part.facts = (rec.environment, rec.stage, rec.status, rec.kind,
+                  f"{(code.git_commit or 'unknown')[:10]} (vhpclib {code.vhpclib})" if code else None,
+                  bool(code.git_dirty) if code else False)
+    part.host = rec.host_facts and next(iter(rec.host_facts.values()))
     part.env = (rec.environment, rec.label, spec.vmm if spec else None, spec.baseline if spec else None,
                 spec.vcpu_pinning if spec else None, spec.launcher if spec else None, facts,
                 started if started and rec.kind == "run" else None)
