@@ -48,8 +48,8 @@ def test_counts_equal_reading_every_run_and_the_index_spares_the_reads(raw, monk
             assert expected and store.measured_counts(CAMPAIGN, env, stage) == expected
     seen = reads(monkeypatch)
     assert store.measured_counts(CAMPAIGN, "local", "scaling") == by_reading(RawStore(raw), "local", "scaling")
-    assert len(seen) == len(list((raw / CAMPAIGN / "local/scaling").iterdir())) - 1  # by_reading's, not the index's
-    assert (raw / CAMPAIGN / "local/scaling" / run_index.INDEX).is_file()
+    assert len(seen) == len(list((raw / CAMPAIGN / "local/scaling").iterdir()))  # by_reading's, not the index's
+    assert run_index.index_path(raw / CAMPAIGN / "local/scaling").is_file()
 
 
 def test_a_stale_or_damaged_index_is_corrected_from_the_folder(raw, monkeypatch):
@@ -62,9 +62,9 @@ def test_a_stale_or_damaged_index_is_corrected_from_the_folder(raw, monkeypatch)
     assert store.measured_counts(CAMPAIGN, "local", "scaling")[stem] == before[stem] + 1
     shutil.rmtree(stage / f"{stem}-r77")
     assert store.measured_counts(CAMPAIGN, "local", "scaling") == before
-    (stage / run_index.INDEX).write_text("garbage\nhalf\ta line\n")
+    run_index.index_path(stage).write_text("garbage\nhalf\ta line\n")
     assert store.measured_counts(CAMPAIGN, "local", "scaling") == before
-    lines = (stage / run_index.INDEX).read_text().splitlines()
+    lines = run_index.index_path(stage).read_text().splitlines()
     assert len(lines) == len([p for p in stage.iterdir() if p.is_dir() and not p.name.startswith(".")])
 
 
@@ -75,7 +75,7 @@ def test_the_store_appends_each_stored_run(raw, monkeypatch):
                        status="complete", kind="run")
     with store.new_run(record):
         pass
-    assert (raw / CAMPAIGN / "local/scaling" / run_index.INDEX).read_text().endswith(
+    assert run_index.index_path(raw / CAMPAIGN / "local/scaling").read_text().endswith(
         "extra-point-r01\tcomplete\trun\textra-point\n")
     seen = reads(monkeypatch)
     assert store.measured_counts(CAMPAIGN, "local", "scaling")["extra-point"] == 1 and seen == []

@@ -1,6 +1,7 @@
 """An index of a stage's stored runs, so resume planning does not read every run folder.
 
-``<raw>/<campaign>/<environment>/<stage>/.runs-index`` holds one line per run folder: its name, status,
+``<raw>/<campaign>/.runs-index.<environment>.<stage>`` (a hidden file beside the campaign's lock, so a
+stage folder holds run folders only) holds one line per run folder: its name, status,
 kind and point stem (tab-separated). The store appends a line each time it stores a run (under the
 campaign's lock); readers never trust it blindly: each read lists the stage folder (names only, no
 record opened) and reads the records of folders the index does not know, dropping names that are gone,
@@ -38,12 +39,17 @@ def _read(path: Path) -> tuple[dict[str, tuple[str, str, str]], int]:
     return entries, len(lines)
 
 
+def index_path(stage_dir: Path) -> Path:
+    """The index of ``<raw>/<campaign>/<environment>/<stage>``."""
+    return stage_dir.parent.parent / f"{INDEX}.{stage_dir.parent.name}.{stage_dir.name}"
+
+
 def note(stage_dir: Path, name: str, status: str, kind: str, stem: str) -> None:
     """Record a run just stored in ``stage_dir`` (appended; the next read checks it like every line)."""
     if "\t" in name + status + kind + stem or "\n" in name + status + kind + stem:
         return
     try:
-        with open(stage_dir / INDEX, "a") as fh:
+        with open(index_path(stage_dir), "a") as fh:
             fh.write(_line(name, status, kind, stem))
     except OSError:
         pass  # a missing index line costs one record read later, never a wrong count
@@ -51,7 +57,7 @@ def note(stage_dir: Path, name: str, status: str, kind: str, stem: str) -> None:
 
 def entries(store: Any, stage_dir: Path) -> dict[str, tuple[str, str, str]]:
     """``{run folder: (status, kind, stem)}`` of every complete run in ``stage_dir``, brought up to date."""
-    index = stage_dir / INDEX
+    index = index_path(stage_dir)
     known, lines = _read(index)
     try:
         with os.scandir(stage_dir) as it:
