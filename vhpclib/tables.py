@@ -255,7 +255,7 @@ def read_parts(store: RawStore, campaign: str, folders: dict[str, Path], reparse
     items = sorted(folders.items())
     workers = min(len(os.sched_getaffinity(0)), 8)
     if len(items) < _PARALLEL_MIN or workers < 2:
-        return [p for key, path in items if (p := _part(store, key, path, reparse)) is not None]
+        return _interned([p for key, path in items if (p := _part(store, key, path, reparse)) is not None])
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -263,7 +263,27 @@ def read_parts(store: RawStore, campaign: str, folders: dict[str, Path], reparse
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         done = pool.map(_parts_of, [(store.root, c, reparse) for c in chunks])
-        return [p for parts in done for p in parts]
+        return _interned([p for parts in done for p in parts])
+
+
+def _interned(parts: list[Any]) -> list[Any]:
+    """Parts sharing one object per distinct host facts: runs of one machine repeat them, and the cache
+    then holds each once (pickle keeps shared objects once)."""
+    import json
+
+    seen: dict[str, Any] = {}
+
+    def one(value: Any) -> Any:
+        if not value:
+            return value
+        key = json.dumps(value, sort_keys=True, default=str)
+        return seen.setdefault(key, value)
+
+    for part in parts:
+        part.host = one(part.host)
+        if part.env is not None and part.env[6]:
+            part.env = (*part.env[:6], one(part.env[6]), part.env[7])
+    return parts
 
 
 def _parts_of(job: tuple[Path, list[tuple[str, Path]], bool]) -> list[Any]:
