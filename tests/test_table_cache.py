@@ -90,6 +90,7 @@ def test_code_change_damaged_cache_and_removed_run_rebuild(raw, monkeypatch):
     first, _, _ = tables.table_texts(CAMPAIGN, store=RawStore(raw))
     read = counting(monkeypatch)
     table_cache.cache_path(CAMPAIGN).write_bytes(b"not a cache")
+    monkeypatch.setattr(tables, "_MEMO", {})  # as a new process finds it
     assert tables.table_texts(CAMPAIGN, store=RawStore(raw))[0] == first and len(read) > 40
     read.clear()
     monkeypatch.setattr(table_cache, "code_version", lambda *a: "another parser")
@@ -99,6 +100,16 @@ def test_code_change_damaged_cache_and_removed_run_rebuild(raw, monkeypatch):
     shutil.rmtree(gone)
     texts, _, changed = tables.table_texts(CAMPAIGN, store=RawStore(raw))
     assert changed and len(read) > 40 and texts == full(raw) and texts != first
+
+
+def test_one_process_reads_the_cache_once_until_a_run_comes(raw, monkeypatch):
+    first, _, _ = tables.table_texts(CAMPAIGN, store=RawStore(raw))
+    loads = []
+    monkeypatch.setattr(table_cache, "load", lambda *a: loads.append(a))
+    assert tables.table_texts(CAMPAIGN, store=RawStore(raw))[0] == first and loads == []
+    add_run(raw, "local/scaling/" + sorted((raw / CAMPAIGN / "local/scaling").iterdir())[0].name, "late-r01")
+    tables.table_texts(CAMPAIGN, store=RawStore(raw))
+    assert len(loads) == 1  # a new folder: the cache on disk is the one to extend
 
 
 def test_many_new_runs_are_read_in_parallel_with_the_same_result(raw, monkeypatch):

@@ -177,6 +177,9 @@ def _update(campaign: str, store: RawStore | None, reparse: bool) -> tuple[Any, 
     declared = {name: list(lay.names) for name, lay in layouts.items()}
     version = table_cache.code_version(table_names(), declared)
     folders = run_folders(store.root, campaign)
+    memo = _MEMO.get((str(store.root), campaign, str(paths.processed_dir(campaign))))
+    if not reparse and memo is not None and memo[0].version == version and memo[0].parts.keys() == folders.keys():
+        return memo[0], memo[1], False  # this process built it a moment ago and no run came or went since
     cache = None if reparse else table_cache.load(campaign, version)
     if cache is not None and not set(cache.parts) <= set(folders):
         cache = None  # a run folder went away: raw data is write-once, so start again
@@ -198,7 +201,13 @@ def _update(campaign: str, store: RawStore | None, reparse: bool) -> tuple[Any, 
         merged = _merge(campaign, list(cache.parts.values()), None)
     if changed:
         table_cache.save(campaign, cache)
+    _MEMO[(str(store.root), campaign, str(paths.processed_dir(campaign)))] = (cache, merged)
     return cache, merged, changed
+
+
+#: The last cache each (store, campaign) had in this process: the report asks for tables, run facts and
+#: hardware in turn, and re-loading 100k runs' parts for each costs seconds.
+_MEMO: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
 def _fresh_cache(version: str, layouts: dict[str, Layout], parts: list[Any]) -> Any:
@@ -241,14 +250,14 @@ def _extend(cache: Any, new: list[Any]) -> bool:
     return True
 
 
-def run_folders(root: Path, campaign: str) -> dict[str, Path]:
+def run_folders(root: Path, campaign: str) -> dict[str, str]:
     """Complete run folders of a campaign by key ``<environment>/<stage>/<folder>`` (see ``table_cache``)."""
     from .table_cache import run_folders as folders
 
     return folders(root, campaign)
 
 
-def read_parts(store: RawStore, campaign: str, folders: dict[str, Path], reparse: bool) -> list[Any]:
+def read_parts(store: RawStore, campaign: str, folders: dict[str, str], reparse: bool) -> list[Any]:
     """What each run folder contributes (``table_cache.Part``), read in parallel when there are many."""
     from .table_cache import _PARALLEL_MIN
 
@@ -286,16 +295,17 @@ def _interned(parts: list[Any]) -> list[Any]:
     return parts
 
 
-def _parts_of(job: tuple[Path, list[tuple[str, Path]], bool]) -> list[Any]:
+def _parts_of(job: tuple[Path, list[tuple[str, str]], bool]) -> list[Any]:
     root, items, reparse = job
     store = RawStore(root)
     return [p for key, path in items if (p := _part(store, key, path, reparse)) is not None]
 
 
-def _part(store: RawStore, key: str, path: Path, reparse: bool) -> Any:
+def _part(store: RawStore, key: str, folder: str, reparse: bool) -> Any:
     """One run folder's contribution (None when it holds no record: not a run)."""
     from .table_cache import Part
 
+    path = Path(folder)
     if not (path / RECORD).is_file():
         return None
     part = Part(key)
