@@ -7,7 +7,7 @@ import pandas as pd
 
 from vhpclib import analysis
 from vhpclib.figures import distributions
-from vhpclib.intervals import order_statistic_ci
+from vhpclib.median_coverage import order_statistic_ci
 
 
 def _by_definition(n: int, confidence: float) -> tuple[int, int]:

@@ -20,6 +20,7 @@ byte what ``tables.collect_tables`` gives. A damaged or unreadable cache is rebu
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 import sys
@@ -139,15 +140,18 @@ def sort_key(key: str) -> str:
     return key + "/run.json"
 
 
+def missing(value: Any) -> bool:
+    """A value pandas prints as an empty cell (None, NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def merge_stats(stats: dict[str, list[bool]], columns: list[str], rows: list[dict[str, Any]]) -> None:
     """Fold rows into the per-column facts that decide how a column prints (see ``tables._column_format``)."""
-    from .tables import _missing
-
     for c in columns:
         s = stats.setdefault(c, [False, False, False, False])
         for row in rows:
             v = row.get(c)
-            if _missing(v):
+            if missing(v):
                 s[1] = True
                 continue
             s[0] = True

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .exceptions import ParseError, StoreError
 from .fsutil import atomic_write
+from .names import Campaign
 from .record import MEASURED, SKIPPED
 from .schema import FIXED, TABLES, Column, FixedTable, Layout, column_specs, undeclared_columns
-from .store import RECORD, RawStore, StoredRun, check_campaign
+from .store import RECORD, RawStore, StoredRun
+from .table_cache import missing as _missing
 from .workloads import WORKLOADS, Workload, workload_of
 
 if TYPE_CHECKING:
@@ -70,6 +71,18 @@ def layout(name: str) -> Layout:
 def table_names() -> list[str]:
     """Every table ``vhpc tables`` writes: the declared ones, then skipped points and environments."""
     return [*TABLES.names(), *FIXED.names()]
+
+
+def run_columns(run: StoredRun) -> dict[str, Any]:
+    """What the harness recorded around the run (``schema.RUN_COLUMNS``): interference and, in a ground-truth
+    environment, the overhead its cgroup measured; the same for every row of every table."""
+    execution = run.record.execution
+    seen = execution.interference if execution else None
+    injected = execution.injected if execution else None
+    return {"other_share": seen.other_share if seen else None, "steal_share": seen.steal_share if seen else None,
+            "load_before": seen.load_before[0] if seen and seen.load_before else None,
+            "job_nivcsw": seen.job_nivcsw if seen else None,
+            "injected_overhead_pct": injected.overhead_pct if injected else None}
 
 
 @dataclass
@@ -126,7 +139,7 @@ def _frame(text: str) -> pd.DataFrame:
 def collect_tables(campaign: str, *, store: RawStore | None = None,
                    reparse: bool = False) -> tuple[dict[str, RowTable], list[str]]:
     """The campaign's tables as rows, and the warnings about runs left out (one pass over the runs)."""
-    check_campaign(campaign)
+    campaign = Campaign(campaign)
     store = store or RawStore()
     parts = read_parts(store, campaign, run_folders(store.root, campaign), reparse)
     layouts = {name: layout(name) for name in TABLES.names()}
@@ -171,7 +184,7 @@ def _update(campaign: str, store: RawStore | None, reparse: bool) -> tuple[Any, 
     """The campaign's table cache brought up to date with its run folders (saved when it changed)."""
     from . import table_cache
 
-    check_campaign(campaign)
+    campaign = Campaign(campaign)
     store = store or RawStore()
     layouts = {name: layout(name) for name in TABLES.names()}
     declared = {name: list(lay.names) for name, lay in layouts.items()}
@@ -354,7 +367,7 @@ def _part(store: RawStore, key: str, folder: str, reparse: bool) -> Any:
     part.table = spec_t.name
     part.workload = (workload.name, type(workload).__name__)
     part.order = spec_t.stage_order.index(rec.stage) if rec.stage in spec_t.stage_order else len(spec_t.stage_order)
-    part.rows = [{**row, **spec_t.identity(run, workload, row)} for row in extracted]
+    part.rows = [{**row, **spec_t.identity(run, workload, row), **run_columns(run)} for row in extracted]
     return part
 
 
@@ -434,10 +447,6 @@ def _render(columns: list[str], fmts: list[bool], rows: list[dict[str, Any]]) ->
     return out.getvalue()
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _as_float(value: Any) -> str:
     return "" if _missing(value) else repr(float(value))
 
@@ -495,7 +504,7 @@ def _note_environment(environments: dict[str, dict[str, Any]], info: tuple | Non
 
 def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
     """Write a derived table atomically (a reader never sees half a file)."""
-    check_campaign(campaign)  # a campaign is one folder under data/processed, never a path out of it
+    campaign = Campaign(campaign)  # one folder under data/processed, never a path out of it (free for a Campaign)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     return atomic_write(paths.processed_dir(campaign) / f"{name}.csv", buffer.getvalue())
