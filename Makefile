@@ -94,6 +94,7 @@ benchmarks: $(STAMP) ## Run the harness benchmarks (overhead, cost, fan-out, blo
 	$(PY) benchmarks/slurm_overhead.py
 	$(PY) benchmarks/ci_efficiency.py
 	$(PY) benchmarks/vm_boot.py
+	$(PY) benchmarks/scale.py
 
 testbed-up: $(STAMP) ## Start a 2-node network-namespace testbed (root)
 	$(VENV)/bin/vhpc testbed up --nodes 2

@@ -239,12 +239,19 @@ def _ratio_of_medians_ci(base: np.ndarray, other: np.ndarray, confidence: float
     """
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     o, b = np.asarray(other, dtype=float), np.asarray(base, dtype=float)
-    io = rng.integers(0, o.size, (BOOTSTRAP_RESAMPLES, o.size), dtype="int64")
-    ib = rng.integers(0, b.size, (BOOTSTRAP_RESAMPLES, b.size), dtype="int64")
-    theta = np.median(o[io], axis=-1) / np.median(b[ib], axis=-1)
+    theta = _resampled_medians(rng, o) / _resampled_medians(rng, b)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(theta, [alpha, 1 - alpha])
     return float(low), float(high)
+
+
+def _resampled_medians(rng: np.random.Generator, x: np.ndarray, chunk_cells: int = 2_000_000) -> np.ndarray:
+    """Medians of ``BOOTSTRAP_RESAMPLES`` resamples of ``x``, drawn in blocks of rows (memory stays bounded
+    for thousands of runs; the generator yields the same numbers as one (resamples, n) draw)."""
+    rows = max(1, chunk_cells // max(x.size, 1))
+    out = [np.median(x[rng.integers(0, x.size, (min(rows, BOOTSTRAP_RESAMPLES - start), x.size), dtype="int64")],
+                     axis=-1) for start in range(0, BOOTSTRAP_RESAMPLES, rows)]
+    return np.concatenate(out)
 
 
 def _match_env(df: pd.DataFrame, name: str) -> pd.Series:

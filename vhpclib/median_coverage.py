@@ -6,8 +6,10 @@ Plain ``math``: the CLI states what n runs buy before any table is read, without
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 
+@lru_cache(maxsize=256)
 def order_statistic_ci(n: int, confidence: float = 0.95) -> tuple[int, int, float]:
     """0-based indices (j, k) of the sorted sample bracketing the median, and their coverage.
 
@@ -17,13 +19,17 @@ def order_statistic_ci(n: int, confidence: float = 0.95) -> tuple[int, int, floa
     pair with coverage >= ``confidence``; when n is too small for that (n < 6 at
     95 %), the widest pair (min, max) is returned with its smaller true coverage
     ``1 - 2**(1-n)``, which callers report (column ``ci_coverage``).
+
+    One pass over the binomial coefficients (exact integers, each from the previous one), so a point
+    of thousands of repetitions costs milliseconds, not a sum per candidate pair.
     """
     if n < 2:
         return 0, max(n - 1, 0), float("nan")
-    best = (0, n - 1, 1 - 2 * _half_binom_cdf(0, n))
+    cdf = _half_binom_cdfs(n)
+    best = (0, n - 1, 1 - 2 * cdf[0])
     for j in range(0, n // 2):
         k = n - 1 - j
-        coverage = _half_binom_cdf(k, n) - _half_binom_cdf(j, n)
+        coverage = cdf[k] - cdf[j]
         if coverage >= confidence:
             best = (j, k, float(coverage))
         else:
@@ -31,9 +37,21 @@ def order_statistic_ci(n: int, confidence: float = 0.95) -> tuple[int, int, floa
     return best[0], best[1], float(best[2])
 
 
-def _half_binom_cdf(k: int, n: int) -> float:
-    """P(Binomial(n, 1/2) <= k), exactly (scipy.stats is not imported for this: it costs a second)."""
-    return math.fsum(math.comb(n, i) for i in range(0, k + 1)) / 2.0 ** n
+def _half_binom_cdfs(n: int) -> list[float]:
+    """P(Binomial(n, 1/2) <= k) for every k, exactly summed, then rounded once.
+
+    Below 2**1023 each coefficient is rounded to a float before the exact sum (as ``math.fsum`` of the
+    coefficients did: the same numbers as before for every n that worked); above, the exact sum of
+    integers is divided exactly (int / int is correctly rounded in Python).
+    """
+    scale = 2 ** n
+    small = n <= 1020  # every comb(n, i) fits a float
+    out, total, comb = [], 0, 1
+    for i in range(n + 1):
+        total += int(float(comb)) if small else comb
+        out.append(float(total) / 2.0 ** n if small else total / scale)
+        comb = comb * (n - i) // (i + 1)
+    return out
 
 
 def repetitions_for(confidence: float = 0.95) -> int:

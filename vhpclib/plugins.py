@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from functools import lru_cache
 
 from .exceptions import InputError
 
@@ -21,10 +22,16 @@ _loaded: set[str] = set()
 
 def plugin_names() -> list[str]:
     """The plugin modules asked for: ``VHPC_PLUGINS``, then the ``vhpc.plugins`` entry points."""
+    names = [n.strip() for n in os.environ.get(ENV, "").split(",") if n.strip()]
+    return names + _entry_points()
+
+
+@lru_cache(maxsize=1)
+def _entry_points() -> list[str]:
+    """Entry points of installed packages, looked up once per process (it reads every package's metadata)."""
     from importlib.metadata import entry_points
 
-    names = [n.strip() for n in os.environ.get(ENV, "").split(",") if n.strip()]
-    return names + [ep.value for ep in entry_points(group=GROUP)]
+    return [ep.value for ep in entry_points(group=GROUP)]
 
 
 def load_plugins() -> list[str]:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import paths
 from .config import Inventory
+from .fsutil import atomic_write
 from .names import Stage
 from .providers import is_cloud
 from .store import RawStore
@@ -80,18 +81,19 @@ class CampaignFacts:
 
     @classmethod
     def scan(cls, campaign: str, store: RawStore | None = None) -> "CampaignFacts":
+        """From what the table cache keeps of each run (``tables.run_parts``): new runs alone are read."""
+        from .tables import run_parts
+
         facts = cls(campaign)
-        for run in (store or RawStore()).runs(campaign):
-            rec = run.record
-            facts.statuses[(rec.environment, rec.stage, rec.status)] += 1
-            if rec.kind != "run":
+        for part in run_parts(campaign, store=store):
+            environment, stage, status, kind, code, dirty = part.facts
+            facts.statuses[(environment, stage, status)] += 1
+            if kind != "run":
                 continue
-            code = rec.code
             if code is not None:
-                commit = (code.git_commit or "unknown")[:10]
-                facts.commits[f"{commit} (vhpclib {code.vhpclib})"] += 1
-                facts.dirty += bool(code.git_dirty)
-            started = rec.execution.started_utc if rec.execution else None
+                facts.commits[code] += 1
+                facts.dirty += dirty
+            started = part.env[7]
             if started:
                 facts.first_utc = min(filter(None, [facts.first_utc, started]))
                 facts.last_utc = max(filter(None, [facts.last_utc, started]))
@@ -125,13 +127,13 @@ def hardware_table(envs: pd.DataFrame) -> pd.DataFrame:
 
 def hardware_of(campaign: str, store: RawStore | None = None) -> dict[str, str]:
     """One line per measured environment label: CPU, sockets x cores, virtualization, MPI (from run records)."""
+    from .tables import run_parts
+
     out: dict[str, str] = {}
-    for run in (store or RawStore()).runs(campaign):
-        facts = run.record.host_facts
-        label = run.record.label
-        if label in out or not facts:
+    for part in run_parts(campaign, store=store):
+        f, label = part.host, part.env[1]
+        if label in out or not f:
             continue
-        _, f = next(iter(facts.items()))
         topo = f.get("topology") or {}
         virt = (f.get("virtualization") or {}).get("detected")
         out[label] = (f"{f.get('cpu_model')}, {topo.get('sockets')}x{topo.get('cores_per_socket')} cores, "
@@ -497,7 +499,11 @@ def _build_report(campaign: str | None, *, write: bool, static_export: bool) -> 
         measured_hardware=report.hardware)
     if write:
         for name, frame in built.tables.items():
-            report.written.append(write_table(campaign, name, frame))
+            if built.texts is not None:  # as ``vhpc tables`` writes them (no second rendering)
+                target = paths.processed_dir(campaign) / f"{name}.csv"
+                report.written.append(atomic_write(target, built.texts[name]))
+            else:
+                report.written.append(write_table(campaign, name, frame))
         report.written.append(write_table(campaign, "paper_vs_measured", report.paper_vs_measured))
         outdir = paths.figures_dir(campaign)
         if not static_export:

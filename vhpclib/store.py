@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import paths, run_index
 from .exceptions import CampaignBusy, StoreError
 from .fsutil import atomic_write, fsync_dir, fsync_tree
 from .names import Campaign, check_id
@@ -330,6 +330,7 @@ class RawStore:
         os.rename(writer.path, writer.final)  # atomic on one filesystem; fails if final appeared meanwhile
         fsync_dir(writer.final.parent)
         writer.path = writer.final
+        run_index.note(writer.final.parent, writer.final.name, record.status, record.kind, record.stem)
 
     def record_skip(self, record: RunRecord) -> bool:
         """Store a skip once per campaign (reports show why something is missing); False if already there."""
@@ -382,9 +383,11 @@ class RawStore:
     def measured_counts(self, campaign: str, environment: str, stage: str) -> dict[str, int]:
         """Measured repetitions (complete or invalid) per point stem, in one pass over the store."""
         counts: dict[str, int] = {}
-        for run in self.runs(campaign, environment, stage):
-            if run.status in MEASURED and run.record.kind == "run":
-                counts[run.record.stem] = counts.get(run.record.stem, 0) + 1
+        stage_dir = self.root / Campaign(campaign) / check_id("environment", environment) / \
+            check_id("stage", stage)
+        for status, kind, stem in run_index.entries(self, stage_dir).values():  # not every run folder read
+            if status in MEASURED and kind == "run":
+                counts[stem] = counts.get(stem, 0) + 1
         return counts
 
 

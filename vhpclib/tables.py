@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,8 @@ from .fsutil import atomic_write
 from .names import Campaign
 from .record import MEASURED, SKIPPED
 from .schema import FIXED, TABLES, Column, FixedTable, Layout, column_specs, undeclared_columns
-from .store import RawStore, StoredRun
+from .store import RECORD, RawStore, StoredRun
+from .table_cache import missing as _missing
 from .workloads import WORKLOADS, Workload, workload_of
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class CampaignTables:
     campaign: str
     tables: dict[str, pd.DataFrame]
     warnings: list[str]
+    texts: dict[str, str] | None = None  # each table's CSV as ``vhpc tables`` writes it
 
 
 @dataclass
@@ -115,9 +117,23 @@ class RowTable:
 
 
 def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False) -> CampaignTables:
-    """Concatenate the campaign's stored results into tidy tables (see module docstring)."""
-    tables, warnings = collect_tables(campaign, store=store, reparse=reparse)
-    return CampaignTables(campaign, {name: table.frame() for name, table in tables.items()}, warnings)
+    """Concatenate the campaign's stored results into tidy tables (see module docstring).
+
+    Read from the tables' CSV text (kept incrementally, ``table_texts``): the frames equal
+    ``RowTable.frame()``'s, a column no run filled holding None as it always did.
+    """
+    texts, warnings, _ = table_texts(campaign, store=store, reparse=reparse)
+    return CampaignTables(campaign, {name: _frame(text) for name, text in texts.items()}, warnings, texts)
+
+
+def _frame(text: str) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.read_csv(io.StringIO(text), float_precision="round_trip")
+    for column in frame.columns:
+        if len(frame) and frame[column].isna().all():
+            frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame
 
 
 def collect_tables(campaign: str, *, store: RawStore | None = None,
@@ -125,44 +141,278 @@ def collect_tables(campaign: str, *, store: RawStore | None = None,
     """The campaign's tables as rows, and the warnings about runs left out (one pass over the runs)."""
     campaign = Campaign(campaign)
     store = store or RawStore()
+    parts = read_parts(store, campaign, run_folders(store.root, campaign), reparse)
     layouts = {name: layout(name) for name in TABLES.names()}
     rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in layouts}
-    skipped, warnings = [], []
-    environments: dict[str, dict[str, Any]] = {}
-    for run in store.runs(campaign):
-        rec = run.record
-        _note_environment(environments, run)
-        if rec.status == SKIPPED:
-            skipped.append({"campaign": campaign, "environment": rec.environment, "label": rec.label,
-                            "stage": rec.stage, "placement": rec.point.get("placement") or rec.point.get("what"),
-                            "reason": rec.reason})
-            continue
-        if rec.kind != "run" or rec.status not in MEASURED:
-            continue
-        workload = workload_of(rec.workload)
-        if workload is None:
-            warnings.append(f"{_display(run.path)}: workload {rec.workload!r} is not registered; run left out")
-            continue
-        spec = TABLES.find(workload.table)
-        if spec is None:
-            warnings.append(f"{_display(run.path)}: no table {workload.table!r}; run left out")
-            continue
-        extracted, found = _rows(run, workload, reparse)
-        warnings += found
-        undeclared = undeclared_columns(extracted, layouts[spec.name].names)
-        if undeclared:  # kept (never dropped) and named: the workload must declare them (Workload.columns)
-            warnings.append(f"{_display(run.path)}: workload {workload.name!r} gave column(s) it does not declare: "
-                            f"{', '.join(undeclared)} (kept; declare them in {type(workload).__name__}.columns)")
-            layouts[spec.name].extra += [Column(c) for c in undeclared]
-        order = spec.stage_order.index(rec.stage) if rec.stage in spec.stage_order else len(spec.stage_order)
-        rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row), **run_columns(run)})
-                            for row in extracted]
+    merged = _merge(campaign, parts, layouts)
+    for part in merged.parts:
+        if part.table is not None:
+            rows[part.table] += [((part.order, part.where), row) for row in part.rows or []]
     tables = {name: RowTable(layouts[name].names, [r for _, r in sorted(rows[name], key=lambda item: item[0])])
               for name in layouts}
-    tables["skipped"] = RowTable(SKIPPED_TABLE.names, skipped)
-    tables["environments"] = RowTable(ENVIRONMENTS_TABLE.names, [{"campaign": campaign, **e}
-                                                          for e in environments.values()])
-    return tables, warnings
+    tables["skipped"] = RowTable(SKIPPED_TABLE.names, merged.skipped)
+    tables["environments"] = RowTable(ENVIRONMENTS_TABLE.names, merged.environments)
+    return tables, merged.warnings
+
+
+def run_parts(campaign: str, *, store: RawStore | None = None) -> list[Any]:
+    """What each readable run of the campaign contributed (``table_cache.Part``), in store order: the
+    report's facts about runs without reading every record again."""
+    from .table_cache import sort_key
+
+    cache, _, _ = _update(campaign, store, False)
+    return sorted((p for p in cache.parts.values() if not p.damaged), key=lambda p: sort_key(p.key))
+
+
+def table_texts(campaign: str, *, store: RawStore | None = None,
+                reparse: bool = False) -> tuple[dict[str, str], list[str], bool]:
+    """Every table's CSV text (as ``collect_tables(...)[name].csv()``), the warnings, and whether any
+    run was added or removed since the cache was made; only new runs are read (``vhpclib.table_cache``)."""
+    cache, merged, changed = _update(campaign, store, reparse)
+    by_table: dict[str, list[tuple[tuple, str]]] = {name: [] for name in cache.columns}
+    for part in cache.parts.values():
+        if part.table is not None and part.text:
+            by_table[part.table].append(((part.order, part.where), part.text))
+    texts = {name: _header(cache.columns[name]) + "".join(t for _, t in sorted(by_table[name], key=lambda i: i[0]))
+             for name in cache.columns}
+    texts["skipped"] = csv_text(SKIPPED_TABLE.names, merged.skipped)
+    texts["environments"] = csv_text(ENVIRONMENTS_TABLE.names, merged.environments)
+    return texts, merged.warnings, changed
+
+
+def _update(campaign: str, store: RawStore | None, reparse: bool) -> tuple[Any, _Merged, bool]:
+    """The campaign's table cache brought up to date with its run folders (saved when it changed)."""
+    from . import table_cache
+
+    campaign = Campaign(campaign)
+    store = store or RawStore()
+    layouts = {name: layout(name) for name in TABLES.names()}
+    declared = {name: list(lay.names) for name, lay in layouts.items()}
+    version = table_cache.code_version(table_names(), declared)
+    folders = run_folders(store.root, campaign)
+    memo = _MEMO.get((str(store.root), campaign, str(paths.processed_dir(campaign))))
+    if not reparse and memo is not None and memo[0].version == version and memo[0].parts.keys() == folders.keys():
+        return memo[0], memo[1], False  # this process built it a moment ago and no run came or went since
+    cache = None if reparse else table_cache.load(campaign, version)
+    if cache is not None and not set(cache.parts) <= set(folders):
+        cache = None  # a run folder went away: raw data is write-once, so start again
+    changed = cache is None
+    parts: list[Any] | None = None
+    if cache is not None:
+        new = read_parts(store, campaign, {k: v for k, v in folders.items() if k not in cache.parts}, reparse)
+        changed = bool(new)
+        if not _extend(cache, new):  # a column changed how it prints: cached parts hold no rows, read them again
+            new_keys = {p.key for p in new}
+            cache = None
+            parts = new + read_parts(store, campaign, {k: v for k, v in folders.items() if k not in new_keys},
+                                     reparse)
+    if cache is None:
+        parts = read_parts(store, campaign, folders, reparse) if parts is None else parts
+        merged = _merge(campaign, parts, layouts)
+        cache = _fresh_cache(version, layouts, merged.parts)
+    else:
+        merged = _merge(campaign, list(cache.parts.values()), None)
+    if changed:
+        table_cache.save(campaign, cache)
+    _MEMO[(str(store.root), campaign, str(paths.processed_dir(campaign)))] = (cache, merged)
+    return cache, merged, changed
+
+
+#: The last cache each (store, campaign) had in this process: the report asks for tables, run facts and
+#: hardware in turn, and re-loading 100k runs' parts for each costs seconds.
+_MEMO: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _fresh_cache(version: str, layouts: dict[str, Layout], parts: list[Any]) -> Any:
+    """A cache of every part, rows rendered with the formats the whole tables give their columns."""
+    from . import table_cache
+
+    columns = {name: layouts[name].names for name in layouts}
+    stats: dict[str, dict[str, list[bool]]] = {name: {} for name in layouts}
+    for part in parts:
+        if part.table is not None:
+            table_cache.merge_stats(stats[part.table], columns[part.table], part.rows or [])
+    fmts = {t: table_cache.formats(stats[t], columns[t]) for t in columns}
+    for part in parts:
+        if part.table is not None:
+            part.text = _render(columns[part.table], fmts[part.table], part.rows or [])
+            part.rows = None
+    return table_cache.Cache(version, columns, stats, {p.key: p for p in parts})
+
+
+def _extend(cache: Any, new: list[Any]) -> bool:
+    """Add new runs' parts to the cache, rendered as the cached ones were; False when they would change
+    a column's printed form or bring an undeclared column (then the tables are built again)."""
+    from . import table_cache
+
+    stats = {t: {c: list(v) for c, v in cols.items()} for t, cols in cache.stats.items()}
+    for part in new:
+        if part.table is not None:
+            if undeclared_columns(part.rows or [], cache.columns[part.table]):
+                return False
+            table_cache.merge_stats(stats.setdefault(part.table, {}), cache.columns[part.table], part.rows or [])
+    fmts = {t: table_cache.formats(stats.get(t, {}), cols) for t, cols in cache.columns.items()}
+    if any(fmts[t] != table_cache.formats(cache.stats.get(t, {}), cols) for t, cols in cache.columns.items()):
+        return False
+    for part in new:
+        if part.table is not None:
+            part.text = _render(cache.columns[part.table], fmts[part.table], part.rows or [])
+            part.rows = None
+        cache.parts[part.key] = part
+    cache.stats = stats
+    return True
+
+
+def run_folders(root: Path, campaign: str) -> dict[str, str]:
+    """Complete run folders of a campaign by key ``<environment>/<stage>/<folder>`` (see ``table_cache``)."""
+    from .table_cache import run_folders as folders
+
+    return folders(root, campaign)
+
+
+def read_parts(store: RawStore, campaign: str, folders: dict[str, str], reparse: bool) -> list[Any]:
+    """What each run folder contributes (``table_cache.Part``), read in parallel when there are many."""
+    from .table_cache import _PARALLEL_MIN
+
+    items = sorted(folders.items())
+    workers = min(len(os.sched_getaffinity(0)), 8)
+    if len(items) < _PARALLEL_MIN or workers < 2:
+        return _interned([p for key, path in items if (p := _part(store, key, path, reparse)) is not None])
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = -(-len(items) // (workers * 4))
+    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        done = pool.map(_parts_of, [(store.root, c, reparse) for c in chunks])
+        return _interned([p for parts in done for p in parts])
+
+
+def _interned(parts: list[Any]) -> list[Any]:
+    """Parts sharing one object per distinct host facts: runs of one machine repeat them, and the cache
+    then holds each once (pickle keeps shared objects once)."""
+    import json
+
+    seen: dict[str, Any] = {}
+
+    def one(value: Any) -> Any:
+        if not value:
+            return value
+        key = json.dumps(value, sort_keys=True, default=str)
+        return seen.setdefault(key, value)
+
+    for part in parts:
+        part.host = one(part.host)
+        if part.env is not None and part.env[6]:
+            part.env = (*part.env[:6], one(part.env[6]), part.env[7])
+    return parts
+
+
+def _parts_of(job: tuple[Path, list[tuple[str, str]], bool]) -> list[Any]:
+    root, items, reparse = job
+    store = RawStore(root)
+    return [p for key, path in items if (p := _part(store, key, path, reparse)) is not None]
+
+
+def _part(store: RawStore, key: str, folder: str, reparse: bool) -> Any:
+    """One run folder's contribution (None when it holds no record: not a run)."""
+    from .table_cache import Part
+
+    path = Path(folder)
+    if not (path / RECORD).is_file():
+        return None
+    part = Part(key)
+    part.where = str(path)
+    try:
+        run = store._read(path)
+    except StoreError as exc:
+        part.damaged = f"{exc}; run excluded"
+        return part
+    rec = run.record
+    spec = rec.environment_spec
+    facts = None
+    if rec.host_facts:
+        f = next(iter(rec.host_facts.values()))
+        topo = f.get("topology") or {}
+        facts = dict(cpu_model=f.get("cpu_model"), sockets=topo.get("sockets"),
+                     cores_per_socket=topo.get("cores_per_socket"),
+                     virtualization=(f.get("virtualization") or {}).get("detected"),
+                     kernel=f.get("kernel"), mpi_version=f.get("mpi_version"))
+    started = rec.execution.started_utc if rec.execution else None
+    code = rec.code if rec.kind == "run" else None
+    part.facts = (rec.environment, rec.stage, rec.status, rec.kind,
+                  f"{(code.git_commit or 'unknown')[:10]} (vhpclib {code.vhpclib})" if code else None,
+                  bool(code.git_dirty) if code else False)
+    part.host = rec.host_facts and next(iter(rec.host_facts.values()))
+    part.env = (rec.environment, rec.label, spec.vmm if spec else None, spec.baseline if spec else None,
+                spec.vcpu_pinning if spec else None, spec.launcher if spec else None, facts,
+                started if started and rec.kind == "run" else None)
+    if rec.status == SKIPPED:
+        part.skip = {"campaign": rec.campaign, "environment": rec.environment, "label": rec.label,
+                     "stage": rec.stage, "placement": rec.point.get("placement") or rec.point.get("what"),
+                     "reason": rec.reason}
+        return part
+    if rec.kind != "run" or rec.status not in MEASURED:
+        return part
+    workload = workload_of(rec.workload)
+    if workload is None:
+        part.warnings.append(f"{_display(run.path)}: workload {rec.workload!r} is not registered; run left out")
+        return part
+    spec_t = TABLES.find(workload.table)
+    if spec_t is None:
+        part.warnings.append(f"{_display(run.path)}: no table {workload.table!r}; run left out")
+        return part
+    extracted, found = _rows(run, workload, reparse)
+    part.warnings += found
+    part.table = spec_t.name
+    part.workload = (workload.name, type(workload).__name__)
+    part.order = spec_t.stage_order.index(rec.stage) if rec.stage in spec_t.stage_order else len(spec_t.stage_order)
+    part.rows = [{**row, **spec_t.identity(run, workload, row), **run_columns(run)} for row in extracted]
+    return part
+
+
+@dataclass
+class _Merged:
+    parts: list[Any]
+    skipped: list[dict[str, Any]]
+    environments: list[dict[str, Any]]
+    warnings: list[str]
+
+
+def _merge(campaign: str, parts: list[Any], layouts: dict[str, Layout] | None) -> _Merged:
+    """Parts in store order -> skipped rows, environments and warnings; with ``layouts``, undeclared
+    columns are added to them (and named) as ``collect_tables`` always did, run by run."""
+    import warnings as pywarnings
+
+    from .table_cache import sort_key
+
+    ordered = sorted(parts, key=lambda p: sort_key(p.key))
+    skipped: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    environments: dict[str, dict[str, Any]] = {}
+    kept = []
+    for part in ordered:
+        if getattr(part, "damaged", None):
+            pywarnings.warn(part.damaged, stacklevel=3)
+            continue
+        kept.append(part)
+        _note_environment(environments, part.env)
+        if part.skip is not None:
+            skipped.append({**part.skip, "campaign": campaign})
+        warnings += part.warnings
+        if layouts is not None and part.table is not None:
+            undeclared = undeclared_columns(part.rows or [], layouts[part.table].names)
+            if undeclared:  # kept (never dropped) and named: the workload must declare them (Workload.columns)
+                name, cls = part.workload
+                warnings.append(f"{_display(Path(part.where))}: workload {name!r} gave column(s) it does not "
+                                f"declare: {', '.join(undeclared)} (kept; declare them in {cls}.columns)")
+                layouts[part.table].extra += [Column(c) for c in undeclared]
+                part.undeclared = undeclared
+        elif part.undeclared:
+            name, cls = part.workload
+            warnings.append(f"{_display(Path(part.where))}: workload {name!r} gave column(s) it does not "
+                            f"declare: {', '.join(part.undeclared)} (kept; declare them in {cls}.columns)")
+    return _Merged(kept, skipped, [{"campaign": campaign, **e} for e in environments.values()], warnings)
 
 
 def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
@@ -181,8 +431,20 @@ def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+def _header(columns: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(columns)
+    return out.getvalue()
+
+
+def _render(columns: list[str], fmts: list[bool], rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV lines, each column printed as float (``fmts``) or as text, as ``csv_text`` does."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    funcs = [_as_float if f else _as_text for f in fmts]
+    for row in rows:
+        writer.writerow([fmt(row.get(c)) for c, fmt in zip(columns, funcs)])
+    return out.getvalue()
 
 
 def _as_float(value: Any) -> str:
@@ -223,24 +485,18 @@ def _stored_rows(run: StoredRun) -> list[dict[str, Any]] | None:
         return None
 
 
-def _note_environment(environments: dict[str, dict[str, Any]], run: StoredRun) -> None:
-    rec = run.record
-    env = environments.get(rec.environment)
+def _note_environment(environments: dict[str, dict[str, Any]], info: tuple | None) -> None:
+    if info is None:
+        return
+    name, label, vmm, baseline, pinning, launcher, facts, started = info
+    env = environments.get(name)
     if env is None:
-        spec = rec.environment_spec
-        env = environments[rec.environment] = {
-            "environment": rec.environment, "label": rec.label, "vmm": spec.vmm if spec else None,
-            "baseline": spec.baseline if spec else None, "vcpu_pinning": spec.vcpu_pinning if spec else None,
-            "launcher": spec.launcher if spec else None, "first_utc": None, "last_utc": None, "runs": 0}
-    if rec.host_facts and env.get("cpu_model") is None:
-        facts = next(iter(rec.host_facts.values()))
-        topo = facts.get("topology") or {}
-        env.update(cpu_model=facts.get("cpu_model"), sockets=topo.get("sockets"),
-                   cores_per_socket=topo.get("cores_per_socket"),
-                   virtualization=(facts.get("virtualization") or {}).get("detected"),
-                   kernel=facts.get("kernel"), mpi_version=facts.get("mpi_version"))
-    started = rec.execution.started_utc if rec.execution else None
-    if started and rec.kind == "run":
+        env = environments[name] = {
+            "environment": name, "label": label, "vmm": vmm, "baseline": baseline, "vcpu_pinning": pinning,
+            "launcher": launcher, "first_utc": None, "last_utc": None, "runs": 0}
+    if facts and env.get("cpu_model") is None:
+        env.update(facts)
+    if started:
         env["runs"] += 1
         env["first_utc"] = min(filter(None, [env["first_utc"], started]))
         env["last_utc"] = max(filter(None, [env["last_utc"], started]))
@@ -257,10 +513,23 @@ def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
 def write_tables(campaign: str, *, store: RawStore | None = None, reparse: bool = False,
                  names: Iterable[str] | None = None) -> tuple[list[Path], list[str]]:
     """Rebuild (some of) a campaign's processed tables; returns the files written and the warnings."""
-    tables, warnings = collect_tables(campaign, store=store, reparse=reparse)
-    wanted = list(names) if names is not None else list(tables)
-    written = [atomic_write(paths.processed_dir(campaign) / f"{name}.csv", tables[name].csv()) for name in wanted]
+    texts, warnings, changed = table_texts(campaign, store=store, reparse=reparse)
+    wanted = list(names) if names is not None else list(texts)
+    written = []
+    for name in wanted:
+        target = paths.processed_dir(campaign) / f"{name}.csv"
+        if changed or reparse or not _same_size(target, texts[name]):
+            atomic_write(target, texts[name])
+        written.append(target)
     return written, warnings
+
+
+def _same_size(path: Path, text: str) -> bool:
+    """Whether ``path`` already holds ``text`` (nothing changed since the cache wrote it: same length)."""
+    try:
+        return path.stat().st_size == len(text.encode())
+    except OSError:
+        return False
 
 
 def read_table(campaign: str, name: str) -> pd.DataFrame:

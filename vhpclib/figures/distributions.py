@@ -13,6 +13,8 @@ much of the machine other processes used while it ran.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -25,6 +27,10 @@ from .style import NOT_MEASURED, TEMPLATE, env_colour
 
 MEDIAN_NAME = "median with its interval"
 WARMUP_MARKER = dict(symbol="x-thin-open", size=10, line=dict(width=2), color="#555")
+#: Above this many runs of one environment in one panel, a box of quantiles replaces the points (a figure of
+#: thousands of markers draws and exports slowly and shows nothing more); every run stays in the tables.
+SUMMARY_ABOVE = 300
+SUMMARY_QUANTILES = (0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0)
 INTERFERED_MARKER = dict(symbol="triangle-up-open", size=10, line=dict(width=2), color="#B2182B")
 
 
@@ -59,6 +65,8 @@ def _figure(rows: pd.DataFrame, panels: list[str], value: str, unit: str, title:
         fig.update_layout(template=TEMPLATE, title=title, height=360, xaxis_visible=False, yaxis_visible=False)
         return fig
     rows = stats.mark_warmup(rows, ["environment", "panel"], value)
+    if rows.groupby(["panel", "label"]).size().max() > SUMMARY_ABOVE:
+        title = title.replace("every run", f"box of quantiles above {SUMMARY_ABOVE} runs (every run in the tables)")
     rows = _mark_interfered(rows)
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
     legend: set[str] = set()
@@ -99,14 +107,17 @@ def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col
     runs = runs[~runs["interfered"] | runs["warmup"]]
     kept, warm = runs[~runs["warmup"]], runs[runs["warmup"]]
     colour = env_colour(label)
-    fig.add_trace(go.Violin(
-        x=[label] * len(kept), y=kept[value], name=label, legendgroup=label, showlegend=label not in legend,
-        line_color=colour, fillcolor=_translucent(colour), points="all", pointpos=0, jitter=0.35,
-        marker=dict(size=7, color=colour, line=dict(width=1, color="white")), box_visible=False,
-        meanline_visible=False,
-        spanmode="hard", customdata=kept[["run_id", "others"]],
-        hovertemplate="%{customdata[0]}: %{y}<br>%{customdata[1]}<extra></extra>"),
-        row=1, col=col)
+    if len(kept) > SUMMARY_ABOVE:
+        _summary(fig, label, kept[value].to_numpy(float), col, legend)
+    else:
+        fig.add_trace(go.Violin(
+            x=[label] * len(kept), y=kept[value], name=label, legendgroup=label, showlegend=label not in legend,
+            line_color=colour, fillcolor=_translucent(colour), points="all", pointpos=0, jitter=0.35,
+            marker=dict(size=7, color=colour, line=dict(width=1, color="white")), box_visible=False,
+            meanline_visible=False,
+            spanmode="hard", customdata=kept[["run_id", "others"]],
+            hovertemplate="%{customdata[0]}: %{y}<br>%{customdata[1]}<extra></extra>"),
+            row=1, col=col)
     legend.add(label)
     if len(hit):
         fig.add_trace(go.Scatter(
@@ -132,6 +143,22 @@ def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col
             showlegend="warmup" not in legend, marker=WARMUP_MARKER, customdata=warm[["run_id"]],
             hovertemplate="%{customdata[0]} (warm-up): %{y}<extra></extra>"), row=1, col=col)
         legend.add("warmup")
+
+
+def _summary(fig: go.Figure, label: str, values: Any, col: int, legend: set[str]) -> None:
+    """Many runs as one box: quartiles, whiskers at the 1st and 99th percentiles, min and max as points."""
+    import numpy as np
+
+    x = np.sort(values[~np.isnan(values)])
+    lo, p1, q1, med, q3, p99, hi = np.quantile(x, SUMMARY_QUANTILES)
+    colour = env_colour(label)
+    fig.add_trace(go.Box(
+        x=[label], q1=[q1], median=[med], q3=[q3], lowerfence=[p1], upperfence=[p99], name=label,
+        legendgroup=label, showlegend=label not in legend, line_color=colour, fillcolor=_translucent(colour),
+        hovertemplate=f"{label}: {x.size} runs<extra></extra>"), row=1, col=col)
+    fig.add_trace(go.Scatter(
+        x=[label, label], y=[lo, hi], mode="markers", name=label, legendgroup=label, showlegend=False,
+        marker=dict(size=6, color=colour), hovertemplate="min/max %{y}<extra></extra>"), row=1, col=col)
 
 
 def _translucent(colour: str, alpha: float = 0.22) -> str:
