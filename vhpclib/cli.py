@@ -168,6 +168,8 @@ WaitOpt = typer.Option(False, "--wait", help="If another vhpc is writing the cam
 def _adaptive(ci_target: Optional[float], max_runs: Optional[int], budget: Optional[float],
               interleave: Optional[list[str]]) -> dict[str, Any]:
     """The adaptive-repetition and interleaving options, as stage parameters."""
+    if ci_target is not None and not (math.isfinite(ci_target) and 0 < ci_target < 100):
+        raise InputError(f"expected a percentage above 0 and below 100 (e.g. 5), got {ci_target}", key="--ci-target")
     return {"ci_target_pct": ci_target, "max_runs": max_runs, "budget_s": _finite("budget", budget),
             "interleave": tuple(interleave) if interleave else None}
 
@@ -183,7 +185,9 @@ def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], p
                progress: bool, figures: bool, allow_mixed: bool, allow_committed: bool) -> None:
     """Measure into the campaign (a new one when none is named); its writer lock is taken before the first run."""
     from . import stages
+    from .contention import default_threshold
 
+    default_threshold()  # a bad VHPC_CONTENTION_THRESHOLD is refused before anything runs
     _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
                        allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait))
 
@@ -574,15 +578,28 @@ def _run(argv: list[str] | None) -> int:
         return exc.exit_code
     except (Interrupted, KeyboardInterrupt):
         return 130
-    except Exception as exc:  # a bug: still one line (VHPC_DEBUG=1 shows the traceback)
-        import os
+    except OSError as exc:  # the data folder cannot be written: one line naming the path and what to do
+        from .storage_errors import explain
 
-        if os.environ.get("VHPC_DEBUG"):
-            raise
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        _err(f"internal error: {type(exc).__name__}: {detail} (VHPC_DEBUG=1 shows where; please report it)")
-        return 1
+        known = explain(exc)
+        if known is None:
+            return _internal(exc)
+        _err(str(known))
+        return known.exit_code
+    except Exception as exc:  # a bug: still one line (VHPC_DEBUG=1 shows the traceback)
+        return _internal(exc)
     return result if isinstance(result, int) else 0
+
+
+def _internal(exc: BaseException) -> int:
+    """A bug: still one line (VHPC_DEBUG=1 shows the traceback)."""
+    import os
+
+    if os.environ.get("VHPC_DEBUG"):
+        raise exc
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    _err(f"internal error: {type(exc).__name__}: {detail} (VHPC_DEBUG=1 shows where; please report it)")
+    return 1
 
 
 def entry() -> None:

@@ -151,8 +151,13 @@ class PointRunner:
 
 def _plan(ctx: StageContext, stage: str, params: StageParams,
           result: StageResult) -> list[tuple[Workload, list[Point]]]:
-    """Points per workload; skips (the environment cannot provide them) are stored with their reason."""
+    """Points per workload; skips (the environment cannot provide them) are stored with their reason.
+
+    The campaign's writer lock is taken once planning succeeded and before anything is stored or counted:
+    a second writer started at the same moment (``--wait``) queues here, then reuses what the first stored.
+    """
     out: list[tuple[Workload, list[Point]]] = []
+    skips: list[Skip] = []
     nodes = len(ctx.env.hosts)
     for name in params.workloads:
         workload = get_workload(name)
@@ -162,12 +167,16 @@ def _plan(ctx: StageContext, stage: str, params: StageParams,
                 item = Skip(workload.name, item.stem, item.what,
                             f"needs {item.nodes} node(s), environment has {nodes}", item.fields)
             if isinstance(item, Skip):
-                record_skip(ctx, stage, item)
-                result.skipped.append(f"{item.what}: {item.reason}")
+                skips.append(item)
             else:
                 mine.append(item)
         if mine:
             out.append((workload, mine))
+    if out or skips:
+        ctx.begin_writing()
+    for item in skips:
+        record_skip(ctx, stage, item)
+        result.skipped.append(f"{item.what}: {item.reason}")
     return out
 
 
@@ -216,6 +225,7 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
         **ctx.topology_record())
     interrupted: KeyboardInterrupt | None = None
     with ctx.store.new_run(record) as writer:
+        writer.secrets = given_secrets(ctx, job)
         started = utc_now()
         t0 = time.perf_counter()
         try:
@@ -239,6 +249,16 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
     if record.status != FAILED and record.execution is not None and record.execution.duration_s:
         ctx.durations(stage).setdefault(point.stem, []).append(record.execution.duration_s)
     return StoredRun(writer.path, writer.record)
+
+
+def given_secrets(ctx: StageContext, job: Job) -> set[str]:
+    """Secret values a job is given (vhpc's own environment, the inventory's, the job's): hidden at store time."""
+    import os
+
+    from ..secrets import secret_parts
+
+    variables = {**os.environ, **ctx.env.env, **ctx.env.mpi.env, **(job.env or {})}
+    return secret_parts(variables, ctx.inventory.redaction_allow)
 
 
 def _judge_exit(workload: Workload, writer: RunWriter) -> None:
