@@ -132,7 +132,7 @@ def test_a_result_json_of_the_wrong_shape_leaves_that_run_out_named_and_the_rest
     assert str(bad.relative_to(data)) in warning or bad.name in warning
     assert says in warning and "run left out" in warning
     table = (data / "processed" / "base" / "microbench.csv").read_text().splitlines()
-    assert len(table) == 1 + 3 * 3  # three good runs of three message sizes
+    assert len(table) == 1 + 3 * 4  # three good runs of four message sizes (0, 1, 2, 4 bytes)
 
 
 @pytest.mark.parametrize("change", ["text-bytes", "text-time", "bool-time"])
@@ -140,7 +140,7 @@ def test_rows_of_the_wrong_types_are_left_out_named_and_the_figures_are_built(me
     source = sorted((measured / "raw" / "base").rglob("result.json"))[1]
     rows = good_rows(source)
     column, value = {"text-bytes": ("bytes", "many"), "text-time": ("t_avg_usec", "fast"),
-                     "bool-time": ("t_min_usec", True)}[change]
+                     "bool-time": ("mbytes_per_sec", True)}[change]
     for row in rows:
         row[column] = value
     data, bad = damaged_copy(measured, tmp_path, json.dumps({"table": "microbench", "rows": rows}))
