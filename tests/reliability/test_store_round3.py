@@ -4,7 +4,6 @@ malformed ``result.json`` files. Every case runs the real CLI with real Intel MP
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from pathlib import Path
