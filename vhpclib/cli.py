@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -539,6 +540,10 @@ def main(argv: list[str] | None = None) -> int:
     from . import lifetime
     from .exceptions import Interrupted
 
+    from . import _interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C unwinds (jobs killed)
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
     args = sys.argv[1:] if argv is None else argv
     if not args or any(a in ("--help", "-h") for a in args):  # rich's help module costs 0.1 s: only for help

@@ -140,6 +140,38 @@ def require_root(action: str) -> None:
                             "e.g. with sudo, or in the CI container")
 
 
+def check_machine_fits(vcpus: int, memory_mib: int, ready_timeout: float) -> None:
+    """Refuse, before anything starts, a guest this machine cannot hold or a wait that cannot end sensibly.
+
+    More vCPUs than the CPUs vhpc may use would only time-share them (and boot for the whole timeout under
+    TCG); more memory than the machine has makes QEMU refuse or the host swap.
+    """
+    import math
+
+    if not (math.isfinite(ready_timeout) and ready_timeout > 0):
+        raise VmInputError(f"--timeout must be a finite number of seconds above 0, got {ready_timeout}",
+                           key="--timeout")
+    cpus = len(os.sched_getaffinity(0))
+    if vcpus > cpus:
+        raise VmInputError(f"--vcpus {vcpus} is more than the {cpus} CPU(s) this machine lets vhpc use; "
+                           f"use at most {cpus}", key="--vcpus")
+    total_mib = _memory_total_mib()
+    if total_mib is not None and memory_mib > total_mib:
+        raise VmInputError(f"--memory {memory_mib} MiB is more than this machine has ({total_mib} MiB); "
+                           f"use at most {total_mib}", key="--memory")
+
+
+def _memory_total_mib() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def up(name: str, *, vcpus: int = 2, memory_mib: int = 2048, accel: str = "auto", pin: str | None = None,
        passthrough: list[str] | tuple[str, ...] = (), image_file: str | Path | None = None,
        ready_timeout: float = DEFAULT_READY_TIMEOUT) -> GuestInfo:
@@ -157,6 +189,7 @@ def up(name: str, *, vcpus: int = 2, memory_mib: int = 2048, accel: str = "auto"
         raise VmInputError(f"--vcpus must be at least 1, got {vcpus}", key="--vcpus")
     if memory_mib < 256:
         raise VmInputError(f"--memory is in MiB and must be at least 256, got {memory_mib}", key="--memory")
+    check_machine_fits(vcpus, memory_mib, ready_timeout)
     require_root("up")
     cpus = pinning.parse_pin(pin, vcpus)
     devices = check_devices(list(passthrough))
