@@ -63,20 +63,39 @@ def test_a_bad_contention_threshold_variable_is_named(tmp_path, value):
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.parametrize("delay_ms", [5, 20, 35, 50, 80, 150])
-def test_ctrl_c_in_the_first_moments_of_a_command_is_one_line_without_traceback(tmp_path, delay_ms):
-    # testbed up with a name that cannot be valid: it would refuse after the imports; the signal comes first
-    proc = subprocess.Popen([sys.executable, "-m", "vhpclib.cli", "testbed", "up", "--name", "rl3x", "--nodes", "1"],
+def python_startup(err: str) -> bool:
+    """A traceback from Python's own start-up: site, or runpy importing the package before its code ran."""
+    frames = [line.strip() for line in err.splitlines() if line.strip().startswith("File ")]
+    return bool(frames) and not any("vhpclib" in f or "get_code" in f for f in frames) and \
+        any("<frozen site>" in f or "_get_module_details" in f for f in frames)
+
+
+@pytest.fixture(scope="module")
+def python_startup_s():
+    """How long this Python takes to start without vhpc (site, the venv's .pth files): not vhpc's window."""
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+@pytest.mark.parametrize("delay_ms", [0, 5, 15, 30, 50, 100])
+def test_ctrl_c_in_the_first_moments_of_a_command_is_one_line_without_traceback(tmp_path, delay_ms,
+                                                                                python_startup_s):
+    # Counted from the end of Python's own start-up: a Ctrl-C inside `site` is Python's traceback, not ours.
+    # testbed up with a name it refuses after its imports (no namespace is ever made): the signal comes first.
+    proc = subprocess.Popen([sys.executable, "-m", "vhpclib.cli", "testbed", "up", "--name", "RL-3", "--nodes", "1"],
                             cwd=ROOT, env=cli_env(tmp_path / "d"), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(delay_ms / 1000)
+    time.sleep(python_startup_s + delay_ms / 1000)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    try:
-        assert "Traceback" not in err + out, err
-        assert proc.returncode in (130, -signal.SIGINT, 2, 0), (proc.returncode, err)
-        if proc.returncode == 130:
-            assert err.strip().splitlines()[-1].startswith("vhpc: error: interrupted"), err
-    finally:
-        subprocess.run([sys.executable, "-m", "vhpclib.cli", "testbed", "down", "--name", "rl3x"], cwd=ROOT,
-                       env=cli_env(tmp_path / "d"), capture_output=True, timeout=120)
+    if "Traceback" in err and python_startup(err):
+        pytest.skip("the signal came while Python itself was starting (site, runpy): not vhpc's to handle")
+    assert "Traceback" not in err + out, err
+    assert proc.returncode in (130, 2), (proc.returncode, err)  # 2: it refused the name before the signal came
+    assert len(err.strip().splitlines()) == 1 and err.startswith("vhpc: error: "), err
+    if proc.returncode == 130:
+        assert err.strip() == "vhpc: error: interrupted", err
