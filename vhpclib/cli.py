@@ -139,6 +139,8 @@ def _report(summary) -> None:
 
     for line in summary.lines():
         print(line)
+    if summary.result.stopped:
+        _err(f"{summary.environment}: {summary.result.stopped}")
     if summary.result.measured:
         print(f"figures and report: vhpc figures -c {summary.campaign} (writes {figures_dir(summary.campaign)}/)")
     if summary.result.bad_input:

@@ -86,6 +86,15 @@ class StoreError(VhpcError):
     """The raw store refused an operation (e.g. overwriting a complete run)."""
 
 
+class StageStopped(VhpcError):
+    """The same failure on the same host several runs in a row: the stage stops, what was measured is kept."""
+
+    def __init__(self, message: str, *, host: str, result: object = None) -> None:
+        super().__init__(message)
+        self.host = host
+        self.result = result
+
+
 class MalformedResult(StoreError):
     """A stored ``result.json`` is not the shape vhpc writes: that run is left out of tables and figures."""
 

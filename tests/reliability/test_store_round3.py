@@ -22,13 +22,17 @@ URL_PASSWORD = "urlpw-0d9c2b"
 
 
 def wrapped_inventory(tmp_path: Path, script: str, **env: str) -> Path:
-    """The local inventory whose mpirun is a wrapper running ``script`` first (a benchmark that misbehaves)."""
+    """The local inventory whose mpirun is a wrapper running ``script`` first (a benchmark that misbehaves).
+
+    The wrapper also answers the fingerprint's ``mpirun -V``: a script that misbehaves only for the benchmark
+    tests for ``IMB-MPI1`` in its arguments."""
     wrapper = tmp_path / "mpirun-wrapper"
     wrapper.write_text(f"#!/bin/bash\n{script}\nexec {MPIRUN} \"$@\"\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     data = yaml.safe_load(LOCAL_INVENTORY.read_text())
     data["environments"]["local"]["mpi"]["mpirun"] = str(wrapper)
     data["environments"]["local"]["env"] = env
+    data["environments"]["local"]["contention_threshold"] = "off"  # other work on this machine is not the case
     return write_inventory(tmp_path / "inv.yml", data)
 
 

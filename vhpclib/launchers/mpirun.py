@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from ..store import RunWriter
 
 LOGS = ("stdout.log", "stderr.log")
+#: Process names (``/proc/<pid>/comm``) of the MPI launchers themselves: a job whose other processes are all
+#: gone while these run is waiting on descriptors held by something the ranks left behind.
+LAUNCHER_PROCESSES = frozenset({"mpirun", "mpiexec", "mpiexec.hydra", "hydra_pmi_proxy", "prterun", "prted",
+                                "orterun", "orted"})
 #: Seconds per run when neither the job, the stage nor the inventory says (see stages.loop.run_timeout).
 DEFAULT_TIMEOUT_S = 1800.0
 
@@ -113,7 +117,7 @@ class _Run:
         t0 = time.perf_counter()
         try:
             job = self.host.start_job(self.argv, cwd=self.writer.path, env=self.variables,  # type: ignore[attr-defined]
-                                      stdout=out, stderr=err, tag=self.tag)
+                                      stdout=out, stderr=err, tag=self.tag, launcher_processes=LAUNCHER_PROCESSES)
         except OSError as exc:
             with open(err, "a") as fh:
                 fh.write(f"vhpc: cannot start {self.argv[0]}: {exc.strerror or exc}\n")
@@ -127,7 +131,11 @@ class _Run:
                 job.kill()
                 self._sweep_others()
         leftovers = lifetime.terminate(lifetime.session_pids(job.sid))  # ranks still in the session
+        leftovers += job.end_orphans()  # daemons that left the session and cleared the tag (env -i setsid ...)
         execution = self._finish(t0, _shell_status(status) if status is not None else 124, killed=status is None)
+        if job.ranks_gone:
+            execution.failure = (f"the ranks ended but mpirun did not: a process they started kept its output "
+                                 f"open; the job was ended {lifetime.RANKS_GONE_S:g} s after the last rank")
         if before is not None:
             busy = contention.busy_processes(before, contention.local_snapshot(), execution.duration_s or 0.0,
                                              threshold=self.threshold, exclude_sids={job.sid})

@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..exceptions import ConnectionLost, InputError, VhpcError, interruption_name
+from ..exceptions import ConnectionLost, InputError, StageStopped, VhpcError, interruption_name
 from ..launchers import Job, get_launcher
 from ..params import StageParams
 from ..record import COMPLETE, FAILED, INVALID, Execution, RunRecord
@@ -45,6 +45,8 @@ class StageResult:
     environments: dict[str, "StageResult"] = field(default_factory=dict)
     #: True when a failure came from bad input (the CLI then exits 2, after the other points ran).
     bad_input: bool = False
+    #: Why the stage stopped early (the same failure on the same host run after run), else None.
+    stopped: str | None = None
 
     def lines(self) -> list[str]:
         out = [f"{self.stage}: {self.measured} run(s) measured, {self.reused} reused, {len(self.invalid)} invalid, "
@@ -55,6 +57,7 @@ class StageResult:
         out += [f"topology: {f}" for f in self.findings]
         out += [line for env, sub in self.environments.items() for line in [f"{env}: {sub.lines()[0]}"]]
         out += [q.line() for q in self.stopping]
+        out += [f"stopped: {self.stopped}"] if self.stopped else []
         return out
 
     def add(self, run: StoredRun, *, measured: bool) -> None:
@@ -82,8 +85,22 @@ def run_stage(ctx: StageContext, stage: str, params: StageParams, *, progress: b
     if params.interleave:
         from .interleave import run_interleaved
 
-        return run_interleaved(ctx, stage, params, progress=progress)
+        try:
+            return run_interleaved(ctx, stage, params, progress=progress)
+        except StageStopped as exc:
+            stopped = exc.result if isinstance(exc.result, StageResult) else StageResult(stage)
+            stopped.stopped = exc.message
+            return stopped
     result = StageResult(stage, findings=ctx.topology_findings())
+    try:
+        return _run_points(ctx, stage, params, result, progress)
+    except StageStopped as exc:
+        result.stopped = exc.message
+        return result
+
+
+def _run_points(ctx: StageContext, stage: str, params: StageParams, result: StageResult,
+                progress: bool) -> StageResult:
     points = _plan(ctx, stage, params, result)
     runner = PointRunner(ctx, stage, params, result, points)
     if params.adaptive:
@@ -112,6 +129,7 @@ class PointRunner:
         self.ctx, self.stage, self.params, self.result, self.points = ctx, stage, params, result, points
         self.prepared: dict[str, Any] = {}
         self.broken: dict[str, str] = {}  # workload -> why it could not be prepared
+        self.streak: tuple[tuple[str, str], int] | None = None  # (host, failure kind), runs in a row
 
     @property
     def environment(self) -> str:
@@ -146,7 +164,35 @@ class PointRunner:
             return None
         run = measure(ctx, self.stage, workload, point, rep, job, facts)
         result.add(run, measured=True)
+        self._count_failures(run)
         return run
+
+    def _count_failures(self, run: StoredRun) -> None:
+        """Stop the stage after ``SAME_FAILURES_TO_STOP`` runs in a row failed the same way on the same host."""
+        if run.status != FAILED:
+            self.streak = None
+            return
+        execution = run.record.execution
+        host = (execution.launch_host if execution and execution.launch_host else None) or \
+            self.ctx.env.launch_host.label
+        key = (host, failure_kind(run.record.reason))
+        count = self.streak[1] + 1 if self.streak and self.streak[0] == key else 1
+        self.streak = (key, count)
+        if count >= SAME_FAILURES_TO_STOP:
+            raise StageStopped(f"{count} runs in a row failed on {host} with the same failure "
+                               f"({run.record.reason[:200]}); the stage stopped, the {self.result.measured} "
+                               "run(s) measured are kept", host=host, result=self.result)
+
+
+#: Runs in a row failing the same way on the same host that stop the stage (a dead sshd, a broken install).
+SAME_FAILURES_TO_STOP = 3
+
+
+def failure_kind(reason: str) -> str:
+    """A failure reason without its numbers and output tail: what makes two failures "the same kind"."""
+    import re
+
+    return re.sub(r"\d+(?:\.\d+)?", "#", reason.split("; last output")[0])[:160]
 
 
 def _plan(ctx: StageContext, stage: str, params: StageParams,
