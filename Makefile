@@ -68,8 +68,9 @@ notebook: $(STAMP) ## Execute one notebook: make notebook NB=02 [INVENTORY=...] 
 	$(VENV)/bin/vhpc notebook $(NB) --inventory $(INVENTORY) $(if $(filter command line,$(origin ENV)),--env $(ENV)) \
 	  $(if $(GIVEN_CAMPAIGN),--campaign $(GIVEN_CAMPAIGN))
 
-docs: $(STAMP) ## Regenerate docs/inventory.md from the inventory models (vhpclib/config.py)
+docs: $(STAMP) ## Regenerate docs/inventory.md and docs/tables.md from the models and declarations
 	$(PY) -m vhpclib.inventory_docs docs/inventory.md
+	$(PY) -m vhpclib.table_docs docs/tables.md
 
 test: $(STAMP) test-deps lint ## Run the linter and the test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -28,7 +28,8 @@ from pathlib import Path
 from vhpclib import analysis
 from vhpclib.params import AppParams, MicrobenchParams
 from vhpclib.paths import DEFAULT_INVENTORY
-from vhpclib.stages.adaptive import PAPER_ITERATIONS, stage_records
+from vhpclib.stages.adaptive import stage_records
+from vhpclib.workloads.pingpong_sizing import PAPER_ITERATIONS
 from vhpclib.stages.context import StageContext
 from vhpclib.stages.loop import run_stage
 from vhpclib.store import RawStore

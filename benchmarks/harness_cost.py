@@ -31,7 +31,7 @@ from pathlib import Path
 
 from vhpclib.config import load_inventory
 from vhpclib.mpi import LaunchSpec, build_launch, runtime_for
-from vhpclib.params import MicrobenchParams
+from vhpclib.workloads.pingpong import PingPongParams
 from vhpclib.paths import DEFAULT_INVENTORY, PROJECT_ROOT
 
 VHPC = [sys.executable, "-m", "vhpclib.cli"]
@@ -65,7 +65,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="vhpc-cost-"))
     env = {**os.environ, "VHPC_DATA": str(work / "data"), "VHPC_FIGURES": str(work / "figures")}
-    params = MicrobenchParams(msglog=args.msglog, iterations=args.iterations, placements=("intra-socket",))
+    params = PingPongParams(msglog=args.msglog, iterations=args.iterations, placements=("intra-socket",))
     runtime = runtime_for(load_inventory(DEFAULT_INVENTORY).environment("local"))
     program = [runtime.binary("IMB-MPI1"), *params.imb_args()]
     argv, variables = build_launch(runtime, LaunchSpec(nprocs=2, cpus=(0, 1)), program)

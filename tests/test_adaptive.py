@@ -235,7 +235,7 @@ def test_distribution_figures_show_every_run_the_interval_and_the_warmup():
 
 def test_iterations_per_run_are_the_cheapest_mix_and_dilute_the_launch_warmup():
     from vhpclib import stats
-    from vhpclib.stages.adaptive import choose_iterations, within_run_warmup
+    from vhpclib.workloads.pingpong_sizing import choose_iterations, within_run_warmup
 
     params = MicrobenchParams(ci_target_pct=1.0, msglog=(0, 0))
     schedule = stats.LookSchedule.geometric(params.min_runs, params.max_runs)

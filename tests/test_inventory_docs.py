@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from vhpclib import inventory_docs
-from vhpclib.config import Environment, HostSpec, Inventory, MpiSpec, NpbSpec
+from vhpclib.config import Environment, HostSpec, Inventory, MpiSpec
+from vhpclib.workloads.npb import NpbSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -49,7 +49,7 @@ def test_every_notebook_has_a_parameters_cell_with_literals_only():
 
 
 def test_microbenchmark_notebook_runs_imb_and_writes_table2_and_figure2(scratch):
-    nb = execute("01-microbenchmarks", scratch / "01.ipynb", campaign="nb", msglog="0:3", iterations=20,
+    nb = execute("01-microbenchmarks", scratch / "01.ipynb", campaign="nb", options={"msglog": "0:3", "iterations": 20},
                  repetitions=1, write_figures=True)
     text = outputs(nb)
     assert "local: microbench: 1 run(s) measured" in text and "skipped inter-socket" in text
@@ -65,13 +65,13 @@ def test_microbenchmark_notebook_runs_imb_and_writes_table2_and_figure2(scratch)
 
 
 def test_single_node_and_scaling_notebooks_run_blockss(scratch):
-    nb = execute("02-single-node", scratch / "02.ipynb", campaign="nb", blockss_preset="tiny", repetitions=2,
-                 write_figures=False)
+    nb = execute("02-single-node", scratch / "02.ipynb", campaign="nb", options={"blockss_preset": "tiny"},
+                 repetitions=2, write_figures=False)
     text = outputs(nb)
     assert "single-node: 2 run(s) measured" in text
     assert "skipped NPB-MZ: the inventory gives no benchmarks.npb" in text
-    nb = execute("03-scaling", scratch / "03.ipynb", campaign="nb", blockss_preset="tiny", repetitions=1,
-                 write_figures=False)
+    nb = execute("03-scaling", scratch / "03.ipynb", campaign="nb", options={"blockss_preset": "tiny"},
+                 repetitions=1, write_figures=False)
     assert "scaling: 2 run(s) measured" in outputs(nb)
     runs = sorted(p.name for p in (scratch / "data/raw/nb/local/scaling").iterdir())
     assert "blockss-tiny-p1-t1-r01" in runs and "blockss-tiny-p2-t1-r01" in runs

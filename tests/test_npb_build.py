@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vhpclib import paths
-from vhpclib.config import NpbSpec
+from vhpclib.workloads.npb import NpbSpec
 from vhpclib.exceptions import BuildError, InputError, StoreError
 from vhpclib.mpi import build_launch, runtime_for, shell_command
 from vhpclib.npb import (REQUIRED_VARIABLES, build_env, build_npb, build_targets, load_build, make_def,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vhpclib import paths
-from vhpclib.config import NpbSpec, parse_inventory
+from vhpclib.config import parse_inventory
+from vhpclib.workloads.npb import NpbSpec
 from vhpclib.exceptions import ChecksumMismatch, InputError, InventoryError
 from vhpclib.mpi import MpiRuntime, build_launch, runtime_for, shell_command
 from vhpclib.npb import (build_env, build_npb, distribute, install_dir, latest_build, sha256_file, verify_binary,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from vhpclib import paths
-from vhpclib.config import NpbSpec, load_inventory
+from vhpclib.config import load_inventory
+from vhpclib.workloads.npb import NpbSpec
 from vhpclib.exceptions import ChecksumMismatch
 from vhpclib.npb import build_env, build_npb, distribute, verify_deployment
 from vhpclib.remote import LocalExecutor, SshExecutor

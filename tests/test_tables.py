@@ -67,3 +67,10 @@ def test_an_invalid_run_is_excluded_with_a_warning_naming_it(campaign_copy, monk
     with pytest.warns(UserWarning, match="blockss-small-p2-t1-r03"):
         table = CampaignData("embedded").overhead()  # one environment: the A/A check
     assert table["n"].sum() == 4  # 5 valid runs, dealt alternately into equal halves of 2
+
+
+def test_docs_tables_md_is_current():
+    from vhpclib import table_docs
+
+    actual = (Path(__file__).resolve().parent.parent / "docs/tables.md").read_text()
+    assert actual == table_docs.render(), "docs/tables.md is out of date: run `make docs` and commit it"

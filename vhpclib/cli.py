@@ -104,10 +104,7 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
     from .exceptions import ParseError
     from .parsers import get_parser
 
-    try:
-        parser = get_parser(kind)
-    except KeyError as exc:
-        raise InputError(str(exc.args[0]), key="KIND") from None
+    parser = get_parser(kind)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(parser.COLUMNS)
     failed = False
@@ -202,81 +199,117 @@ def _campaign_name(name: Optional[str]) -> Optional[str]:
     return check_campaign(name) if name is not None else None
 
 
-@run_app.command("microbench")
-def run_microbench_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
-                       msglog: str = typer.Option("0:22", help="Message sizes 2^lo..2^hi bytes, as lo:hi."),
-                       iterations: Optional[int] = typer.Option(None, min=1, max=2**31 - 1,
-                                                                help="IMB -iter (repetitions per size)."),
-                       time_limit: Optional[float] = typer.Option(None, help="IMB -time (seconds per size)."),
-                       repetitions: Optional[int] = RepsOpt,
-                       placement: Optional[list[str]] = typer.Option(None, help="Only these placements."),
-                       rerun: bool = RerunOpt, timeout: Optional[float] = TimeoutOpt,
-                       figures: bool = FiguresOpt, progress: bool = ProgressOpt,
-                       ci_target: Optional[float] = CiTargetOpt, max_runs: Optional[int] = MaxRunsOpt,
-                       budget: Optional[float] = BudgetOpt, interleave: Optional[list[str]] = InterleaveOpt,
-                       allow_mixed: bool = AllowMixedOpt, allow_committed: bool = AllowCommittedOpt,
-                       wait: bool = WaitOpt) -> None:
-    """IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2."""
-    from .params import MicrobenchParams
+WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: the stage's).")
+ProcessesOpt = typer.Option(None, "--processes", "-p", min=1, max=1_000_000,
+                            help="Process counts (default: per node count).")
 
-    params = MicrobenchParams.build(msglog=msglog, iterations=iterations,
-                                    time_limit_s=_finite("time_limit", time_limit), repetitions=repetitions,
-                                    placements=tuple(placement) if placement else None, rerun=rerun,
-                                    timeout_s=_finite("timeout", timeout),
-                                    **_adaptive(ci_target, max_runs, budget, interleave))
-    _run_stage("microbench", inventory, env, campaign, params, wait=wait, progress=progress, figures=figures,
-               allow_mixed=allow_mixed, allow_committed=allow_committed)
+#: The stage commands: name -> what it measures (the command's help) and its own options beyond the common ones.
+STAGE_COMMANDS = {
+    "microbench": ("IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2.", {}),
+    "single-node": ("Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check.", {}),
+    "scaling": ("Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve.",
+                {"processes": (Optional[list[int]], ProcessesOpt)}),
+}
 
 
-def _app_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], workload: Optional[list[str]],
-               preset: str, npb_class: str, processes: Optional[list[int]], repetitions: Optional[int], rerun: bool,
-               timeout: Optional[float], figures: bool, progress: bool, adaptive: dict[str, Any],
-               allow_mixed: bool, allow_committed: bool, wait: bool) -> None:
-    from .params import AppParams
-
-    params = AppParams.build(workloads=tuple(workload) if workload else None, blockss_preset=preset,
-                             npb_class=npb_class, processes=tuple(processes) if processes else None,
-                             repetitions=repetitions, rerun=rerun, timeout_s=_finite("timeout", timeout), **adaptive)
-    _run_stage(stage, inventory, env, campaign, params, wait=wait, progress=progress, figures=figures,
-               allow_mixed=allow_mixed, allow_committed=allow_committed)
+def _common_options() -> dict[str, tuple[Any, Any]]:
+    return {"inventory": (Path, InventoryOpt), "env": (str, EnvOpt), "campaign": (Optional[str], MeasureCampaignOpt),
+            "workload": (Optional[list[str]], WorkloadOpt), "repetitions": (Optional[int], RepsOpt),
+            "rerun": (bool, RerunOpt), "timeout": (Optional[float], TimeoutOpt), "figures": (bool, FiguresOpt),
+            "progress": (bool, ProgressOpt), "ci_target": (Optional[float], CiTargetOpt),
+            "max_runs": (Optional[int], MaxRunsOpt), "budget": (Optional[float], BudgetOpt),
+            "interleave": (Optional[list[str]], InterleaveOpt), "allow_mixed": (bool, AllowMixedOpt),
+            "allow_committed": (bool, AllowCommittedOpt), "wait": (bool, WaitOpt)}
 
 
-WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: blockss and npb, i.e. NPB-MZ).")
-PresetOpt = typer.Option("small", help="blockss problem preset (vhpc-blockss presets).")
-ClassOpt = typer.Option("C", "--class", help="NPB-MZ class.")
+def _cli_type(annotation: Any) -> Any:
+    """The option type of a workload parameter: lists stay lists, scalars stay scalars, anything else is text
+    (the workload's model parses it: ``--msglog 0:22``). Always optional: unset means the model's default."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (tuple, list) and (origin is list or (len(args) == 2 and args[1] is Ellipsis)) \
+            and args[0] in (str, int, float):
+        return Optional[list[args[0]]]  # type: ignore[valid-type]
+    if annotation in (str, int, float, bool):
+        return Optional[annotation]
+    return Optional[str]
 
 
-@run_app.command("single-node")
-def run_single_node_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt,
-                        campaign: Optional[str] = MeasureCampaignOpt,
-                        workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt,
-                        npb_class: str = ClassOpt, repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
-                        timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
-                        progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
-                        max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
-                        interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
-                        allow_committed: bool = AllowCommittedOpt, wait: bool = WaitOpt) -> None:
-    """Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check."""
-    _app_stage("single-node", inventory, env, campaign, workload, preset, npb_class, None, repetitions, rerun,
-               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
-               allow_committed, wait)
+def workload_options(stage: str) -> dict[str, tuple[Any, Any, list[str]]]:
+    """The CLI options of ``stage`` generated from its workloads' ``Params``: name -> (type, option, workloads).
+
+    An option's default is None (unset: the workload's own default, said in its help); its flag is
+    ``--<name>`` (dashes) unless the field names one (``json_schema_extra={"cli": "--preset"}``).
+    """
+    from .workloads import WORKLOADS
+
+    out: dict[str, tuple[Any, Any, list[str]]] = {}
+    for name, workload in WORKLOADS.items():
+        if stage not in workload.stages:
+            continue
+        for key, field in workload.Params.model_fields.items():
+            if key in out:
+                out[key][2].append(name)
+                continue
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            flag = str(extra.get("cli") or "--" + key.replace("_", "-"))
+            default = field.get_default(call_default_factory=True)
+            shown = ":".join(map(str, default)) if key == "msglog" else default
+            if isinstance(shown, tuple):
+                shown = ", ".join(map(str, shown))
+            help_text = f"{field.description or key} ({name}; default: {shown})"
+            out[key] = (_cli_type(field.annotation), typer.Option(None, flag, help=help_text), [name])
+    return out
 
 
-@run_app.command("scaling")
-def run_scaling_cmd(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: Optional[str] = MeasureCampaignOpt,
-                    workload: Optional[list[str]] = WorkloadOpt, preset: str = PresetOpt, npb_class: str = ClassOpt,
-                    processes: Optional[list[int]] = typer.Option(None, "--processes", "-p", min=1, max=1_000_000,
-                                                                  help="Process counts (default: per node count)."),
-                    repetitions: Optional[int] = RepsOpt, rerun: bool = RerunOpt,
-                    timeout: Optional[float] = TimeoutOpt, figures: bool = FiguresOpt,
-                    progress: bool = ProgressOpt, ci_target: Optional[float] = CiTargetOpt,
-                    max_runs: Optional[int] = MaxRunsOpt, budget: Optional[float] = BudgetOpt,
-                    interleave: Optional[list[str]] = InterleaveOpt, allow_mixed: bool = AllowMixedOpt,
-                    allow_committed: bool = AllowCommittedOpt, wait: bool = WaitOpt) -> None:
-    """Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve."""
-    _app_stage("scaling", inventory, env, campaign, workload, preset, npb_class, processes, repetitions, rerun,
-               timeout, figures, progress, _adaptive(ci_target, max_runs, budget, interleave), allow_mixed,
-               allow_committed, wait)
+def _stage_command(stage: str) -> Any:
+    """``vhpc run <stage>``: the common options, the stage's, and every option its workloads' models declare."""
+    import inspect
+
+    summary, own = STAGE_COMMANDS[stage]
+    generated = workload_options(stage)
+    options = {**_common_options(), **own, **{k: (t, o) for k, (t, o, _) in generated.items()}}
+
+    def command(**values: Any) -> None:
+        from . import stages
+
+        given = {k: values.pop(k) for k in generated}
+        given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
+        processes = values.pop("processes", None)
+        try:
+            params = stages.stage_def(stage).params.build(
+                workloads=tuple(values["workload"]) if values["workload"] else None,
+                repetitions=values["repetitions"], rerun=values["rerun"],
+                timeout_s=_finite("timeout", values["timeout"]),
+                **({"processes": tuple(processes)} if processes else {}),
+                **_adaptive(values["ci_target"], values["max_runs"], values["budget"], values["interleave"]), **given)
+        except InputError as exc:  # a workload's parameter is named as the option the user typed
+            if exc.key in generated:
+                raise InputError(exc.message, key=generated[exc.key][1].param_decls[0]) from None
+            raise
+        _run_stage(stage, values["inventory"], values["env"], values["campaign"], params, wait=values["wait"],
+                   progress=values["progress"], figures=values["figures"], allow_mixed=values["allow_mixed"],
+                   allow_committed=values["allow_committed"])
+
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=o, annotation=t)
+         for k, (t, o) in options.items()])
+    command.__annotations__ = {k: t for k, (t, _) in options.items()}
+    command.__doc__ = summary
+    command.__name__ = f"run_{stage.replace('-', '_')}_cmd"
+    return command
+
+
+def register_stage_commands() -> None:
+    """(Re)build ``vhpc run <stage>`` from the workloads registered now (a plugin's options included)."""
+    run_app.registered_commands = [c for c in run_app.registered_commands if c.name not in STAGE_COMMANDS]
+    for stage in STAGE_COMMANDS:
+        run_app.command(stage)(_stage_command(stage))
 
 
 # ------------------------------------------------------------------ inventory
@@ -420,7 +453,7 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
 def tables_cmd(campaign: Optional[str] = ReadCampaignOpt,
                reparse: bool = typer.Option(False, help="Extract every run again from its logs with the current "
                                                          "parsers (raw data is never written).")) -> None:
-    """Rebuild the tidy tables of a campaign from its raw runs (microbench, apps, skipped, environments)."""
+    """Rebuild the tidy tables of a campaign from its raw runs (every declared table: docs/tables.md)."""
     from .campaigns import for_reading
     from .tables import write_tables
 
@@ -569,7 +602,13 @@ def _run(argv: list[str] | None) -> int:
     """The app, with every exception turned into one line and an exit code (130: interrupted, said by main)."""
     from .exceptions import Interrupted
 
+    args = sys.argv[1:] if argv is None else argv
     try:
+        from .plugins import load_plugins
+
+        load_plugins()  # workloads, tables and artifacts from outside vhpclib (VHPC_PLUGINS, entry points)
+        if not args or args[0] == "run" or "--help" in args:  # the workloads' import only where their options show
+            register_stage_commands()
         result = app(args=argv, prog_name="vhpc", standalone_mode=False)
     except typer.Abort:
         return 130

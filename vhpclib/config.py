@@ -146,24 +146,61 @@ class MpiSpec(_Strict):
         return FLAVOURS.check(value)
 
 
-class NpbSpec(_Strict):
-    """Where NPB-MZ comes from in an environment: a source tree to build or built binaries."""
-
-    source: Path | None = None
-    version: Literal["3.3", "3.4"] = "3.3"
-    fc: str = "mpif90"
-    fflags: str = "-O3 -fopenmp"
-    bin_dir: str | None = None
-    built_in: str | None = None  # environment whose build is reused ("build once, run everywhere")
-    # What the single-node and scaling stages run (the paper: SP-MZ and BT-MZ; mz-demo is ours, for tests).
-    benchmarks: list[Literal["sp-mz", "bt-mz", "lu-mz", "mz-demo"]] = Field(
-        default_factory=lambda: ["sp-mz", "bt-mz"], min_length=1)
-
-
 class Benchmarks(_Strict):
-    imb: str | None = None  # path of IMB-MPI1; default <mpi prefix>/bin/IMB-MPI1
-    npb: NpbSpec | None = None
-    blockss: str | None = None  # command running vhpc-blockss; default this venv's
+    """Where each workload's programs come from: one key per workload section (``Workload.section``).
+
+    The model is assembled from the sections the registered workloads declare
+    (``add_benchmark_section``, called by ``workloads.register_workload``), so this module never
+    imports a workload; ``benchmarks_model()`` is the current one.
+    """
+
+
+_SECTIONS: dict[str, tuple[Any, Any]] = {}
+_BENCHMARKS: list[type[Benchmarks]] = [Benchmarks]
+#: The package whose import registers the built-in workloads (and so their sections), loaded before the
+#: first inventory is validated: the one place this module names it, as an entry point would.
+WORKLOAD_PLUGINS = "vhpclib.workloads"
+
+
+def benchmarks_model() -> type[Benchmarks]:
+    """The ``benchmarks`` model of the workloads registered now."""
+    return _BENCHMARKS[-1]
+
+
+def add_benchmark_section(key: str, annotation: Any, description: str, default: Any = None) -> None:
+    """Accept ``benchmarks.<key>`` in inventories, validated as ``annotation`` (a workload's section)."""
+    _SECTIONS[key] = (annotation, Field(default, description=description))
+    _rebuild_benchmarks()
+
+
+def remove_benchmark_section(key: str) -> None:
+    if _SECTIONS.pop(key, None) is not None:
+        _rebuild_benchmarks()
+
+
+def _rebuild_benchmarks() -> None:
+    from pydantic import create_model
+
+    model = create_model("Benchmarks", __base__=Benchmarks, __doc__=Benchmarks.__doc__, **_SECTIONS)
+    _BENCHMARKS.append(model)
+    del _BENCHMARKS[1:-1]
+    if "Environment" in globals():  # the inventory models take the new sections
+        Environment.model_fields["benchmarks"].annotation = model
+        Environment.model_fields["benchmarks"].default_factory = model
+        Environment.model_rebuild(force=True)
+        Inventory.model_rebuild(force=True)
+
+
+def load_workloads() -> None:
+    """Register the built-in workloads and the plugins' (``vhpclib.plugins``), with their sections, before an
+    inventory is validated."""
+    import importlib
+
+    from .plugins import load_plugins
+
+    if WORKLOAD_PLUGINS not in sys.modules:
+        importlib.import_module(WORKLOAD_PLUGINS)
+    load_plugins()
 
 
 #: What an environment runs on. "none" is bare metal; "unknown" makes no claim `inventory check` could test.
@@ -218,6 +255,7 @@ class Environment(_Strict):
     hosts: list[HostSpec] = Field(default_factory=list)
     topology: Topology | None = None
     mpi: MpiSpec = Field(default_factory=MpiSpec)
+    # Where each workload's programs come from (one key per workload section; see Benchmarks).
     benchmarks: Benchmarks = Field(default_factory=Benchmarks)
     env: dict[str, str] = Field(default_factory=dict)
     # Seconds per run; None derives it from the benchmark (stages.loop.run_timeout).
@@ -556,6 +594,7 @@ def _problems(errors: list[dict], lines: dict[tuple, int], source: str) -> list[
 def parse_inventory(text: str, source: str | Path = "<inventory>") -> Inventory:
     """Validate inventory YAML text; errors name the file, line and key (all of them, see ``problems``)."""
     source = Path(source)
+    load_workloads()
     data, lines = _load_yaml(text, str(source))
     if not isinstance(data, dict):
         raise InventoryError("an inventory must be a mapping with 'environments'", file=str(source), line=1)
@@ -619,3 +658,4 @@ from .slurm.settings import SlurmSettings  # noqa: E402
 
 Environment.model_rebuild()
 Inventory.model_rebuild()
+_rebuild_benchmarks()

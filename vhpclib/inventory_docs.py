@@ -248,6 +248,9 @@ def _fallback_example(field: Any) -> Any:
 def rows(model: type[BaseModel], prefix: str = "", examples: dict[str, Any] | None = None,
          seen: tuple = ()) -> list[Row]:
     """One row per key of ``model`` and of every model inside it, depth first."""
+    from .config import load_workloads
+
+    load_workloads()
     if examples is None:
         found = inventory_examples()
         by_field: dict[tuple[str, str], Any] = {}
@@ -279,9 +282,10 @@ def rows(model: type[BaseModel], prefix: str = "", examples: dict[str, Any] | No
 
 
 def render(model: type[BaseModel] | None = None) -> str:
-    """The whole of docs/inventory.md."""
-    from .config import Inventory
+    """The whole of docs/inventory.md (the ``benchmarks`` keys are the registered workloads' sections)."""
+    from .config import Inventory, load_workloads
 
+    load_workloads()
     model = model or Inventory
     table = ["| key | type | default | meaning | example |", "|---|---|---|---|---|"]
     for r in rows(model):

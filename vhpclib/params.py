@@ -3,6 +3,11 @@
 The CLI, the notebooks and the pipeline all build these models, so a parameter
 means the same thing (and defaults to the same value) wherever it is set, and a
 bad value is refused before anything runs.
+
+Only what belongs to the stage lives here (repetitions, adaptive stopping, interleaving,
+process counts). A workload's own parameters are its ``Params`` model, in its module
+(``Workload.Params``): given flat (``msglog="0:4"``, as the CLI and the notebooks do) they go to
+every registered workload that declares them, and ``params.settings(workload)`` hands them over.
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ DEFAULT_MIN_RUNS = 10
 DEFAULT_MAX_RUNS = 60
 
 
+class _WorkloadParamError(ValueError):
+    """A workload parameter refused by the workload's model: carries the parameter's name."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class StageParams(BaseModel):
     """What every stage takes."""
 
@@ -31,8 +44,9 @@ class StageParams(BaseModel):
     repetitions: int = Field(DEFAULT_REPETITIONS, ge=1)
     rerun: bool = False
     timeout_s: float | None = Field(None, gt=0)
-    #: Settings of workloads registered from outside vhpclib (``{workload: {key: value}}``).
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Each workload's own parameters, validated by its ``Params`` model (``{workload: {key: value}}``;
+    #: flat keyword arguments naming a workload parameter land here).
+    options: dict[str, Any] = Field(default_factory=dict)
     #: Adaptive repetitions: measure until every reported quantity's interval has a half-width of at most
     #: this percentage of its value (None: ``repetitions`` fixed runs per point). See ``vhpclib.stats``.
     ci_target_pct: float | None = Field(None, gt=0, lt=100)
@@ -50,6 +64,55 @@ class StageParams(BaseModel):
     interleave: tuple[str, ...] = ()
     #: Seed of the interleaving order (default: derived from campaign and stage, so a resumed call plans the same).
     interleave_seed: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workload_parameters(cls, data: Any) -> Any:
+        """Flat workload parameters go to ``options`` of every registered workload whose model declares them."""
+        if not isinstance(data, dict):
+            return data
+        flat = [k for k in data if k not in cls.model_fields]
+        if not flat:
+            return data
+        from .workloads import WORKLOADS
+
+        options = {name: dict(_as_dict(value)) for name, value in (data.get("options") or {}).items()}
+        rest = {k: v for k, v in data.items() if k != "options"}
+        for key in flat:
+            owners = [w.name for _, w in WORKLOADS.items() if key in w.Params.model_fields]
+            if owners:
+                value = rest.pop(key)
+                for name in owners:
+                    options.setdefault(name, {})[key] = value
+        return {**rest, "options": options}
+
+    @field_validator("options")
+    @classmethod
+    def _validate_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from .workloads import get_workload
+
+        out = {}
+        for name, given in value.items():
+            model = get_workload(name).Params
+            try:
+                out[name] = given if isinstance(given, model) else model.model_validate(_as_dict(given))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                key = ".".join(str(p) for p in err["loc"]) or name
+                message = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
+                raise _WorkloadParamError(key, message.removeprefix("Value error, ")) from None
+        return out
+
+    def settings(self, workload: Any) -> Any:
+        """``workload``'s parameters: its ``Params`` with the values given for it, its defaults for the rest."""
+        given = self.options.get(workload.name)
+        return given if given is not None else workload.Params()
+
+    def with_settings(self, workload: Any, **values: Any) -> "StageParams":
+        """A copy whose parameters of ``workload`` are updated with ``values`` (validated)."""
+        merged = {**self.settings(workload).model_dump(), **values}
+        return self.model_copy(update={"options": {**self.options,
+                                                   workload.name: workload.Params.model_validate(merged)}})
 
     @field_validator("timeout_s", "budget_s")
     @classmethod
@@ -85,78 +148,31 @@ class StageParams(BaseModel):
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
             err = exc.errors()[0]
+            inner = (err.get("ctx") or {}).get("error")
+            if isinstance(inner, _WorkloadParamError):
+                raise InputError(str(inner), key=inner.key) from None
             key = ".".join(str(p) for p in err["loc"]) or None
-            raise InputError(err["msg"].removeprefix("Value error, "), key=key) from None
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown parameter (not the stage's, nor any registered workload's)"
+            raise InputError(message, key=key) from None
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value.model_dump() if isinstance(value, BaseModel) else dict(value)
 
 
 class MicrobenchParams(StageParams):
-    """IMB PingPong. The paper used sizes up to 1 GB and 1,000,000 repetitions per size."""
+    """The microbenchmark stage (IMB PingPong per placement; its parameters: ``workloads.pingpong``)."""
 
     workloads: tuple[str, ...] = ("pingpong",)
-    msglog: tuple[int, int] = (0, 22)
-    iterations: int | None = Field(None, ge=1)  # IMB -iter: repetitions per size (IMB's default policy otherwise)
-    time_limit_s: float | None = Field(None, gt=0)  # IMB -time: seconds per size before IMB cuts repetitions
-    mem_gb: float | None = Field(None, gt=0)  # IMB -mem: needed for sizes above 2^30 / 2
-    placements: tuple[str, ...] = ("intra-socket", "inter-socket", "inter-node")
-
-    @field_validator("msglog", mode="before")
-    @classmethod
-    def _msglog(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                lo, hi = (int(x) for x in value.split(":"))
-            except ValueError:
-                raise ValueError(f"msglog {value!r}: expected lo:hi with integers") from None
-            return (lo, hi)
-        return value
-
-    @field_validator("msglog")
-    @classmethod
-    def _msglog_range(cls, value: tuple[int, int]) -> tuple[int, int]:
-        lo, hi = value
-        if not 0 <= lo <= hi <= 30:
-            raise ValueError(f"msglog must satisfy 0 <= lo <= hi <= 30, got {lo}:{hi}")
-        return value
-
-    @field_validator("placements")
-    @classmethod
-    def _placements(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from .topology import PLACEMENTS
-
-        unknown = [p for p in value if p not in PLACEMENTS]
-        if unknown:
-            raise ValueError(f"unknown placement(s) {', '.join(unknown)}; known: {', '.join(PLACEMENTS)}")
-        return value
-
-    def imb_args(self) -> list[str]:
-        args = ["PingPong", "-msglog", f"{self.msglog[0]}:{self.msglog[1]}"]
-        if self.iterations is not None:
-            # -iter_policy off: every size gets exactly the repetitions asked for, as in the paper.
-            args += ["-iter", str(self.iterations), "-iter_policy", "off"]
-        if self.time_limit_s is not None:
-            args += ["-time", str(self.time_limit_s)]
-        if self.mem_gb is not None:
-            args += ["-mem", str(self.mem_gb)]
-        return args
-
-    def tag(self) -> str:
-        """Part of the run id, so runs with other parameters are never mistaken for these."""
-        tag = f"m{self.msglog[0]}-{self.msglog[1]}"
-        if self.iterations is not None:
-            tag += f"-i{self.iterations}"
-        if self.time_limit_s is not None:
-            tag += f"-t{self.time_limit_s:g}"
-        if self.mem_gb is not None:
-            tag += f"-g{self.mem_gb:g}"
-        return tag
 
 
 class AppParams(StageParams):
-    """Application stages (single-node overhead, scaling)."""
+    """Application stages (single-node overhead, scaling); blockss' and NPB-MZ's parameters are theirs."""
 
     workloads: tuple[str, ...] = ("blockss", "npb")
-    blockss_preset: str = "small"
-    npb_class: str = "C"
+    #: Scaling: the process counts (None: from the node count, per workload).
     processes: tuple[int, ...] | None = None
 
     @field_validator("processes")
@@ -164,22 +180,4 @@ class AppParams(StageParams):
     def _positive(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
         if value is not None and (not value or min(value) < 1):
             raise ValueError(f"process counts must be positive integers, got {list(value)}")
-        return value
-
-    @field_validator("npb_class")
-    @classmethod
-    def _npb_class(cls, value: str) -> str:
-        from .npb.build import CLASSES
-
-        if value not in CLASSES:
-            raise ValueError(f"NPB class must be one of {', '.join(CLASSES)}, got {value!r}")
-        return value
-
-    @field_validator("blockss_preset")
-    @classmethod
-    def _preset(cls, value: str) -> str:
-        from blockss.generate import PRESETS
-
-        if value not in PRESETS:
-            raise ValueError(f"unknown blockss preset {value!r}; known: {', '.join(PRESETS)}")
         return value

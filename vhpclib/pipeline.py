@@ -291,15 +291,26 @@ def run_notebook(name: str, given: dict[str, Any], extra: list[str], *, progress
     params = {k: v for k, v in given.items() if k in known}
     for item in extra:
         key, sep, value = item.partition("=")
-        if not sep or key.strip() not in known:
-            raise InputError(f"{item!r}: expected name=value with a parameter of {path.name} ({', '.join(known)})",
-                             key="param")
-        params[key.strip()] = yaml.safe_load(value)
+        key = key.strip()
+        if sep and key not in known and "options" in known and _workload_parameter(key):
+            params.setdefault("options", {})[key] = yaml.safe_load(value)  # a workload's own (its Params)
+            continue
+        if not sep or key not in known:
+            raise InputError(f"{item!r}: expected name=value with a parameter of {path.name} ({', '.join(known)}, "
+                             "or a workload's own)", key="param")
+        params[key] = yaml.safe_load(value)
     measures = "measure" in known and params.get("measure", True)
     folder = params.get("campaign") or "scratch"
     out = paths.EXECUTED_NOTEBOOKS / folder / (params.get("environment") or "") / path.name
     execute(path.stem, out, params, cell_progress=progress and not measures, stream_stderr=progress and measures)
     return out
+
+
+def _workload_parameter(name: str) -> bool:
+    """Whether a registered workload declares ``name`` in its ``Params`` (a notebook passes it in ``options``)."""
+    from .workloads import WORKLOADS
+
+    return any(name in w.Params.model_fields for _, w in WORKLOADS.items())
 
 
 def run_pipeline(inventory: Path | None, campaign: str, *, rerun: bool = False,

@@ -43,6 +43,15 @@ class Registry(Generic[T]):
     def names(self) -> tuple[str, ...]:
         return tuple(self._items)
 
+    def __iter__(self):  # names, in registration order
+        return iter(tuple(self._items))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
     def items(self) -> list[tuple[str, T]]:
         return list(self._items.items())
 

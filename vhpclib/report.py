@@ -31,11 +31,6 @@ CLOUD_CAVEATS = (
     "EC2 BT-MZ scaling was erratic in the paper (load balancing failed, cause unknown).",
 )
 CLOUD_VMMS = ("ec2", "aws", "gce", "azure")
-ARTIFACT_TITLES = {
-    "table2_latency": "Table 2: latency", "figure2_throughput": "Figure 2: throughput",
-    "table3_single_node": "Table 3: single node", "figure3_npb": "Figure 3: NPB-MZ scaling",
-    "figure4_blockss": "Figure 4: blockss (Bloss) efficiency", "section23_io": "Section 2.3: 10 GbE IO (paper only)",
-}
 
 
 def _e(value: Any) -> str:
@@ -263,11 +258,30 @@ class Report:
         return [n for n in out if n == n]
 
     # -------------------------------------------------------------- per artifact
+    def artifacts(self) -> list[Any]:
+        """Every registered artifact (``figures.artifacts.ARTIFACTS``), grouped by report section in order."""
+        from .figures.artifacts import SECTIONS, artifacts_in
+
+        return [a for section in SECTIONS for a in artifacts_in(section) if a.name in self.figures]
+
+    def heading(self, name: str) -> str:
+        """An artifact's title as a heading (a section's heading before its first artifact)."""
+        from .figures.artifacts import ARTIFACTS, SECTIONS, artifacts_in
+
+        artifact = ARTIFACTS.get(name)
+        first = [a.name for a in artifacts_in(artifact.section) if a.name in self.figures][:1] == [name]
+        opening = f"<h2>{_e(SECTIONS[artifact.section])}</h2>" if first and artifact.section != "paper" else ""
+        return f'{opening}<h3 id="{_e(name)}">{_e(artifact.title or name)}</h3>'
+
     def caption(self, name: str) -> str:
-        """One line under a figure: what it shows and where its files are."""
+        """Under a figure: what it shows, which tables it reads, where its files are."""
+        from .figures.artifacts import ARTIFACTS
+
+        artifact = ARTIFACTS.get(name)
         files = ", ".join(f"{name}.{ext}" for ext in ("pdf", "svg", "png", "html"))
-        return (f'<p class="vhpc-caption">Files: {_e(files)} (the subtitle of a measured figure says n and '
-                "what its error bars cover).</p>")
+        inputs = f" Reads: {', '.join(f'{t}.csv' for t in artifact.inputs)}." if artifact.inputs else ""
+        what = f"{artifact.caption}{inputs} " if artifact.caption or inputs else ""
+        return f'<p class="vhpc-caption">{_e(what)}Files: {_e(files)}.</p>'
 
     # -------------------------------------------------------------- paper vs measured
     def paper_vs_measured_html(self) -> str:

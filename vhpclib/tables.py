@@ -1,5 +1,10 @@
 """Raw runs -> tidy tables under ``data/processed/<campaign>/`` (always regenerable from raw).
 
+Which tables exist and what their columns are is declared by whoever fills them
+(``vhpclib.schema``: the microbenchmark table by ``workloads/pingpong.py``, the application
+table by ``workloads/app_run.py``, a workload's own columns by ``Workload.columns``); this
+module keeps every declared column and names any other one, never dropping it.
+
 Tables concatenate the rows each run's workload extracted when the run was
 stored (``result.json`` beside its logs), plus the columns that identify the run
 (campaign, environment, point, repetition, status). Runs stored before results
@@ -21,65 +26,49 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .exceptions import MalformedResult, ParseError, StoreError
 from .fsutil import atomic_write
-from .record import COMPLETE, MEASURED, SKIPPED
+from .record import MEASURED, SKIPPED
+from .schema import FIXED, TABLES, Column, FixedTable, Layout, column_specs, undeclared_columns
 from .store import RawStore, StoredRun, check_campaign
-from .workloads import Workload, workload_of
+from .workloads import WORKLOADS, Workload, workload_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MICROBENCH_COLUMNS = ["campaign", "environment", "label", "placement", "run_id", "repetition", "benchmark",
-                      "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec", "t_avg_usec",
-                      "mbytes_per_sec", "msgs_per_sec", "status"]
-APPS_COLUMNS = ["campaign", "environment", "label", "stage", "workload", "problem", "nprocs", "threads_per_proc",
-                "nodes", "repetition", "run_id", "time_s", "wall_s", "verified", "setup_s", "solve_s", "wait_s",
-                "reduce_s", "extract_s", "mops_total", "status"]
-SKIPPED_COLUMNS = ["campaign", "environment", "label", "stage", "placement", "reason"]
-ENVIRONMENT_COLUMNS = ["campaign", "environment", "label", "vmm", "baseline", "vcpu_pinning", "launcher",
-                       "cpu_model", "sockets", "cores_per_socket", "virtualization", "kernel", "mpi_version",
-                       "first_utc", "last_utc", "runs"]
+SKIPPED_TABLE = FIXED.add("skipped", FixedTable("skipped", column_specs(
+    ["campaign", "environment", "label", "stage", "placement", "reason"],
+    descriptions={"placement": "what was skipped (a placement, a point)", "reason": "why, in one line",
+                  "label": "the environment's label"}),
+    "points an environment cannot provide, with the reason"), replace=True)
+ENVIRONMENTS_TABLE = FIXED.add("environments", FixedTable("environments", column_specs(
+    ["campaign", "environment", "label", "vmm", "baseline", "vcpu_pinning", "launcher", "cpu_model", "sockets",
+     "cores_per_socket", "virtualization", "kernel", "mpi_version", "first_utc", "last_utc", "runs"],
+    units={"sockets": "sockets", "cores_per_socket": "cores", "runs": "runs"},
+    descriptions={"virtualization": "what the hosts detected from inside", "vmm": "the VMM the inventory names",
+                  "baseline": "overheads are relative to this environment", "first_utc": "first run's start",
+                  "last_utc": "last run's start", "runs": "runs measured", "launcher": "how jobs were started",
+                  "vcpu_pinning": "vCPU pinning policy as run"}),
+    "each environment of the campaign: what it ran on, first and last run"), replace=True)
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    """A processed table: its columns and the identity columns a run contributes to each of its rows."""
-
-    name: str
-    columns: list[str]
-    identity: Callable[[StoredRun, Workload, dict[str, Any]], dict[str, Any]]
-    stage_order: tuple[str, ...] = ()
-
-
-def _common(run: StoredRun) -> dict[str, Any]:
-    rec = run.record
-    return {"campaign": rec.campaign, "environment": rec.environment, "label": rec.label, "run_id": rec.run_id,
-            "repetition": rec.repetition, "status": rec.status}
-
-
-def _microbench_identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> dict[str, Any]:
-    return {**_common(run), "placement": run.record.point.get("placement")}
+def layout(name: str) -> Layout:
+    """The columns of table ``name`` as written: its own, then those its registered workloads add."""
+    fixed = FIXED.find(name)
+    if fixed is not None:
+        return Layout(fixed)
+    spec = TABLES.get(name)
+    own = {c.name for c in (*spec.columns, *spec.tail)}
+    extra: dict[str, Column] = {}
+    for _, workload in WORKLOADS.items():
+        if workload.table == name:
+            for column in workload.columns:
+                if column.name not in own:
+                    extra.setdefault(column.name, column)
+    return Layout(spec, list(extra.values()))
 
 
-def _apps_identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> dict[str, Any]:
-    point = run.record.point
-    processes, ppn = point.get("processes", 1), point.get("ppn", 1)
-    return {**_common(run), "stage": run.record.stage, "workload": workload.display_name(point),
-            "problem": point.get("problem"), "nprocs": processes, "threads_per_proc": point.get("threads"),
-            "nodes": -(-processes // ppn), "wall_s": run.record.duration_s,
-            # a run rejected by the harness is not verified, whatever the benchmark said
-            "verified": bool(row.get("verified")) and run.status == COMPLETE}
-
-
-TABLES: dict[str, TableSpec] = {
-    "microbench": TableSpec("microbench", MICROBENCH_COLUMNS, _microbench_identity, ("microbench",)),
-    "apps": TableSpec("apps", APPS_COLUMNS, _apps_identity, ("single-node", "scaling")),
-}
-
-
-def register_table(spec: TableSpec) -> TableSpec:
-    """Make a processed table available to workloads that name it (``Workload.table``)."""
-    TABLES[spec.name] = spec
-    return spec
+def table_names() -> list[str]:
+    """Every table ``vhpc tables`` writes: the declared ones, then skipped points and environments."""
+    return [*TABLES.names(), *FIXED.names()]
 
 
 @dataclass
@@ -99,8 +88,12 @@ class RowTable:
     rows: list[dict[str, Any]]
 
     def frame(self) -> pd.DataFrame:
+        """Every declared column, in order; a row key outside them is an error (never dropped silently)."""
         import pandas as pd
 
+        undeclared = undeclared_columns(self.rows, self.columns)
+        if undeclared:
+            raise StoreError(f"rows hold column(s) the table does not declare: {', '.join(undeclared)}")
         return pd.DataFrame(self.rows, columns=self.columns)
 
     def csv(self) -> str:
@@ -119,7 +112,8 @@ def collect_tables(campaign: str, *, store: RawStore | None = None,
     """The campaign's tables as rows, and the warnings about runs left out (one pass over the runs)."""
     check_campaign(campaign)
     store = store or RawStore()
-    rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in TABLES}
+    layouts = {name: layout(name) for name in TABLES.names()}
+    rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in layouts}
     skipped, warnings = [], []
     environments: dict[str, dict[str, Any]] = {}
     for run in store.runs(campaign):
@@ -136,22 +130,27 @@ def collect_tables(campaign: str, *, store: RawStore | None = None,
         if workload is None:
             warnings.append(f"{_display(run.path)}: workload {rec.workload!r} is not registered; run left out")
             continue
-        spec = TABLES.get(workload.table)
+        spec = TABLES.find(workload.table)
         if spec is None:
             warnings.append(f"{_display(run.path)}: no table {workload.table!r}; run left out")
             continue
         extracted, found = _rows(run, workload, reparse)
         warnings += found
+        undeclared = undeclared_columns(extracted, layouts[spec.name].names)
+        if undeclared:  # kept (never dropped) and named: the workload must declare them (Workload.columns)
+            warnings.append(f"{_display(run.path)}: workload {workload.name!r} gave column(s) it does not declare: "
+                            f"{', '.join(undeclared)} (kept; declare them in {type(workload).__name__}.columns)")
+            layouts[spec.name].extra += [Column(c) for c in undeclared]
         order = spec.stage_order.index(rec.stage) if rec.stage in spec.stage_order else len(spec.stage_order)
         rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row)})
                             for row in extracted]
-    for name in TABLES:
+    for name in layouts:
         rows[name] = _consistent_kinds(rows[name], warnings)
-    tables = {name: RowTable(TABLES[name].columns, [r for _, r in sorted(rows[name], key=lambda item: item[0])])
-              for name in TABLES}
-    tables["skipped"] = RowTable(SKIPPED_COLUMNS, skipped)
-    tables["environments"] = RowTable(ENVIRONMENT_COLUMNS, [{"campaign": campaign, **e}
-                                                           for e in environments.values()])
+    tables = {name: RowTable(layouts[name].names, [r for _, r in sorted(rows[name], key=lambda item: item[0])])
+              for name in layouts}
+    tables["skipped"] = RowTable(SKIPPED_TABLE.names, skipped)
+    tables["environments"] = RowTable(ENVIRONMENTS_TABLE.names, [{"campaign": campaign, **e}
+                                                          for e in environments.values()])
     return tables, warnings
 
 
@@ -305,9 +304,8 @@ def read_table_or_empty(campaign: str, name: str) -> pd.DataFrame:
     try:
         return read_table(campaign, name)
     except (StoreError, pd.errors.EmptyDataError):
-        columns = {"microbench": MICROBENCH_COLUMNS, "apps": APPS_COLUMNS, "skipped": SKIPPED_COLUMNS,
-                   "environments": ENVIRONMENT_COLUMNS}.get(name, [])
-        return pd.DataFrame(columns=columns)
+        known = name in TABLES.names() or name in FIXED.names()
+        return pd.DataFrame(columns=layout(name).names if known else [])
 
 
 def _display(path: Path) -> str:

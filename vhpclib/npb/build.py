@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Environment, NpbSpec
+from ..config import Environment
 from ..exceptions import BuildError, InputError
 from ..fsutil import sha256_file
 from ..mpi import runtime_for
@@ -38,6 +38,9 @@ from .builds import STAGE, NpbBuild, load_build
 from .compile_options import (compile_option_mismatches, expected_compile_options, npbparams_compile_options,
                               printed_compile_options)
 from .makedef import make_def, parse_make_def
+
+if TYPE_CHECKING:
+    from ..workloads.npb import NpbSpec
 
 __all__ = ["CLASSES", "DEMO_BENCHMARK", "NPB_BENCHMARKS", "STAGE", "BuildTarget", "build_env", "build_npb",
            "build_targets", "default_build_id", "sha256_file"]

@@ -9,14 +9,18 @@ An environment's ``benchmarks.npb`` either has a ``source`` (it builds) or a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from ..config import Inventory, NpbSpec
+from ..config import Inventory
 from ..exceptions import InventoryError
 from ..remote import ConnectionPool
 from ..store import RawStore
 from .build import build_env, build_npb
 from .builds import NpbBuild, latest_build, load_build
 from .distribute import Deployment, distribute
+
+if TYPE_CHECKING:
+    from ..workloads.npb import NpbSpec
 
 
 #: Upper bound of one NPB build step when the inventory sets no timeout_s (runs derive theirs).

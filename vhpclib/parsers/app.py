@@ -24,11 +24,12 @@ rejected as spurious (moments or weight; empty for older logs) and
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from vhpclib.exceptions import ParseError
-from vhpclib.parsers import ParseResult, ParseWarning
+from vhpclib.parsers.base import ParseResult, ParseWarning, register_parser
 
 COLUMNS = ["file", "app", "version", "problem", "kind", "method", "n", "nnz", "nprocs", "threads",
            "point_workers", "solver", "N", "L", "M", "center_re", "center_im", "radius", "tol",
@@ -178,3 +179,6 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
     rec["verified"] = bool(not log.solver_warnings and rec["n_eigenvalues"] > 0
                            and all(r <= rec["tol"] for _, r in log.eig_rows))
     return ParseResult(records=[{c: rec[c] for c in COLUMNS}], warnings=log.warnings)
+
+
+register_parser("app", sys.modules[__name__])  # type: ignore[arg-type]

@@ -32,11 +32,12 @@ a table, a last row cut mid-line, a run without its closing
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from vhpclib.exceptions import ParseError
-from vhpclib.parsers import ParseResult, ParseWarning
+from vhpclib.parsers.base import ParseResult, ParseWarning, register_parser
 
 COLUMNS = ["file", "benchmark", "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec",
            "t_avg_usec", "mbytes_per_sec", "msgs_per_sec", "run_index", "line", "imb_version"]
@@ -305,3 +306,6 @@ def _section_line(st: _State, sec: _Section, lineno: int, line: str, at_cut_end:
             st.warn(lineno, f"{sec.name} column header is cut mid-line; table lost")
             return
         _start_table(st, lineno, line)
+
+
+register_parser("imb", sys.modules[__name__])  # type: ignore[arg-type]

@@ -9,9 +9,10 @@ NPB-MZ's, so the records share the NPB columns.
 from __future__ import annotations
 
 import re
+import sys
 
 from ..exceptions import ParseError
-from . import ParseResult
+from .base import ParseResult, register_parser
 from .npb import COLUMNS, read_compile_options
 
 _BANNER = re.compile(r"^\s*vHPC MZ-DEMO: multi-zone heat solver")
@@ -53,3 +54,6 @@ def parse(text: str, file: str = "<text>") -> ParseResult:
         raise ParseError(f"malformed number in the result block: {exc}", file=file, line=done + 1) from None
     cut_mid_line = bool(text) and not text.endswith(("\n", "\r"))
     return ParseResult([record], read_compile_options(lines, done + 1, cut_mid_line, record, file))
+
+
+register_parser("mzdemo", sys.modules[__name__])  # type: ignore[arg-type]

@@ -22,10 +22,11 @@ them empty; a block cut mid-line warns and leaves the cut value empty.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from vhpclib.exceptions import ParseError
-from vhpclib.parsers import ParseResult, ParseWarning
+from vhpclib.parsers.base import ParseResult, ParseWarning, register_parser
 
 #: "Compile options" label -> column (F77 in NPB3.3-MZ and FC in 3.4 are both the Fortran compiler).
 COMPILE_OPTION_COLUMNS = {"F77": "fc", "FC": "fc", "FLINK": "flink", "F_LIB": "f_lib", "F_INC": "f_inc",
@@ -216,3 +217,6 @@ def read_compile_options(lines: list[str], start: int, cut_mid_line: bool, recor
                                                f"({lines[lineno - 1].strip()!r}): {m['label']} left empty")]
         record[COMPILE_OPTION_COLUMNS[m["label"]]] = None if m["value"] in ("", _NONE) else m["value"]
     return []
+
+
+register_parser("npb", sys.modules[__name__])  # type: ignore[arg-type]

@@ -13,8 +13,10 @@ sized from the variance measured at each level. Here:
   rate by weighted Bonferroni, so every reported interval keeps its coverage.
 - a warm-up transient (``stats.warmup_length``) is left out of the statistics and named;
   the runs stay in the raw store.
-- for IMB, a few launches of ``pingpong-levels`` measure the within-run and between-run
-  variance first, and the iterations per run are chosen as the cheapest mix for the target.
+- which quantities a point reports is its workload's (``Workload.watch``: by default its table's,
+  e.g. wall time for the application table, 0-byte latency for the microbenchmark one); a workload
+  may size its point first (``Workload.dimension``: a microbenchmark measures the within-run and
+  between-run variance and chooses its iterations per run).
 
 Each call writes a stage record (``_stopping/<UTC stamp>.json`` in each environment's
 stage folder; never a run) with every quantity's interval, the runs used, the warm-up
@@ -33,26 +35,20 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import norm
 from tqdm.auto import tqdm
 
 from .. import stats
 from ..fsutil import atomic_write
-from ..params import MicrobenchParams, StageParams
 from ..exceptions import MalformedResult
+from ..params import StageParams
 from ..record import COMPLETE
 from ..store import StoredRun, utc_stamp
-from ..workloads import Point, Workload, get_workload
+from ..workloads import Point, Watch, Workload
 
 if TYPE_CHECKING:
     from .loop import PointRunner
 
 RECORD_FOLDER = "_stopping"  # "_" cannot start a run id, so this folder is never taken for a run
-PAPER_ITERATIONS = 1_000_000  # IMB iterations per size in the paper
-LEVEL_RUNS = 5  # launches of pingpong-levels per placement (the dimensioning experiment)
-MIN_ITERATIONS, MAX_ITERATIONS = 100, PAPER_ITERATIONS
-IMB_TIME_LIMIT_S = 10.0  # IMB's default -time (max seconds per sample), src_c/IMB_settings.h SECS_PER_SAMPLE
-PEAK_MIN_MSGLOG = 16  # the throughput peak is reported when sizes reach 64 KiB (it lies at large messages)
 TARGET_MET, MAX_RUNS, BUDGET = "target met", "max runs", "budget"
 
 
@@ -68,30 +64,6 @@ def _rows(run: StoredRun | None, cache: dict[str, list[dict[str, Any]]]) -> list
         except (OSError, ValueError, MalformedResult):  # a damaged result counts as no value
             cache[key] = []
     return cache[key]
-
-
-def wall_time(rows: list[dict[str, Any]]) -> float | None:
-    """The run's time (s) when its result is verified."""
-    row = rows[0] if rows else {}
-    value = row.get("time_s")
-    return float(value) if value is not None and row.get("verified") else None
-
-
-def latency_0b(rows: list[dict[str, Any]]) -> float | None:
-    """The run's 0-byte PingPong latency (usec); several 0-byte rows are averaged by their iterations."""
-    zero = [r for r in rows if r.get("benchmark") == "PingPong" and r.get("bytes") == 0
-            and r.get("t_avg_usec") is not None]
-    if not zero:
-        return None
-    weights = [r.get("repetitions") or 1 for r in zero]
-    return float(np.average([r["t_avg_usec"] for r in zero], weights=weights))
-
-
-def peak_throughput(rows: list[dict[str, Any]]) -> float | None:
-    """The run's peak PingPong throughput over message sizes (GB/s, 10^9 B/s)."""
-    rates = [r["mbytes_per_sec"] for r in rows if r.get("benchmark") == "PingPong" and (r.get("bytes") or 0) > 0
-             and r.get("mbytes_per_sec") is not None]
-    return max(rates) / 1000.0 if rates else None
 
 
 # ---------------------------------------------------------------- series, quantities, groups
@@ -208,17 +180,14 @@ class Group:
 
 
 def _quantities_of(series: Series, stage: str) -> list[Quantity]:
-    """What a series reports by itself (the medians), by the table its workload feeds."""
+    """What a series reports by itself (the medians): what its workload watches."""
     what, env = series.point.what, series.environment
-    if series.workload.table == "apps":
-        return [Quantity("wall time", env, what, "s", wall_time, (series,))]
-    if series.workload.table == "microbench" and series.workload.name != "pingpong-levels":
-        out = [Quantity("latency 0 B", env, what, "usec", latency_0b, (series,))]
-        params = series.params
-        if isinstance(params, MicrobenchParams) and params.msglog[1] >= PEAK_MIN_MSGLOG:
-            out.append(Quantity("peak throughput", env, what, "GB/s", peak_throughput, (series,)))
-        return out
-    return []
+    return [Quantity(w.name, env, what, w.unit, w.value, (series,)) for w in series.workload.watch(series.params)]
+
+
+def _overhead_watch(series: Series) -> Watch | None:
+    """The quantity whose ratio between environments a single-node point reports (None: none)."""
+    return next((w for w in series.workload.watch(series.params) if w.overhead), None)
 
 
 def build_groups(series: list[Series], stage: str, baseline: str) -> list[Group]:
@@ -230,19 +199,19 @@ def build_groups(series: list[Series], stage: str, baseline: str) -> list[Group]
     for group in groups.values():
         for s in group.series:
             group.quantities += _quantities_of(s, stage)
-        apps = [s for s in group.series if s.workload.table == "apps"]
+        apps = [(s, w) for s in group.series if (w := _overhead_watch(s)) is not None]
         if stage != "single-node" or not apps:
             continue
-        if len({s.environment for s in apps}) == 1 and len(apps) == 1:
-            s = apps[0]
-            group.quantities.append(Quantity("A/A overhead", s.environment, s.point.what, "%", wall_time, (s,),
+        if len({s.environment for s, _ in apps}) == 1 and len(apps) == 1:
+            s, w = apps[0]
+            group.quantities.append(Quantity("A/A overhead", s.environment, s.point.what, "%", w.value, (s,),
                                              kind="aa", scale=100.0, shift=1.0))
             continue
-        base = next((s for s in apps if s.environment == baseline), apps[0])
-        for s in apps:
+        base, _ = next(((s, w) for s, w in apps if s.environment == baseline), apps[0])
+        for s, w in apps:
             if s is not base and s.point.stem == base.point.stem:
                 group.quantities.append(Quantity(f"overhead vs {base.environment}", s.environment, s.point.what,
-                                                 "%", wall_time, (base, s), kind="ratio", scale=100.0, shift=1.0))
+                                                 "%", w.value, (base, s), kind="ratio", scale=100.0, shift=1.0))
     return list(groups.values())
 
 
@@ -340,124 +309,11 @@ def _series(runners: dict[str, PointRunner], stage: str, params: StageParams, sc
         counts = runner.stored_counts() if params.rerun else {}
         for workload, points in list(runner.points):
             for point in points:
-                point_params = runner.params
-                if stage == "microbench" and isinstance(point_params, MicrobenchParams) \
-                        and workload.name == "pingpong" and point_params.iterations is None:
-                    point, point_params = _dimension(runner, workload, point, point_params, schedule, two_level,
-                                                      counts)
+                point, point_params, record = workload.dimension(runner, point, runner.params, schedule, counts)
+                if record is not None:
+                    two_level.append(record)
                 out.append(Series(runner, workload, point, point_params, counts.get(point.stem, 0)))
     return out
-
-
-# ---------------------------------------------------------------- two levels for IMB
-
-def _dimension(runner: PointRunner, workload: Workload, point: Point, params: MicrobenchParams,
-               schedule: stats.LookSchedule, two_level: list[dict[str, Any]],
-               counts: dict[str, int]) -> tuple[Point, MicrobenchParams]:
-    """Measure the two levels at this placement, choose IMB's iterations per run, and plan the point with them."""
-    levels = get_workload("pingpong-levels")
-    placement = point.fields["placement"]
-    planned_levels = [p for p in levels.plan(runner.stage, runner.ctx, params) if isinstance(p, Point)]
-    mine = [p for p in planned_levels if p.fields["placement"] == placement]
-    if not mine:
-        return point, params
-    if levels not in [w for w, _ in runner.points]:
-        runner.points.append((levels, planned_levels))  # prepared once, for every placement
-    offset = counts.get(mine[0].stem, 0)
-    runs = [runner.run(levels, mine[0], offset + k, params) for k in range(1, LEVEL_RUNS + 1)]
-    raw = [np.array([r["t_avg_usec"] for r in (run.result_rows() or [])], dtype=float) for run in runs
-           if run is not None and run.status == COMPLETE]
-    steady, excess = within_run_warmup(raw, levels_iterations())
-    try:
-        components = stats.two_level(steady, levels_iterations())
-    except ValueError:
-        two_level.append({"environment": runner.environment, "placement": placement,
-                          "error": f"too few complete dimensioning runs ({len(raw)} of {LEVEL_RUNS})"})
-        return point, params
-    durations = [r.record.duration_s or 0.0 for r in runs if r is not None and r.status == COMPLETE]
-    choice = choose_iterations(components, durations, params, schedule, excess)
-    two_level.append({"environment": runner.environment, "placement": placement,
-                      "runs": [r.run_id for r in runs if r is not None],
-                      "warmup_blocks": [len(b) - len(s) for b, s in zip(raw, steady)], **choice})
-    chosen = params.model_copy(update={"iterations": choice["chosen_iterations"]})
-    planned = next(p for p in workload.plan(runner.stage, runner.ctx, chosen)
-                   if isinstance(p, Point) and p.fields["placement"] == placement)
-    return planned, chosen
-
-
-def within_run_warmup(blocks: list[np.ndarray], iterations: int) -> tuple[list[np.ndarray], float]:
-    """Blocks after each run's warm-up transient (the changepoint rule, inside the run), and the median
-    extra time (usec) the transient added to a run: IMB 2021.10 warms up with only a tenth of a size's
-    iterations, so the first block of a launch is often slow."""
-    steady, excess = [], []
-    for b in blocks:
-        w = int(stats.warmup_length(b)) if b.size else 0
-        steady.append(b[w:])
-        excess.append(float(np.sum(b[:w] - np.median(b[w:])) * iterations) if w else 0.0)
-    return steady, float(np.median(excess)) if excess else 0.0
-
-
-def levels_iterations() -> int:
-    from ..workloads.pingpong_levels import BLOCK_ITERATIONS
-
-    return BLOCK_ITERATIONS
-
-
-def choose_iterations(tl: stats.TwoLevel, run_durations: list[float], params: StageParams,
-                      schedule: stats.LookSchedule, warmup_excess_usec: float = 0.0) -> dict[str, Any]:
-    """The iterations per run that reach the target at the least predicted cost, and what the paper's design gives.
-
-    Cost of n runs of m iterations: n (c_run + m c_iter). The median over runs needs
-    n = (1.2533 z sd(m) / (h mu))^2 runs (at least the first look), with
-    sd(m)^2 = s_b^2 + s_w^2 / m. A grid search over 1-2-5 counts (which respects the first look
-    and the cap; Kalibera & Jones' closed-form optimum sqrt(c_run s_w^2 / (c_iter s_b^2)) is
-    recorded beside it) picks the cheapest m, or, where the cost is flat within 10 %, the
-    fewest iterations. When no m reaches the target within ``max_runs``, m is the smallest
-    that brings a run's spread within 10 % of its floor s_b (more iterations buy nothing).
-    Either way a run must dilute the launch's warm-up transient (``warmup_excess_usec``, which
-    IMB's mean over the run includes) to at most the target: m >= excess / (h mu); and stay
-    within a tenth of IMB's time limit per size.
-    """
-    from ..workloads.pingpong_levels import BLOCKS
-
-    iter_cost = 2 * tl.mean * 1e-6  # one PingPong iteration is a round trip of two one-way latencies
-    overheads = [d - BLOCKS * tl.iterations_per_block * iter_cost for d in run_durations]
-    run_cost = max(0.05, float(np.median(overheads))) if overheads else 1.0
-    target = (params.ci_target_pct or 1.0) / 100
-    z = float(norm.ppf(1 - (1 - schedule.level(len(schedule.looks) - 1)) / 2))  # the last look's level
-
-    def runs_needed(m: int) -> int:
-        sd = tl.run_sd(m)
-        return max(params.min_runs, math.ceil((1.2533 * z * sd / (target * tl.mean)) ** 2))
-
-    grid = sorted({stats.nice_count(v, MIN_ITERATIONS, MAX_ITERATIONS) for v in np.logspace(2, 6, 40)})
-    cost = {m: runs_needed(m) * (run_cost + m * iter_cost) for m in grid}
-    feasible = [m for m in grid if runs_needed(m) <= params.max_runs]
-    if feasible:  # the cheapest mix; where the cost curve is flat (within 10 %), the fewest iterations
-        best = min(cost[m] for m in feasible)
-        chosen = min(m for m in feasible if cost[m] <= 1.1 * best)
-    else:  # the target is out of reach within max_runs: iterations only while they still narrow the runs
-        floor = tl.run_sd(MAX_ITERATIONS)
-        chosen = min(m for m in grid if tl.run_sd(m) <= 1.1 * floor)
-    bias_floor = warmup_excess_usec / (target * tl.mean) if warmup_excess_usec > 0 else 0.0
-    chosen = max(chosen, stats.nice_count(bias_floor, MIN_ITERATIONS, MAX_ITERATIONS) if bias_floor else chosen)
-    # IMB stops a size after -time seconds (default 10) and prints "time-out." instead of a result:
-    # keep a run's 0-byte size within a tenth of that, at a pessimistic latency (mean + 3 block sd)
-    slow_iter_cost = 2 * (tl.mean + 3 * math.sqrt(tl.block_var)) * 1e-6
-    time_cap = 0.1 * (getattr(params, "time_limit_s", None) or IMB_TIME_LIMIT_S) / slow_iter_cost
-    chosen = min(chosen, max([m for m in grid if m <= time_cap] or [MIN_ITERATIONS]))
-    return {
-        "mean_usec": tl.mean, "between_sd_usec": math.sqrt(tl.between_var),
-        "within_sd_usec_per_iteration": math.sqrt(tl.within_var), "block_sd_usec": math.sqrt(tl.block_var),
-        "level_runs": tl.runs, "blocks": tl.blocks, "iterations_per_block": tl.iterations_per_block,
-        "run_cost_s": run_cost, "iteration_cost_s": iter_cost, "warmup_excess_usec": warmup_excess_usec,
-        "warmup_min_iterations": bias_floor, "time_cap_iterations": time_cap,
-        "kj_optimal_iterations": tl.optimal_iterations(run_cost, iter_cost),
-        "chosen_iterations": chosen, "predicted_runs": runs_needed(chosen), "target_reachable": bool(feasible),
-        "predicted_cost_s": cost[chosen], "chosen_run_sd_pct": 100 * tl.run_sd(chosen) / tl.mean,
-        "paper_iterations": PAPER_ITERATIONS, "paper_run_sd_pct": 100 * tl.run_sd(PAPER_ITERATIONS) / tl.mean,
-        "paper_cost_s_per_size": run_cost + PAPER_ITERATIONS * iter_cost,
-    }
 
 
 # ---------------------------------------------------------------- the stage record

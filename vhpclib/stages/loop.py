@@ -350,11 +350,24 @@ def judge(workload: Workload, run: RunWriter) -> None:
     run.keep_result(workload.table, extracted.rows, extracted.warnings)
     if not extracted.rows and run.record.status == COMPLETE:
         run.invalidate(["the output holds no result rows"])
+    undeclared = _undeclared(workload, extracted.rows)
+    if undeclared:  # a plugin's bug, said where it is: the rows are kept, the run is not a result
+        run.invalidate([f"workload {workload.name!r} extracted column(s) its table {workload.table!r} does not "
+                        f"declare: {', '.join(undeclared)} (declare them in {type(workload).__name__}.columns)"])
     busy = run.record.execution.contention if run.record.execution else None
     if busy is not None and busy.busy:
         from ..contention import reasons as contention_reasons
 
         run.invalidate(contention_reasons(busy.busy, busy.host))
+
+
+def _undeclared(workload: Workload, rows: list[dict[str, Any]]) -> list[str]:
+    from ..schema import TABLES, undeclared_columns
+    from ..tables import layout
+
+    if TABLES.find(workload.table) is None:
+        return []
+    return undeclared_columns(rows, layout(workload.table).names)
 
 
 def stage_points(ctx: StageContext, stage: str, params: StageParams) -> Iterable[tuple[str, Point]]:

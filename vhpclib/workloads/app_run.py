@@ -12,10 +12,56 @@ from typing import Any
 
 from ..exceptions import InputError
 from ..mpi import LaunchSpec
+from ..schema import Column, TableSpec, Watch, register_table
 from .base import Point
 
 SINGLE_NODE, SCALING = "single-node", "scaling"
 APP_STAGES = (SINGLE_NODE, SCALING)
+
+
+def wall_time(rows: list[dict[str, Any]]) -> float | None:
+    """The run's time (s) when its result is verified."""
+    row = rows[0] if rows else {}
+    value = row.get("time_s")
+    return float(value) if value is not None and row.get("verified") else None
+
+
+def _identity(run: Any, workload: Any, row: dict[str, Any]) -> dict[str, Any]:
+    from ..record import COMPLETE
+
+    rec = run.record
+    point = rec.point
+    processes, ppn = point.get("processes", 1), point.get("ppn", 1)
+    return {"campaign": rec.campaign, "environment": rec.environment, "label": rec.label, "run_id": rec.run_id,
+            "repetition": rec.repetition, "status": rec.status, "stage": rec.stage,
+            "workload": workload.display_name(point), "problem": point.get("problem"), "nprocs": processes,
+            "threads_per_proc": point.get("threads"), "nodes": -(-processes // ppn), "wall_s": rec.duration_s,
+            # a run rejected by the harness is not verified, whatever the benchmark said
+            "verified": bool(row.get("verified")) and run.status == COMPLETE}
+
+
+#: The application table (Table 3, Figures 3 and 4): one row per run of any application workload.
+APPS = register_table(TableSpec(
+    "apps",
+    (
+        Column("campaign", description="the campaign (folder under data/raw)"),
+        Column("environment", description="the inventory's environment"),
+        Column("label", description="the environment's label"),
+        Column("stage", description="single-node or scaling"),
+        Column("workload", description="as tables and figures name it (SP-MZ, blockss...)"),
+        Column("problem", description="problem size: a blockss preset, an NPB class"),
+        Column("nprocs", "processes", "MPI ranks"),
+        Column("threads_per_proc", "threads", "OpenMP threads per rank"),
+        Column("nodes", "nodes", "nodes the ranks ran on"),
+        Column("repetition", description="1, 2, ... per point"),
+        Column("run_id", description="the run's folder: <point>-r<repetition>"),
+        Column("time_s", "s", "the time the workload reports"),
+        Column("wall_s", "s", "the run's wall time as the harness measured it"),
+        Column("verified", description="the workload's own check passed and the harness accepted the run"),
+    ),
+    _identity, APP_STAGES, (Watch("wall time", "s", wall_time, overhead=True),),
+    "every application run: time, wall time, verification",
+    tail=(Column("status", description="complete, or invalid with the run's reason"),)), replace=True)
 
 
 @dataclass(frozen=True)

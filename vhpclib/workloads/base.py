@@ -12,6 +12,17 @@ registers engines and ReFrame registers launchers. The stage loop
 
 ``sanity`` and ``extract`` run inside the run's temporary folder before it is
 stored, and again with ``vhpc tables --reparse``.
+
+What a workload knows is declared in its own module (Ramble's ``application.py`` is the model),
+never in the core:
+
+- ``Params``: its parameters, a pydantic model with one default each. The CLI's ``vhpc run
+  <stage>`` options and the notebooks' ``options`` are generated from it; a stage hands it over as
+  ``params.settings(self)``.
+- ``section``: its ``benchmarks.<key>`` inventory section (``Section``), documented field by field.
+- ``table`` and ``columns``: the processed table its rows go to (``vhpclib.tables``) and the result
+  columns it adds to it, each with its unit.
+- ``watch``: the quantities adaptive repetitions watch (``stages.adaptive``); by default its table's.
 """
 
 from __future__ import annotations
@@ -21,7 +32,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict
+
 from ..registry import Registry
+from ..schema import TABLES, Column, Watch
 
 if TYPE_CHECKING:
     from ..launchers import Job
@@ -67,6 +81,22 @@ class Skip:
         return f"{self.stem}-skipped"
 
 
+@dataclass(frozen=True)
+class Section:
+    """A workload's ``benchmarks.<key>`` inventory section: its type (a pydantic model, a path...) and meaning."""
+
+    key: str
+    annotation: Any
+    description: str
+    default: Any = None
+
+
+class NoParams(BaseModel):
+    """A workload without parameters of its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 @dataclass
 class Extracted:
     """Rows a run's output yields, and what was odd about it (one line each, naming file and line)."""
@@ -82,10 +112,31 @@ class Workload(ABC):
     name: ClassVar[str]
     #: The name the paper uses for it (Bloss for blockss), for "paper vs measured".
     paper_name: ClassVar[str] = ""
-    #: Processed table its rows go to (``vhpclib.tables.TABLES``).
+    #: Processed table its rows go to (declared in ``vhpclib.schema.TABLES``; columns: docs/tables.md).
     table: ClassVar[str]
     #: Stages it takes part in.
     stages: ClassVar[tuple[str, ...]]
+    #: Its parameters (pydantic, one default each): CLI options and notebook options are generated from it.
+    Params: ClassVar[type[BaseModel]] = NoParams
+    #: Its ``benchmarks.<key>`` inventory section (None: it needs none).
+    section: ClassVar[Section | None] = None
+    #: Result columns its rows add to its table (beyond the table's own), each with its unit.
+    columns: ClassVar[tuple[Column, ...]] = ()
+
+    def settings(self, params: StageParams) -> Any:
+        """This workload's parameters as ``params`` gives them (its ``Params`` defaults for the rest)."""
+        return params.settings(self)
+
+    def watch(self, params: StageParams) -> list[Watch]:
+        """The quantities adaptive repetitions watch for this workload's points (default: its table's)."""
+        spec = TABLES.find(self.table)
+        return list(spec.watch) if spec else []
+
+    def dimension(self, runner: Any, point: Point, params: StageParams, schedule: Any,
+                  counts: Mapping[str, int]) -> tuple[Point, StageParams, dict[str, Any] | None]:
+        """Adaptive repetitions: measure what sizes the point before its runs, and plan it again with that
+        (IMB PingPong chooses its iterations per run). Returns the point, its parameters and what to record."""
+        return point, params, None
 
     def display_name(self, point: Mapping[str, Any]) -> str:
         """How tables and figures name a point's workload (``SP-MZ`` for the npb workload's ``sp-mz``)."""
@@ -116,11 +167,27 @@ WORKLOADS: Registry[Workload] = Registry("workload", "workload")
 
 
 def register_workload(workload: Workload, *, replace: bool = False) -> Workload:
-    """Make a workload available under ``workload.name`` (a test may register its own)."""
-    return WORKLOADS.add(workload.name, workload, replace=replace)
+    """Make a workload available under ``workload.name`` (a test may register its own), with its
+    inventory section (``config.Benchmarks``) and its result columns (``vhpclib.tables``)."""
+    from ..config import add_benchmark_section
+
+    WORKLOADS.add(workload.name, workload, replace=replace)
+    if workload.section is not None:
+        s = workload.section
+        add_benchmark_section(s.key, s.annotation, s.description, s.default)
+    return workload
 
 
-unregister_workload = WORKLOADS.remove
+def unregister_workload(name: str) -> None:
+    """Forget a workload, and its inventory section when no other workload declares it."""
+    from ..config import remove_benchmark_section
+
+    workload = WORKLOADS.find(name)
+    WORKLOADS.remove(name)
+    if workload is not None and workload.section is not None:
+        if not any(w.section and w.section.key == workload.section.key for _, w in WORKLOADS.items()):
+            remove_benchmark_section(workload.section.key)
+
 get_workload = WORKLOADS.get
 #: The registered workload of a stored record, or None (a workload no longer registered).
 workload_of = WORKLOADS.find
@@ -128,3 +195,7 @@ workload_of = WORKLOADS.find
 
 def workload_names(stage: str | None = None) -> tuple[str, ...]:
     return tuple(n for n, w in WORKLOADS.items() if stage is None or stage in w.stages)
+
+
+__all__ = ["Column", "Extracted", "NoParams", "Point", "Section", "Skip", "Watch", "Workload", "WORKLOADS",
+           "get_workload", "register_workload", "unregister_workload", "workload_names", "workload_of"]

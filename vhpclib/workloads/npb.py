@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..exceptions import InputError, ParseError
 from ..launchers import Job
 from ..parsers import get_parser
 from .app_run import APP_STAGES, SINGLE_NODE, AppRun, powers_of_two
-from .base import Extracted, Point, Skip, Workload
+from .base import Column, Extracted, Point, Section, Skip, Workload
 from .capacity import Capacity
 
 if TYPE_CHECKING:
@@ -37,11 +40,51 @@ NO_NPB = ("the inventory gives no benchmarks.npb for this environment "
 ROW_KEYS = ("time_s", "verified", "mops_total")
 
 
+class NpbSpec(BaseModel):
+    """Where NPB-MZ comes from in an environment: a source tree to build or built binaries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    source: Path | None = Field(None, description="NPB-MZ source tree (NPB3.3-MZ-MPI or NPB3.4-MZ) vHPC builds.")
+    version: Literal["3.3", "3.4"] = Field("3.3", description="NPB-MZ version of the source tree.")
+    fc: str = Field("mpif90", description="Fortran compiler (MPI wrapper) the build uses.")
+    fflags: str = Field("-O3 -fopenmp", description="Fortran flags of the build.")
+    bin_dir: str | None = Field(None, description="Folder of binaries built beforehand (instead of a source).")
+    built_in: str | None = Field(None, description="Environment whose build is reused (\"build once, run "
+                                                   "everywhere\").")
+    benchmarks: list[Literal["sp-mz", "bt-mz", "lu-mz", "mz-demo"]] = Field(
+        default_factory=lambda: ["sp-mz", "bt-mz"], min_length=1,
+        description="What the single-node and scaling stages run (the paper: SP-MZ and BT-MZ; mz-demo is "
+                    "ours, for tests).")
+
+
+class NpbParams(BaseModel):
+    """NPB-MZ's parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    npb_class: str = Field(PAPER_CLASS, description="NPB-MZ class (the paper: C).",
+                           json_schema_extra={"cli": "--class"})
+
+    @field_validator("npb_class")
+    @classmethod
+    def _npb_class(cls, value: str) -> str:
+        from ..npb.build import CLASSES
+
+        if value not in CLASSES:
+            raise ValueError(f"NPB class must be one of {', '.join(CLASSES)}, got {value!r}")
+        return value
+
+
 class NpbMz(Workload):
     name = "npb"
     paper_name = "NPB-MZ"
     table = "apps"
     stages = APP_STAGES
+    Params = NpbParams
+    section = Section("npb", NpbSpec | None, "NPB-MZ for this environment (a source tree to build, or binaries); "
+                      "none: NPB-MZ is recorded as skipped, with the reason.")
+    columns = (Column("mops_total", "Mop/s", "NPB-MZ's total rate as it prints it (empty for other workloads)"),)
 
     def display_name(self, point: Any) -> str:
         return DISPLAY.get(point.get("workload", ""), str(point.get("workload", "")).upper())
@@ -54,11 +97,12 @@ class NpbMz(Workload):
             return [Skip(self.name, "npb-mz", "NPB-MZ", NO_NPB)]
         capacity = Capacity.of(ctx)
         ppn = max(1, capacity.cores_per_node // PAPER_THREADS)
+        klass = self.settings(params).npb_class
         if stage == SINGLE_NODE:
-            runs = [AppRun(b, params.npb_class, ppn, PAPER_THREADS, ppn) for b in spec.benchmarks]
+            runs = [AppRun(b, klass, ppn, PAPER_THREADS, ppn) for b in spec.benchmarks]
         else:
             counts = params.processes or tuple(ppn * n for n in powers_of_two(capacity.nodes))
-            runs = [AppRun(b, params.npb_class, p, PAPER_THREADS, min(ppn, p))
+            runs = [AppRun(b, klass, p, PAPER_THREADS, min(ppn, p))
                     for b in spec.benchmarks for p in counts]
         # a point the nodes cannot host pinned is skipped with the reason, never run oversubscribed
         return capacity.fit(self.name, runs)

@@ -8,18 +8,22 @@ placement asked for: a run that contradicts it is kept but invalid.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..exceptions import ParseError
 from ..launchers import Job
 from ..mpi import LaunchSpec, flavour
 from ..parsers import get_parser
 from ..record import PinCheck, PinRow
-from ..topology import HostTopology, Placement, Skip as PlacementSkip, choose_placement, parse_lscpu
-from .base import Extracted, Point, Skip, Workload
+from ..schema import Column, TableSpec, Watch, register_table
+from ..topology import PLACEMENTS, HostTopology, Placement, Skip as PlacementSkip, choose_placement, parse_lscpu
+from .base import Extracted, Point, Section, Skip, Workload
 
 if TYPE_CHECKING:
-    from ..params import MicrobenchParams
+    from ..params import StageParams
     from ..parsers.impi_pinmap import PinEntry
     from ..stages.context import StageContext
     from ..store import StoredRun
@@ -27,6 +31,126 @@ if TYPE_CHECKING:
 STAGE = "microbench"
 ROW_KEYS = ("benchmark", "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec", "t_avg_usec",
             "mbytes_per_sec", "msgs_per_sec")
+#: The throughput peak is watched when sizes reach 64 KiB (it lies at large messages).
+PEAK_MIN_MSGLOG = 16
+
+
+class PingPongParams(BaseModel):
+    """IMB PingPong's parameters. The paper used sizes up to 1 GB and 1,000,000 repetitions per size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    msglog: tuple[int, int] = Field((0, 22), description="Message sizes 2^lo..2^hi bytes, as lo:hi.")
+    iterations: int | None = Field(None, ge=1, le=2**31 - 1,
+                                   description="IMB -iter: repetitions per size (IMB's own policy when unset).")
+    time_limit_s: float | None = Field(None, gt=0, allow_inf_nan=False, json_schema_extra={"cli": "--time-limit"},
+                                       description="IMB -time: seconds per size before IMB cuts repetitions.")
+    mem_gb: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                 description="IMB -mem: GB per process, needed for sizes above 2^30 / 2.")
+    placements: tuple[str, ...] = Field(PLACEMENTS, description="Only these placements.",
+                                        json_schema_extra={"cli": "--placement"})
+
+    @field_validator("msglog", mode="before")
+    @classmethod
+    def _msglog(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                lo, hi = (int(x) for x in value.split(":"))
+            except ValueError:
+                raise ValueError(f"msglog {value!r}: expected lo:hi with integers") from None
+            return (lo, hi)
+        return value
+
+    @field_validator("msglog")
+    @classmethod
+    def _msglog_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = value
+        if not 0 <= lo <= hi <= 30:
+            raise ValueError(f"msglog must satisfy 0 <= lo <= hi <= 30, got {lo}:{hi}")
+        return value
+
+    @field_validator("placements")
+    @classmethod
+    def _placements(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in value if p not in PLACEMENTS]
+        if unknown:
+            raise ValueError(f"unknown placement(s) {', '.join(unknown)}; known: {', '.join(PLACEMENTS)}")
+        return value
+
+    def imb_args(self) -> list[str]:
+        args = ["PingPong", "-msglog", f"{self.msglog[0]}:{self.msglog[1]}"]
+        if self.iterations is not None:
+            # -iter_policy off: every size gets exactly the repetitions asked for, as in the paper.
+            args += ["-iter", str(self.iterations), "-iter_policy", "off"]
+        if self.time_limit_s is not None:
+            args += ["-time", str(self.time_limit_s)]
+        if self.mem_gb is not None:
+            args += ["-mem", str(self.mem_gb)]
+        return args
+
+    def tag(self) -> str:
+        """Part of the run id, so runs with other parameters are never mistaken for these."""
+        tag = f"m{self.msglog[0]}-{self.msglog[1]}"
+        if self.iterations is not None:
+            tag += f"-i{self.iterations}"
+        if self.time_limit_s is not None:
+            tag += f"-t{self.time_limit_s:g}"
+        if self.mem_gb is not None:
+            tag += f"-g{self.mem_gb:g}"
+        return tag
+
+
+def latency_0b(rows: list[dict[str, Any]]) -> float | None:
+    """The run's 0-byte PingPong latency (usec); several 0-byte rows are averaged by their iterations."""
+    zero = [r for r in rows if r.get("benchmark") == "PingPong" and r.get("bytes") == 0
+            and r.get("t_avg_usec") is not None]
+    if not zero:
+        return None
+    import numpy as np
+
+    weights = [r.get("repetitions") or 1 for r in zero]
+    return float(np.average([r["t_avg_usec"] for r in zero], weights=weights))
+
+
+def peak_throughput(rows: list[dict[str, Any]]) -> float | None:
+    """The run's peak PingPong throughput over message sizes (GB/s, 10^9 B/s)."""
+    rates = [r["mbytes_per_sec"] for r in rows if r.get("benchmark") == "PingPong" and (r.get("bytes") or 0) > 0
+             and r.get("mbytes_per_sec") is not None]
+    return max(rates) / 1000.0 if rates else None
+
+
+LATENCY = Watch("latency 0 B", "usec", latency_0b)
+PEAK = Watch("peak throughput", "GB/s", peak_throughput)
+
+
+def _identity(run: StoredRun, workload: Workload, row: dict[str, Any]) -> dict[str, Any]:
+    rec = run.record
+    return {"campaign": rec.campaign, "environment": rec.environment, "label": rec.label, "run_id": rec.run_id,
+            "repetition": rec.repetition, "status": rec.status, "placement": rec.point.get("placement")}
+
+
+#: The microbenchmark table (Table 2, Figure 2): one row per message size and run.
+MICROBENCH = register_table(TableSpec(
+    "microbench",
+    (
+        Column("campaign", description="the campaign (folder under data/raw)"),
+        Column("environment", description="the inventory's environment"),
+        Column("label", description="the environment's label"),
+        Column("placement", description="intra-socket, inter-socket or inter-node"),
+        Column("run_id", description="the run's folder: <point>-r<repetition>"),
+        Column("repetition", description="1, 2, ... per point"),
+        Column("benchmark", description="IMB benchmark (PingPong; PingPong-blocks)"),
+        Column("nprocs", "processes", "MPI ranks"),
+        Column("bytes", "B", "message size"),
+        Column("repetitions", "iterations", "iterations IMB ran at this size"),
+        Column("t_min_usec", "usec", "fastest rank's time (IMB prints it for some benchmarks)"),
+        Column("t_max_usec", "usec", "slowest rank's time (IMB prints it for some benchmarks)"),
+        Column("t_avg_usec", "usec", "one-way latency"),
+        Column("mbytes_per_sec", "MB/s", "10^6 bytes/s"),
+        Column("msgs_per_sec", "1/s", "messages per second (IMB-P2P)"),
+    ),
+    _identity, (STAGE,), (LATENCY,), "IMB PingPong per placement and message size",
+    tail=(Column("status", description="complete, or invalid with the run's reason"),)), replace=True)
 
 
 class PingPong(Workload):
@@ -34,28 +158,43 @@ class PingPong(Workload):
     paper_name = "IMB PingPong"
     table = "microbench"
     stages = (STAGE,)
+    Params = PingPongParams
+    section = Section("imb", str | None, "Path of IMB-MPI1 on the hosts; default <mpi prefix>/bin/IMB-MPI1.")
+
+    def watch(self, params: StageParams) -> list[Watch]:
+        return [LATENCY] + ([PEAK] if self.settings(params).msglog[1] >= PEAK_MIN_MSGLOG else [])
+
+    def dimension(self, runner: Any, point: Point, params: StageParams, schedule: Any,
+                  counts: Mapping[str, int]) -> tuple[Point, StageParams, dict[str, Any] | None]:
+        """Without ``iterations``: measure the two levels at this placement and choose IMB's iterations per run."""
+        if self.settings(params).iterations is not None:
+            return point, params, None
+        from .pingpong_sizing import dimension
+
+        return dimension(self, runner, point, params, schedule, counts)
 
     def display_name(self, point: Any) -> str:
         return "PingPong"
 
-    def plan(self, stage: str, ctx: StageContext, params: MicrobenchParams) -> list[Point | Skip]:
+    def plan(self, stage: str, ctx: StageContext, params: StageParams) -> list[Point | Skip]:
         if stage != STAGE:
             return []
         topology = ctx.topology()
         hosts = [h.mpi_name for h in ctx.env.hosts]
         out: list[Point | Skip] = []
-        for name in params.placements:
-            stem = f"pingpong-{name}-{params.tag()}"
+        mine = self.settings(params)
+        for name in mine.placements:
+            stem = f"pingpong-{name}-{mine.tag()}"
             choice = choose_placement(name, topology, hosts)
             if isinstance(choice, PlacementSkip):
                 out.append(Skip(self.name, stem, name, choice.reason,
-                                {"placement": name, "params_tag": params.tag()}))
+                                {"placement": name, "params_tag": mine.tag()}))
                 continue
-            out.append(Point(self.name, stem, {"placement": name, "params_tag": params.tag()},
+            out.append(Point(self.name, stem, {"placement": name, "params_tag": mine.tag()},
                              nodes=choice.nodes, label=f"PingPong {name}"))
         return out
 
-    def prepare(self, ctx: StageContext, points: list[Point], params: MicrobenchParams) -> dict[str, Placement]:
+    def prepare(self, ctx: StageContext, points: list[Point], params: StageParams) -> dict[str, Placement]:
         """Cores per placement; namespaces of one machine (same boot id) get distinct cores inter-node."""
         topology = ctx.topology()
         hosts = [h.mpi_name for h in ctx.env.hosts]
@@ -69,7 +208,7 @@ class PingPong(Workload):
         return chosen
 
     def job(self, ctx: StageContext, point: Point, repetition: int, prepared: dict[str, Placement],
-            params: MicrobenchParams) -> Job:
+            params: StageParams) -> Job:
         placement = prepared[point.fields["placement"]]
         if placement.hosts and placement.cpus[0] != placement.cpus[1]:
             launch = LaunchSpec(nprocs=2, hosts=placement.hosts,
@@ -80,11 +219,12 @@ class PingPong(Workload):
         else:
             launch = LaunchSpec(nprocs=2, hosts=ctx.mpi_hosts(1), cpus=placement.cpus)
         imb = ctx.env.benchmarks.imb or ctx.runtime.binary("IMB-MPI1")
-        return Job(program=[imb, *params.imb_args()], launch=launch, timeout_s=params.timeout_s,
+        mine = self.settings(params)
+        return Job(program=[imb, *mine.imb_args()], launch=launch, timeout_s=params.timeout_s,
                    point={"cpus": list(placement.cpus),
                           "hosts": list(placement.hosts) if placement.hosts else None},
-                   record={"imb": {"msglog": list(params.msglog), "iterations": params.iterations,
-                                   "time_limit_s": params.time_limit_s, "mem_gb": params.mem_gb}})
+                   record={"imb": {"msglog": list(mine.msglog), "iterations": mine.iterations,
+                                   "time_limit_s": mine.time_limit_s, "mem_gb": mine.mem_gb}})
 
     def sanity(self, run: StoredRun) -> list[str]:
         problems: list[str] = []

@@ -7,7 +7,7 @@ so ``-msgsize 0,0,...,0 -iter I -iter_policy off`` measures B blocks of I iterat
 in one process launch: their spread is the within-run level, the spread of their
 run means across launches the between-run level. The adaptive microbenchmark stage
 measures a few such launches per placement, then picks the iterations per run that
-reach the target interval cheapest (``vhpclib.stages.adaptive``).
+reach the target interval cheapest (``workloads/pingpong_sizing.py``).
 
 Rows go to the microbench table as benchmark ``PingPong-blocks`` (one row per block),
 so they never mix with Table 2's and Figure 2's ``PingPong`` rows.
@@ -15,22 +15,23 @@ so they never mix with Table 2's and Figure 2's ``PingPong`` rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..parsers import get_parser
-from .base import Extracted, Point, Skip
+from ..schema import Watch
+from .base import Extracted, Point, Skip, get_workload
 from .pingpong import ROW_KEYS, PingPong
+from .pingpong_sizing import BLOCK_ITERATIONS, BLOCKS
 
 if TYPE_CHECKING:
     from ..launchers import Job
-    from ..params import MicrobenchParams
+    from ..params import StageParams
     from ..stages.context import StageContext
     from ..store import StoredRun
 
 BENCHMARK = "PingPong-blocks"
-BLOCKS = 10
-BLOCK_ITERATIONS = 200
 
 
 class PingPongLevels(PingPong):
@@ -42,7 +43,18 @@ class PingPongLevels(PingPong):
     def display_name(self, point: object) -> str:
         return BENCHMARK
 
-    def plan(self, stage: str, ctx: StageContext, params: MicrobenchParams) -> list[Point | Skip]:
+    def settings(self, params: StageParams) -> Any:
+        """PingPong's parameters (placements, IMB's options): the levels measure the same placements."""
+        return params.settings(get_workload("pingpong")) if "pingpong" in params.options else super().settings(params)
+
+    def watch(self, params: StageParams) -> list[Watch]:
+        return []  # its runs size the PingPong points (``dimension``); they are not reported themselves
+
+    def dimension(self, runner: Any, point: Point, params: StageParams, schedule: Any,
+                  counts: Mapping[str, int]) -> tuple[Point, StageParams, dict[str, Any] | None]:
+        return point, params, None
+
+    def plan(self, stage: str, ctx: StageContext, params: StageParams) -> list[Point | Skip]:
         out: list[Point | Skip] = []
         for item in super().plan(stage, ctx, params):
             placement = item.fields["placement"]
@@ -54,7 +66,7 @@ class PingPongLevels(PingPong):
                 out.append(Point(self.name, stem, fields, nodes=item.nodes, label=f"PingPong blocks {placement}"))
         return out
 
-    def job(self, ctx: StageContext, point: Point, repetition: int, prepared: dict, params: MicrobenchParams) -> Job:
+    def job(self, ctx: StageContext, point: Point, repetition: int, prepared: dict, params: StageParams) -> Job:
         job = super().job(ctx, point, repetition, prepared, params)
         args = ["PingPong", "-msgsize", ",".join(["0"] * BLOCKS), "-iter", str(BLOCK_ITERATIONS),
                 "-iter_policy", "off"]
