@@ -18,12 +18,13 @@ from __future__ import annotations
 import shlex
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import contention, lifetime
 from ..config import secure_dir_command
 from ..exceptions import ConnectionLost, HostUnreachable, RemoteError
+from ..linkwatch import watch_links
 from ..mpi import build_launch, shell_command
 from ..record import Contention, Execution, LaunchRecord, MpiRecord
 from ..remote import exports, utc_now
@@ -125,7 +126,8 @@ class _Run:
         self.marker(sid=job.sid, identity=job.identity)
         status = None
         try:
-            status = job.wait(self.timeout)
+            with watch_links(self.others, self._link_died(job.kill)):
+                status = job.wait(self.timeout)
         finally:
             if status is None:  # timed out, or an error/signal unwinding through here: nothing may outlive it
                 job.kill()
@@ -144,6 +146,17 @@ class _Run:
                                               busy=contention.drop_local(busy, self.tag, cpus), leftovers=leftovers)
         lifetime.remove_marker(self.writer.path)
         return execution
+
+    def _link_died(self, end_job: Callable[[], Any]) -> Callable[[str, str], None]:
+        """What the link watch does when another host of the job is gone: say so on the run, end the job."""
+        def died(host: str, why: str) -> None:
+            self.execution.failure = f"the link to {host}, a host of this job, died while it ran: {why}"
+            try:
+                end_job()
+            except Exception:  # noqa: BLE001 - the job may be ending on its own meanwhile
+                pass
+
+        return died
 
     def _finish(self, t0: float, status: int, *, killed: bool) -> Execution:
         self.execution.duration_s = round(time.perf_counter() - t0, 6)
@@ -179,7 +192,8 @@ class _Run:
         try:
             sid = job.announced_sid(timeout=host.connect_timeout + 30)
             self.marker(remote_dir=remote_dir, sid=sid)
-            status = job.wait(self.timeout)
+            with watch_links(self.others, self._link_died(job.chan.shutdown_write)):  # the script kills the job
+                status = job.wait(self.timeout)
             job.timed_out = status is None
         except ConnectionLost as exc:
             lost = True  # nothing to kill from here: the job may still finish; resume fetches its logs

@@ -161,6 +161,8 @@ class PointRunner:
             if workload.name not in self.prepared:
                 self.broken[workload.name] = str(exc)
             result.failures.append(f"{run_id}: {exc}")
+            if workload.name in self.prepared:  # the same host refusing run after run stops the stage too
+                self._streak(getattr(exc, "host", None) or ctx.env.launch_host.label, str(exc))
             return None
         run = measure(ctx, self.stage, workload, point, rep, job, facts)
         result.add(run, measured=True)
@@ -175,12 +177,15 @@ class PointRunner:
         execution = run.record.execution
         host = (execution.launch_host if execution and execution.launch_host else None) or \
             self.ctx.env.launch_host.label
-        key = (host, failure_kind(run.record.reason))
+        self._streak(host, run.record.reason)
+
+    def _streak(self, host: str, reason: str) -> None:
+        key = (host, failure_kind(reason))
         count = self.streak[1] + 1 if self.streak and self.streak[0] == key else 1
         self.streak = (key, count)
         if count >= SAME_FAILURES_TO_STOP:
             raise StageStopped(f"{count} runs in a row failed on {host} with the same failure "
-                               f"({run.record.reason[:200]}); the stage stopped, the {self.result.measured} "
+                               f"({reason[:200]}); the stage stopped, the {self.result.measured} "
                                "run(s) measured are kept", host=host, result=self.result)
 
 
