@@ -15,6 +15,7 @@ from vhpclib.vm import lifecycle
 
 pytestmark = [pytest.mark.root, pytest.mark.mpi]
 NAME = "rl3g"
+PASSWORD = "pw-Guest3-4a7b21"
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_a_second_vm_up_of_a_starting_guest_is_refused_and_sigterm_during_up_lea
     before = repo_state()
     data = tmp_path / "d"
     first = start_vhpc(["vm", "up", "--name", NAME, "--vcpus", "1", "--memory", "512", "--accel", "tcg",
-                        "--timeout", "300"], data, VHPC_VMS=str(vms))
+                        "--timeout", "300"], data, VHPC_VMS=str(vms), DB_PASSWORD=PASSWORD)
     try:
         assert wait_for(lambda: (vms / NAME).is_dir() or first.poll() is not None, 600), "vm up never started"
         assert first.poll() is None, first.communicate()
@@ -45,6 +46,12 @@ def test_a_second_vm_up_of_a_starting_guest_is_refused_and_sigterm_during_up_lea
         assert first.poll() is None  # the refused one touched nothing of the first
         wait_for(lambda: lifecycle.guest_qemus(NAME), 60)
         time.sleep(1)
+        # what the guest is given (seed image, state, logs): no secret of vhpc's environment, no private key
+        key = (vms / NAME / "client_ed25519").read_bytes()
+        for path in (vms / NAME).iterdir():
+            if path.is_file() and path.name not in ("overlay.qcow2", "client_ed25519"):
+                content = path.read_bytes()
+                assert PASSWORD.encode() not in content and key not in content, path
         first.send_signal(signal.SIGTERM)
         out, err = first.communicate(timeout=120)
     finally:
