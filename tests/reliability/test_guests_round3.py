@@ -44,7 +44,7 @@ def test_a_second_vm_up_of_a_starting_guest_is_refused_and_sigterm_during_up_lea
                       timeout=120, VHPC_VMS=str(vms))
         assert_one_error_line(second, 2, f"guest name {NAME!r} is in use", "--name")
         assert first.poll() is None  # the refused one touched nothing of the first
-        wait_for(lambda: lifecycle.guest_qemus(NAME), 60)
+        assert wait_for(lambda: lifecycle.guest_qemus(NAME), 60), "QEMU never started"
         time.sleep(1)
         # what the guest is given (seed image, state, logs): no secret of vhpc's environment, no private key
         key = (vms / NAME / "client_ed25519").read_bytes()
