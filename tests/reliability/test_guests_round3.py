@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from rl_helpers import assert_one_error_line, repo_state, start_vhpc, vhpc, wait_for
+from rl_helpers import LONG_PINGPONG, assert_one_error_line, partials, repo_state, start_vhpc, vhpc, wait_for
 from vhpclib.vm import lifecycle
 
 pytestmark = [pytest.mark.root, pytest.mark.mpi]
@@ -67,3 +68,38 @@ def test_a_second_vm_up_of_a_starting_guest_is_refused_and_sigterm_during_up_lea
     for down in downs:  # twice: idempotent, one clear answer each
         assert down.returncode == 0 and "Traceback" not in down.stderr, down.stderr
         assert "nothing to remove" in down.stdout, down.stdout
+
+
+def test_qemu_killed_during_a_run_is_noticed_within_30_s_and_the_run_kept_for_resume(vms, tmp_path):
+    data = tmp_path / "d"
+    name = NAME + "k"
+    up = vhpc(["vm", "up", "--name", name, "--vcpus", "2", "--memory", "1536", "--accel", "tcg", "--timeout", "300"],
+              data, timeout=900, VHPC_VMS=str(vms))
+    try:
+        assert up.returncode == 0, up.stderr
+        line = next(x for x in up.stdout.splitlines() if x.startswith("inventory: "))
+        inventory, environment = line.split()[1], line.rsplit("environment ", 1)[1].rstrip(")")
+        proc = start_vhpc(["run", "microbench", "-i", inventory, "-e", environment, "-c", "qk", *LONG_PINGPONG],
+                          data)
+        try:
+            started = wait_for(lambda: [p for p in partials(data) if (p / ".vhpc-job.json").exists()
+                                        and json.loads((p / ".vhpc-job.json").read_text()).get("sid")], 240)
+            assert started, "the job never started in the guest"
+            time.sleep(2)
+            for pid in lifecycle.guest_qemus(name):
+                os.kill(pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            out, err = proc.communicate(timeout=180)
+            noticed = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        print(f"qemu killed: vhpc ended after {noticed:.1f} s")
+        assert noticed < 60, noticed
+        assert proc.returncode == 1 and "Traceback" not in err, err
+        assert "connection lost while the job ran" in out, out
+        assert len(partials(data)) == 1  # kept: the next vhpc on the campaign stores what it can
+    finally:
+        down = vhpc(["vm", "down", "--name", name], data, timeout=300, VHPC_VMS=str(vms))
+        assert down.returncode == 0, down.stderr
+    assert lifecycle.guest_qemus(name) == []
