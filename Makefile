@@ -53,7 +53,7 @@ RAW     := $(shell find data/raw/$(CAMPAIGN) -type f 2>/dev/null)
 
 ifneq ($(RERUN),)
 paper-figures: $(STAMP)
-	@scripts/system-deps $(if $(shell grep -l '^ *vm:' $(INVENTORY) 2>/dev/null),vm,figures)
+	@scripts/system-deps figures $$($(VENV)/bin/vhpc deps --inventory $(INVENTORY))
 	$(VENV)/bin/vhpc paper-figures --rerun --inventory $(INVENTORY) $(if $(GIVEN_CAMPAIGN),--campaign $(GIVEN_CAMPAIGN)) \
 	  $(if $(filter new,$(RERUN)),--new-campaign)
 else
@@ -75,8 +75,9 @@ docs: $(STAMP) ## Regenerate docs/inventory.md and docs/tables.md from the model
 test: $(STAMP) test-deps lint ## Run the linter and the test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (style, bugs, complexity limit) over the library, apps, tests and benchmarks
+lint: $(STAMP) ## ruff (style, bugs, complexity limit) over the library, apps, tests and benchmarks; the import contract
 	$(VENV)/bin/ruff check vhpclib apps tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 lab: $(STAMP) ## Open the notebooks in JupyterLab with the project's kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)

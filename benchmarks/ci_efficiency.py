@@ -31,7 +31,7 @@ from vhpclib.paths import DEFAULT_INVENTORY
 from vhpclib.stages.adaptive import stage_records
 from vhpclib.workloads.pingpong_sizing import PAPER_ITERATIONS
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.tables import build_tables
 

@@ -31,8 +31,8 @@ def main() -> int:
         times = []
         for _ in range(2):
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "vhpclib.pipeline", "--campaign", campaign, "--no-progress"],
-                                  cwd=ROOT, env=env, capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "paper-figures", "--campaign", campaign,
+                                   "--no-progress"], cwd=ROOT, env=env, capture_output=True, text=True)
             times.append(time.perf_counter() - t0)
             print(proc.stdout.strip())
             if proc.returncode != 0:

@@ -7,7 +7,7 @@ environment does, one job at a time, alternating:
 * **direct**: the user's own way, ``srun --mpi=pmi2`` with the same allocation (nodes,
   tasks per node, ``--exclusive``), the same binding and the same IMB PingPong
   (``-msglog 0:4 -iter 50``), blocking, over the same SSH connection;
-* **vhpc**: the microbench stage (``vhpclib.stages.loop.run_stage``, one repetition of
+* **vhpc**: the microbench stage (``vhpclib.stages.driver.run_stage``, one repetition of
   one placement per call, ``rerun``) with ``launcher: slurm``: the job's script, its
   session on the submit host (submit, wait, sacct, output back), the run folder,
   sanity (pin map), extraction and the store's commit.
@@ -44,11 +44,11 @@ from vhpclib.fingerprint import facts_from_result, fingerprint_script
 from vhpclib.launchers.slurm import plan_job, submit_executor
 from vhpclib.params import MicrobenchParams
 from vhpclib.remote import executor_for, fan_out
-from vhpclib.slurm.fingerprint import fingerprint_nodes
+from vhpclib.slurm.node_fingerprints import fingerprint_nodes
 from vhpclib.slurm.jobs import check_submission, slurm_env
 from vhpclib.slurm.script import launch_env
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.workloads import get_workload
 

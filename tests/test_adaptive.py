@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from vhpclib import analysis
+from vhpclib import analysis, stats
 from vhpclib.launchers import Job
 from vhpclib.mpi import LaunchSpec
 from vhpclib.params import AppParams, MicrobenchParams
 from vhpclib.stages.adaptive import RECORD_FOLDER, outcomes_table, stage_records
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.tables import build_tables
 from vhpclib.workloads import Extracted, Point, Workload, register_workload, unregister_workload
@@ -207,7 +207,9 @@ def test_imb_two_levels_choose_the_iterations_per_run_and_stay_out_of_table2(tmp
     micro = build_tables("levels", store=RawStore(tmp_path / "raw")).tables["microbench"]
     assert (micro["benchmark"] == "PingPong-blocks").sum() == 50
     table2 = analysis.latency_table(micro)
-    assert list(table2["n"]) == [4]  # the dimensioning blocks are not Table 2 repetitions
+    zero = micro[(micro["benchmark"] == "PingPong") & (micro["bytes"] == 0)]
+    warm = int(stats.mark_warmup(zero, ["environment"], "t_avg_usec")["warmup"].sum())  # the one warm-up rule
+    assert list(table2["n"]) == [4 - warm]  # the dimensioning blocks are not Table 2 repetitions
     assert isinstance(table2, pd.DataFrame)
 
 
@@ -226,7 +228,7 @@ def test_distribution_figures_show_every_run_the_interval_and_the_warmup():
     assert [v.name for v in violins] == ["kvm", "local"] and all(len(v.y) == 7 for v in violins)
     warm = [t for t in fig.data if t.name == "warm-up (left out)"]
     assert [list(t.customdata[:, 0]) for t in warm] == [["kvm-r1"], ["local-r1"]]
-    medians = [t for t in fig.data if t.name == "median (95 % CI)"]
+    medians = [t for t in fig.data if t.name == "median with its interval"]
     assert medians[1].y[0] == pytest.approx(1.50) and medians[1].error_y.array[0] > 0
     empty = latency_distribution(pd.DataFrame(columns=["status", "benchmark", "bytes", "placement"]))
     assert "no runs yet" in empty.layout.annotations[0].text
@@ -266,6 +268,9 @@ def test_cli_passes_the_adaptive_options_to_the_stage(tmp_path, tick, monkeypatc
     out = capsys.readouterr().out
     assert code == 0, out
     assert "local: wall time tick p=1: " in out and "after 12 run(s)" in out and "warm-up left out" in out
+    # one story (issue 22): no fixed-count advice ("6 runs per point") after an adaptive call, coverage as a sentence
+    assert "runs per point" not in out and "run(s) per point" not in out
+    assert re.search(r"the interval is within ±\d+\.\d % of the value at \d+(\.\d)? % coverage \(target ±1 %\)", out)
     [record] = stage_records("cli", store_root=tmp_path / "data/raw")
     assert record["params"]["max_runs"] == 12 and record["params"]["budget_s"] == 600 and record["looks"] == [10, 12]
     assert main(["run", "single-node", "-w", "tick", "-c", "cli", "--ci-target", "0", "--no-figures"]) == 2

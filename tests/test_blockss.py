@@ -429,9 +429,18 @@ def test_mpirun_nonnormal_spurious_rejected_outside_listed_and_ranks_agree(tmp_p
         assert o["distance"] >= 0
     assert [o["distance"] for o in recs[1]["outside"]] == sorted(o["distance"] for o in recs[1]["outside"])
     assert _matches([complex(*v) for v in recs[1]["eigenvalues"]], d[np.abs(d - center) < radius], 1e-4 * radius)
-    # the same pairs accepted and rejected with 1 and 2 ranks (the Allreduce sums in another order:
-    # these eigenvalues have condition numbers up to 1e4, so they agree to about 1e-8 of the radius)
-    assert (len(recs[2]["rejected"]), recs[2]["outside_count"]) == (len(recs[1]["rejected"]), recs[1]["outside_count"])
+    # The same eigenvalues accepted with 1 and 2 ranks (the Allreduce sums in another order: these eigenvalues have
+    # condition numbers up to 1e4, so they agree to about 1e-8 of the radius). The other Ritz pairs come from the
+    # noise directions that fill the subspace: whether one lands inside the circle (rejected) or outside (listed)
+    # depends on that rounding, so only their total is the problem's (issue 22: (16, 40) with 2 ranks vs (18, 38)
+    # with 1 on an AMD EPYC; each rank count gives the same split run after run, checked below).
+    assert len(recs[2]["rejected"]) + recs[2]["outside_count"] == len(recs[1]["rejected"]) + recs[1]["outside_count"]
+    again = tmp_path / "np2-again.json"
+    _mpirun(2, "--A", str(A), f"--center={center.real!r},{center.imag!r}", "--radius", repr(radius), "--dense",
+            "--out", str(again))
+    repeat = json.loads(again.read_text())
+    assert (repeat["rejected"], repeat["outside"], repeat["eigenvalues"]) == \
+        (recs[2]["rejected"], recs[2]["outside"], recs[2]["eigenvalues"]), "one rank count: the same result every run"
     assert np.allclose([complex(*v) for v in recs[2]["eigenvalues"]],
                        [complex(*v) for v in recs[1]["eigenvalues"]], rtol=0, atol=1e-6 * radius)
     assert {tuple(r["reasons"]) for r in recs[1]["rejected"]} <= {("moments",), ("weight",), ("moments", "weight"),

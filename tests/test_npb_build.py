@@ -14,7 +14,7 @@ from vhpclib.exceptions import BuildError, InputError, StoreError
 from vhpclib.mpi import build_launch, runtime_for, shell_command
 from vhpclib.npb import (REQUIRED_VARIABLES, build_env, build_npb, build_targets, load_build, make_def,
                          parse_make_def, sha256_file)
-from vhpclib.npb.compile_options import (compile_option_mismatches, expected_compile_options,
+from vhpclib.npb.compile_options import (as_printed, compile_option_mismatches, expected_compile_options,
                                          npbparams_compile_options)
 from vhpclib.parsers import get_parser
 from vhpclib.workloads.app_run import AppRun
@@ -24,6 +24,8 @@ from vhpclib.store import RawStore
 from npb_helpers import MPIF90, local_environment
 
 MZDEMO = paths.APPS / "mzdemo"
+#: The compiler as the binary prints it: setparams cuts a value over 46 characters (a checkout at a long path).
+PRINTED_FC = as_printed(str(MPIF90))
 
 
 def _require_wrapper() -> None:
@@ -167,7 +169,7 @@ def test_build_stores_record_make_def_and_binaries_with_sha256(built33):
         assert target["compile_command"].startswith(f"{MPIF90} -c ") and "mz_demo.f90" in target["compile_command"]
         assert target["link_command"].startswith(f"{MPIF90} -O3 -fopenmp -o ../bin/mz-demo.S.")
         assert target["compile_options"] == {**record["compile_options"], "RAND": "randi8"}  # npbparams.h
-    assert record["compile_options"] == {"F77": str(MPIF90), "FLINK": str(MPIF90), "F_LIB": None, "F_INC": None,
+    assert record["compile_options"] == {"F77": PRINTED_FC, "FLINK": PRINTED_FC, "F_LIB": None, "F_INC": None,
                                          "FFLAGS": "-O3 -fopenmp", "FLINKFLAGS": "-O3 -fopenmp", "RAND": None}
     assert record["started_utc"] <= record["ended_utc"]
     assert [t["exit_status"] for t in record["targets"]] == [0, 0]
@@ -197,7 +199,7 @@ def test_build_34_names_its_binary_x_and_accepts_a_tarball(tmp_path):
     assert build.record["source_kind"] == "tarball"
     assert build.record["source_sha256"] == sha256_file(tarball)
     assert build.record["make_def_variables"]["FC"] == str(MPIF90)
-    assert build.record["compile_options"]["FC"] == str(MPIF90)
+    assert build.record["compile_options"]["FC"] == PRINTED_FC
     assert build.binary("mz-demo", "S", 7).name == "mz-demo.S.x"
 
 
@@ -306,10 +308,10 @@ def test_built_binary_runs_2_processes_1_thread_and_verifies(built33):
     assert " Verification    =                SUCCESSFUL" in out
     assert " Total processes =                         2" in out
     assert " Threads/process =                         1" in out
-    assert f"    F77          = {MPIF90}\n" in out  # NPB3.3-MZ's label, the compiler vHPC chose
+    assert f"    F77          = {PRINTED_FC}\n" in out  # NPB3.3-MZ's label, the compiler vHPC chose
     record = get_parser("mzdemo").parse(out, "log").records[0]
     assert compile_option_mismatches(build.record["compile_options"], record) == []
-    assert record["fc"] == record["flink"] == str(MPIF90) and record["rand"] is None
+    assert record["fc"] == record["flink"] == PRINTED_FC and record["rand"] is None
 
 
 @pytest.mark.mpi
@@ -332,7 +334,33 @@ def test_34_binary_runs_any_process_count_and_prints_fc_as_npb34_does(tmp_path):
     argv, env = build_launch(runtime, AppRun("mz-demo", "S", processes=1, threads=1, ppn=1).launch_spec(),
                              [str(binary.file)])
     out = LocalExecutor().run(shell_command(argv), env=env, timeout=120).stdout
-    assert f"    FC           = {MPIF90}\n" in out and "    F77 " not in out
+    assert f"    FC           = {PRINTED_FC}\n" in out and "    F77 " not in out
     record = get_parser("mzdemo").parse(out, "log").records[0]
     assert record["verified"] is True
     assert compile_option_mismatches(build.record["compile_options"], record) == []
+
+
+@pytest.mark.mpi
+def test_a_compiler_under_a_long_path_is_printed_cut_and_its_runs_still_match_their_build(tmp_path):
+    """A checkout 45+ characters deep puts the venv's mpif90 beyond setparams' 46 characters: the binary prints
+    it cut ('...'), the build predicts exactly that, and the build-versus-binary check passes."""
+    _require_wrapper()
+    folder = tmp_path / ("a-deliberately-long-checkout-path-" * 2) / ".venv" / "bin"
+    folder.mkdir(parents=True)
+    fc = folder / "mpif90"
+    fc.symlink_to(MPIF90)
+    assert len(str(fc)) > 46
+    store = RawStore(tmp_path / "raw")
+    spec = NpbSpec(source=MZDEMO, version="3.3", fc=str(fc), fflags="-O3 -fopenmp")
+    build = build_npb(LocalExecutor("buildhost"), spec, benchmarks=["mz-demo"], klass="S", nprocs=(2,), campaign="c1",
+                      environment="bare", store=store, build_id="long", workdir=str(tmp_path / "work"),
+                      env=build_env(local_environment()), timeout=300)
+    printed = as_printed(str(fc))
+    assert printed.endswith("...") and len(printed) == 46 and build.record["compile_options"]["F77"] == printed
+    argv, env = build_launch(runtime_for(local_environment()),
+                             AppRun("mz-demo", "S", processes=2, threads=1, ppn=2).launch_spec(),
+                             [str(build.binary("mz-demo", "S", 2).file)])
+    out = LocalExecutor().run(shell_command(argv), env=env, timeout=120).stdout
+    assert f"    F77          = {printed}\n" in out
+    record = get_parser("mzdemo").parse(out, "log").records[0]
+    assert record["verified"] is True and compile_option_mismatches(build.record["compile_options"], record) == []

@@ -14,7 +14,7 @@ from vhpclib.exceptions import ChecksumMismatch
 from vhpclib.params import AppParams
 from vhpclib.parsers import get_parser
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.tables import build_tables
 

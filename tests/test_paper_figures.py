@@ -27,8 +27,8 @@ def pipeline(tmp_path_factory):
     env = {**os.environ, "VHPC_DATA": str(tmp / "data"), "VHPC_FIGURES": str(tmp / "figures"),
            "VHPC_EXECUTED": str(tmp / "executed")}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "vhpclib.pipeline", "--campaign", "embedded"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "paper-figures", "--campaign", "embedded"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Kernel is running over TCP" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr

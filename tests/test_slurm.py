@@ -35,7 +35,7 @@ from vhpclib.parsers.impi_pinmap import parse_pin_map
 from vhpclib.remote import LocalExecutor
 from vhpclib.slurm import cluster as cl
 from vhpclib.slurm import jobs
-from vhpclib.slurm.fingerprint import fingerprint_job, fingerprint_nodes, split_by_node
+from vhpclib.slurm.node_fingerprints import fingerprint_job, fingerprint_nodes, split_by_node
 from vhpclib.slurm.sacct import outcome_of, parse_sacct
 from vhpclib.slurm.script import BatchJob, batch_script, launch_argv
 from vhpclib.slurm.settings import DEBIAN_PMI2_LIBRARY, SlurmSettings, check_time_limit, time_limit_minutes

@@ -30,7 +30,7 @@ from vhpclib.cli import main
 from vhpclib.params import AppParams, MicrobenchParams
 from vhpclib.slurm import cluster as cl
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 
 VENV = Path(sys.prefix)

@@ -18,7 +18,7 @@ from vhpclib.launchers import Job
 from vhpclib.mpi import LaunchSpec
 from vhpclib.params import AppParams, MicrobenchParams
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.tables import build_tables
 from vhpclib.workloads import Point, get_workload, register_workload, unregister_workload

@@ -50,6 +50,9 @@ def test_microbench_stage_runs_on_a_launch_host_reached_over_ssh(sshd_hosts, tmp
     assert "# Benchmarking PingPong" in (run / "stdout.log").read_text()  # brought back over SFTP
     assert record["host_facts"]["127.0.0.3"]["fingerprint"].startswith("viassh/ssh/fingerprint/")
     assert not list((tmp_path / "remote-scratch").glob("*")), "remote scratch folders are removed"
+    seen = record["execution"]["interference"]  # read on the launch host by the job script, around the job
+    assert seen["host"] == "127.0.0.3" and len(seen["load_before"]) == 3 and seen["job_cpu_s"] > 0
+    assert seen["other_cpu_s"] is not None and seen["busy_s"] >= seen["job_cpu_s"] - 0.05
 
 
 def test_single_node_stage_runs_blockss_over_ssh_and_brings_its_json_back(sshd_hosts, tmp_path):

@@ -290,7 +290,7 @@ def test_microbench_stage_runs_inter_node_on_the_testbed_inventory(testbed: tb.T
     from vhpclib.params import MicrobenchParams
     from vhpclib.parsers import get_parser
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.loop import run_stage
+    from vhpclib.stages.driver import run_stage
     from vhpclib.store import RawStore
 
     with StageContext.open(testbed.inventory, "testbed", "tbstage", store=RawStore(tmp_path / "raw")) as ctx:
@@ -310,7 +310,7 @@ def test_microbench_stage_runs_inter_node_on_the_testbed_inventory(testbed: tb.T
 def test_scaling_stage_runs_blockss_across_two_nodes(testbed: tb.TestbedInfo, tmp_path: Path) -> None:
     from vhpclib.params import AppParams
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.loop import run_stage
+    from vhpclib.stages.driver import run_stage
     from vhpclib.store import RawStore
 
     with StageContext.open(testbed.inventory, "testbed", "tbscale", store=RawStore(tmp_path / "raw")) as ctx:
@@ -332,7 +332,7 @@ def test_microbench_inter_node_latency_on_the_testbed_is_microseconds(testbed: t
     from vhpclib.params import MicrobenchParams
     from vhpclib.parsers import get_parser
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.loop import run_stage
+    from vhpclib.stages.driver import run_stage
     from vhpclib.store import RawStore
 
     with StageContext.open(testbed.inventory, "testbed", "tblat", store=RawStore(tmp_path / "raw")) as ctx:
@@ -446,7 +446,7 @@ def test_imb_pingpong_across_two_namespace_nodes_through_srun_pmi2(slurm_testbed
 @pytest.mark.ssh
 @pytest.mark.slurm
 def test_both_nodes_are_fingerprinted_by_one_srun_step(slurm_testbed: tb.TestbedInfo, tmp_path: Path) -> None:
-    from vhpclib.slurm.fingerprint import fingerprint_nodes
+    from vhpclib.slurm.node_fingerprints import fingerprint_nodes
 
     env, host = _slurm_submit_host(slurm_testbed)
     with host:

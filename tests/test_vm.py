@@ -25,6 +25,7 @@ from vhpclib import paths
 from vhpclib.cli import main
 from vhpclib.config import load_inventory
 from vhpclib.exceptions import HostUnreachable, VmInputError, VmUnavailable
+from vhpclib.providers import resolve_environment
 from vhpclib.remote import SshExecutor
 from vhpclib.vm import accel, apt_sources, guest_ssh, lifecycle, passthrough, pinning, provision, seed
 from vhpclib.vm.image import build_image, qemu_img_info, user_image
@@ -50,7 +51,9 @@ def _need_vm() -> None:
 
 
 def vhpc(args: list[str], tmp: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VHPC_DATA": str(tmp / "data"), "VHPC_FIGURES": str(tmp / "figures")}
+    # VHPC_VMS: a guest's inventory resolves against its state under the (test's) guest folder
+    env = {**os.environ, "VHPC_DATA": str(tmp / "data"), "VHPC_FIGURES": str(tmp / "figures"),
+           "VHPC_VMS": str(paths.VMS)}
     return subprocess.run([sys.executable, "-m", "vhpclib.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -323,8 +326,7 @@ def test_second_build_is_cached_and_the_cached_disk_is_read_only(image) -> None:
 
 
 def test_guest_answers_strict_ssh_with_the_host_key_from_its_serial_console(guest, tmp_path: Path) -> None:
-    inv = load_inventory(guest.inventory)
-    env = inv.environment(guest.environment)
+    env = resolve_environment(load_inventory(guest.inventory), guest.environment)  # the running guest's
     host = env.hosts[0]
     with SshExecutor(host, policy="strict", known_hosts=env.known_hosts, connect_timeout=20) as ex:
         out = ex.run("hostname; systemd-detect-virt; nproc").stdout.split()
@@ -337,11 +339,14 @@ def test_guest_answers_strict_ssh_with_the_host_key_from_its_serial_console(gues
 
 
 def test_inventory_names_vmm_pinning_mpi_and_blockss_as_run(guest) -> None:
-    env = load_inventory(guest.inventory).environment(guest.environment)
+    inv = load_inventory(guest.inventory)
+    assert inv.environment(guest.environment).kind == "vm" and not inv.environment(guest.environment).hosts
+    env = resolve_environment(inv, guest.environment)  # the file declares the guest; it resolves to the running one
+    assert env.kind == "vm" and env.section("vm").name == NAME
     assert env.vmm == ("qemu-tcg" if guest.accel == "tcg" else "kvm")
     assert env.vcpu_pinning == "pinned" and env.host_key_policy == "strict"
     assert str(env.mpi.prefix) == "/opt/vhpc" and env.benchmarks.blockss == "/opt/vhpc/bin/vhpc-blockss"
-    assert env.vm_state == guest.state_file and env.hosts[0].address == "127.0.0.1"
+    assert env.hosts[0].address == "127.0.0.1"
     if guest.accel == "tcg":
         assert "emulation" in env.description
 
@@ -436,7 +441,8 @@ def test_notebook_02_runs_through_papermill_in_a_guest_the_inventory_declares(gu
     record = json.loads((runs[0] / "run.json").read_text())
     spec = record["environment_spec"]
     assert spec["label"] == "guest" and spec["vmm"] == guest.vmm and spec["vcpu_pinning"] == "pinned"
-    assert spec["vcpu_map"] == {"0": [0], "1": [1]}  # read back from the host kernel for this run
+    assert spec["provider"] == "vm"
+    assert spec["facts"]["vcpu_map"] == {"0": [0], "1": [1]}  # read back from the host kernel for this run
     assert record["host_facts"][f"vm-{NAME}"]["virtualization"]["is_vm"]
     [fingerprint] = (env_dir / "fingerprint").glob("*.json")
     facts = json.loads(fingerprint.read_text())
@@ -446,11 +452,11 @@ def test_notebook_02_runs_through_papermill_in_a_guest_the_inventory_declares(gu
 
 def test_a_declared_guest_must_run_as_declared(guest, tmp_path: Path, vm_dirs: Path) -> None:
     from vhpclib.config import load_inventory
-    from vhpclib.vm.provider import guests_up
+    from vhpclib.providers import environments_up
 
     inv = load_inventory(_declared(tmp_path))
-    with guests_up(inv, ["host", "guest"], log=lambda line: None) as booted:
-        assert booted == []  # running as declared: neither booted nor stopped here
+    with environments_up(inv, ["host", "guest"], log=lambda line: None) as started:
+        assert started == []  # running as declared: neither booted nor stopped here
     assert lifecycle.info(NAME).pid == guest.pid
     other = _declared(tmp_path, vcpus=1, pin=[0])
     proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "run", "microbench", "-i", str(other), "-e", "guest",

@@ -40,9 +40,11 @@ from collections.abc import Iterable, Mapping  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from vhpclib.intervals import (coverage_text, interval_label, order_statistic_ci,  # noqa: E402,F401
+from vhpclib.median_coverage import (coverage_text, interval_label, order_statistic_ci,  # noqa: E402,F401
                                repetitions_for)
+from vhpclib.names import Stage  # noqa: E402
 from vhpclib.reference import load_reference, paper_label, paper_workload  # noqa: E402
+from vhpclib.verdict import verdict  # noqa: E402
 
 PLACEMENTS: tuple[str, ...] = ("intra-socket", "inter-socket", "inter-node")
 ENV_KEYS = ["environment", "label"]
@@ -88,25 +90,75 @@ def _summarise(df: pd.DataFrame, keys: list[str], value: str, out: str,
 
 # ---------------------------------------------------------------- input hygiene
 
-def valid_micro(micro: pd.DataFrame, benchmark: str = "PingPong") -> pd.DataFrame:
-    """Rows of one benchmark from complete runs only; warns naming the runs left out."""
+#: The one warm-up rule, applied to every median, interval, table and figure (and stated once, in the report's
+#: "How to read"): the first runs of a point that all differ from the rest by the changepoint rule of
+#: ``stats.warmup_length`` are left out of the statistics; they stay in the raw store and are drawn, marked, in
+#: the distribution figures.
+WARMUP_RULE = ("the first runs of a point that all lie more than 4 robust standard deviations to one side of the "
+               "rest (at most a quarter of the runs) are a warm-up: left out of every median, interval, table and "
+               "figure, kept in the raw store, drawn as crosses in the distribution figures")
+
+
+def without_warmup(frame: pd.DataFrame, keys: list[str], value: str, what: str) -> pd.DataFrame:
+    """``frame`` without the runs the warm-up rule (``WARMUP_RULE``) finds per group of ``keys`` on ``value``;
+    warns naming them. Every row of a warm-up run goes (all message sizes of an IMB run)."""
+    from .stats import mark_warmup  # scipy: only where a table is summarised
+
+    rows = frame[frame[value].notna()]
+    if not len(rows) or "repetition" not in rows:
+        return frame
+    per_run = rows.groupby([*keys, "run_id"], as_index=False, dropna=False).agg(
+        **{value: (value, "median"), "repetition": ("repetition", "min")})
+    marked = mark_warmup(per_run, keys, value)
+    warm = marked[marked["warmup"]]
+    if not len(warm):
+        return frame
+    warnings.warn(f"warm-up left out of the {what} statistics: "
+                  + ", ".join(sorted(f"{r.run_id} ({_where(r)})" for r in warm.itertuples())),
+                  stacklevel=3)
+    return frame[~_run_keys(frame).isin(set(_run_keys(warm)))]
+
+
+def _where(row: object) -> str:
+    return ", ".join(str(getattr(row, k)) for k in ("environment", "stage") if hasattr(row, k))
+
+
+def _run_keys(frame: pd.DataFrame) -> pd.Series:
+    """Environment, stage and run id: run ids repeat across environments and stages (``...-r01`` in each)."""
+    stage = frame["stage"].astype(str) + "/" if "stage" in frame else ""
+    return frame["environment"].astype(str) + "/" + stage + frame["run_id"].astype(str)
+
+
+def valid_micro(micro: pd.DataFrame, benchmark: str = "PingPong", *, exclude_warmup: bool = True) -> pd.DataFrame:
+    """Rows of one benchmark from complete runs only, warm-up runs left out (``WARMUP_RULE``, on the
+    0-byte latency); warns naming the runs left out."""
     bad = micro[micro["status"] != "complete"]
     if len(bad):
         warnings.warn("excluded microbenchmark runs not complete: "
                       + ", ".join(sorted(map(str, bad["run_id"].unique()))), stacklevel=3)
     ok = micro[(micro["status"] == "complete") & (micro["benchmark"] == benchmark)]
+    if exclude_warmup and len(ok):
+        zero = ok[ok["bytes"] == ok["bytes"].min()]
+        keep = without_warmup(zero, ["environment", "placement"], "t_avg_usec", "microbenchmark")
+        runs = _run_keys(ok)
+        ok = ok[runs.isin(set(_run_keys(keep))) | ~runs.isin(set(_run_keys(zero)))]
     return ok
 
 
-def valid_apps(apps: pd.DataFrame) -> pd.DataFrame:
-    """Verified application runs with a time; warns naming the runs left out."""
+def valid_apps(apps: pd.DataFrame, *, exclude_warmup: bool = True) -> pd.DataFrame:
+    """Verified application runs with a time, warm-up runs left out (``WARMUP_RULE``); warns naming the runs
+    left out."""
     verified = apps["verified"].astype("boolean").fillna(False).astype(bool)
     bad = apps[~verified | apps["time_s"].isna()]
     if len(bad):
         names = sorted({f"{r.run_id} ({r.workload}, {r.environment})" for r in bad.itertuples()})
         warnings.warn("excluded unverified/invalid application runs: " + ", ".join(names),
                       stacklevel=3)
-    return apps[verified & apps["time_s"].notna()]
+    ok = apps[verified & apps["time_s"].notna()]
+    if exclude_warmup and len(ok):
+        keys = [k for k in ["environment", "stage", *APP_KEYS] if k in ok]
+        ok = without_warmup(ok, keys, "time_s", "application")
+    return ok
 
 
 def _sort_placements(df: pd.DataFrame) -> pd.DataFrame:
@@ -200,8 +252,8 @@ def _match_env(df: pd.DataFrame, name: str) -> pd.Series:
     return (df["environment"] == name) | (df["label"].astype(str).str.lower() == name.lower())
 
 
-def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = "single-node",
-                   confidence: float = 0.95) -> pd.DataFrame:
+def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = Stage.SINGLE_NODE,
+                   confidence: float = 0.95, interference: bool = True) -> pd.DataFrame:
     """Table 3: wall time per workload x environment and overhead against ``baseline``.
 
     ``overhead_pct`` = (median(T_env) / median(T_baseline) - 1) * 100, the way the
@@ -212,11 +264,15 @@ def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = "singl
     3 vs 3 runs the interval is about [min/max, max/min], i.e. conservative.
     ``significant`` is True only when the interval excludes 0. ``baseline`` is an
     environment key or label (case-insensitive); runs are matched on workload,
-    problem, nprocs and threads_per_proc.
+    problem, nprocs and threads_per_proc. Runs the interference rule excludes (``interference_rule``)
+    are left out unless ``interference`` is False; ``verdict`` says what the interval lets a reader
+    conclude (``vhpclib.verdict``).
     """
     ok = valid_apps(apps)
     if stage is not None:
         ok = ok[ok["stage"] == stage]
+    if interference:
+        ok = interference_rule(ok).kept
     times = _summarise(ok, [*APP_KEYS, *ENV_KEYS], "time_s", "time_s", confidence)
     times["baseline"] = baseline
     for col in ("overhead_pct", "overhead_pct_ci_low", "overhead_pct_ci_high"):
@@ -243,10 +299,14 @@ def overhead_table(apps: pd.DataFrame, baseline: str, stage: str | None = "singl
             times.loc[i, ["overhead_pct_ci_low", "overhead_pct_ci_high"]] = [
                 (lo - 1) * 100, (hi - 1) * 100]
             times.loc[i, "significant"] = bool(lo > 1 or hi < 1)
+    times["verdict"] = [
+        "" if pd.isna(r.overhead_pct) or r.overhead_pct == 0 and pd.isna(r.overhead_pct_ci_low)
+        else verdict(r.overhead_pct, r.overhead_pct_ci_low, r.overhead_pct_ci_high, int(r.n)).text
+        for r in times.itertuples()]
     return times.reset_index(drop=True)
 
 
-def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = "single-node",
+def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = Stage.SINGLE_NODE,
              confidence: float = 0.95) -> pd.DataFrame:
     """A/A check: an environment's repetitions split in two interleaved halves, compared like A/B.
 
@@ -258,27 +318,31 @@ def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = "single-n
     are not exchangeable (interference, a bimodal system): an A/B overhead of that
     size is not trustworthy.
     """
-    ok = valid_apps(apps)
+    ok = valid_apps(apps, exclude_warmup=False)
     if stage is not None:
         ok = ok[ok["stage"] == stage]
+    ok = interference_rule(ok).kept
     mine = ok[_match_env(ok, environment)].sort_values([*APP_KEYS, "repetition", "run_id"])
+    # the warm-up rule on the environment's runs in order; the halves keep their run numbers (A = runs 1, 3, 5)
+    steady = set(without_warmup(mine, [k for k in ["environment", "stage", *APP_KEYS] if k in mine], "time_s",
+                                "application")["run_id"]) if len(mine) else set()
     parts = []
     for _, grp in mine.groupby(APP_KEYS, sort=True):
         even = len(grp) - len(grp) % 2  # equal halves
         a = grp.iloc[0:even:2].assign(environment=f"{environment}/A", label=f"{environment}/A")
         b = grp.iloc[1:even:2].assign(environment=f"{environment}/B", label=f"{environment}/B")
-        parts += [a, b]
+        parts += [a[a["run_id"].isin(steady)], b[b["run_id"].isin(steady)]]
     if not parts:
         return overhead_table(mine.iloc[0:0], f"{environment}/A", stage=None,
-                              confidence=confidence)
+                              confidence=confidence, interference=False)
     return overhead_table(pd.concat(parts), f"{environment}/A", stage=None,
-                          confidence=confidence)
+                          confidence=confidence, interference=False)
 
 
 # ---------------------------------------------------------------- Figures 3 / 4
 
 def efficiency_table(apps: pd.DataFrame, base_nprocs: int | None = None,
-                     stage: str | None = "scaling", confidence: float = 0.95) -> pd.DataFrame:
+                     stage: str | None = Stage.SCALING, confidence: float = 0.95) -> pd.DataFrame:
     """Figures 3/4: parallel efficiency E(p) = T(p0)*p0 / (T(p)*p) from median times.
 
     p0 is ``base_nprocs`` or, per environment x workload, the smallest process
@@ -317,7 +381,7 @@ def efficiency_table(apps: pd.DataFrame, base_nprocs: int | None = None,
     return pd.concat(parts)[cols].reset_index(drop=True)
 
 
-def performance_table(apps: pd.DataFrame, stage: str | None = "scaling",
+def performance_table(apps: pd.DataFrame, stage: str | None = Stage.SCALING,
                       confidence: float = 0.95) -> pd.DataFrame:
     """Figure 3 (left): performance per environment x workload x processes.
 
@@ -338,7 +402,7 @@ def performance_table(apps: pd.DataFrame, stage: str | None = "scaling",
     return out
 
 
-def ideal_curve(apps: pd.DataFrame, workload: str = "blockss", stage: str | None = "scaling",
+def ideal_curve(apps: pd.DataFrame, workload: str = "blockss", stage: str | None = Stage.SCALING,
                 nprocs: Iterable[int] | None = None) -> pd.DataFrame:
     """Figure 4's "ideal" curve per environment from the base run's phase times.
 
@@ -528,3 +592,51 @@ def comparable_rows(pvm: pd.DataFrame) -> pd.DataFrame:
                                           "it is not an overhead")
     rows["comparison"], rows["why"] = kinds, why
     return rows.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- interference: one stated rule
+
+#: A run is excluded when the CPU share other processes took during it lies this many robust standard
+#: deviations above the median of its stage's runs (and at least ``INTERFERENCE_FLOOR`` above it).
+INTERFERENCE_Z = 3.0
+INTERFERENCE_FLOOR = 0.15  # a sixth of the machine: less is within one run to the next here
+
+
+class InterferenceRule:
+    """Which runs the interference rule kept and excluded, and the rule in words (the report prints it)."""
+
+    def __init__(self, kept: pd.DataFrame, excluded: pd.DataFrame, considered: int) -> None:
+        self.kept, self.excluded, self.considered = kept, excluded, considered
+
+    @property
+    def text(self) -> str:
+        return (f"a run is excluded when the CPU share other processes used during it (non-job CPU time / "
+                f"(CPUs x wall time), recorded per run) lies more than {INTERFERENCE_Z:g} robust SDs "
+                f"(1.4826 MAD, at least {INTERFERENCE_FLOOR:g}) above the median of its stage's runs")
+
+    def line(self) -> str:
+        if not self.considered:
+            return "interference rule: no run recorded its interference (runs measured before it was recorded)"
+        return (f"interference rule: {len(self.excluded)} of {self.considered} run(s) excluded ({self.text})")
+
+
+def interference_rule(runs: pd.DataFrame) -> InterferenceRule:
+    """Split ``runs`` (an apps or microbench table) by the interference rule, per stage; rows without a
+    recorded ``other_share`` are always kept. Pure; warns naming the excluded runs."""
+    if "other_share" not in runs.columns or runs.empty:
+        return InterferenceRule(runs, runs.iloc[0:0], 0)
+    share = pd.to_numeric(runs["other_share"], errors="coerce")
+    out = pd.Series(False, index=runs.index)
+    groups = runs["stage"] if "stage" in runs.columns else pd.Series("", index=runs.index)
+    for _, idx in share.groupby(groups).groups.items():
+        values = share.loc[idx].dropna()
+        if values.size < 3:
+            continue
+        med = float(values.median())
+        fence = med + max(INTERFERENCE_Z * 1.4826 * float((values - med).abs().median()), INTERFERENCE_FLOOR)
+        out.loc[values.index[values > fence]] = True
+    excluded = runs[out]
+    if len(excluded):
+        warnings.warn(f"interference rule excluded {len(excluded)} run(s): "
+                      + ", ".join(sorted(map(str, excluded["run_id"].unique()))), stacklevel=3)
+    return InterferenceRule(runs[~out], excluded, int(share.notna().sum()))

@@ -14,7 +14,8 @@ A campaign is a folder of the raw store (``data/raw/<campaign>/``). The rules:
 * ``make paper-figures RERUN=1`` resumes the last unfinished re-measure
   (``rerun_campaign``) and marks it finished at the end (``mark_rerun_finished``).
 
-Campaign names are checked in one place, :func:`check_name`.
+A campaign name is a ``names.Campaign``, checked once where it enters (``for_measurement``,
+``for_reading``, the CLI); the helpers here take one and trust it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import InputError
 from .fsutil import atomic_write
-from .store import RawStore, check_campaign
+from .names import Campaign
+from .store import RawStore
 
 if TYPE_CHECKING:
     from .stages.context import StageContext
@@ -43,16 +45,11 @@ MIXED_FOLDER = "mixed"
 IDENTITY_KEYS = ("hostname", "cpu_model", "sockets", "cores_per_socket", "threads_per_core", "virtualization")
 
 
-def check_name(name: str) -> str:
-    """The one campaign-name check every entry point calls (``store.check_campaign``)."""
-    return check_campaign(name)
-
-
 def utc_name(now: datetime | None = None, prefix: str = "") -> str:
     return prefix + (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def new_name(store: RawStore | None = None, prefix: str = "", now: datetime | None = None) -> str:
+def new_name(store: RawStore | None = None, prefix: str = "", now: datetime | None = None) -> Campaign:
     """A campaign name from the UTC time that no campaign uses yet (``-2``, ``-3``... when taken)."""
     root = (store or RawStore()).root
     base = utc_name(now, prefix)
@@ -60,11 +57,11 @@ def new_name(store: RawStore | None = None, prefix: str = "", now: datetime | No
     while (root / name).exists():
         n += 1
         name = f"{base}-{n}"
-    return name
+    return Campaign(name)
 
 
-def exists(name: str, store: RawStore | None = None) -> bool:
-    return ((store or RawStore()).root / check_name(name)).is_dir()
+def exists(name: Campaign, store: RawStore | None = None) -> bool:
+    return ((store or RawStore()).root / name).is_dir()
 
 
 def names(store: RawStore | None = None) -> list[str]:
@@ -85,10 +82,10 @@ def _activity(folder: Path) -> float:
     return max(times)
 
 
-def latest(store: RawStore | None = None) -> str | None:
+def latest(store: RawStore | None = None) -> Campaign | None:
     """The campaign measured last (None when the store is empty)."""
     found = names(store)
-    return found[-1] if found else None
+    return Campaign(found[-1]) if found else None
 
 
 @lru_cache(maxsize=64)
@@ -100,17 +97,17 @@ def _tracked(root: str, name: str) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-def is_committed(name: str, store: RawStore | None = None) -> bool:
+def is_committed(name: Campaign, store: RawStore | None = None) -> bool:
     """True when git tracks files of this campaign (outside a git work tree: never)."""
     root = (store or RawStore()).root
-    return root.is_dir() and _tracked(str(root), check_name(name))
+    return root.is_dir() and _tracked(str(root), name)
 
 
 @dataclass(frozen=True)
 class Selection:
     """The campaign a command will use and why (the CLI prints ``describe()``)."""
 
-    name: str
+    name: Campaign
     new: bool
 
     def describe(self) -> str:
@@ -123,7 +120,7 @@ def for_measurement(name: str | None, *, store: RawStore | None = None, allow_co
     store = store or RawStore()
     if name is None:
         return Selection(new_name(store, prefix), True)
-    check_name(name)
+    name = Campaign(name)
     if not exists(name, store):
         return Selection(name, True)
     if is_committed(name, store) and not allow_committed:
@@ -133,7 +130,7 @@ def for_measurement(name: str | None, *, store: RawStore | None = None, allow_co
     return Selection(name, False)
 
 
-def for_reading(name: str | None, store: RawStore | None = None) -> str:
+def for_reading(name: str | None, store: RawStore | None = None) -> Campaign:
     """The campaign a figures/tables command reads: the named one (it must exist), else the latest."""
     store = store or RawStore()
     if name is None:
@@ -141,6 +138,7 @@ def for_reading(name: str | None, store: RawStore | None = None) -> str:
         if found is None:
             raise InputError(f"no campaign under {store.root}: measure one first (vhpc run ...)", key="campaign")
         return found
+    name = Campaign(name)
     if not exists(name, store):
         have = ", ".join(names(store)[-5:]) or "none"
         raise InputError(f"no campaign {name!r} under {store.root} (latest: {have})", key="campaign")
@@ -201,7 +199,7 @@ def check_hosts(ctx: StageContext, *, allow_mixed: bool = False) -> HostCheck:
     is recorded as ``<campaign>/<env>/mixed/<UTC>.json`` and the report lists it.
     """
     from .fingerprint import facts_from_result, fingerprint_script
-    from .stages.context import summarize_facts
+    from .record import summarize_facts
 
     check = HostCheck(ctx.campaign, ctx.environment)
     before = earlier_hosts(ctx)
@@ -232,9 +230,9 @@ def check_hosts(ctx: StageContext, *, allow_mixed: bool = False) -> HostCheck:
     return check
 
 
-def mixed_records(campaign: str, store: RawStore | None = None) -> list[dict[str, Any]]:
+def mixed_records(campaign: Campaign, store: RawStore | None = None) -> list[dict[str, Any]]:
     """Every ``--allow-mixed`` override recorded in a campaign (the report lists them)."""
-    root = (store or RawStore()).root / check_name(campaign)
+    root = (store or RawStore()).root / campaign
     out = []
     for path in sorted(root.glob(f"*/{MIXED_FOLDER}/*.json")):
         try:
@@ -256,14 +254,14 @@ def rerun_campaign(store: RawStore | None = None, *, new: bool = False) -> Selec
         unfinished = [n for n in names(store) if n.startswith(RERUN_PREFIX)
                       and not (store.root / n / RERUN_FINISHED).exists() and not is_committed(n, store)]
         if unfinished:
-            return Selection(unfinished[-1], False)
+            return Selection(Campaign(unfinished[-1]), False)
     name = new_name(store, RERUN_PREFIX)
     started = store.root / name / RERUN_STARTED
     atomic_write(started, json.dumps({"started_utc": utc_name()}) + "\n")
     return Selection(name, True)
 
 
-def mark_rerun_finished(name: str, store: RawStore | None = None) -> Path:
+def mark_rerun_finished(name: Campaign, store: RawStore | None = None) -> Path:
     """Written once every stage of a re-measure ran: the next ``RERUN=1`` starts a new campaign."""
-    target = (store or RawStore()).root / check_name(name) / RERUN_FINISHED
+    target = (store or RawStore()).root / name / RERUN_FINISHED
     return atomic_write(target, json.dumps({"finished_utc": utc_name()}) + "\n")

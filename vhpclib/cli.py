@@ -18,11 +18,17 @@ import typer
 
 from . import paths
 from .exceptions import InputError, VhpcError
-from .vm.cli import vm_app
+from .names import Campaign, Stage
+from .providers import PROVIDERS
+from .review_cli import campaigns_app, compare_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what virtualization costs an HPC cluster, reproducibly.")
-run_app = typer.Typer(no_args_is_help=True, help="Run a stage of the study.")
+run_app = typer.Typer(no_args_is_help=True, help=(
+    "Run a stage of the study. A run during which another process used more than the contention threshold of a "
+    "core (default 0.25 of one core over the run; per environment the inventory key contention_threshold, or "
+    "VHPC_CONTENTION_THRESHOLD; 'off' disables the check) is stored invalid, with the process named. A stage "
+    "that ends without the valid runs it planned exits 1 and says how to measure them (--rerun)."))
 inventory_app = typer.Typer(no_args_is_help=True, help="Validate and check inventories.")
 testbed_app = typer.Typer(no_args_is_help=True, help="Local multi-node testbed (network namespaces, root).")
 npb_app = typer.Typer(no_args_is_help=True, help="Build and distribute NPB-MZ binaries.")
@@ -30,7 +36,11 @@ app.add_typer(run_app, name="run")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(testbed_app, name="testbed")
 app.add_typer(npb_app, name="npb")
-app.add_typer(vm_app, name="vm")
+app.add_typer(campaigns_app, name="campaigns")
+app.command("compare")(compare_cmd)
+for _name, _provider in PROVIDERS.items():  # a provider's own commands (the QEMU guest's: vhpc vm up|status|down)
+    if (_commands := _provider.commands()) is not None:
+        app.add_typer(_commands[1], name=_commands[0])
 
 InventoryOpt = typer.Option(paths.DEFAULT_INVENTORY, "--inventory", "-i", help="Inventory YAML.")
 EnvOpt = typer.Option("local", "--env", "-e", help="Environment of the inventory.")
@@ -106,7 +116,7 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
 
     parser = get_parser(kind)
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(parser.COLUMNS)
+    header = [parser.COLUMNS]  # written before the first row: a file that fails alone leaves stdout empty
     failed = False
     for file in files:
         try:
@@ -123,6 +133,8 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
         for warning in result.warnings:
             _warn(str(warning))
         for record in result.records:
+            if header:
+                writer.writerow(header.pop())
             writer.writerow([_csv_value(record.get(c)) for c in parser.COLUMNS])
     sys.stdout.flush()
     if failed:
@@ -133,8 +145,11 @@ def parse_cmd(kind: str = typer.Argument(..., help="Output format: imb, npb, app
 
 def _report(summary) -> None:
     from .paths import figures_dir
+    from .run_report import result_table, shortfall
 
     for line in summary.lines():
+        print(line)
+    for line in result_table(summary.campaign, summary.result.stage, summary.environment):
         print(line)
     if summary.result.stopped:
         _err(f"{summary.environment}: {summary.result.stopped}")
@@ -142,7 +157,10 @@ def _report(summary) -> None:
         print(f"figures and report: vhpc figures -c {summary.campaign} (writes {figures_dir(summary.campaign)}/)")
     if summary.result.bad_input:
         raise typer.Exit(2)
-    if summary.failed:
+    short = shortfall(summary.result, summary.result.stage, summary.campaign)
+    if short:
+        _err(short)
+    if summary.failed or short:
         raise typer.Exit(1)
 
 
@@ -184,19 +202,26 @@ def _finite(name: str, value: float | None) -> float | None:
 def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], params, *, wait: bool,
                progress: bool, figures: bool, allow_mixed: bool, allow_committed: bool) -> None:
     """Measure into the campaign (a new one when none is named); its writer lock is taken before the first run."""
-    from . import stages
+    from . import campaigns, stages
     from .contention import default_threshold
+    from .exceptions import Interrupted
+    from .run_report import resume_command
 
     default_threshold()  # a bad VHPC_CONTENTION_THRESHOLD is refused before anything runs
-    _report(stages.run(inventory, env, _campaign_name(campaign), stage, params, progress=progress, figures=figures,
-                       allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait))
+    selection = campaigns.for_measurement(_campaign_name(campaign), allow_committed=allow_committed)
+    print(selection.describe(), flush=True)  # first: an interrupted call is resumed by its name
+    try:
+        summary = stages.run(inventory, env, selection.name, stage, params, progress=progress, figures=figures,
+                             allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait)
+    except (KeyboardInterrupt, Interrupted):
+        _err(f"interrupted: campaign {selection.name}; resume with: {resume_command(sys.argv[1:], selection.name)}")
+        raise
+    _report(summary)
 
 
-def _campaign_name(name: Optional[str]) -> Optional[str]:
-    """Every campaign name the CLI is given goes through the one check (``store.check_campaign``)."""
-    from .store import check_campaign
-
-    return check_campaign(name) if name is not None else None
+def _campaign_name(name: Optional[str]) -> Optional[Campaign]:
+    """Every campaign name the CLI is given becomes a ``Campaign`` here, the edge (a bad one: exit 2)."""
+    return Campaign.optional(name)
 
 
 WorkloadOpt = typer.Option(None, "--workload", "-w", help="Workloads (default: the stage's).")
@@ -204,11 +229,11 @@ ProcessesOpt = typer.Option(None, "--processes", "-p", min=1, max=1_000_000,
                             help="Process counts (default: per node count).")
 
 #: The stage commands: name -> what it measures (the command's help) and its own options beyond the common ones.
-STAGE_COMMANDS = {
-    "microbench": ("IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2.", {}),
-    "single-node": ("Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check.", {}),
-    "scaling": ("Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve.",
-                {"processes": (Optional[list[int]], ProcessesOpt)}),
+STAGE_COMMANDS: dict[Stage, tuple[str, dict[str, tuple[Any, Any]]]] = {
+    Stage.MICROBENCH: ("IMB PingPong for every placement: raw logs, tidy table, Table 2 and Figure 2.", {}),
+    Stage.SINGLE_NODE: ("Workloads on one node (Table 3): overhead vs the baseline environment, or an A/A check.", {}),
+    Stage.SCALING: ("Sweep process counts across nodes (Figures 3, 4): efficiency vs the base run, ideal curve.",
+                   {"processes": (Optional[list[int]], ProcessesOpt)}),
 }
 
 
@@ -267,7 +292,7 @@ def workload_options(stage: str) -> dict[str, tuple[Any, Any, list[str]]]:
     return out
 
 
-def _stage_command(stage: str) -> Any:
+def _stage_command(stage: Stage) -> Any:
     """``vhpc run <stage>``: the common options, the stage's, and every option its workloads' models declare."""
     import inspect
 
@@ -309,7 +334,7 @@ def register_stage_commands() -> None:
     """(Re)build ``vhpc run <stage>`` from the workloads registered now (a plugin's options included)."""
     run_app.registered_commands = [c for c in run_app.registered_commands if c.name not in STAGE_COMMANDS]
     for stage in STAGE_COMMANDS:
-        run_app.command(stage)(_stage_command(stage))
+        run_app.command(str(stage))(_stage_command(stage))
 
 
 # ------------------------------------------------------------------ inventory
@@ -447,6 +472,50 @@ def npb_distribute(inventory: Path = InventoryOpt, env: str = EnvOpt, campaign: 
         print(f"{rec['binary_host']}: {rec['binary']} sha256 {rec['sha256']} verified")
 
 
+# ------------------------------------------------------------------ a known slowdown
+
+@app.command("inject", context_settings={"allow_interspersed_args": False})
+def inject_cmd(command: list[str] = typer.Argument(..., help="The command to run (after --)."),
+               cpu_loss: float = typer.Option(..., "--cpu-loss", help="Percent of the CPUs' time taken away."),
+               cpus: Optional[float] = typer.Option(None, help="CPUs the command keeps busy (default: all this "
+                                                               "process may use)."),
+               period_us: int = typer.Option(100_000, "--period-us", help="CFS bandwidth period (us).")) -> None:
+    """Run a command with a known CPU loss injected (a cgroup CPU bandwidth limit); print what the cgroup measured.
+
+    The ground truth the throttled environment measures against: the line on stderr gives the
+    injected overhead the cgroup counted (CPU time held back / CPU time used).
+    """
+    import os
+    import tempfile
+
+    from .injector import plan_limit, run_limited
+
+    limit = plan_limit(cpu_loss, cpus if cpus is not None else float(len(os.sched_getaffinity(0))), period_us)
+    with tempfile.TemporaryDirectory(prefix="vhpc-inject-") as folder:
+        status, accounting, said = run_limited(command, limit, cwd=folder)
+    sys.stderr.write(said)
+    if accounting is not None:
+        measured = accounting.overhead_pct
+        print(f"vhpc: injected {limit.loss_pct:g} % of {limit.cpus:g} CPU(s) (quota {limit.quota_us} us per "
+              f"{limit.period_us} us; nominal overhead {limit.nominal_overhead_pct:.2f} %): measured "
+              + (f"{measured:.2f} %" if measured is not None else "nothing (no CPU used)")
+              + f" = {accounting.throttled_s:.3f} s held back of {accounting.usage_s:.3f} s used, "
+              f"{accounting.nr_throttled}/{accounting.nr_periods} periods throttled", file=sys.stderr)
+    raise typer.Exit(status)
+
+
+@app.command("deps")
+def deps_cmd(inventory: Path = InventoryOpt,
+             env: Optional[list[str]] = typer.Option(None, "--env", "-e", help="Only these environments.")) -> None:
+    """Print the Debian packages the inventory's environment providers need, one per line (make asks this)."""
+    from .config import load_inventory
+    from .providers import system_packages
+
+    inv = load_inventory(paths.project_path(inventory))
+    for package in system_packages(inv, env or None):
+        print(package)
+
+
 # ------------------------------------------------------------------ tables and figures
 
 @app.command("tables")
@@ -471,10 +540,11 @@ def figures_cmd(campaign: Optional[str] = ReadCampaignOpt, progress: bool = Prog
     import time
 
     from . import campaigns
-    from .pipeline import run_pipeline
+    from .notebook_runner import run_pipeline
+    from .overview import require_runs
 
     t0 = time.perf_counter()
-    name = campaigns.for_reading(_campaign_name(campaign))
+    name = require_runs(campaigns.for_reading(_campaign_name(campaign)))
     print(f"campaign: {name}" + ("" if campaign else " (the one measured last; -c to choose)"))
     run_pipeline(None, name, progress=progress)
     print(f"figures: {time.perf_counter() - t0:.1f} s")
@@ -494,7 +564,7 @@ def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = 
     import time
 
     from . import campaigns
-    from .pipeline import run_pipeline
+    from .notebook_runner import run_pipeline
 
     t0 = time.perf_counter()
     campaign = _campaign_name(campaign)
@@ -506,7 +576,9 @@ def paper_figures_cmd(inventory: Path = InventoryOpt, campaign: Optional[str] = 
         print(selection.describe())
         name = selection.name
     else:
-        name = campaigns.for_reading(campaign)
+        from .overview import require_runs
+
+        name = require_runs(campaigns.for_reading(campaign))
         print(f"campaign: {name}")
     run_pipeline(inventory, name, rerun=rerun, environments=env or None, progress=progress, allow_mixed=allow_mixed)
     if rerun and name.startswith(campaigns.RERUN_PREFIX):
@@ -525,7 +597,7 @@ def notebook_cmd(name: str = typer.Argument(..., help="Notebook, by number (02) 
                                                            help="Another parameter as name=value (YAML value)."),
                  progress: bool = ProgressOpt) -> None:
     """Execute one notebook with papermill (its executed copy goes to notebooks/executed/)."""
-    from .pipeline import run_notebook
+    from .notebook_runner import run_notebook
 
     values = {"inventory": str(paths.project_path(inventory).resolve()) if inventory else None, "environment": env,
               "campaign": _campaign_name(campaign)}

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from .exceptions import InventoryError
 
@@ -141,9 +142,7 @@ class MpiSpec(_Strict):
     @field_validator("flavour")
     @classmethod
     def _known_flavour(cls, value: str) -> str:
-        from .mpi import FLAVOURS  # the registry imports this module
-
-        return FLAVOURS.check(value)
+        return _owner("vhpclib.mpi").FLAVOURS.check(value)
 
 
 class Benchmarks(_Strict):
@@ -203,11 +202,6 @@ def load_workloads() -> None:
     load_plugins()
 
 
-#: What an environment runs on. "none" is bare metal; "unknown" makes no claim `inventory check` could test.
-Vmm = Literal["none", "kvm", "xen", "xen-hvm", "qemu", "qemu-tcg", "ec2", "vmware", "hyperv", "virtualbox",
-              "container", "unknown"]
-
-
 def checkout_id() -> str:
     """A short name for this checkout of vHPC (its folder), so two checkouts never share a work folder."""
     from .paths import PROJECT_ROOT
@@ -215,43 +209,53 @@ def checkout_id() -> str:
     return hashlib.sha256(str(PROJECT_ROOT.resolve()).encode()).hexdigest()[:12]
 
 
-#: A guest's name becomes a host name, a QEMU name and a folder name (``vhpc vm up --name``).
-GUEST_NAME = r"^[a-z][a-z0-9-]{0,19}$"
+#: Modules whose registries own inventory sections (``section_model(name)``), imported by name when an
+#: inventory is validated: config.py has no import of them (no cycle through the backends), and a registry
+#: loads only the plugin modules an inventory names (a plain inventory never loads Slurm or QEMU code).
+SECTION_OWNERS = ("vhpclib.providers", "vhpclib.launchers")
 
 
-class VmSpec(_Strict):
-    """A QEMU guest vHPC boots for this environment (``vhpc vm up``).
+def _owner(module: str) -> Any:
+    """A registry module of ``SECTION_OWNERS``, imported by name on first use."""
+    import importlib
 
-    Where the guest is reached is only known once it runs, so the environment is resolved
-    at run time against the inventory ``vhpc vm up`` wrote (``vhpclib.vm.provider``).
-    """
+    return importlib.import_module(module)
 
-    name: str = Field(pattern=GUEST_NAME)
-    vcpus: int = Field(ge=1, le=64)
-    memory_mib: int = Field(1536, ge=256)
-    accel: Literal["auto", "kvm", "tcg"] = "auto"
-    # Host CPU per vCPU (vCPU i on pin[i]); None leaves placement to the host scheduler.
-    pin: list[int] | None = None
 
-    @model_validator(mode="after")
-    def _one_cpu_per_vcpu(self) -> "VmSpec":
-        if self.pin is not None and len(self.pin) != self.vcpus:
-            raise _Located(("pin",), f"pin names {len(self.pin)} host CPU(s) for {self.vcpus} vCPU(s)")
-        if self.pin is not None and (len(set(self.pin)) != len(self.pin) or min(self.pin) < 0):
-            raise _Located(("pin",), f"pin needs distinct host CPU numbers, got {self.pin}")
-        return self
+def _section_model(key: str) -> type[BaseModel] | None:
+    """The model of inventory section ``key`` (``vm``, ``slurm``...), from the first registry that owns it."""
+    for owner in SECTION_OWNERS:
+        model = _owner(owner).section_model(key)
+        if model is not None:
+            return model
+    return None
+
+
+def _error_details(errors: list[dict], prefix: tuple = ()) -> list[InitErrorDetails]:
+    return [InitErrorDetails(type=e["type"], loc=(*prefix, *e["loc"]), input=e.get("input"),
+                             ctx=e.get("ctx") or {}) for e in errors]
 
 
 class Environment(_Strict):
+    """One environment: its hosts (or the section of the provider that brings them) and how runs reach them.
+
+    A provider's or a launcher's section (``vm:``, ``slurm:``) is validated with its owner's model and kept
+    beside the fields (``section(name)``); ``kind`` is the provider the environment's section names.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
     label: str
-    vmm: Vmm = "none"
+    # What the environment runs on: "none" is bare metal; "unknown" makes no claim `inventory check` could
+    # test; every provider adds the names of its layers (vhpclib.providers.vmm_names).
+    vmm: str = "none"
     baseline: bool = False
     vcpu_pinning: Literal["pinned", "scheduler", "unknown"] = "unknown"
     launcher: str = "mpirun"  # a registered launcher (vhpclib.launchers)
     host_key_policy: Literal["strict", "accept-new", "insecure"] = "strict"
     known_hosts: Path | None = None
     launch: HostSpec | None = None
-    # Compute hosts; left out when ``vm`` says the hosts are a guest vHPC boots.
+    # Compute hosts; left out when a provider's section brings them (``vm``: a guest vHPC boots).
     hosts: list[HostSpec] = Field(default_factory=list)
     topology: Topology | None = None
     mpi: MpiSpec = Field(default_factory=MpiSpec)
@@ -267,12 +271,6 @@ class Environment(_Strict):
     # check; unset is the default (vhpclib.contention.default_threshold).
     contention_threshold: float | Literal["off"] | None = None
     description: str = ""
-    slurm: SlurmSettings | None = None
-    # State file of the QEMU guest `vhpc vm up` booted for this environment: its vCPU -> host CPU
-    # map is read back from there (vhpclib.vm.vcpu_map_for).
-    vm_state: Path | None = None
-    # A guest vHPC boots and measures as this environment (`vhpc vm up`; `paper-figures --rerun` boots it).
-    vm: VmSpec | None = None
 
     _env_names = field_validator("env")(MpiSpec._env_names.__func__)  # type: ignore[attr-defined]
 
@@ -286,9 +284,100 @@ class Environment(_Strict):
     @field_validator("launcher")
     @classmethod
     def _known_launcher(cls, value: str) -> str:
-        from .launchers import LAUNCHERS  # the registry imports this module
+        return _owner("vhpclib.launchers").LAUNCHERS.check(value)
 
-        return LAUNCHERS.check(value)
+    @field_validator("vmm")
+    @classmethod
+    def _known_vmm(cls, value: str) -> str:
+        known = _owner("vhpclib.providers").vmm_names()
+        if value not in known:
+            raise ValueError(f"unknown vmm {value!r}; known: {', '.join(known)}")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _sections(cls, data: Any, handler: Any) -> "Environment":
+        """Validate every provider or launcher section with its owner's model; any other key is unknown."""
+        if not isinstance(data, dict):
+            return handler(data)
+        fields, sections, errors = {}, {}, []
+        for key, value in data.items():
+            if key in cls.model_fields:
+                fields[key] = value
+                continue
+            model = _section_model(key) if isinstance(key, str) else None
+            if model is None:
+                errors += [InitErrorDetails(type="extra_forbidden", loc=(key,), input=value)]
+                continue
+            try:
+                sections[key] = model.model_validate(value)
+            except ValidationError as exc:
+                errors += _error_details(exc.errors(), (key,))
+        env = None
+        try:
+            env = handler(fields)
+        except ValidationError as exc:
+            errors = _error_details(exc.errors()) + errors
+        if not errors:
+            assert env is not None
+            env.__pydantic_extra__.update(sections)  # type: ignore[union-attr]
+            try:
+                env._check_sections()
+            except _Located as exc:
+                errors = [InitErrorDetails(type="value_error", loc=(), input=data, ctx={"error": exc})]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return env  # type: ignore[return-value]
+
+    def _check_sections(self) -> None:
+        """One provider section at most; hosts come from the inventory or from that provider; the launcher's
+        section is there when the launcher needs one."""
+        PROVIDERS, LAUNCHERS = _owner("vhpclib.providers").PROVIDERS, _owner("vhpclib.launchers").LAUNCHERS
+        kinds = [key for key in self.sections if key in PROVIDERS]
+        if len(kinds) > 1:
+            raise _Located((kinds[1],), f"an environment is one kind: it carries both '{kinds[0]}:' and "
+                                        f"'{kinds[1]}:'")
+        provider = PROVIDERS.get(self.kind)
+        if provider.brings_hosts is None and not self.hosts:
+            bring = ", ".join(f"a '{n}:' {p.brings_hosts}" for n, p in PROVIDERS.items() if p.brings_hosts)
+            raise _Located(("hosts",), f"an environment needs at least one host (or {bring})")
+        if provider.brings_hosts is not None and (self.hosts or self.launch is not None):
+            raise _Located((self.kind,), f"a '{self.kind}:' environment's hosts are the {provider.hosts_owner}'s: "
+                                         f"leave out 'hosts' and 'launch'")
+        launcher = LAUNCHERS.get(self.launcher)
+        if launcher.Section is not None and launcher.section_required and self.launcher not in self.sections:
+            raise _Located(("launcher",), f"launcher '{self.launcher}' needs a '{self.launcher}:' section "
+                                          f"(at least '{self.launcher}: {{}}')")
+
+    @classmethod
+    def section_models(cls) -> dict[str, tuple[type[BaseModel], str]]:
+        """Every section an environment may carry: key -> (model, what it is), from every registry."""
+        out: dict[str, tuple[type[BaseModel], str]] = {}
+        for owner in SECTION_OWNERS:
+            for key, value in _owner(owner).sections().items():
+                out.setdefault(key, value)
+        return out
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        """The provider and launcher sections this environment carries, by key."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def section(self, key: str) -> Any:
+        """Section ``key`` (``vm``, ``slurm``...) as its owner's model validated it; None if not given."""
+        return (self.__pydantic_extra__ or {}).get(key)
+
+    @property
+    def kind(self) -> str:
+        """The environment's provider: the one whose section it carries, else plain hosts."""
+        providers = _owner("vhpclib.providers")
+        return next((key for key in self.sections if key in providers.PROVIDERS), providers.DEFAULT)
+
+    def with_section(self, key: str, section: Any, **update: Any) -> "Environment":
+        """A copy carrying ``section`` under ``key`` (a resolved environment keeps its provider's section)."""
+        copy = self.model_copy(update=update)
+        copy.__pydantic_extra__ = {**(self.__pydantic_extra__ or {}), key: section}
+        return copy
 
     @field_validator("workdir")
     @classmethod
@@ -296,20 +385,6 @@ class Environment(_Strict):
         if value is not None and (not value.startswith("/") or "\0" in value or "\n" in value):
             raise ValueError("workdir must be an absolute path")
         return value
-
-    @model_validator(mode="after")
-    def _hosts_or_guest(self) -> "Environment":
-        if self.vm is None and not self.hosts:
-            raise _Located(("hosts",), "an environment needs at least one host (or a 'vm:' guest vHPC boots)")
-        if self.vm is not None and (self.hosts or self.launch is not None):
-            raise _Located(("vm",), "a 'vm:' environment's hosts are the guest's: leave out 'hosts' and 'launch'")
-        return self
-
-    @model_validator(mode="after")
-    def _slurm_section(self) -> "Environment":
-        if self.launcher == "slurm" and self.slurm is None:
-            raise _Located(("launcher",), "launcher 'slurm' needs a 'slurm:' section (at least 'slurm: {}')")
-        return self
 
     @field_validator("contention_threshold", mode="before")
     @classmethod
@@ -511,7 +586,7 @@ def _resolve_paths(data: Any, base: Path) -> Any:
     if isinstance(data, dict):
         out = {}
         for key, value in data.items():
-            if key in ("key_file", "known_hosts", "source", "prefix", "vm_state") and isinstance(value, str):
+            if key in ("key_file", "known_hosts", "source", "prefix") and isinstance(value, str):
                 p = Path(value).expanduser()
                 out[key] = str(p if p.is_absolute() else (base / p).resolve())
             else:
@@ -653,9 +728,4 @@ def default_mpi_prefix() -> Path:
     return Path(sys.prefix)
 
 
-# The Slurm section's model lives with the Slurm code and uses HostSpec from above: imported last.
-from .slurm.settings import SlurmSettings  # noqa: E402
-
-Environment.model_rebuild()
-Inventory.model_rebuild()
 _rebuild_benchmarks()

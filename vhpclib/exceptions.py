@@ -147,7 +147,9 @@ class TestbedError(VhpcError):
 
 
 class BrowserNotFound(VhpcError):
-    """No Chromium/Chrome for static figure export."""
+    """No Chromium/Chrome for static figure export: the machine's setup, said in one line like bad input (exit 2)."""
+
+    exit_code = 2
 
 
 class NotebookFailed(VhpcError):
@@ -217,7 +219,12 @@ class VmUnavailable(VmInputError):
     """This machine cannot do what was asked (not root, no KVM, no IOMMU, tool missing): exit 2."""
 
 
-class GuestNotRunning(VmInputError):
+class EnvironmentNotReady(InputError):
+    """An environment whose provider must bring something up (a guest, a container) is not up as declared:
+    one line naming the command that brings it up (exit 2)."""
+
+
+class GuestNotRunning(EnvironmentNotReady, VmInputError):
     """An inventory's ``vm:`` environment was asked for while its guest is not up as declared (exit 2)."""
 
 

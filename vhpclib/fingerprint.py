@@ -22,7 +22,7 @@ from . import paths
 from .exceptions import ParseError, RemoteError, StoreError
 from .mpi import MpiRuntime, version_command
 from .remote import CommandResult, Executor, with_env
-from .store import check_id
+from .names import Campaign, check_id
 from .topology import LSCPU_COMMAND, parse_lscpu
 
 SCHEMA_VERSION = 1
@@ -72,7 +72,9 @@ _PROBES: list[tuple[str, str, str]] = [
 
 def fingerprint_script(runtime: MpiRuntime | None = None) -> str:
     """The shell script printing every labelled section (one round trip, always exits 0)."""
-    probes = [(name, guard, f"{{ {command}; }}") for name, guard, command in _PROBES]
+    from .providers import layer_probes
+
+    probes = [(name, guard, f"{{ {command}; }}") for name, guard, command in [*_PROBES, *layer_probes()]]
     if runtime is not None:  # a subshell: its variables must not leak into later probes
         probes.append(("mpi_version", f"command -v {shlex.quote(runtime.mpirun)}",
                        f"( {with_env(version_command(runtime), runtime.env)} )"))
@@ -208,7 +210,16 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
         "clocksource": _value(sections, "clocksource"),
         "mpi_version": _value(sections, "mpi_version"),
         "probes_missing": sorted(n for n, (t, _) in sections.items() if t is None),
+        # The layer as seen from inside, on positive evidence only (the environment providers' own probes).
+        "layer": _layer(sections),
     }
+
+
+def _layer(sections: dict[str, tuple[str | None, int | None]]) -> dict[str, Any]:
+    from .providers import LAYER_PREFIX, detect_layer
+
+    evidence = {name: _value(sections, name) for name in sections if name.startswith(LAYER_PREFIX)}
+    return {"detected": detect_layer(evidence), "evidence": evidence}
 
 
 def facts_from_result(host: str, result: CommandResult) -> dict[str, Any]:
@@ -222,16 +233,6 @@ def facts_from_result(host: str, result: CommandResult) -> dict[str, Any]:
         raise RemoteError(f"fingerprint output unreadable: {exc.message}", host=host, command="fingerprint",
                           stdout=result.stdout, stderr=result.stderr) from None
     return {"host": host, **facts, "collected_utc": result.started_utc, "duration_s": round(result.duration_s, 3)}
-
-
-def with_vcpu_placement(facts: dict[str, Any], vm_state: Path | str | None) -> dict[str, Any]:
-    """A guest vHPC booted: add its vCPU -> host CPU map as the host kernel reports it (the guest cannot see it)."""
-    if vm_state is None:
-        return facts
-    from .vm import vcpu_map_for
-
-    placed = vcpu_map_for(vm_state)
-    return {**facts, "vcpu_pinning": {k: placed[k] for k in ("policy", "accel", "map", "verified")}}
 
 
 def collect_fingerprint(executor: Executor, runtime: MpiRuntime | None = None,
@@ -253,7 +254,7 @@ def _safe_host(host: str) -> str:
 
 def fingerprint_dir(campaign: str, environment: str, store_root: Path | None = None) -> Path:
     root = Path(store_root) if store_root else paths.RAW
-    return root / check_id("campaign", campaign) / check_id("environment", environment) / "fingerprint"
+    return root / Campaign(campaign) / check_id("environment", environment) / "fingerprint"
 
 
 def _write_new(target: Path, text: str) -> bool:

@@ -13,18 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import Environment, HostSpec, Inventory
-from .exceptions import GuestNotRunning, RemoteError
-from .vm.provider import resolve_environment
-from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint, with_vcpu_placement
+from .exceptions import EnvironmentNotReady, RemoteError
+from .fingerprint import facts_from_result, fingerprint_script, store_fingerprint
+from .launchers import get_launcher
 from .mpi import runtime_for
+from .providers import provider_for, resolve_environment
 from .remote import ConnectionPool, Executor, HostOutcome, fan_out_each
-from .store import check_campaign
-
-#: What systemd-detect-virt (or lscpu's hypervisor vendor) reports for each inventory ``vmm``.
-_DETECTED = {"kvm": ("kvm",), "xen": ("xen",), "xen-hvm": ("xen",), "qemu": ("qemu", "kvm"), "qemu-tcg": ("qemu",),
-             "ec2": ("amazon", "xen", "kvm"), "vmware": ("vmware",), "hyperv": ("microsoft", "hyperv"),
-             "virtualbox": ("oracle", "virtualbox")}
-
+from .names import Campaign
 
 @dataclass
 class HostRow:
@@ -108,21 +103,6 @@ def _rdma_text(r: dict[str, Any]) -> str:
     return " ".join(parts) or "none"
 
 
-def _virtualization_findings(vmm: str, virt: dict[str, Any]) -> list[str]:
-    vm = virt.get("vm")
-    if vmm == "unknown":  # the inventory makes no claim (e.g. the embedded default): nothing to compare
-        return []
-    if vmm == "container":
-        return ["inventory says container but host reports none"] if virt.get("container") in (None, "none") else []
-    if vmm == "none":
-        return [f"inventory says bare metal (vmm {vmm!r}) but host reports a VM ({vm})"] if virt.get("is_vm") else []
-    if vm in (None, "none"):
-        return [f"inventory says vmm {vmm!r} but host reports no virtual machine"]
-    if not any(name in str(vm).lower() for name in _DETECTED.get(vmm, (vmm,))):
-        return [f"inventory says vmm {vmm!r} but host reports {vm!r}"]
-    return []
-
-
 def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]:
     """What the host reports that contradicts the inventory, one sentence each."""
     findings = []
@@ -137,7 +117,7 @@ def compare_with_inventory(env: Environment, facts: dict[str, Any]) -> list[str]
             findings.append(f"topology: inventory expects {want.sockets} socket(s) x {want.cores_per_socket} "
                             f"core(s) x {want.threads_per_core} thread(s), host reports {topo['sockets']} x "
                             f"{topo['cores_per_socket']} x {topo['threads_per_core']}")
-    findings += _virtualization_findings(env.vmm, facts.get("virtualization") or {})
+    findings += provider_for(env).layer_findings(env, facts)
     if facts.get("mpi_version") is None:
         findings.append(f"no MPI version from {runtime_for(env).mpirun}")
     placed = facts.get("vcpu_pinning")
@@ -154,7 +134,7 @@ def _row(env_name: str, env: Environment, spec: HostSpec, role: str, outcome: Ho
                        duration_s=round(outcome.duration_s, 3))
     assert outcome.result is not None
     try:
-        facts = with_vcpu_placement(facts_from_result(spec.label, outcome.result), env.vm_state)
+        facts = provider_for(env).host_facts(env, facts_from_result(spec.label, outcome.result))
     except RemoteError as exc:
         detail = f" (exit {exc.returncode})" if exc.returncode is not None else ""
         return HostRow(env_name, spec.label, role, False, reason=exc.message + detail)
@@ -183,35 +163,42 @@ def check_inventory(inventory: Inventory, environments: list[str] | None, campai
     named, and nowhere otherwise (a check must not add files to somebody's campaign). Raises
     InventoryError for an unknown environment name; unreachable hosts are rows, not errors.
     """
-    if campaign is not None:
-        check_campaign(campaign)
+    campaign = Campaign.optional(campaign)
     names = list(environments) if environments else list(inventory.environments)
     envs, not_running = {}, []
     for name in names:
         try:
             envs[name] = resolve_environment(inventory, name)
-        except GuestNotRunning as exc:  # a declared guest that is not up: a row saying so, not an abort
-            guest = inventory.environment(name).vm.name  # type: ignore[union-attr]
-            not_running.append(HostRow(name, f"guest {guest}", "compute", False, reason=exc.message))
-    if any(env.launcher == "slurm" for env in envs.values()):  # vhpc-slurm: Slurm nodes answer through one srun step
-        from .slurm.fingerprint import check_with_slurm
-
-        report = check_with_slurm(inventory, envs, campaign, check_inventory, pool=pool, timeout=timeout,
-                                  store_root=store_root)
-        return CheckReport(report.campaign, report.rows + not_running)
+        except EnvironmentNotReady as exc:  # an environment that is not up: a row saying so, not an abort
+            declared = inventory.environment(name)
+            not_running.append(HostRow(name, provider_for(declared).guest_label(declared), "compute", False,
+                                       reason=exc.message))
     own_pool = pool is None
     pool = pool or ConnectionPool(inventory)
     try:
+        # A launcher whose system answers for its hosts (Slurm: one srun step) gives its own rows.
+        own = {name: rows for name, env in envs.items()
+               if (rows := get_launcher(env.launcher).inventory_rows(
+                   env, pool, timeout,
+                   lambda spec, outcome, name=name, env=env: _row(name, env, spec, "compute", outcome, campaign,
+                                                                  store_root),
+                   lambda label, reason, name=name: HostRow(name, label, "compute", False, reason=reason),
+               )) is not None}
         wanted: list[tuple[str, Environment, HostSpec, str, Executor, str]] = []
         for name, env in envs.items():
-            script = fingerprint_script(runtime_for(env))
-            for spec, role in _hosts_of(env):
-                wanted.append((name, env, spec, role, pool.get(spec, env), script))
+            if name in own:
+                continue
+            script, provider = fingerprint_script(runtime_for(env)), provider_for(env)
+            for spec, role in _hosts_of(env):  # fingerprinted inside the environment's layer
+                wanted.append((name, env, spec, role, pool.get(spec, env), provider.wrap(env, spec, script)))
         unique = list({(id(w[4]), w[5]): (w[4], w[5]) for w in wanted}.values())
-        outcomes = fan_out_each(unique, timeout=timeout or 120.0)
+        outcomes = fan_out_each(unique, timeout=timeout or 120.0) if unique else []
         by_key = {(id(e), script): o for (e, script), o in zip(unique, outcomes)}
-        rows = [_row(name, env, spec, role, by_key[(id(executor), script)], campaign, store_root)
-                for name, env, spec, role, executor, script in wanted]
+        fanned = [_row(name, env, spec, role, by_key[(id(executor), script)], campaign, store_root)
+                  for name, env, spec, role, executor, script in wanted]
+        rows = []
+        for name in envs:  # rows keep the environments' order
+            rows += own.get(name) or [r for r in fanned if r.environment == name]
         return CheckReport(campaign, rows + not_running)
     finally:
         if own_pool:

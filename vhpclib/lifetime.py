@@ -234,7 +234,7 @@ class LocalJob:
         """Kill what the job left behind outside its session and tag (re-parented to this subreaper)."""
         from .reaper import end_orphans
 
-        return end_orphans(self._children_before, keep={self.proc.pid})
+        return end_orphans(self._children_before, terminate, keep={self.proc.pid})
 
     def kill(self) -> list[int]:
         """Kill the job's session, tagged processes and orphans; reap the direct child."""
@@ -331,12 +331,16 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 def install_signal_handlers() -> Callable[[], None]:
     """SIGTERM and SIGHUP raise ``Interrupted`` in the main thread (as SIGINT raises KeyboardInterrupt).
 
+    SIGINT inherited as ignored (a script started without job control: ``vhpc ... &`` in ``sh``) is
+    restored to Python's default, so Ctrl-C or ``kill -INT`` still stops a run and its jobs.
     Returns a function restoring the previous handlers. Only the main thread can install handlers;
     elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def restore() -> None:
         for sig, handler in previous.items():
@@ -447,6 +451,7 @@ def job_script(*, workdir: str, command: str, exports: str, tag: str, snapshot: 
     ``contention`` taken just before and just after the job.
     """
     from .contention import SNAPSHOT_FUNCTION
+    from .interference import SAMPLE_FUNCTION
 
     check_tag(tag)
     q = _quote(workdir)
@@ -456,8 +461,8 @@ def job_script(*, workdir: str, command: str, exports: str, tag: str, snapshot: 
         "{\nexec 3<&0 </dev/null\n" + (f"( {setup} ) || exit 98\n" if setup else "")
         + exports + f"export {TAG_VARIABLE}={tag}\n"
         + f"cd {q} || {{ echo 'vhpc: cannot enter the run folder' >&2; exit 97; }}\n" + writes
-        + SHELL_FUNCTIONS + snap
-        + "vhpc_snap > .vhpc-load-before\n"
+        + SHELL_FUNCTIONS + snap + SAMPLE_FUNCTION
+        + "vhpc_snap > .vhpc-load-before\nvhpc_sample > .vhpc-sample-before\n"
         + "date -u +%Y-%m-%dT%H:%M:%S.%6NZ > .vhpc-started\n"
         + f"setsid {command} > stdout.log 2> stderr.log 3<&- &\n"
         + "vhpc_sid=$!\nprintf '%s\\n' \"$vhpc_sid\" > .vhpc-sid\nprintf '@@vhpc-sid %s@@\\n' \"$vhpc_sid\"\n"
@@ -465,10 +470,12 @@ def job_script(*, workdir: str, command: str, exports: str, tag: str, snapshot: 
         + "vhpc_watch=$!\nwait \"$vhpc_sid\"; vhpc_rc=$?\nkill \"$vhpc_watch\" 2>/dev/null\n"
         + "vhpc_term vhpc_sid_pids \"$vhpc_sid\"\n"  # ranks still in the session after mpirun ended
         + "date -u +%Y-%m-%dT%H:%M:%S.%6NZ > .vhpc-ended\nprintf '%s\\n' \"$vhpc_rc\" > .vhpc-exit\n"
-        + "vhpc_snap > .vhpc-load-after\n"
+        + "vhpc_snap > .vhpc-load-after\nvhpc_sample > .vhpc-sample-after\ntimes > .vhpc-times\n"
         + "printf '@@vhpc-hz %s@@\\n' \"$(getconf CLK_TCK 2>/dev/null || echo 100)\"\n"
         + "printf '@@vhpc-load before@@\\n'; while IFS= read -r l; do printf '%s\\n' \"$l\"; done < .vhpc-load-before\n"
         + "printf '@@vhpc-load after@@\\n'; while IFS= read -r l; do printf '%s\\n' \"$l\"; done < .vhpc-load-after\n"
+        + "".join(f"printf '@@vhpc-load {n}@@\\n'; while IFS= read -r l; do printf '%s\\n' \"$l\"; done < .vhpc-{n}\n"
+                  for n in ("sample-before", "sample-after", "times"))
         + "exit \"$vhpc_rc\"\n}\n")
 
 

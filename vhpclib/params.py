@@ -27,6 +27,16 @@ DEFAULT_MIN_RUNS = 10
 DEFAULT_MAX_RUNS = 60
 
 
+def _workloads() -> Any:
+    """The workload registry with the built-in workloads and the plugins' registered (loaded by name, as
+    ``config.load_workloads`` does for inventories: this module never imports a workload)."""
+    from .config import load_workloads
+    from .schema import WORKLOADS
+
+    load_workloads()
+    return WORKLOADS
+
+
 class _WorkloadParamError(ValueError):
     """A workload parameter refused by the workload's model: carries the parameter's name."""
 
@@ -74,26 +84,23 @@ class StageParams(BaseModel):
         flat = [k for k in data if k not in cls.model_fields]
         if not flat:
             return data
-        from .workloads import WORKLOADS
-
         options = {name: dict(_as_dict(value)) for name, value in (data.get("options") or {}).items()}
         rest = {k: v for k, v in data.items() if k != "options"}
         for key in flat:
-            owners = [w.name for _, w in WORKLOADS.items() if key in w.Params.model_fields]
+            owners = [w for _, w in _workloads().items() if key in w.Params.model_fields]
             if owners:
                 value = rest.pop(key)
-                for name in owners:
-                    options.setdefault(name, {})[key] = value
+                for w in owners:  # one value for a list parameter (papermill -p placements intra-socket)
+                    options.setdefault(w.name, {})[key] = (_one_or_many(value) if _is_sequence_field(w.Params, key)
+                                                           else value)
         return {**rest, "options": options}
 
     @field_validator("options")
     @classmethod
     def _validate_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from .workloads import get_workload
-
         out = {}
         for name, given in value.items():
-            model = get_workload(name).Params
+            model = _workloads().get(name).Params
             try:
                 out[name] = given if isinstance(given, model) else model.model_validate(_as_dict(given))
             except ValidationError as exc:
@@ -135,15 +142,14 @@ class StageParams(BaseModel):
 
     @model_validator(mode="after")
     def _known_workloads(self) -> "StageParams":
-        from .workloads import get_workload
-
         for name in self.workloads:
-            get_workload(name)
+            _workloads().get(name)
         return self
 
     @classmethod
     def build(cls, **values: Any) -> "StageParams":
         """Validate; a bad value becomes one ``InputError`` naming the parameter (the CLI prints it)."""
+        values = {k: _one_or_many(v) if _is_sequence_field(cls, k) else v for k, v in values.items()}
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
@@ -160,6 +166,21 @@ class StageParams(BaseModel):
 
 def _as_dict(value: Any) -> dict[str, Any]:
     return value.model_dump() if isinstance(value, BaseModel) else dict(value)
+
+
+def _is_sequence_field(cls: type[BaseModel], name: str) -> bool:
+    field = cls.model_fields.get(name)
+    return field is not None and ", ...]" in str(field.annotation)  # tuple[str, ...], not msglog's pair
+
+
+def _one_or_many(value: Any) -> Any:
+    """A list parameter given one value (papermill ``-p workloads blockss``, ``-p processes 4``) or a comma
+    list (``-p workloads blockss,npb``) as a tuple; a string is never taken letter by letter."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (value,)
+    return value
 
 
 class MicrobenchParams(StageParams):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 PR_SET_CHILD_SUBREAPER = 36
 _subreaper: bool | None = None
@@ -62,13 +62,13 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def end_orphans(before: Iterable[int], keep: Iterable[int] = ()) -> list[int]:
+def end_orphans(before: Iterable[int], terminate: Callable[[list[int]], object],
+                keep: Iterable[int] = ()) -> list[int]:
     """Kill (and reap) the children of this process that were not there ``before`` and their descendants.
 
-    ``keep`` are children this process started on purpose (the job's launcher, already ended).
+    ``keep`` are children this process started on purpose (the job's launcher, already ended);
+    ``terminate`` ends a list of pids (``lifetime.terminate``: SIGTERM, then SIGKILL).
     """
-    from .lifetime import terminate
-
     new = children() - set(before) - set(keep)
     if not new:
         return []

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .names import Stage
+
 SCHEMA_VERSION = 2
 
 Status = Literal["complete", "invalid", "skipped", "failed"]
@@ -27,14 +29,19 @@ class _Model(BaseModel):
 
 
 class EnvironmentSummary(_Model):
-    """What a run keeps of its environment's inventory entry (and, for guests, the vCPU map read back)."""
+    """What a run keeps of its environment's inventory entry, and what its provider read back at the run."""
 
     label: str
     vmm: str = "unknown"
     baseline: bool = False
     vcpu_pinning: str = "unknown"
     launcher: str = "mpirun"
+    # Records written before providers kept a guest's vCPU map here; newer ones keep it in ``facts``.
     vcpu_map: dict[str, list[int]] | None = None
+    #: The environment's provider (``host``, ``vm``...); None in records written before providers.
+    provider: str | None = None
+    #: What the provider read back at this run (``run_facts``: a guest's vCPU map, the layer seen inside...).
+    facts: dict[str, Any] | None = None
 
 
 class LaunchRecord(_Model):
@@ -59,6 +66,48 @@ class Contention(_Model):
     busy: list[dict[str, Any]] = Field(default_factory=list)
     #: Processes of the job still running after its launcher ended (killed by vhpc).
     leftovers: list[int] = Field(default_factory=list)
+
+
+class Interference(_Model):
+    """What else used the launch host while the job ran (``vhpclib.interference``): before/after deltas."""
+
+    host: str
+    wall_s: float
+    cpus: int
+    #: Non-idle CPU time of the whole machine over the run (s, all CPUs).
+    busy_s: float
+    #: Time the hypervisor ran something else while a vCPU wanted to run (s, all CPUs), and its share.
+    steal_s: float
+    steal_share: float | None = None
+    #: CPU time of the job's process tree (s), and of every other process: busy minus the job's.
+    job_cpu_s: float | None = None
+    other_cpu_s: float | None = None
+    #: ``other_cpu_s`` over the CPUs' capacity during the run (cpus x wall): what the analysis rule reads.
+    other_share: float | None = None
+    load_before: list[float] = Field(default_factory=list)
+    load_after: list[float] = Field(default_factory=list)
+    #: Involuntary / voluntary context switches of the job's processes (None where not readable).
+    job_nivcsw: int | None = None
+    job_nvcsw: int | None = None
+    cpu_mhz_before: list[float] | None = None
+    cpu_mhz_after: list[float] | None = None
+
+
+class Injected(_Model):
+    """A known slowdown's accounting (``vhpclib.injector``): what the job's cgroup counted over the run."""
+
+    version: int
+    group: str
+    period_us: int
+    quota_us: int | None = None
+    nr_periods: int
+    nr_throttled: int
+    throttled_s: float
+    usage_s: float
+    #: The injected overhead measured: CPU time held back / CPU time used, in %.
+    overhead_pct: float | None = None
+    throttled_share: float | None = None
+    exit_status: int | None = None
 
 
 class Execution(_Model):
@@ -87,6 +136,8 @@ class Execution(_Model):
     #: Where the job ran on an SSH launch host (removed after its logs were fetched).
     remote_dir: str | None = None
     contention: Contention | None = None
+    interference: Interference | None = None
+    injected: Injected | None = None
 
 
 class PinRow(_Model):
@@ -201,7 +252,7 @@ def _v1_workload(data: dict[str, Any]) -> str | None:
         return "npb" if name in _V1_NPB_WORKLOADS else name
     if data.get("kind") == "npb-build":
         return "npb"
-    if data.get("stage") == "microbench":
+    if data.get("stage") == Stage.MICROBENCH:
         return "pingpong"
     what = str(data.get("what") or "")
     return "npb" if what.startswith("NPB") else None
@@ -266,3 +317,13 @@ def from_v1(data: dict[str, Any]) -> dict[str, Any]:
         "host_facts": data.get("host_facts") or {}, "topology": data.get("topology"), "lscpu": data.get("lscpu"),
         "extra": extra, "code": data.get("code"), "files": data.get("files") or [], "source_schema": 1,
     }
+
+
+def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """The host facts a run record carries inline (the full fingerprint is referenced)."""
+    keep = ("hostname", "kernel", "os", "topology", "virtualization", "mpi_version", "clocksource")
+    summary = {k: facts.get(k) for k in keep}
+    summary["cpu_model"] = (facts.get("cpu") or {}).get("model")
+    summary["rdma_devices"] = [d.get("name", d) if isinstance(d, dict) else d
+                               for d in (facts.get("rdma") or {}).get("devices", [])]
+    return summary

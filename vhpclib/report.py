@@ -9,8 +9,11 @@ count that this campaign did not record.
 
 from __future__ import annotations
 
+import functools
 import html
+import warnings
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ import pandas as pd
 
 from . import paths
 from .config import Inventory
+from .names import Stage
+from .providers import is_cloud
 from .store import RawStore
 from .tables import write_table
 
@@ -30,7 +35,6 @@ CLOUD_CAVEATS = (
     "interconnects as much as hypervisors.",
     "EC2 BT-MZ scaling was erratic in the paper (load balancing failed, cause unknown).",
 )
-CLOUD_VMMS = ("ec2", "aws", "gce", "azure")
 
 
 def _e(value: Any) -> str:
@@ -135,7 +139,36 @@ def hardware_of(campaign: str, store: RawStore | None = None) -> dict[str, str]:
     return out
 
 
+def displayed_hardware(hardware: dict[str, str], envs: pd.DataFrame) -> dict[str, str]:
+    """``hardware`` also under each label as the figures show it (``guest (emulation: qemu-tcg)``), so every
+    measured row of "paper vs measured" names its hardware."""
+    from .figures.style import display_label
+
+    out = dict(hardware)
+    if len(envs) and "vmm" in envs:
+        for label, vmm in zip(envs["label"], envs["vmm"]):
+            if str(label) in hardware:
+                out.setdefault(display_label(str(label), vmm if isinstance(vmm, str) else None), hardware[str(label)])
+    return out
+
+
 # ------------------------------------------------------------------ the report
+
+def _noting(method: Callable[..., str]) -> Callable[..., str]:
+    """Python warnings raised while building a section become the report's own notes, never a stderr block
+    in report.html (whose text would name a checkout path and a line of vhpclib)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Report", *args: Any, **kwargs: Any) -> str:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = method(self, *args, **kwargs)
+        self.note(str(w.message) for w in caught)
+        return out
+
+    return wrapper
+
+
 
 @dataclass
 class Report:
@@ -150,8 +183,25 @@ class Report:
     hardware: dict[str, str] = field(default_factory=dict)
     export_error: str = ""
     warnings: list[str] = field(default_factory=list)
+    _notes_shown: int = 0
+
+    def note(self, messages: Iterable[str]) -> None:
+        """Add notes for the reader (each once, in order)."""
+        for text in messages:
+            if text and text not in self.warnings:
+                self.warnings.append(text)
+
+    def notes_html(self) -> str:
+        """The notes not shown yet, as a list (empty when there are none)."""
+        new = self.warnings[self._notes_shown:]
+        self._notes_shown = len(self.warnings)
+        if not new:
+            return ""
+        items = "".join(f"<li>{_e(t)}</li>" for t in new)
+        return f'<div class="vhpc-notes"><p><b>Notes</b> (what the tables left out, and why):</p><ul>{items}</ul></div>'
 
     # -------------------------------------------------------------- header
+    @_noting
     def header(self) -> str:
         """Campaign, dates, commit, run counts, environments with hardware, what was measured and how often."""
         f = self.facts
@@ -171,8 +221,10 @@ class Report:
                  f"<code>data/processed/{_e(self.campaign)}/</code>; figures: this folder.</p>",
                  "<h3>Environments</h3>", env_html, "<h3>What was measured</h3>", self.measured_html(),
                  self.mixed_html(), "</div>"]
+        parts.append(self.notes_html())
         return "\n".join(parts)
 
+    @_noting
     def measured_html(self) -> str:
         """Per stage: workloads, problem sizes, process counts and runs per point (n)."""
         rows = []
@@ -181,23 +233,27 @@ class Report:
             for (label, placement), g in micro.groupby(["label", "placement"], sort=False):
                 sizes = sorted(g["bytes"].unique())
                 reps = sorted(g["repetitions"].dropna().astype(int).unique())
-                rows.append(dict(stage="microbench", environment=label, what=f"IMB PingPong, {placement}",
+                rows.append(dict(stage=Stage.MICROBENCH, environment=label, what=f"IMB PingPong, {placement}",
                                  problem=f"{_bytes(sizes[0])}–{_bytes(sizes[-1])} ({len(sizes)} sizes), "
                                          f"IMB repetitions per size {_span(reps)}",
-                                 processes="2", n=str(g["run_id"].nunique())))
+                                 processes="2", n=_runs(g["run_id"], g["status"] == "complete")))
         apps = self.data.table("apps")
         if len(apps):
             for (stage, label, workload, problem), g in apps.groupby(["stage", "label", "workload", "problem"],
                                                                       sort=False):
+                valid = g["verified"].astype("boolean").fillna(False).astype(bool) & g["time_s"].notna()
                 per_point = g.groupby(["nprocs", "threads_per_proc"])["run_id"].nunique()
+                good = g[valid].groupby(["nprocs", "threads_per_proc"])["run_id"].nunique()
                 procs = ", ".join(f"{p}x{int(t)}" for p, t in per_point.index)
+                bad = int(per_point.sum() - good.sum())
                 rows.append(dict(stage=stage, environment=label, what=workload, problem=str(problem),
-                                 processes=procs, n=_span(sorted(per_point.unique()))))
+                                 processes=procs, n=_span(sorted(good.reindex(per_point.index, fill_value=0)))
+                                 + (f" (+{bad} not valid)" if bad else "")))
         if not rows:
             return "<p>Nothing was measured in this campaign.</p>"
         return html_table(pd.DataFrame(rows), {"stage": "stage", "environment": "environment", "what": "workload",
                                                 "problem": "problem size", "processes": "processes x threads",
-                                                "n": "runs per point (n)"})
+                                                "n": "valid runs per point (n)"})
 
     def mixed_html(self) -> str:
         from .campaigns import mixed_records
@@ -212,9 +268,10 @@ class Report:
                 f"(--allow-mixed):</p><ul>{items}</ul>")
 
     # -------------------------------------------------------------- how to read
+    @_noting
     def how_to_read(self) -> str:
         """A/A labels, error bars and the true coverage of each interval, in a few sentences."""
-        from .analysis import interval_label, repetitions_for
+        from .analysis import WARMUP_RULE, interval_label, repetitions_for
 
         ns = sorted({int(n) for n in self._ns()})
         shown = ", ".join(f"n = {n}: {interval_label(n)}" for n in ns) or "no repeated measurement"
@@ -233,10 +290,13 @@ class Report:
             "<li><b>Error bars and intervals</b> bracket the median with order statistics of the runs (no "
             "normality assumed). Their coverage depends on n and is printed as it is, not as a nominal "
             f"95 %: {_e(shown)}. A 95 % interval needs n ≥ {need} runs per point.</li>"
+            f"<li><b>Warm-up</b> (one rule for every table, figure and number here): {_e(WARMUP_RULE)}. "
+            "The report's notes name the runs it left out.</li>"
             "<li><b>Overheads</b> (Table 3, right) carry a bootstrap interval of the ratio of medians (nominal "
             "95 %, conservative with few runs). <b>Efficiencies</b> combine the intervals of two medians, so "
             "their coverage is at least the product of both.</li>"
             f"{aa}"
+            f"{self.verdict_html()}"
             "<li><b>Paper values</b> are hollow diamonds at the process counts the paper measured, or labels for "
             "numbers the paper states without a size (peak throughputs). Environments the paper does not have "
             "(e.g. <code>local</code>) are compared with its bare metal (BMM) to put scales side by side: the "
@@ -244,6 +304,28 @@ class Report:
             "absolute times also need the same problem size.</li>"
             "<li><b>Emulation</b>: an environment run under QEMU TCG is labelled 'emulation: qemu-tcg'; its "
             "numbers measure an emulator, not a hypervisor.</li></ul>")
+
+    def verdict_html(self) -> str:
+        """The verdict of each comparison and the interference rule, with how many runs it excluded."""
+        from .analysis import interference_rule
+        from .verdict import DEFAULT_MARGIN_PCT
+
+        apps = self.data.table("apps")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rule = interference_rule(apps[apps["verified"].astype("boolean").fillna(False).astype(bool)]) \
+                if len(apps) else None
+            overhead = self.data.overhead() if len(apps) else None
+        said = [f"{r.label} {r.workload}: {sig(r.overhead_pct)} % [{sig(r.overhead_pct_ci_low)}, "
+                f"{sig(r.overhead_pct_ci_high)}], {r.verdict}" for r in overhead.itertuples()
+                if "verdict" in overhead and r.verdict] if overhead is not None and len(overhead) else []
+        verdicts = ("<li><b>Verdicts</b>: each comparison is <i>resolved</i> (its interval excludes 0), "
+                    f"<i>consistent with zero</i> (its interval lies within ±{DEFAULT_MARGIN_PCT:g} %), or "
+                    "<i>not resolved at this noise</i>, with about how many more runs per environment the "
+                    "measured spread asks for (an interval narrows like 1/√runs)"
+                    + (": " + "; ".join(_e(x) for x in said) if said else "") + ".</li>")
+        ruled = f"<li><b>Interference</b>: {_e(rule.line())}.</li>" if rule is not None else ""
+        return verdicts + ruled
 
     def _ns(self) -> list[int]:
         """The run counts behind the medians shown (per point of each stage)."""
@@ -284,6 +366,7 @@ class Report:
         return f'<p class="vhpc-caption">{_e(what)}Files: {_e(files)}.</p>'
 
     # -------------------------------------------------------------- paper vs measured
+    @_noting
     def paper_vs_measured_html(self) -> str:
         """Only the rows measured here, rounded, hardware side by side, with what each comparison means."""
         from .analysis import comparable_rows
@@ -305,6 +388,7 @@ class Report:
                                  "paper": "paper", "measured_side": "measured (hardware)", "measured": "measured",
                                  "n": "n", "compared": "measured vs paper", "why": "how to read it"})
 
+    @_noting
     def skipped_html(self) -> str:
         skipped = self.data.table("skipped")
         if not len(skipped):
@@ -312,17 +396,31 @@ class Report:
         return html_table(skipped, {"environment": "environment", "stage": "stage", "placement": "what",
                                     "reason": "why"})
 
+    @_noting
     def cloud_html(self) -> str:
         return cloud_comparison(self.campaign, data=self.data).to_html()
 
+    @_noting
     def files_html(self) -> str:
+        """Where the figure files are, links to the distributions of every run, and the notes not shown yet."""
         if self.export_error == "pending":
-            return (f"<p>{len(self.figures)} figures written beside this report as HTML; their PDF, SVG and PNG "
+            text = (f"<p>{len(self.figures)} figures written beside this report as HTML; their PDF, SVG and PNG "
                     "files are written by <code>vhpc figures</code> when the report is converted.</p>")
-        if self.export_error:
-            return (f'<p class="vhpc-warning">Static figure export failed: {_e(self.export_error)}. The HTML '
+        elif self.export_error:
+            text = (f'<p class="vhpc-warning">Static figure export failed: {_e(self.export_error)}. The HTML '
                     "figures and this report are complete; rerun when Chromium works.</p>")
-        return f"<p>{len(self.figures)} figures written beside this report (PDF, SVG, PNG and HTML each).</p>"
+        else:
+            text = f"<p>{len(self.figures)} figures written beside this report (PDF, SVG, PNG and HTML each).</p>"
+        return text + self.distributions_html() + self.notes_html()
+
+    def distributions_html(self) -> str:
+        """Links to the figures that show every run beside the medians (warm-up runs marked)."""
+        names = [n for n in self.figures if n.startswith("distribution_")]
+        if not names:
+            return ""
+        links = ", ".join(f'<a href="{_e(n)}.html">{_e(n.removeprefix("distribution_").replace("_", " "))}</a>'
+                          for n in names)
+        return f"<p>Every run, beside the medians and their intervals: {links}.</p>"
 
 
 def _compared(r: pd.Series) -> str:
@@ -348,6 +446,12 @@ def _bytes(b: float) -> str:
     return f"{bytes_label(b)} B" if b else "0 B"
 
 
+def _runs(run_ids: pd.Series, valid: pd.Series) -> str:
+    """Valid runs, and how many more were measured but are not valid (they count in no statistic)."""
+    good, total = run_ids[valid].nunique(), run_ids.nunique()
+    return str(good) + (f" (+{total - good} not valid)" if total > good else "")
+
+
 def _span(values: list) -> str:
     values = sorted(set(int(v) for v in values))
     if not values:
@@ -362,6 +466,14 @@ def build_report(campaign: str | None = None, *, write: bool = True, static_expo
     ``static_export=False`` writes the HTML figures and leaves the PDF/SVG/PNG to the caller (the
     pipeline renders them in its own process, overlapping this notebook and the report conversion).
     """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = _build_report(campaign, write=write, static_export=static_export)
+    report.note(str(w.message) for w in caught)  # the report's own notes, never stderr in report.html
+    return report
+
+
+def _build_report(campaign: str | None, *, write: bool, static_export: bool) -> Report:
     from . import analysis, campaigns
     from .exceptions import FigureExportError
     from .figures import save_figures
@@ -369,18 +481,19 @@ def build_report(campaign: str | None = None, *, write: bool = True, static_expo
     from .figures.export import write_html, write_pending
     from .tables import build_tables
 
-    campaign = campaigns.for_reading(campaigns.check_name(campaign) if campaign else None)
+    campaign = campaigns.for_reading(campaign or None)  # a notebook parameter: checked here, once
     built = build_tables(campaign)
     data = CampaignData.of(campaign, built.tables)
-    report = Report(campaign, data, CampaignFacts.scan(campaign), hardware=hardware_of(campaign),
+    report = Report(campaign, data, CampaignFacts.scan(campaign),
+                    hardware=displayed_hardware(hardware_of(campaign), data.table("environments")),
                     warnings=list(built.warnings))
     micro, apps = data.table("microbench"), data.table("apps")
     report.figures = build_artifacts(campaign, data=data)
     report.paper_vs_measured = analysis.paper_vs_measured(
         latency=analysis.latency_table(micro) if len(micro) else None,
         peaks=analysis.peak_throughput(micro) if len(micro) else None,
-        overhead=analysis.overhead_table(apps, data.baseline, stage="single-node") if len(apps) else None,
-        efficiency=analysis.efficiency_table(apps, stage="scaling") if len(apps) else None,
+        overhead=analysis.overhead_table(apps, data.baseline, stage=Stage.SINGLE_NODE) if len(apps) else None,
+        efficiency=analysis.efficiency_table(apps, stage=Stage.SCALING) if len(apps) else None,
         measured_hardware=report.hardware)
     if write:
         for name, frame in built.tables.items():
@@ -443,7 +556,7 @@ def _cloud_environment(envs: pd.DataFrame, wanted: str | None) -> str | None:
     for _, e in envs.iterrows():
         if wanted and wanted in (e["environment"], e["label"]):
             return str(e["environment"])
-        if str(e.get("vmm") or "").lower() in CLOUD_VMMS or str(e["label"]).lower() == "ec2":
+        if is_cloud(e.get("vmm")) or str(e["label"]).lower() == "ec2":
             return str(e["environment"])
     return None
 
@@ -473,6 +586,6 @@ def cloud_comparison(campaign: str | None = None, cloud_environment: str | None 
         note = (f"No cloud environment measured in campaign {data.campaign} (environments: {have}): "
                 "showing the paper's cloud numbers only.")
         return CloudComparison(None, pd.DataFrame(), pd.DataFrame(), paper, note=note)
-    overhead = analysis.overhead_table(apps, data.baseline, stage="single-node")
-    efficiency = analysis.efficiency_table(apps, stage="scaling")
+    overhead = analysis.overhead_table(apps, data.baseline, stage=Stage.SINGLE_NODE)
+    efficiency = analysis.efficiency_table(apps, stage=Stage.SCALING)
     return CloudComparison(cloud, overhead, efficiency, paper)

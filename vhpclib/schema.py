@@ -78,6 +78,9 @@ class FixedTable:
 
 
 TABLES: Registry[TableSpec] = Registry("table", "table")
+#: The registered workloads (``vhpclib.workloads.register_workload`` fills it). Kept here, below the workloads,
+#: so the stage parameters can look a workload up by name without importing the workloads package.
+WORKLOADS: Registry[Any] = Registry("workload", "workload")
 FIXED: Registry[FixedTable] = Registry("table", "table")
 
 
@@ -96,6 +99,17 @@ def column_specs(names: Iterable[str], units: dict[str, str] | None = None,
     return tuple(Column(n, units.get(n, ""), descriptions.get(n, "")) for n in names)
 
 
+#: Columns the harness adds to every row of every run table, after the table's tail: the interference it recorded
+#: around the run and, in a ground-truth environment, the overhead its cgroup measured (``tables.run_columns``).
+RUN_COLUMNS: tuple[Column, ...] = (
+    Column("other_share", "share", "CPU share of the machine other processes used during the run"),
+    Column("steal_share", "share", "CPU share the hypervisor stole during the run"),
+    Column("load_before", "", "1-minute load average before the run"),
+    Column("job_nivcsw", "", "involuntary context switches of the job's processes"),
+    Column("injected_overhead_pct", "%", "overhead the ground-truth cgroup measured for the run"),
+)
+
+
 @dataclass
 class Layout:
     """A table's columns as written: the table's own, the columns its workloads add (registration order), its tail."""
@@ -105,7 +119,9 @@ class Layout:
 
     @property
     def columns(self) -> list[Column]:
-        return [*self.spec.columns, *self.extra, *getattr(self.spec, "tail", ())]
+        if isinstance(self.spec, FixedTable):
+            return [*self.spec.columns, *self.extra]
+        return [*self.spec.columns, *self.extra, *self.spec.tail, *RUN_COLUMNS]
 
     @property
     def names(self) -> list[str]:

@@ -26,7 +26,7 @@ from fabric import Config, Connection
 from . import lifetime
 from .config import HostSpec
 from .exceptions import ConnectionLost, HostUnreachable, InputError, RemoteError
-from .remote import KILL_WAIT_S, Executor, HostKeyPolicy
+from .executor import KILL_WAIT_S, Executor, HostKeyPolicy
 
 # paramiko logs transport-thread failures (e.g. a port that does not speak SSH) at ERROR with a
 # traceback; with no handler, Python's last-resort handler would print them. vHPC reports one line.

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .exceptions import CampaignBusy, InvalidName, StoreError, UnsafePath
+from .exceptions import CampaignBusy, StoreError, UnsafePath
 from .fsutil import atomic_write, fsync_dir, fsync_tree
+from .names import Campaign, check_id
 from .record import (COMPLETE, FAILED, INVALID, MEASURED, SKIPPED, CodeVersion, ResultSummary, RunRecord,
                      parse_record)
 from .secrets import REDACTED, redact_bytes, redact_env
@@ -37,12 +38,10 @@ from .secrets import REDACTED, redact_bytes, redact_env
 RECORD = "run.json"
 RESULT = "result.json"
 LOCK = ".lock"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
-_MAX_ID = 120
 _PARTIAL = re.compile(r"^\.(?P<run_id>.+)\.partial-(?P<pid>\d+)-[0-9a-f]+$")
 
 __all__ = ["RawStore", "StoredRun", "RunWriter", "RECORD", "RESULT", "COMPLETE", "INVALID", "SKIPPED", "FAILED",
-           "MEASURED", "REDACTED", "redact_env", "check_id", "check_campaign", "campaign_lock", "code_version",
+           "MEASURED", "REDACTED", "redact_env", "check_id", "campaign_lock", "code_version",
            "utc_stamp"]
 
 
@@ -70,15 +69,6 @@ def code_version() -> CodeVersion:
     return CodeVersion(**info)
 
 
-def check_id(kind: str, value: str) -> str:
-    """A name that is safe as one folder name: letters, digits and ``_.=+-``, not starting with one of those."""
-    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value or len(value) > _MAX_ID:
-        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
-        raise InvalidName(f"{kind} must be 1-{_MAX_ID} letters, digits and '_.=+-', starting with a letter or "
-                          f"digit, without '..' (got {shown!r})", key=kind)
-    return value
-
-
 def refuse_symlinks(root: Path, *parts: str) -> None:
     """Refuse a campaign, environment or stage folder that is a symlink (writes would land outside the store).
 
@@ -91,16 +81,6 @@ def refuse_symlinks(root: Path, *parts: str) -> None:
             raise UnsafePath(f"the {kind} folder is a symlink (to {os.readlink(path)}); vhpc writes only into "
                              "real folders of the data folder: remove the link or point VHPC_DATA elsewhere",
                              file=str(path))
-
-
-def check_campaign(name: str) -> str:
-    """The one campaign-name check of every entry point (CLI, notebooks, pipeline, tables, store).
-
-    A campaign is one folder under ``data/raw`` and ``data/processed``: a name that could
-    leave them (``../x``, ``a/b``, an absolute path) or hide (``.x``) is refused with
-    ``InvalidName`` (exit code 2).
-    """
-    return check_id("campaign", name)
 
 
 #: Records already parsed in this process, by run.json path and its (inode, mtime, size): one invocation reads a
@@ -123,7 +103,7 @@ def campaign_lock(campaign: str, *, root: Path | None = None, wait: bool = False
     Re-entrant within a process. Another process holding it raises ``CampaignBusy`` naming
     it, or, with ``wait``, blocks until it is free.
     """
-    path = (Path(root) if root else paths.RAW) / check_campaign(campaign) / LOCK
+    path = (Path(root) if root else paths.RAW) / Campaign(campaign) / LOCK
     refuse_symlinks(path.parent.parent, campaign)
     _acquire(path, wait)
     try:
@@ -291,8 +271,8 @@ class RawStore:
         self.root = Path(root) if root else paths.RAW
 
     def run_path(self, campaign: str, environment: str, stage: str, run_id: str) -> Path:
-        for kind, value in (("campaign", campaign), ("environment", environment), ("stage", stage),
-                            ("run_id", run_id)):
+        Campaign(campaign)  # where a campaign becomes a path: the one guard below the edge (free for a Campaign)
+        for kind, value in (("environment", environment), ("stage", stage), ("run_id", run_id)):
             check_id(kind, value)
         refuse_symlinks(self.root, campaign, environment, stage)
         return self.root / campaign / environment / stage / run_id
@@ -410,7 +390,7 @@ class RawStore:
 
         Only meaningful while holding the campaign's lock: then no other writer can own one.
         """
-        pattern = "/".join([check_campaign(campaign), environment or "*", "*", ".*.partial-*"])
+        pattern = "/".join([Campaign(campaign), environment or "*", "*", ".*.partial-*"])
         me = str(os.getpid())
         out = []
         for path in sorted(self.root.glob(pattern)):

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from . import paths
 from .exceptions import MalformedResult, ParseError, StoreError
 from .fsutil import atomic_write
+from .names import Campaign
 from .record import MEASURED, SKIPPED
 from .schema import FIXED, TABLES, Column, FixedTable, Layout, column_specs, undeclared_columns
-from .store import RawStore, StoredRun, check_campaign
+from .store import RawStore, StoredRun
 from .workloads import WORKLOADS, Workload, workload_of
 
 if TYPE_CHECKING:
@@ -71,6 +72,18 @@ def table_names() -> list[str]:
     return [*TABLES.names(), *FIXED.names()]
 
 
+def run_columns(run: StoredRun) -> dict[str, Any]:
+    """What the harness recorded around the run (``schema.RUN_COLUMNS``): interference and, in a ground-truth
+    environment, the overhead its cgroup measured; the same for every row of every table."""
+    execution = run.record.execution
+    seen = execution.interference if execution else None
+    injected = execution.injected if execution else None
+    return {"other_share": seen.other_share if seen else None, "steal_share": seen.steal_share if seen else None,
+            "load_before": seen.load_before[0] if seen and seen.load_before else None,
+            "job_nivcsw": seen.job_nivcsw if seen else None,
+            "injected_overhead_pct": injected.overhead_pct if injected else None}
+
+
 @dataclass
 class CampaignTables:
     """Every table of one campaign, built in one pass over its runs."""
@@ -110,7 +123,7 @@ def build_tables(campaign: str, *, store: RawStore | None = None, reparse: bool 
 def collect_tables(campaign: str, *, store: RawStore | None = None,
                    reparse: bool = False) -> tuple[dict[str, RowTable], list[str]]:
     """The campaign's tables as rows, and the warnings about runs left out (one pass over the runs)."""
-    check_campaign(campaign)
+    campaign = Campaign(campaign)
     store = store or RawStore()
     layouts = {name: layout(name) for name in TABLES.names()}
     rows: dict[str, list[tuple[tuple, dict[str, Any]]]] = {name: [] for name in layouts}
@@ -142,7 +155,7 @@ def collect_tables(campaign: str, *, store: RawStore | None = None,
                             f"{', '.join(undeclared)} (kept; declare them in {type(workload).__name__}.columns)")
             layouts[spec.name].extra += [Column(c) for c in undeclared]
         order = spec.stage_order.index(rec.stage) if rec.stage in spec.stage_order else len(spec.stage_order)
-        rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row)})
+        rows[spec.name] += [((order, str(run.path)), {**row, **spec.identity(run, workload, row), **run_columns(run)})
                             for row in extracted]
     for name in layouts:
         rows[name] = _consistent_kinds(rows[name], warnings)
@@ -272,7 +285,7 @@ def _note_environment(environments: dict[str, dict[str, Any]], run: StoredRun) -
 
 def write_table(campaign: str, name: str, table: pd.DataFrame) -> Path:
     """Write a derived table atomically (a reader never sees half a file)."""
-    check_campaign(campaign)  # a campaign is one folder under data/processed, never a path out of it
+    campaign = Campaign(campaign)  # one folder under data/processed, never a path out of it (free for a Campaign)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     return atomic_write(paths.processed_dir(campaign) / f"{name}.csv", buffer.getvalue())

@@ -34,7 +34,8 @@ def test_a_busy_process_on_the_cores_makes_the_run_invalid_and_is_named(tmp_path
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the stage lacks the valid run it planned
+    assert "--campaign busy --rerun" in proc.stderr
     [record] = [r for r in records(tmp_path / "d", "busy") if r["kind"] == "run"]
     assert record["status"] == "invalid"
     busy = record["execution"]["contention"]["busy"]

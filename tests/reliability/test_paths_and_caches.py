@@ -19,7 +19,8 @@ from vhpclib.config import load_inventory, secure_dir_command
 from vhpclib.exceptions import InvalidName
 from vhpclib.fingerprint import fingerprint_dir
 from vhpclib.stages.context import StageContext
-from vhpclib.store import RawStore, campaign_lock, check_campaign
+from vhpclib.names import Campaign
+from vhpclib.store import RawStore, campaign_lock
 
 BAD_CAMPAIGNS = ["../x", "../../../x", "/etc", "a/b", ".hidden", "..", ".", "a..b", "~root", "$(id)", "x;rm -rf y",
                  "x y", "x\ny", "-rf", "café", "x" * 121, "embedded/../../x"]
@@ -27,7 +28,7 @@ BAD_CAMPAIGNS = ["../x", "../../../x", "/etc", "a/b", ".hidden", "..", ".", "a..
 
 @pytest.mark.parametrize("name", BAD_CAMPAIGNS)
 def test_every_library_entry_point_refuses_a_campaign_name_that_leaves_the_store(name, tmp_path):
-    for call in (lambda: check_campaign(name), lambda: RawStore(tmp_path).run_path(name, "e", "s", "r"),
+    for call in (lambda: Campaign(name), lambda: RawStore(tmp_path).run_path(name, "e", "s", "r"),
                  lambda: campaign_lock(name, root=tmp_path).__enter__(), lambda: fingerprint_dir(name, "e", tmp_path),
                  lambda: StageContext.open(ROOT / "inventories/local.yml", "local", name)):
         with pytest.raises(InvalidName):

@@ -24,7 +24,7 @@ from vhpclib.mpi import LaunchSpec
 from vhpclib.params import StageParams
 from vhpclib.secrets import REDACTED, redact_argv, redact_env, redact_text, secret_name
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.workloads import Extracted, Point, Workload, register_workload, unregister_workload
 

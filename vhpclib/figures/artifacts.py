@@ -22,6 +22,7 @@ from ..registry import Registry
 from ..tables import read_table_or_empty
 from . import paper
 from .style import display_label
+from ..names import Stage  # after the others: the schemas branch adds an import above
 
 NPB_PAPER_WORKLOADS = ("SP-MZ", "BT-MZ")
 
@@ -75,14 +76,14 @@ class CampaignData:
 
     def single_node_environments(self) -> list[str]:
         apps = self.table("apps")
-        return sorted(set(apps.loc[apps["stage"] == "single-node", "environment"])) if len(apps) else []
+        return sorted(set(apps.loc[apps["stage"] == Stage.SINGLE_NODE, "environment"])) if len(apps) else []
 
     def overhead(self) -> pd.DataFrame:
         """Table 3: overhead vs the baseline; with one environment, the A/A check (its runs split in two)."""
         apps = self.table("apps")
         if len(self.single_node_environments()) == 1:
-            return analysis.aa_check(apps, self.single_node_environments()[0], stage="single-node")
-        return analysis.overhead_table(apps, self.baseline, stage="single-node")
+            return analysis.aa_check(apps, self.single_node_environments()[0], stage=Stage.SINGLE_NODE)
+        return analysis.overhead_table(apps, self.baseline, stage=Stage.SINGLE_NODE)
 
     def apps_of(self, workloads: Iterable[str], stage: str) -> pd.DataFrame:
         apps = self.table("apps")
@@ -126,11 +127,11 @@ def _single(data: CampaignData) -> bool:
 
 
 def _npb(data: CampaignData) -> pd.DataFrame:
-    return data.apps_of(NPB_PAPER_WORKLOADS, "scaling")
+    return data.apps_of(NPB_PAPER_WORKLOADS, Stage.SCALING)
 
 
 def _blockss(data: CampaignData) -> pd.DataFrame:
-    return data.apps_of(["blockss"], "scaling")
+    return data.apps_of(["blockss"], Stage.SCALING)
 
 
 ARTIFACTS: Registry[Artifact] = Registry("artifact", "artifact")
@@ -160,25 +161,25 @@ def build_artifacts(campaign: str, *, stage: str | None = None, only_with_data: 
 _FILES = "(the subtitle of a measured figure says n and what its error bars cover)"
 
 for _artifact in (
-    Artifact("table2_latency", "microbench",
+    Artifact("table2_latency", Stage.MICROBENCH,
              lambda d: paper.table2_figure(analysis.latency_table(d.table("microbench"))), _micro,
              title="Table 2: latency", inputs=("microbench", "environments"),
              caption=f"0-byte PingPong latency per placement, measured beside the paper's {_FILES}."),
-    Artifact("figure2_throughput", "microbench",
+    Artifact("figure2_throughput", Stage.MICROBENCH,
              lambda d: paper.figure2_throughput(analysis.throughput_curves(d.table("microbench"))), _micro,
              title="Figure 2: throughput", inputs=("microbench", "environments"),
              caption=f"PingPong throughput over message sizes per placement, with the paper's peaks {_FILES}."),
-    Artifact("table3_single_node", "single-node", lambda d: paper.table3_figure(d.overhead()), _single,
+    Artifact("table3_single_node", Stage.SINGLE_NODE, lambda d: paper.table3_figure(d.overhead()), _single,
              title="Table 3: single node", inputs=("apps", "environments"),
              caption=f"Time on one node and overhead versus the baseline (or the A/A check) {_FILES}."),
-    Artifact("figure3_npb", "scaling",
-             lambda d: paper.figure3_npb(analysis.efficiency_table(_npb(d), stage="scaling"),
-                                         analysis.performance_table(_npb(d), stage="scaling")),
+    Artifact("figure3_npb", Stage.SCALING,
+             lambda d: paper.figure3_npb(analysis.efficiency_table(_npb(d), stage=Stage.SCALING),
+                                         analysis.performance_table(_npb(d), stage=Stage.SCALING)),
              lambda d: len(_npb(d)) > 0, title="Figure 3: NPB-MZ scaling", inputs=("apps", "environments"),
              caption=f"SP-MZ and BT-MZ parallel efficiency and rate over process counts {_FILES}."),
-    Artifact("figure4_blockss", "scaling",
-             lambda d: paper.figure4_blockss(analysis.efficiency_table(_blockss(d), stage="scaling"),
-                                             analysis.ideal_curve(_blockss(d), stage="scaling")),
+    Artifact("figure4_blockss", Stage.SCALING,
+             lambda d: paper.figure4_blockss(analysis.efficiency_table(_blockss(d), stage=Stage.SCALING),
+                                             analysis.ideal_curve(_blockss(d), stage=Stage.SCALING)),
              lambda d: len(_blockss(d)) > 0, title="Figure 4: blockss (Bloss) efficiency with the ideal curve",
              inputs=("apps", "environments"),
              caption=f"blockss parallel efficiency over process counts, the ideal curve dashed {_FILES}."),
@@ -192,11 +193,11 @@ for _artifact in (
 from .distributions import latency_distribution, wall_time_distribution  # noqa: E402
 
 for _artifact in (
-    Artifact("distribution_latency", "microbench", lambda d: latency_distribution(d.table("microbench")), _micro,
+    Artifact("distribution_latency", Stage.MICROBENCH, lambda d: latency_distribution(d.table("microbench")), _micro,
              title="Distribution: 0-byte latency", inputs=("microbench",), section="distributions",
              caption="Every run's 0-byte latency per environment and placement, beside its interval."),
-    Artifact("distribution_single_node", "single-node",
-             lambda d: wall_time_distribution(d.table("apps"), "single-node"), _single,
+    Artifact("distribution_single_node", Stage.SINGLE_NODE,
+             lambda d: wall_time_distribution(d.table("apps"), Stage.SINGLE_NODE), _single,
              title="Distribution: single-node times", inputs=("apps",), section="distributions",
              caption="Every run's time per environment and workload on one node, beside its interval."),
 ):

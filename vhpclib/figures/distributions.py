@@ -3,9 +3,12 @@
 Hoefler & Belli (SC15) ask to show the variability of measurements, not a single
 number. One panel per placement (0-byte PingPong latency) or per workload point
 (single-node wall time); in each, one violin with every run as a point per
-environment, the median with its distribution-free 95 % interval as a black
-diamond, and the warm-up runs the changepoint rule left out of the statistics as
-crosses (they stay in the raw store and are drawn, not hidden).
+environment, the median with its distribution-free interval (its true coverage in
+the subtitle) as a black diamond, and the warm-up runs the one warm-up rule
+(``analysis.WARMUP_RULE``) leaves out of every statistic as crosses (they stay in
+the raw store and are drawn, not hidden). Runs the interference rule excludes
+(``analysis.interference_rule``) are drawn as open triangles; every run's hover says how
+much of the machine other processes used while it ran.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from plotly.subplots import make_subplots
 
 from .. import stats
 from ..analysis import PLACEMENTS
+from ..median_coverage import interval_label
+from ..names import Stage
 from .style import NOT_MEASURED, TEMPLATE, env_colour
 
+MEDIAN_NAME = "median with its interval"
 WARMUP_MARKER = dict(symbol="x-thin-open", size=10, line=dict(width=2), color="#555")
+INTERFERED_MARKER = dict(symbol="triangle-up-open", size=10, line=dict(width=2), color="#B2182B")
 
 
 def latency_distribution(micro: pd.DataFrame) -> go.Figure:
@@ -32,7 +39,7 @@ def latency_distribution(micro: pd.DataFrame) -> go.Figure:
                    "PingPong 0-byte latency, every run")
 
 
-def wall_time_distribution(apps: pd.DataFrame, stage: str = "single-node") -> go.Figure:
+def wall_time_distribution(apps: pd.DataFrame, stage: str = Stage.SINGLE_NODE) -> go.Figure:
     """Wall time of every verified run of ``stage``, per workload point and environment."""
     ok = apps[(apps["stage"] == stage) & apps["verified"].astype("boolean").fillna(False).astype(bool)
               & apps["time_s"].notna()] if len(apps) else apps
@@ -52,19 +59,44 @@ def _figure(rows: pd.DataFrame, panels: list[str], value: str, unit: str, title:
         fig.update_layout(template=TEMPLATE, title=title, height=360, xaxis_visible=False, yaxis_visible=False)
         return fig
     rows = stats.mark_warmup(rows, ["environment", "panel"], value)
+    rows = _mark_interfered(rows)
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
     legend: set[str] = set()
+    intervals: set[str] = set()
     for col, panel in enumerate(panels, start=1):
         mine = rows[rows["panel"] == panel]
         for label, runs in mine.groupby("label", sort=True):
-            _environment(fig, str(label), runs, value, col, legend)
+            _environment(fig, str(label), runs, value, col, legend, intervals)
         fig.update_yaxes(title_text=unit if col == 1 else None, row=1, col=col)
     fig.update_layout(template=TEMPLATE, title=title, height=460, width=max(520, 380 * len(panels)),
                       violingap=0.3, legend=dict(orientation="h", y=-0.18))
+    # the true coverage of each interval (n after the warm-up), as every table and figure states it
+    lines = ["intervals of the median:", *sorted(intervals)]
+    fig.update_layout(title=dict(subtitle=dict(text="<br>".join(lines), font=dict(size=12, color="#555"))),
+                      margin=dict(t=88 + 16 * len(lines)), height=460 + 16 * len(lines))
     return fig
 
 
-def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col: int, legend: set[str]) -> None:
+def _mark_interfered(rows: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``interfered`` (excluded by the interference rule) and ``others`` (hover text)."""
+    import warnings
+
+    from ..analysis import interference_rule
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tables and the report name the excluded runs
+        excluded = set(interference_rule(rows).excluded.index)
+    share = pd.to_numeric(rows["other_share"], errors="coerce") if "other_share" in rows else \
+        pd.Series(float("nan"), index=rows.index)
+    others = ["other processes: not recorded" if v != v else f"other processes: {100 * v:.0f} % of the machine"
+              for v in share]
+    return rows.assign(interfered=rows.index.isin(excluded), others=others)
+
+
+def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col: int, legend: set[str],
+                 intervals: set[str]) -> None:
+    hit = runs[runs["interfered"] & ~runs["warmup"]]
+    runs = runs[~runs["interfered"] | runs["warmup"]]
     kept, warm = runs[~runs["warmup"]], runs[runs["warmup"]]
     colour = env_colour(label)
     fig.add_trace(go.Violin(
@@ -72,19 +104,28 @@ def _environment(fig: go.Figure, label: str, runs: pd.DataFrame, value: str, col
         line_color=colour, fillcolor=_translucent(colour), points="all", pointpos=0, jitter=0.35,
         marker=dict(size=7, color=colour, line=dict(width=1, color="white")), box_visible=False,
         meanline_visible=False,
-        spanmode="hard", customdata=kept[["run_id"]], hovertemplate="%{customdata[0]}: %{y}<extra></extra>"),
+        spanmode="hard", customdata=kept[["run_id", "others"]],
+        hovertemplate="%{customdata[0]}: %{y}<br>%{customdata[1]}<extra></extra>"),
         row=1, col=col)
     legend.add(label)
+    if len(hit):
+        fig.add_trace(go.Scatter(
+            x=[label] * len(hit), y=hit[value], mode="markers", name="excluded: interference", legendgroup="intf",
+            showlegend="intf" not in legend, marker=INTERFERED_MARKER, customdata=hit[["run_id", "others"]],
+            hovertemplate="%{customdata[0]} (excluded): %{y}<br>%{customdata[1]}<extra></extra>"), row=1, col=col)
+        legend.add("intf")
     interval = stats.median_interval(kept[value])
     if interval.n:
-        has_ci = interval.low == interval.low  # NaN when too few runs for a 95 % interval
+        has_ci = interval.low == interval.low  # NaN when too few runs for an interval
         fig.add_trace(go.Scatter(
-            x=[label], y=[interval.estimate], mode="markers", name="median (95 % CI)", legendgroup="median",
+            x=[label], y=[interval.estimate], mode="markers", name=MEDIAN_NAME, legendgroup="median",
             showlegend="median" not in legend, marker=dict(symbol="diamond", size=11, color="black"),
             error_y=dict(type="data", symmetric=False, array=[interval.high - interval.estimate],
                          arrayminus=[interval.estimate - interval.low], thickness=1.5, width=8) if has_ci else None,
-            hovertemplate=f"median %{{y}} (n={interval.n})<extra></extra>"), row=1, col=col)
+            hovertemplate=f"median %{{y}} (n={interval.n}; {interval_label(interval.n)})<extra></extra>"),
+            row=1, col=col)
         legend.add("median")
+        intervals.add(f"{label}: n = {interval.n}, {interval_label(interval.n)}")
     if len(warm):
         fig.add_trace(go.Scatter(
             x=[label] * len(warm), y=warm[value], mode="markers", name="warm-up (left out)", legendgroup="warmup",

@@ -119,7 +119,9 @@ def static_jobs(fig: go.Figure | str, name: str, outdir: Path, formats: Sequence
     fig_json = fig if isinstance(fig, str) else fig.to_json()
     fig_dict = json.loads(fig_json)
     layout = fig_dict.get("layout", {})
-    width, height = layout.get("width") or WIDTH, layout.get("height") or HEIGHT
+    # a figure may ask for a wider static page than the report's column (layout.meta.static_width: a wide table)
+    meta = layout.get("meta") if isinstance(layout.get("meta"), dict) else {}
+    width, height = layout.get("width") or meta.get("static_width") or WIDTH, layout.get("height") or HEIGHT
     jobs = []
     for fmt in formats:
         scale = 2 if fmt == "png" else 1

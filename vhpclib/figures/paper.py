@@ -18,12 +18,15 @@ from plotly.subplots import make_subplots
 
 from ..analysis import coverage_text, interval_label, order_statistic_ci
 from ..reference import PAPER_ENVIRONMENTS, load_reference, paper_label, paper_workload
+from .export import WIDTH
 from .style import (NOT_MEASURED, PAPER_MARKER, PLACEMENT_DASH, TEMPLATE, aa_name, env_colour, error_bars, fmt,
-                    labels_of, log2_axis, log10_axis, note_unmeasured, reference_or_default)
+                    labels_of, log2_axis, log10_axis, note_unmeasured, reference_or_default, table_height)
 
 NPB_PAPER_CLASS = "C"
 NPB_PAPER_THREADS = 2
 BLOSS_PAPER_THREADS = 4
+#: How to measure what Figure 3 lacks (NPB-MZ builds first; see `vhpc npb --help`).
+NPB_HOWTO = "vhpc run scaling --workload npb --campaign <this campaign>"
 LABEL_ROW_PX = 15  # height of one line of a 10 px annotation, with its gap
 
 
@@ -57,6 +60,7 @@ def _threads_text(frame: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------ Table 2
 
+T2_WIDTH = 1100
 T2_HEADER = ["environment", "placement", "paper latency [usec]", "paper ratio",
              "measured latency [usec] [interval]", "interval (coverage)", "n", "measured ratio", "measured / paper"]
 
@@ -85,15 +89,20 @@ def table2_figure(latency_table: pd.DataFrame, reference: pd.DataFrame | None = 
         rows.append(_t2row(f"{m['label']} (vs paper BMM)", r, m, m["placement"]))
     cols = list(zip(*rows)) if rows else [[]] * len(T2_HEADER)
     colours = [[env_colour(str(c).split(" ")[0]) for c in cols[0]]] if rows else None
+    widths = [2.2, 1.1, 0.9, 0.8, 1.7, 1.3, 0.4, 0.9, 0.9]
+    margin = dict(l=20, r=20, t=80, b=40)
+    # sized to its rows: a plotly table scrolls what exceeds its box, and a static export cuts it off
+    # tall enough at the static width and in the report's narrower column (where cells wrap more)
+    body = max(table_height(T2_HEADER, cols, widths, w - margin["l"] - margin["r"]) for w in (T2_WIDTH, WIDTH))
     fig = go.Figure(go.Table(
         header=dict(values=T2_HEADER, fill_color="#f0f0f0", align="left", font=dict(size=12)),
         cells=dict(values=cols, align="left", height=30, font=dict(color=colours or "#222", size=12)),
-        columnwidth=[1.7, 1.1, 1.0, 0.8, 1.6, 1.3, 0.4, 0.9, 0.9]))
+        columnwidth=widths))
     fig.update_layout(template=TEMPLATE, title="Table 2: PingPong one-way latency (0 B)",
-                      height=max(360, 150 + 33 * (len(rows) + 1)), margin=dict(b=50))
+                      meta=dict(static_width=T2_WIDTH), height=int(margin["t"] + body + margin["b"]), margin=margin)
     _subtitle(fig, stats_note(lat, what="value", bars="the interval column") if len(lat) else "")
     note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS if e in set(ref.get("environment", []))],
-                     labels_of(lat), y=0.01, yshift=0)
+                     labels_of(lat), y=0, yshift=-6)
     return fig
 
 
@@ -192,37 +201,83 @@ def _problem_note(ov: pd.DataFrame, ref: pd.DataFrame) -> str:
             "compare overheads [%], not absolute times")
 
 
+#: Overheads beyond this [%] get a panel of their own, so the paper's 4-20 % stay readable beside them.
+FAR_OVERHEAD_PCT = 100.0
+
+
+def _overhead_drawable(row: pd.Series) -> bool:
+    """An overhead is drawn only with its interval (or as the baseline's zero): a bare ratio of two single runs
+    is noise drawn as a result."""
+    if row.get("label") == row.get("baseline") or row.get("environment") == row.get("baseline"):
+        return pd.notna(row.get("overhead_pct"))
+    return pd.notna(row.get("overhead_pct_ci_low")) and pd.notna(row.get("overhead_pct_ci_high"))
+
+
+def _missing_overheads(ov: pd.DataFrame) -> list[str]:
+    """One sentence per overhead not drawn: which runs are missing for its interval."""
+    out = []
+    for _, r in ov.iterrows():
+        if _overhead_drawable(r) or pd.isna(r.get("time_s")):
+            continue
+        base = ov[(ov["label"] == r["baseline"]) | (ov["environment"] == r["baseline"])]
+        base = base[(base["workload"] == r["workload"]) & (base["problem"] == r["problem"])]
+        nb = int(base["n"].max()) if len(base) else 0
+        out.append(f"{r['label']} vs {r['baseline']}, {paper_workload(r['workload'])} {r['problem']}: no overhead "
+                   f"drawn, an interval needs at least 2 valid runs on each side (have {int(r['n'])} and {nb}); "
+                   "measure more with vhpc run --rerun")
+    return out
+
+
 def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None = None,
                   stated: pd.DataFrame | None = None) -> go.Figure:
-    """Table 3: single-node wall time (log scale) and overhead vs baseline, with intervals.
+    """Table 3: single-node wall time (markers on a log axis) and overhead vs baseline, with intervals.
 
-    ``reference`` is the paper's single_node table, ``stated`` its overheads; both
-    default to the reference dataset and are drawn as hollow diamonds. Measured
-    ``blockss`` sits at the paper's Bloss, its problem written on the bar.
+    Times are markers, not bars: a bar's length on a log axis means nothing. Overheads are
+    bars from zero; an environment orders of magnitude away from the paper's 4-20 % (an
+    emulator) gets a panel and a scale of its own, labelled, so the paper's range stays
+    readable. An overhead without an interval (too few runs on a side) is not drawn: the
+    figure says what is missing. ``reference`` is the paper's single_node table, ``stated``
+    its overheads; both default to the reference dataset and are drawn as hollow diamonds.
     """
     ref = reference_or_default(reference, "single_node")
     st = reference_or_default(stated, "overhead_stated")
     ov = overhead_table if overhead_table is not None else pd.DataFrame()
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=("wall-clock time, one node [s] (log)",
-                                        "overhead vs baseline [%]"))
+    drawable = ov[[_overhead_drawable(r) for _, r in ov.iterrows()]] if len(ov) else ov
+    far = sorted({str(lab) for lab, hi, v in zip(drawable.get("label", []),
+                                                  drawable.get("overhead_pct_ci_high", []),
+                                                  drawable.get("overhead_pct", []))
+                  if max(abs(x) for x in (hi, v) if pd.notna(x)) > FAR_OVERHEAD_PCT}) if len(drawable) else []
+    titles = ["wall time, one node [s] (log)",
+              "overhead [%] vs baseline<br>in the paper's range" if far else "overhead vs baseline [%]"]
+    if far:
+        titles.append(f"overhead [%] beyond<br>{FAR_OVERHEAD_PCT:g} %: its own scale")
+    fig = make_subplots(rows=1, cols=len(titles), horizontal_spacing=0.09 if far else 0.12, subplot_titles=titles,
+                        column_widths=[0.4, 0.35, 0.25] if far else None)
     for label, grp in (ov.groupby("label", sort=False) if len(ov) else []):
         x = grp["workload"].map(paper_workload)
         base = grp["baseline"].iloc[0] if "baseline" in grp else ""
-        name = aa_name(str(label))
-        fig.add_trace(go.Bar(x=x, y=grp["time_s"], name=name, legendgroup=label,
-                             marker_color=env_colour(str(label).split("/")[0]) if "/" not in str(label)
-                             else _half_colour(str(label)),
-                             error_y=error_bars(grp, "time_s"), text=grp["problem"].astype(str),
-                             textposition="inside", insidetextanchor="start",
-                             customdata=np.stack([grp["problem"].astype(str), grp["n"]], axis=-1),
-                             hovertemplate=f"{name}: %{{y:.4g}} s, problem %{{customdata[0]}}, "
-                                           "n=%{customdata[1]}<extra></extra>"), row=1, col=1)
-        fig.add_trace(go.Bar(x=x, y=grp["overhead_pct"], name=f"{name} vs {base}",
-                             legendgroup=label, showlegend=False,
-                             marker_color=env_colour(str(label).split("/")[0]) if "/" not in str(label)
-                             else _half_colour(str(label)),
-                             error_y=error_bars(grp, "overhead_pct")), row=1, col=2)
+        name = aa_name(str(label), int(grp["n"].max()))
+        colour = env_colour(str(label).split("/")[0]) if "/" not in str(label) else _half_colour(str(label))
+        fig.add_trace(go.Scatter(x=x, y=grp["time_s"], name=name, legendgroup=label, mode="markers+text",
+                                 marker=dict(color=colour, size=11, symbol="circle"),
+                                 text=grp["problem"].astype(str), textposition="middle right",
+                                 textfont=dict(size=10, color=colour),
+                                 error_y=error_bars(grp, "time_s"),
+                                 customdata=np.stack([grp["problem"].astype(str), grp["n"]], axis=-1),
+                                 hovertemplate=f"{name}: %{{y:.4g}} s, problem %{{customdata[0]}}, "
+                                               "n=%{customdata[1]}<extra></extra>"), row=1, col=1)
+        shown = drawable[drawable["label"] == label] if len(drawable) else drawable
+        if len(shown):
+            fig.add_trace(go.Bar(x=shown["workload"].map(paper_workload), y=shown["overhead_pct"],
+                                 name=f"{name} vs {base}", legendgroup=label, showlegend=False, marker_color=colour,
+                                 text=["baseline" if str(label) == str(base) else f"{v:+.0f} %"
+                                       for v in shown["overhead_pct"]], textposition="outside",
+                                 error_y=error_bars(shown, "overhead_pct"),
+                                 customdata=shown["verdict"] if "verdict" in shown else None,
+                                 hovertemplate=f"{name}: %{{y:.3g}} %"
+                                               + (": %{customdata}" if "verdict" in shown else "")
+                                               + "<extra></extra>"),
+                          row=1, col=3 if str(label) in far else 2)
     for env, grp in (ref.groupby("environment", sort=False) if len(ref) else []):
         fig.add_trace(go.Scatter(x=grp["workload"], y=grp["time_s"], mode="markers",
                                  name=f"paper {env} (class C / Bloss)", legendgroup=f"paper {env}",
@@ -236,18 +291,40 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
     order = [w for w in ("SP-MZ", "BT-MZ", "LU-MZ", "Bloss") if w in present]
     order += sorted(present - set(order))
     fig.update_xaxes(categoryorder="array", categoryarray=order)
+    if far:
+        far_x = sorted(set(drawable.loc[drawable["label"].astype(str).isin(far), "workload"].map(paper_workload)))
+        fig.update_xaxes(categoryarray=[w for w in order if w in far_x], row=1, col=3)
     times = (list(ov["time_s"]) if len(ov) else []) + (list(ref["time_s"]) if len(ref) else [])
+    if len(ov) and "time_s_ci_high" in ov:
+        times += list(ov["time_s_ci_high"].dropna()) + list(ov["time_s_ci_low"].dropna())
     fig.update_yaxes(title_text="time [s]", row=1, col=1, **log10_axis(times or [1, 1000]))
     fig.update_yaxes(title_text="overhead [%]", zeroline=True, zerolinecolor="#888", row=1, col=2)
-    fig.update_layout(template=TEMPLATE, barmode="group", margin=dict(t=135),
-                      title="Table 3: single-node wall time and virtualization overhead")
-    notes = [stats_note(ov, what="bar", bars="times: " + "; ".join(dict.fromkeys(
+    if far:
+        fig.update_yaxes(zeroline=True, zerolinecolor="#888", rangemode="tozero", row=1, col=3)
+    missing = _missing_overheads(ov) if len(ov) else []
+    fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group",
+                      margin=dict(t=175 if far else 135, b=90 + 16 * len(missing)),
+                      title="Table 3: single-node wall time and virtualization overhead",
+                      meta=dict(static_width=1100) if far else None)
+    notes = [stats_note(ov, what="environment", bars="times: " + "; ".join(dict.fromkeys(
         interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
-             if len(ov) else "", _problem_note(ov, ref)]
+             if len(ov) else "", _problem_note(ov, ref), _verdict_note(ov)]
     _subtitle(fig, "<br>".join(n for n in notes if n))
+    for i, text in enumerate(missing):
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=0, yshift=-40 - 16 * i, showarrow=False,
+                           xanchor="left", yanchor="top", font=dict(size=11, color="#a33"))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
-                     labels_of(ov))
+                     labels_of(ov), yshift=-44 - 16 * len(missing))
     return fig
+
+
+def _verdict_note(ov: pd.DataFrame) -> str:
+    """One line: each comparison's verdict (``vhpclib.verdict``)."""
+    if not len(ov) or "verdict" not in ov:
+        return ""
+    said = [f"{aa_name(str(r.label))} {paper_workload(r.workload)}: {r.verdict}" for r in ov.itertuples()
+            if r.verdict]
+    return ("verdict: " + "; ".join(said)) if said else ""
 
 
 def _half_colour(label: str) -> str:
@@ -307,22 +384,29 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
     use_mops = "mops_total" in perf and perf["mops_total"].notna().any()
     pcol, punit = ("mops_total", "Mop/s") if use_mops else ("runs_per_hour", "runs per hour")
     workloads = ["SP-MZ", "BT-MZ"]
-    fig = make_subplots(rows=2, cols=2, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.1,
-                        subplot_titles=[f"{w} performance [{punit}]" for w in workloads]
-                        + [f"{w} parallel efficiency [%]" for w in workloads])
+    measured = bool(len(perf) or len(eff))
+    # nothing measured: the paper's efficiencies alone, one row, and how to measure the rest (no empty panels)
+    rows = [(1, perf), (2, eff)] if measured else [(1, eff)]
+    titles = ([f"{w} performance [{punit}]" for w in workloads] if measured else []) \
+        + [f"{w} parallel efficiency [%]" for w in workloads]
+    fig = make_subplots(rows=len(rows), cols=2, shared_xaxes=True, vertical_spacing=0.12, horizontal_spacing=0.1,
+                        subplot_titles=titles)
+    eff_row = len(rows)
     seen: set[str] = set()
     paper_seen: set[str] = set()
     xs: list[float] = list(ref["nprocs"]) if len(ref) else []
     for c, w in enumerate(workloads, start=1):
-        xs += _npb_traces(fig, perf, w, pcol, 1, c, seen)
-        _npb_traces(fig, eff, w, "efficiency_pct", 2, c, seen)
-        _paper_eff(fig, ref, w, 2, c, paper_seen)
+        if measured:
+            xs += _npb_traces(fig, perf, w, pcol, 1, c, seen)
+        _npb_traces(fig, eff, w, "efficiency_pct", eff_row, c, seen)
+        _paper_eff(fig, ref, w, eff_row, c, paper_seen)
     axis = log2_axis(xs or [4, 64])
     lo, hi = np.log10(min(xs or [4])), np.log10(max(xs or [64]))
     fig.update_xaxes(**axis, range=[lo - 0.1, hi + 0.1])
-    for r, frame in ((1, perf), (2, eff)):
+    unmeasured = [w for w in workloads if not len(eff) or not (eff["workload"] == w).any()]
+    for r, frame in rows:
         for c, w in enumerate(workloads, start=1):
-            if not len(frame) or not (frame["workload"] == w).any():
+            if measured and (not len(frame) or not (frame["workload"] == w).any()):
                 # an invisible point so plotly draws this panel's axes at all
                 fig.add_trace(go.Scatter(x=[min(xs or [4])], y=[0], mode="markers",
                                          marker=dict(opacity=0), showlegend=False,
@@ -330,21 +414,37 @@ def figure3_npb(efficiency: pd.DataFrame, performance: pd.DataFrame,
                 fig.add_annotation(text=NOT_MEASURED, xref="x domain", yref="y domain",
                                    x=0.5, y=0.5, showarrow=False, row=r, col=c,
                                    font=dict(size=13, color="#777"))
-    fig.update_xaxes(title_text="MPI processes", row=2)
-    fig.update_yaxes(rangemode="tozero", row=1)
-    fig.update_yaxes(range=[0, 115], row=2)
+    fig.update_xaxes(title_text="MPI processes", row=eff_row)
+    if measured:
+        fig.update_yaxes(rangemode="tozero", row=1)
+    fig.update_yaxes(range=efficiency_range(eff), row=eff_row)
     classes = sorted({str(p) for f in (eff, perf) if len(f) and "problem" in f for p in f["problem"]})
-    measured = f"measured: class {', '.join(classes)}; " if classes else ""
-    fig.update_layout(template=TEMPLATE, height=720,
-                      title=f"Figure 3: NPB-MZ performance and parallel efficiency ({measured}"
+    what = f"measured: class {', '.join(classes)}; " if classes else ""
+    fig.update_layout(template=TEMPLATE, height=720 if measured else 520,
+                      title=f"Figure 3: NPB-MZ performance and parallel efficiency ({what}"
                             f"paper: class {NPB_PAPER_CLASS}, x {NPB_PAPER_THREADS} OpenMP threads)")
-    _subtitle(fig, stats_note(perf, what="point", bars=_eff_bars(eff)))
+    _subtitle(fig, stats_note(perf, what="point", bars=_eff_bars(eff)) if measured else
+              f"{', '.join(unmeasured)} not measured in this campaign: the paper's 16-node efficiencies only")
+    if unmeasured:
+        fig.add_annotation(text=f"to measure {' and '.join(unmeasured)}: {NPB_HOWTO}", xref="paper", yref="paper",
+                           x=0, y=0, yshift=-78, showarrow=False, xanchor="left", yanchor="top",
+                           font=dict(size=12, color="#555"))
     note_unmeasured(fig, [e for e in PAPER_ENVIRONMENTS
                            if len(ref) and e in set(ref[ref["workload"].isin(workloads)]
                                                     ["environment"])],
                      labels_of(eff[eff["workload"].isin(workloads)]) if len(eff) else [],
                      yshift=-58)
+    fig.update_layout(margin=dict(t=110, b=110 if unmeasured else 90))
     return fig
+
+
+def efficiency_range(eff: pd.DataFrame, floor: float = 115.0) -> list[float]:
+    """An efficiency axis from 0 that holds every point with its whole error bar (at least 0-115 %)."""
+    tops = [floor]
+    for col in ("efficiency_pct", "efficiency_pct_ci_high"):
+        if len(eff) and col in eff:
+            tops += [float(v) for v in eff[col].dropna()]
+    return [0, max(tops) * (1.04 if max(tops) > floor else 1.0)]
 
 
 def _eff_bars(eff: pd.DataFrame) -> str:
@@ -391,12 +491,13 @@ def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
     run_as = f" x {threads} as run" if threads else ""
     fig.update_layout(template=TEMPLATE,
                       title="Figure 4: blockss (paper: Bloss) parallel efficiency",
-                      xaxis=dict(title=f"MPI processes{run_as} (paper: x {BLOSS_PAPER_THREADS} OpenMP threads)",
+                      xaxis=dict(title=f"MPI processes{run_as}<br>(paper: x {BLOSS_PAPER_THREADS} OpenMP threads)",
                                  **log2_axis(xs)),
-                      yaxis=dict(title="parallel efficiency [%]", range=[0, 115]))
+                      yaxis=dict(title="parallel efficiency [%]", range=efficiency_range(eff)),
+                      margin=dict(b=110))
     _subtitle(fig, stats_note(eff, what="point", bars=_eff_bars(eff)))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
-                     labels_of(eff))
+                     labels_of(eff), yshift=-88)  # below the two-line axis title
     return fig
 
 

@@ -135,28 +135,64 @@ def log10_axis(values: Sequence[float], unit_label: str = "") -> dict:
                 minor=dict(tickvals=minor, ticks="outside", ticklen=3, showgrid=False))
 
 
-EMULATION_VMMS = ("qemu-tcg", "tcg")
-
-
 def display_label(label: str, vmm: str | None) -> str:
-    """The label an environment is drawn with: TCG guests say they are emulation, not virtualization."""
-    if vmm and str(vmm).lower() in EMULATION_VMMS:
-        return f"{label} (emulation: qemu-tcg)"
+    """The label an environment is drawn with: emulation (e.g. a TCG guest) says so, never passes as
+    virtualization; which ``vmm`` values are emulation, the environment providers say."""
+    from ..providers import is_emulation
+
+    if is_emulation(vmm):
+        return f"{label} (emulation: {str(vmm).lower()})"
     return str(label)
 
 
-def aa_name(label: str) -> str:
-    """Legend text of an A/A half: ``local/A`` -> ``local/A (runs 1, 3, 5...)``."""
-    if label.endswith("/A"):
-        return f"{label} (runs 1, 3, 5...)"
-    if label.endswith("/B"):
-        return f"{label} (runs 2, 4, 6...)"
+def aa_name(label: str, n: int | None = None) -> str:
+    """Legend text of an A/A half: ``local/A`` -> ``local/A (runs 1, 3, 5...)``; with ``n`` <= 2 per half, its runs."""
+    for suffix, first in (("/A", 1), ("/B", 2)):
+        if label.endswith(suffix):
+            if n is not None and n <= 2:
+                runs = [first + 2 * i for i in range(max(int(n), 1))]
+                return f"{label} (run{'s' if len(runs) > 1 else ''} {', '.join(map(str, runs))})"
+            return f"{label} (runs {first}, {first + 2}, {first + 4}...)"
     return label
 
 
 def reference_or_default(reference: pd.DataFrame | None, name: str) -> pd.DataFrame:
     """``None`` means the paper's table; pass an empty DataFrame to draw no paper values."""
     return load_reference(name) if reference is None else reference
+
+
+#: Plotly table text: average glyph width of a 12 px sans-serif font, a cell's side padding, one wrapped line.
+CHAR_PX, CELL_PAD_PX, LINE_PX = 7.0, 10.0, 15.0
+
+
+def wrapped_lines(text: str, width_px: float) -> int:
+    """Lines a plotly table cell wraps ``text`` into at ``width_px`` (greedy, by words; ``<br>`` breaks)."""
+    per_line = max(1, int((width_px - 2 * CELL_PAD_PX) / CHAR_PX))
+    lines = 0
+    for part in str(text).split("<br>"):
+        used = 0
+        lines += 1
+        for word in part.split():
+            need = len(word) if used == 0 else used + 1 + len(word)
+            if need > per_line and used:
+                lines += 1 + (len(word) - 1) // per_line
+                used = len(word) % per_line or per_line
+            else:
+                used = need
+    return lines
+
+
+def table_height(header: Sequence[str], columns: Sequence[Sequence[str]], columnwidth: Sequence[float],
+                 width_px: float, min_row_px: float = 30.0) -> float:
+    """Pixels a plotly table needs to show every row: plotly scrolls (and static exports cut) what exceeds its box."""
+    total = float(sum(columnwidth))
+    col_px = [width_px * w / total for w in columnwidth]
+
+    def row(cells: Sequence[str]) -> float:
+        lines = max((wrapped_lines(c, px) for c, px in zip(cells, col_px)), default=1)
+        return max(min_row_px, LINE_PX * (lines + 1))
+
+    return row(header) + sum(row(cells) for cells in zip(*columns)) + 4
 
 
 def fmt(x: float, digits: int = 2) -> str:

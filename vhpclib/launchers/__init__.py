@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from pydantic import BaseModel
+
 from ..mpi import LaunchSpec
 from ..registry import Registry
 
@@ -54,6 +56,27 @@ class LaunchTarget(Protocol):
 
 class Launcher(ABC):
     name: ClassVar[str]
+    #: The launcher's own inventory section (key: its name, e.g. ``slurm:``), every field described; None: none.
+    Section: ClassVar[type[BaseModel] | None] = None
+    #: Whether an environment using this launcher must carry its section (at least ``<name>: {}``).
+    section_required: ClassVar[bool] = False
+
+    def wrapped(self, target: LaunchTarget, host: HostSpec, command: str) -> str:
+        """``command`` as the environment's provider runs it on ``host`` (inside its layer)."""
+        from ..providers import provider_for
+
+        return provider_for(target.env).wrap(target.env, host, command)
+
+    def host_facts(self, ctx: Any, hosts: list[HostSpec]) -> dict[str, dict[str, Any]] | None:
+        """Host facts when the launcher's system gathers them itself (None: every host is fingerprinted over
+        its executor, the default)."""
+        return None
+
+    def inventory_rows(self, env: Environment, pool: Any, timeout: float | None, answered: Any,
+                       unanswered: Any) -> list[Any] | None:
+        """``vhpc inventory check`` rows when the launcher's system answers for the hosts (None: SSH fan-out);
+        the check's own ``answered(host, outcome)`` and ``unanswered(label, reason)`` make them."""
+        return None
 
     def check(self, target: LaunchTarget) -> None:  # noqa: B027 - most launchers have nothing to check up front
         """Refuse, before any run, settings the launcher's system would refuse (``InputError``); default: none."""
@@ -77,6 +100,24 @@ get_launcher = LAUNCHERS.get
 launcher_names = LAUNCHERS.names
 
 
-# The built-in launchers register themselves on import (papermill's engines are filled the same way).
-from . import mpirun as _mpirun  # noqa: E402,F401
-from . import slurm as _slurm  # noqa: E402,F401  (vhpc-slurm: one batch job per run)
+def section_model(name: str) -> type[BaseModel] | None:
+    """The inventory section model of launcher ``name`` (None: not a launcher, or one without a section)."""
+    launcher = LAUNCHERS.find(name) if name in LAUNCHERS else None
+    return launcher.Section if launcher is not None else None
+
+
+def sections() -> dict[str, tuple[type[BaseModel], str]]:
+    """Every launcher section an inventory may carry: key -> (model, what it sets)."""
+    out = {}
+    for name, launcher in LAUNCHERS.items():
+        if launcher.Section is not None:
+            doc = (launcher.Section.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            need = "needed" if launcher.section_required else "read"
+            out[name] = (launcher.Section, f"Settings of launcher `{name}`, {need} with `launcher: {name}`: {doc}")
+    return out
+
+
+# The built-in launchers register themselves when first used (the inventory schema resolves their names
+# and sections without importing them).
+LAUNCHERS.add_lazy("mpirun", "vhpclib.launchers.mpirun")
+LAUNCHERS.add_lazy("slurm", "vhpclib.launchers.slurm")  # vhpc-slurm: one batch job per run

@@ -21,12 +21,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import contention, lifetime
+from .. import contention, interference, lifetime
 from ..config import secure_dir_command
-from ..exceptions import ConnectionLost, HostUnreachable, RemoteError
+from ..exceptions import ConnectionLost, HostUnreachable, InputError, RemoteError
 from ..linkwatch import watch_links
 from ..mpi import build_launch, shell_command
-from ..record import Contention, Execution, LaunchRecord, MpiRecord
+from ..injector import ACCOUNTING_FILE, parse_accounting
+from ..record import Contention, Execution, Injected, Interference, LaunchRecord, MpiRecord
 from ..remote import exports, utc_now
 from ..secrets import redact_argv, redact_env, redact_text
 from . import Job, LaunchTarget, Launcher, register_launcher
@@ -55,12 +56,14 @@ class MpirunLauncher(Launcher):
         host = target.executor(env_spec.launch_host)
         spec = job.launch
         argv, mpi_env = build_launch(runtime, spec, job.program)
+        command = shell_command(argv)
+        wrapped = self.wrapped(target, env_spec.launch_host, command)  # inside the environment's layer
         variables = {**env_spec.env, **mpi_env, **(job.env or {})}
         hosts = list(dict.fromkeys(spec.hosts))
         inventory = getattr(target, "inventory", None)
         allow = inventory.redaction_allow if inventory is not None else ()
         execution = Execution(
-            launcher=self.name, command=redact_text(shell_command(argv)), argv=redact_argv(argv),
+            launcher=self.name, command=redact_text(wrapped), argv=redact_argv(argv),
             env=redact_env(variables, allow),
             launch=LaunchRecord(nprocs=spec.nprocs, ppn=spec.ppn, hosts=list(spec.hosts),
                                 cpus=list(spec.cpus) if spec.cpus is not None else None,
@@ -73,7 +76,8 @@ class MpirunLauncher(Launcher):
             files["hostfile"] = runtime.impl.hostfile_text(hosts, spec.ppn or 1)
             writer.add_file("hostfile", files["hostfile"])
         others = _other_hosts(target, env_spec, hosts, host)
-        run = _Run(host, argv, variables, execution, writer, others, env_spec.contention_limit, job)
+        run_argv = argv if wrapped == command else ["bash", "-c", wrapped]
+        run = _Run(host, run_argv, variables, execution, writer, others, env_spec.contention_limit, job)
         if not host.is_local:
             return run.remote(f"{env_spec.work_root}/{writer.record.campaign}-{uuid.uuid4().hex[:12]}", files)
         return run.local()
@@ -113,6 +117,7 @@ class _Run:
     def local(self) -> Execution:
         out, err = self.writer.path / LOGS[0], self.writer.path / LOGS[1]
         before = contention.local_snapshot() if self.threshold else None
+        sample, usage = interference.local_sample(), interference.children_usage()
         self.marker()
         self.execution.started_utc = utc_now()
         t0 = time.perf_counter()
@@ -135,6 +140,10 @@ class _Run:
         leftovers = lifetime.terminate(lifetime.session_pids(job.sid))  # ranks still in the session
         leftovers += job.end_orphans()  # daemons that left the session and cleared the tag (env -i setsid ...)
         execution = self._finish(t0, _shell_status(status) if status is not None else 124, killed=status is None)
+        execution.interference = Interference(**interference.measure(
+            self.host.name, sample, interference.local_sample(), execution.duration_s or 0.0,
+            interference.usage_between(usage, interference.children_usage())))
+        self._injected()
         if job.ranks_gone:
             execution.failure = (f"the ranks ended but mpirun did not: a process they started kept its output "
                                  f"open; the job was ended {lifetime.RANKS_GONE_S:g} s after the last rank")
@@ -209,7 +218,9 @@ class _Run:
         killed = status is None
         execution = self._finish(t0, 124 if killed else _shell_status(status), killed=killed)
         self._remote_contention(job, sid)
+        self._remote_interference(job)
         self._fetch(host, remote_dir, job)
+        self._injected()
         lifetime.remove_marker(self.writer.path)
         return execution
 
@@ -224,14 +235,34 @@ class _Run:
                                          exclude_sids={sid} if sid else ())
         self.execution.contention = Contention(host=self.host.name, threshold=self.threshold, busy=busy)
 
+    def _remote_interference(self, job: RemoteJob) -> None:
+        _, sections = job_sections(job.output())
+        if "sample-before" not in sections or "sample-after" not in sections:
+            return
+        usage = interference.JobUsage(cpu_s=interference.parse_times(sections.get("times", "")))
+        self.execution.interference = Interference(**interference.measure(
+            self.host.name, interference.parse_sample(sections["sample-before"]),
+            interference.parse_sample(sections["sample-after"]), self.execution.duration_s or 0.0, usage))
+
+    def _injected(self) -> None:
+        """A layer that injected a known slowdown left its cgroup's accounting beside the logs."""
+        path = self.writer.path / ACCOUNTING_FILE
+        if path.exists() and path.stat().st_size:
+            try:
+                acc = parse_accounting(path.read_text(), str(path))
+            except InputError:  # the run then carries no measured truth; the analysis counts it as such
+                return
+            self.execution.injected = Injected(**{k: v for k, v in acc.to_json().items() if k in Injected.model_fields})
+
     def _fetch(self, host: SshExecutor, remote_dir: str, job: RemoteJob) -> None:
         """Logs and outputs into the run folder; the remote folder goes once they are here."""
         try:
-            for name in (*LOGS, *self.job.outputs):
+            for name in (*LOGS, ACCOUNTING_FILE, *self.job.outputs):
                 try:
                     host.get(f"{remote_dir}/{name}", self.writer.path / name)
                 except FileNotFoundError:
-                    pass
+                    if name == ACCOUNTING_FILE:  # only a layer that injects writes it: no empty stand-in
+                        (self.writer.path / name).unlink(missing_ok=True)
         except HostUnreachable as exc:  # the link died after the job ended: its logs wait on the host
             lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(exc.message, host=exc.host)
             self._lost(None, lost)
@@ -265,8 +296,8 @@ def _shell_status(status: int) -> int:
     return 128 - status if status < 0 else status
 
 
-def parse_job_output(text: str) -> tuple[int, str | None, str | None]:
-    """Clock ticks per second and the two CPU snapshots a job script printed after its job."""
+def job_sections(text: str) -> tuple[int, dict[str, str]]:
+    """Clock ticks per second and every ``@@vhpc-load NAME@@`` section a job script printed after its job."""
     hz = 100
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
@@ -279,5 +310,10 @@ def parse_job_output(text: str) -> tuple[int, str | None, str | None]:
             current = sections.setdefault(line[12:-2], [])
         elif current is not None:
             current.append(line)
-    joined = {k: "\n".join(v) for k, v in sections.items()}
-    return hz, joined.get("before"), joined.get("after")
+    return hz, {k: "\n".join(v) for k, v in sections.items()}
+
+
+def parse_job_output(text: str) -> tuple[int, str | None, str | None]:
+    """Clock ticks per second and the two CPU snapshots a job script printed after its job."""
+    hz, sections = job_sections(text)
+    return hz, sections.get("before"), sections.get("after")

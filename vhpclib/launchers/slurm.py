@@ -25,12 +25,15 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SlurmSettingError, SlurmUnreachable, interruption_name
 from ..mpi import LaunchSpec, build_launch, shell_command
 from ..record import Execution, LaunchRecord, MpiRecord
+from ..providers.base import EnvironmentProvider
 from ..remote import utc_now
+from ..slurm.settings import SlurmSettings
 from ..store import redact_env
 from . import Job, LaunchTarget, Launcher, register_launcher
 
@@ -40,7 +43,6 @@ if TYPE_CHECKING:
     from ..slurm.jobs import JobResult
     from ..slurm.placement import SrunPlacement
     from ..slurm.script import BatchJob
-    from ..slurm.settings import SlurmSettings
     from ..store import RunWriter
 
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_.+-]")
@@ -122,7 +124,7 @@ def plan_job(target: LaunchTarget, job: Job, name: str) -> JobPlan:
         batch = BatchJob(name=name, program=tuple(argv), ntasks=spec.nprocs, nodes=nodes, ntasks_per_node=ppn,
                          cpus_per_task=spec.threads_per_proc if spec.threads_per_proc > 1 else None,
                          env=variables, launch="none", time_limit=limit,
-                         exclusive=spec.cpus is not None or bool(spec.host_cpus))
+                         exclusive=spec.cpus is not None or bool(spec.host_cpus), inside=_inside(target))
         return JobPlan(batch, variables, None, argv)
     placement = srun_placement(spec)
     # The MPI's own variables without its pinning (srun binds; Intel MPI would only report): placement-free spec.
@@ -137,9 +139,20 @@ def plan_job(target: LaunchTarget, job: Job, name: str) -> JobPlan:
                      nodes=placement.nodes, ntasks_per_node=placement.ntasks_per_node,
                      cpus_per_task=placement.cpus_per_task, env=variables, launch="mpi",
                      mpirun=runtime.mpirun, launcher_args=placement.srun_args, time_limit=limit,
-                     exclusive=placement.exclusive)
+                     exclusive=placement.exclusive, inside=_inside(target))
     # What the script exports, as the record keeps it: the run's variables and the launch mode's (PMI library).
     return JobPlan(batch, {**variables, **launch_env(settings, batch)}, placement, launch_argv(settings, batch))
+
+
+def _inside(target: LaunchTarget) -> Callable[[str], str] | None:
+    """The launch line inside the environment's layer (its provider's ``wrap`` on the first node)."""
+    from ..providers import provider_for
+
+    env = target.env
+    provider = provider_for(env)
+    if type(provider).wrap is EnvironmentProvider.wrap:  # plain hosts: the script stays as it always was
+        return None
+    return lambda command: provider.wrap(env, env.hosts[0], command)
 
 
 def _without_hosts(host_cpus: tuple[tuple[str, tuple[int, ...]], ...] | None):
@@ -164,6 +177,19 @@ def _strip_host_options(argv: list[str]) -> list[str]:
 @register_launcher
 class SlurmLauncher(Launcher):
     name = "slurm"
+    Section = SlurmSettings
+    section_required = True
+
+    def host_facts(self, ctx: Any, hosts: list) -> dict[str, dict[str, Any]] | None:
+        """Every node fingerprinted by one srun step (``slurm_host_facts``)."""
+        return slurm_host_facts(ctx, hosts)
+
+    def inventory_rows(self, env: Environment, pool: Any, timeout: float | None, answered: Any,
+                       unanswered: Any) -> list[Any] | None:
+        """Slurm nodes answer through one srun step (``vhpclib.slurm.node_fingerprints.slurm_rows``)."""
+        from ..slurm.node_fingerprints import slurm_rows
+
+        return slurm_rows(env, pool, timeout, answered, unanswered)
 
     def check(self, target: LaunchTarget) -> None:
         """Ask Slurm (``sbatch --test-only``) whether it accepts the environment's settings; raise if not."""
@@ -272,8 +298,8 @@ def slurm_host_facts(ctx: Any, hosts: list) -> dict[str, dict[str, Any]]:
     ``hosts`` says how many nodes a run uses: the first ``len(hosts)`` are returned.
     """
     from ..fingerprint import store_fingerprint
-    from ..slurm.fingerprint import fingerprint_nodes
-    from ..stages.context import summarize_facts
+    from ..slurm.node_fingerprints import fingerprint_nodes
+    from ..record import summarize_facts
 
     if getattr(ctx, _FACTS, None) is None:
         env = ctx.env

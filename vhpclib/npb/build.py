@@ -40,7 +40,7 @@ from .compile_options import (compile_option_mismatches, expected_compile_option
 from .makedef import make_def, parse_make_def
 
 if TYPE_CHECKING:
-    from ..workloads.npb import NpbSpec
+    from .spec import NpbSpec
 
 __all__ = ["CLASSES", "DEMO_BENCHMARK", "NPB_BENCHMARKS", "STAGE", "BuildTarget", "build_env", "build_npb",
            "build_targets", "default_build_id", "sha256_file"]

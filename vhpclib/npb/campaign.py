@@ -20,7 +20,7 @@ from .builds import NpbBuild, latest_build, load_build
 from .distribute import Deployment, distribute
 
 if TYPE_CHECKING:
-    from ..workloads.npb import NpbSpec
+    from .spec import NpbSpec
 
 
 #: Upper bound of one NPB build step when the inventory sets no timeout_s (runs derive theirs).

@@ -45,8 +45,13 @@ def _setparams_value(line: str, label: str) -> str | None:
     return value or None
 
 
-def _clip(value: str) -> str:
+def as_printed(value: str) -> str:
+    """``value`` as setparams bakes it in and the binary prints it: cut to 43 characters and ``...`` when longer
+    than 46 (a compiler under a long checkout path is printed cut: compare with this, never the full path)."""
     return value if len(value) <= MAX_LENGTH else value[:MAX_LENGTH - 3] + "..."
+
+
+_clip = as_printed
 
 
 def expected_compile_options(version: str, make_def_text: str) -> dict[str, str | None]:

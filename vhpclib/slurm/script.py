@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,6 +51,8 @@ class BatchJob:
     launcher_args: tuple[str, ...] = ()  # extra arguments of srun or mpirun
     time_limit: str | None = None  # None: settings.time_limit
     exclusive: bool = False  # whole nodes (the run names CPUs, which must be free); added unless sbatch_args has it
+    # The launch line as the environment's provider runs it (inside its layer); None: as it is.
+    inside: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         if not _JOB_NAME.match(self.name):
@@ -157,5 +159,6 @@ def batch_script(settings: SlurmSettings, job: BatchJob, job_dir: str) -> str:
     lines.append("trap 'vhpc_rc=$?; printf \"VHPC_LAUNCH_END=%s\\nVHPC_LAUNCH_STATUS=%s\\n\" \"$(date +%s.%N)\" "
                  "\"$vhpc_rc\" >> \"$VHPC_LAYOUT\"' EXIT")
     lines.append("echo \"VHPC_LAUNCH_START=$(date +%s.%N)\" >> \"$VHPC_LAYOUT\"")
-    lines.append(" ".join(_quote(a) for a in launch_argv(settings, job)))
+    line = " ".join(_quote(a) for a in launch_argv(settings, job))
+    lines.append(job.inside(line) if job.inside is not None else line)
     return "\n".join(lines) + "\n"

@@ -106,31 +106,37 @@ class SlurmSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    partition: str | None = None  # None: the cluster's default partition
-    account: str | None = None
-    qos: str | None = None
-    time_limit: str | None = None  # sbatch --time syntax; None: the partition's default
-    constraint: str | None = None
-    # Defaults for a job that names no counts; the launcher's jobs always name theirs (the run's placement).
-    nodes: int | None = Field(None, ge=1)
-    ntasks_per_node: int | None = Field(None, ge=1)
-    sbatch_args: list[Annotated[str, AfterValidator(check_sbatch_arg)]] = Field(default_factory=list)
-    mpi_mode: Literal["srun-pmi2", "srun-pmix", "mpirun"] = "srun-pmi2"
-    # How a job is submitted: "batch" (sbatch; Slurm starts it on its next scheduling pass, up to ~1 s
-    # later) or "allocation" (salloc running the same script on the submit host: nodes allocated at once
-    # when free; the script's srun/mpirun reaches them). Either way vhpc waits for each run's job.
-    submission: Literal["batch", "allocation"] = "batch"
-    # PMI client library Intel MPI loads under srun (I_MPI_PMI_LIBRARY), a path on the compute nodes.
-    pmi_library: str = DEBIAN_PMI2_LIBRARY
-    poll_interval_s: float = Field(5.0, ge=0.1, le=600)  # longest gap between two squeue polls
-    pending_limit_s: float | None = Field(None, gt=0)  # cancel a job pending longer; None: wait
-    # Where sbatch runs: None means the environment's launch host.
-    submit_host: HostSpec | None = None
-    # SLURM_CONF for the Slurm commands on the submit host; None: the host's own configuration.
-    slurm_conf: str | None = None
-    # Folder on the submit host, shared with the compute nodes, for job scripts and output.
-    # Relative paths are relative to the submit user's home folder.
-    job_dir: str = "vhpc-jobs"
+    partition: str | None = Field(None, description="Partition (sbatch --partition); none: the cluster's default "
+                                  "partition.")
+    account: str | None = Field(None, description="Account charged (sbatch --account); none: the user's default.")
+    qos: str | None = Field(None, description="Quality of service (sbatch --qos); none: the default.")
+    time_limit: str | None = Field(None, description="Job time limit in sbatch --time syntax (quoted, e.g. "
+                                   "'1:00:00'); none: the run's timeout plus a margin, or the partition's default.")
+    constraint: str | None = Field(None, description="Node features (sbatch --constraint), with Slurm's & | , "
+                                   "[ ] ( ) * operators.")
+    nodes: int | None = Field(None, ge=1, description="Nodes of a job that names no count; the launcher's jobs "
+                              "always name theirs (the run's placement).")
+    ntasks_per_node: int | None = Field(None, ge=1, description="Tasks per node of a job that names no count.")
+    sbatch_args: list[Annotated[str, AfterValidator(check_sbatch_arg)]] = Field(
+        default_factory=list, description="Further sbatch options (not those vhpc sets itself, e.g. --output).")
+    mpi_mode: Literal["srun-pmi2", "srun-pmix", "mpirun"] = Field(
+        "srun-pmi2", description="How ranks start: srun --mpi=pmi2 or pmix (Slurm binds them), or the MPI's own "
+        "mpirun inside the allocation.")
+    submission: Literal["batch", "allocation"] = Field(
+        "batch", description="How a job is submitted: batch (sbatch; Slurm starts it on its next scheduling "
+        "pass, up to ~1 s later) or allocation (salloc running the same script on the submit host: nodes "
+        "allocated at once when free). Either way vhpc waits for each run's job.")
+    pmi_library: str = Field(DEBIAN_PMI2_LIBRARY, description="PMI client library Intel MPI loads under srun "
+                             "(I_MPI_PMI_LIBRARY), an absolute path on the compute nodes.")
+    poll_interval_s: float = Field(5.0, ge=0.1, le=600, description="Longest gap between two squeue polls.")
+    pending_limit_s: float | None = Field(None, gt=0, description="Cancel a job pending longer than this; none: "
+                                          "wait.")
+    submit_host: HostSpec | None = Field(None, description="Where sbatch runs; none: the environment's launch "
+                                         "host.")
+    slurm_conf: str | None = Field(None, description="SLURM_CONF for the Slurm commands on the submit host; none: "
+                                   "the host's own configuration.")
+    job_dir: str = Field("vhpc-jobs", description="Folder on the submit host, shared with the compute nodes, for "
+                         "job scripts and output; relative to the submit user's home folder.")
 
     @field_validator("partition", "account", "qos")
     @classmethod

@@ -1,4 +1,4 @@
-"""The study's stages, each one generic loop (``loop.run_stage``) over the workloads it names.
+"""The study's stages, each one generic loop (``loop``, driven by ``driver.run_stage``) over the workloads it names.
 
 ``run`` is what the CLI and the notebooks call: measure (or reuse) in one
 environment, rebuild the campaign's tables, then the stage's own figures.
@@ -16,33 +16,39 @@ from typing import Any
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ..config import Inventory  # noqa: E402
-from ..exceptions import InputError  # noqa: E402
+from ..names import Campaign, Stage  # noqa: E402
 from ..params import AppParams, MicrobenchParams, StageParams  # noqa: E402
+from ..registry import Registry  # noqa: E402
 from .context import StageContext  # noqa: E402
-from .loop import StageResult, run_stage  # noqa: E402
+from .driver import run_stage  # noqa: E402
+from .loop import StageResult  # noqa: E402
 
-MICROBENCH, SINGLE_NODE, SCALING = "microbench", "single-node", "scaling"
+# The notebooks' spelling (``stages.SINGLE_NODE``): the members of the one enum, not another definition.
+MICROBENCH, SINGLE_NODE, SCALING = Stage.MICROBENCH, Stage.SINGLE_NODE, Stage.SCALING
 
 
 @dataclass(frozen=True)
 class StageDef:
-    name: str
+    """What a stage takes (its parameter model) and what it is for (``vhpc run --help``)."""
+
+    name: Stage
     params: type[StageParams]
     summary: str
 
 
-STAGES: dict[str, StageDef] = {
-    MICROBENCH: StageDef(MICROBENCH, MicrobenchParams, "IMB PingPong per placement (Table 2, Figure 2)"),
-    SINGLE_NODE: StageDef(SINGLE_NODE, AppParams, "workloads on one node: overhead vs baseline (Table 3)"),
-    SCALING: StageDef(SCALING, AppParams, "process counts across nodes: efficiency (Figures 3, 4)"),
-}
+#: Every stage's definition, in the one registry type every axis uses (``vhpclib.registry``).
+STAGES: Registry[StageDef] = Registry("stage", "stage")
+for _definition in (
+    StageDef(Stage.MICROBENCH, MicrobenchParams, "IMB PingPong per placement (Table 2, Figure 2)"),
+    StageDef(Stage.SINGLE_NODE, AppParams, "workloads on one node: overhead vs baseline (Table 3)"),
+    StageDef(Stage.SCALING, AppParams, "process counts across nodes: efficiency (Figures 3, 4)"),
+):
+    STAGES.add(_definition.name, _definition)
 
 
-def stage_def(name: str) -> StageDef:
-    try:
-        return STAGES[name]
-    except KeyError:
-        raise InputError(f"unknown stage {name!r}; known: {', '.join(STAGES)}", key="stage") from None
+def stage_def(name: str | Stage) -> StageDef:
+    """The definition of stage ``name``; an unknown one is one ``InputError`` listing the known ones."""
+    return STAGES.get(Stage.parse(name))
 
 
 @dataclass
@@ -50,7 +56,7 @@ class StageSummary:
     """What a stage call reports back to the CLI and the notebooks."""
 
     environment: str
-    campaign: str
+    campaign: Campaign
     result: StageResult
     tables: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
@@ -74,7 +80,7 @@ class StageSummary:
         return out
 
 
-def run(inventory: Inventory | str | Path, environment: str, campaign: str | None, stage: str,
+def run(inventory: Inventory | str | Path, environment: str, campaign: str | None, stage: str | Stage,
         params: StageParams | None = None, *, progress: bool = True, figures: bool = True,
         write_figures: bool = True, measure: bool = True, allow_mixed: bool = False,
         allow_committed: bool = False, wait: bool = False) -> StageSummary:
@@ -93,6 +99,7 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
     from ..tables import write_tables
 
     definition = stage_def(stage)
+    stage = definition.name
     params = params or definition.params()
     if measure:
         selection = campaigns.for_measurement(campaign, allow_committed=allow_committed)
@@ -113,7 +120,7 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
     summary = StageSummary(environment, campaign, result, new_campaign=selection.new and measure)
     summary.tables, summary.warnings = write_tables(campaign)
     summary.warnings = notes + summary.warnings
-    if measure:
+    if measure and not params.adaptive:  # adaptive calls say per quantity how many runs they took
         summary.advice = repetition_advice(params.repetitions)
     if figures:
         from ..figures.artifacts import build_artifacts
@@ -126,7 +133,7 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
 
 def repetition_advice(repetitions: int, confidence: float = 0.95) -> str:
     """What ``repetitions`` runs per point buy: the interval's true coverage, and the n a 95 % interval needs."""
-    from ..intervals import interval_label, repetitions_for
+    from ..median_coverage import interval_label, repetitions_for
 
     need = repetitions_for(confidence)
     label = interval_label(repetitions, confidence)
@@ -136,7 +143,7 @@ def repetition_advice(repetitions: int, confidence: float = 0.95) -> str:
             f"needs {need} (--repetitions {need})")
 
 
-def save_figures(figure_objects: dict[str, Any], campaign: str) -> list[Path]:
+def save_figures(figure_objects: dict[str, Any], campaign: Campaign) -> list[Path]:
     """Write every figure as PDF, SVG, PNG and HTML under figures/<campaign>/ (one browser for all)."""
     from ..figures import save_figures as save_all
     from ..paths import figures_dir
@@ -144,5 +151,5 @@ def save_figures(figure_objects: dict[str, Any], campaign: str) -> list[Path]:
     return save_all(figure_objects, figures_dir(campaign))
 
 
-__all__ = ["MICROBENCH", "SINGLE_NODE", "SCALING", "STAGES", "StageDef", "StageSummary", "StageContext",
+__all__ = ["MICROBENCH", "SINGLE_NODE", "SCALING", "STAGES", "Stage", "StageDef", "StageSummary", "StageContext",
            "StageResult", "run", "run_stage", "save_figures", "stage_def"]

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from .. import stats
 from ..fsutil import atomic_write
 from ..exceptions import MalformedResult
+from ..names import Stage
 from ..params import StageParams
 from ..record import COMPLETE
 from ..store import StoredRun, utc_stamp
@@ -116,13 +117,20 @@ class Outcome:
     look: int  # index of the planned look the point stopped at
     confidence: float
     reason: str
+    #: For an overhead (unit %): what its interval lets a reader say (``vhpclib.verdict``).
+    verdict: str = ""
 
     def line(self) -> str:
+        """One sentence: the value, how wide its interval is and with what coverage, the target, the runs."""
+        from ..median_coverage import coverage_text
+
         value = f"{self.estimate:.4g} {self.unit} [{self.low:.4g}, {self.high:.4g}]"
-        warm = f", warm-up left out: {', '.join(self.warmup)}" if self.warmup else ""
-        return (f"{self.environment}: {self.quantity} {self.point}: {value} "
-                f"(+-{self.halfwidth_pct:.2f} % at {self.confidence:.4f}; target {self.target_pct:g} %) "
-                f"after {self.runs} run(s), {self.values} used{warm}: {self.reason}")
+        warm = f"; warm-up left out: {', '.join(self.warmup)}" if self.warmup else ""
+        said = f"; {self.verdict}" if self.verdict else ""
+        return (f"{self.environment}: {self.quantity} {self.point}: {value}; the interval is within "
+                f"±{self.halfwidth_pct:.1f} % of the value at {coverage_text(self.confidence)} coverage "
+                f"(target ±{self.target_pct:g} %), after {self.runs} run(s), {self.values} used{warm}: "
+                f"{self.reason}{said}")
 
 
 @dataclass
@@ -165,9 +173,15 @@ class Quantity:
     def outcome(self, interval: stats.Interval, warm: list[str], n: int, look: int, target: float,
                 reason: str) -> Outcome:
         show = lambda v: self.scale * (v - self.shift)  # noqa: E731
+        said = ""
+        if self.unit == "%":
+            from ..verdict import verdict
+
+            per_side = interval.n // 2 if self.kind in ("aa", "ratio") else interval.n
+            said = verdict(show(interval.estimate), show(interval.low), show(interval.high), per_side).text
         return Outcome(self.name, self.environment, self.point, self.unit, show(interval.estimate),
                        show(interval.low), show(interval.high), round(interval.halfwidth_pct, 4), target, n,
-                       interval.n, warm, look, interval.coverage, reason)
+                       interval.n, warm, look, interval.coverage, reason, said)
 
 
 @dataclass
@@ -200,7 +214,7 @@ def build_groups(series: list[Series], stage: str, baseline: str) -> list[Group]
         for s in group.series:
             group.quantities += _quantities_of(s, stage)
         apps = [(s, w) for s in group.series if (w := _overhead_watch(s)) is not None]
-        if stage != "single-node" or not apps:
+        if stage != Stage.SINGLE_NODE or not apps:
             continue
         if len({s.environment for s, _ in apps}) == 1 and len(apps) == 1:
             s, w = apps[0]

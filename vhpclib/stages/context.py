@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Environment, HostSpec, Inventory, load_inventory
-from ..exceptions import GuestNotRunning, RemoteError
+from ..exceptions import EnvironmentNotReady, RemoteError
 from ..mpi import MpiRuntime, runtime_for
 from ..paths import project_path
-from ..record import MEASURED, EnvironmentSummary
-from ..remote import CommandResult, ConnectionPool, fan_out
-from ..store import RawStore, check_campaign
+from ..names import Campaign
+from ..providers import EnvironmentProvider, provider_for
+from ..record import MEASURED, EnvironmentSummary, summarize_facts
+from ..remote import CommandResult, ConnectionPool, fan_out_each
+from ..store import RawStore
 from ..topology import TOPOLOGY_COMMAND, HostTopology, parse_lscpu
 
 
@@ -29,7 +31,7 @@ class StageContext:
 
     inventory: Inventory
     environment: str
-    campaign: str
+    campaign: Campaign
     store: RawStore = field(default_factory=RawStore)
     pool: ConnectionPool | None = None
     wait: bool = False
@@ -39,30 +41,28 @@ class StageContext:
     _lscpu: str | None = None
     _lock: Any = None
     _durations: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    _guest_missing: GuestNotRunning | None = None
+    _not_ready: EnvironmentNotReady | None = None
 
     def __post_init__(self) -> None:
-        check_campaign(self.campaign)
+        self.campaign = Campaign(self.campaign)  # a notebook's or a test's str: checked once, here
         self.env: Environment = self._resolved()
         if self.pool is None:
             self.pool = ConnectionPool(self.inventory)
 
     def _resolved(self) -> Environment:
-        """A ``vm:`` environment is its running guest's; analysing stored runs needs no guest up."""
+        """The environment as its provider resolves it (a guest's: the running guest's); analysing stored
+        runs needs nothing up, so a provider that is not ready only stops what would reach its hosts."""
         declared = self.inventory.environment(self.environment)
-        if declared.vm is None:
-            return declared
-        from ..vm.provider import resolve_environment
-
+        self.provider: EnvironmentProvider = provider_for(declared)
         try:
-            return resolve_environment(self.inventory, self.environment)
-        except GuestNotRunning as exc:
-            self._guest_missing = exc
+            return self.provider.resolve(self.inventory, self.environment)
+        except EnvironmentNotReady as exc:
+            self._not_ready = exc
             return declared
 
     def _require_guest(self) -> None:
-        if self._guest_missing is not None:
-            raise self._guest_missing
+        if self._not_ready is not None:
+            raise self._not_ready
 
     def begin_writing(self) -> None:
         """Take the campaign's writer lock (once) and recover what a killed vhpc left behind."""
@@ -93,7 +93,6 @@ class StageContext:
     @classmethod
     def open(cls, inventory: Inventory | str | Path, environment: str, campaign: str, *,
              store: RawStore | None = None, pool: ConnectionPool | None = None, wait: bool = False) -> "StageContext":
-        check_campaign(campaign)
         inv = inventory if isinstance(inventory, Inventory) else load_inventory(project_path(inventory))
         return cls(inv, environment, campaign, store or RawStore(), pool, wait)
 
@@ -107,19 +106,19 @@ class StageContext:
         return runtime_for(self.env)
 
     def environment_summary(self) -> EnvironmentSummary:
-        """What every run record keeps of this environment."""
+        """What every run record keeps of this environment, with what its provider reads back now."""
         env = self.env
-        return EnvironmentSummary(label=env.label, vmm=env.vmm, baseline=env.baseline,
-                                  vcpu_pinning=env.vcpu_pinning, launcher=env.launcher,
-                                  vcpu_map=self.vcpu_map())
+        return EnvironmentSummary(label=env.label, vmm=self.provider.vmm(env), baseline=env.baseline,
+                                  vcpu_pinning=env.vcpu_pinning, launcher=env.launcher, provider=env.kind,
+                                  facts=self.provider.run_facts(self, list(env.hosts)) or None)
 
-    def vcpu_map(self) -> dict[str, list[int]] | None:
-        """A guest's vCPU -> host CPU map as the kernel reports it now (None outside vHPC's guests)."""
-        if self.env.vm_state is None:
-            return None
-        from ..vm import vcpu_map_for
+    def inside(self, host: HostSpec, command: str) -> str:
+        """``command`` as it runs inside the environment's layer on ``host`` (the provider's ``wrap``)."""
+        return self.provider.wrap(self.env, host, command)
 
-        return vcpu_map_for(self.env.vm_state)["map"]
+    def skip_reason(self, nodes: int, ranks_per_node: int) -> str | None:
+        """Why the environment's layer cannot run this shape (None: it can); the stage records it as a skip."""
+        return self.provider.skip_reason(self.env, nodes, ranks_per_node)
 
     def topology(self) -> HostTopology:
         """Topology of the first compute host (placements are chosen from it).
@@ -135,7 +134,7 @@ class StageContext:
                     return self._topology
             self._require_guest()
             host = self.env.hosts[0]
-            result = self.executor(host).run(TOPOLOGY_COMMAND, timeout=60)
+            result = self.executor(host).run(self.inside(host, TOPOLOGY_COMMAND), timeout=60)
             self._topology = parse_lscpu(result.stdout, file=f"{host.label}: lscpu -p (or sysfs)")
             self._lscpu = result.stdout
         return self._topology
@@ -155,8 +154,8 @@ class StageContext:
         """Whether these hosts are one kernel (namespaces/containers): same boot id."""
         key = tuple(h.label for h in hosts)
         if key not in self._boot_ids:
-            ids = {self.executor(h).run("cat /proc/sys/kernel/random/boot_id", timeout=60).stdout.strip()
-                   for h in hosts}
+            probe = "cat /proc/sys/kernel/random/boot_id"
+            ids = {self.executor(h).run(self.inside(h, probe), timeout=60).stdout.strip() for h in hosts}
             self._boot_ids[key] = len(ids) == 1
         return self._boot_ids[key]
 
@@ -175,8 +174,10 @@ class StageContext:
 
     def run_on(self, hosts: list[HostSpec], command: str, *, env: dict[str, str] | None = None,
                timeout: float | None = None) -> list[CommandResult]:
-        """One command on several hosts at once; a failure raises ``RemoteError`` naming every failed host."""
-        outcomes = fan_out([self.executor(h) for h in hosts], command, env=env, timeout=timeout)
+        """One command on several hosts at once, inside the environment's layer; a failure raises
+        ``RemoteError`` naming every failed host."""
+        outcomes = fan_out_each([(self.executor(h), self.inside(h, command)) for h in hosts], env=env,
+                                timeout=timeout)
         failed = [o for o in outcomes if not o.ok]
         if failed:
             why = "; ".join(f"{o.host}: {o.error}" if o.error else f"{o.host}: exit {o.result.exit_code}"
@@ -194,12 +195,12 @@ class StageContext:
         A host whose stored fingerprint still matches a cheap probe (same boot, host name and
         mpirun) reuses it; the others are fingerprinted, all at once.
         """
-        from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint, with_vcpu_placement
+        from ..fingerprint import facts_from_result, fingerprint_script, store_fingerprint
+        from ..launchers import get_launcher
 
-        if self.env.launcher == "slurm":  # vhpc-slurm: every node fingerprinted by one srun step
-            from ..launchers.slurm import slurm_host_facts
-
-            return slurm_host_facts(self, hosts)
+        gathered = get_launcher(self.env.launcher).host_facts(self, hosts)  # e.g. Slurm: one srun step
+        if gathered is not None:
+            return gathered
         missing = [h for h in dict.fromkeys(hosts) if h.label not in self._facts]
         if missing:
             for host, path, facts in self.unchanged_hosts(missing):
@@ -208,7 +209,7 @@ class StageContext:
         if missing:
             results = self.run_on(missing, fingerprint_script(self.runtime), timeout=120)
             for host, result in zip(missing, results):
-                facts = with_vcpu_placement(facts_from_result(host.label, result), self.env.vm_state)
+                facts = self.provider.host_facts(self.env, facts_from_result(host.label, result))
                 path = store_fingerprint(facts, self.campaign, self.environment, store_root=self.store.root)
                 self._keep_facts(host, Path(path), facts)
         return {h.label: self._facts[h.label] for h in hosts}
@@ -227,7 +228,8 @@ class StageContext:
         remote = [h for h in candidates if not h.local]
         probes = {h.label: local_probe(self.runtime) for h in candidates if h.local}
         if remote:
-            outcomes = fan_out([self.executor(h) for h in remote], probe_script(self.runtime), timeout=60)
+            outcomes = fan_out_each([(self.executor(h), self.inside(h, probe_script(self.runtime))) for h in remote],
+                                    timeout=60)
             probes.update({h.label: parse_probe(o.result.stdout) for h, o in zip(remote, outcomes) if o.ok})
         out = []
         for host in candidates:
@@ -249,13 +251,3 @@ class StageContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def summarize_facts(facts: dict[str, Any]) -> dict[str, Any]:
-    """The host facts a run record carries inline (the full fingerprint is referenced)."""
-    keep = ("hostname", "kernel", "os", "topology", "virtualization", "mpi_version", "clocksource")
-    summary = {k: facts.get(k) for k in keep}
-    summary["cpu_model"] = (facts.get("cpu") or {}).get("model")
-    summary["rdma_devices"] = [d.get("name", d) if isinstance(d, dict) else d
-                               for d in (facts.get("rdma") or {}).get("devices", [])]
-    return summary

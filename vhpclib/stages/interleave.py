@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..exceptions import InputError
+from ..names import Stage
 from ..params import StageParams
 from .adaptive import Group, Series, build_groups, run_adaptive
 from .context import StageContext
@@ -40,11 +41,11 @@ def abba_order(groups: list[Group], first: int, last: int, rng: np.random.Genera
     return out
 
 
-def default_seed(campaign: str, stage: str, environments: list[str]) -> int:
+def default_seed(campaign: str, stage: Stage, environments: list[str]) -> int:
     return zlib.crc32(f"{campaign}/{stage}/{','.join(environments)}".encode())
 
 
-def run_interleaved(ctx: StageContext, stage: str, params: StageParams, *, progress: bool = True) -> StageResult:
+def run_interleaved(ctx: StageContext, stage: Stage, params: StageParams, *, progress: bool = True) -> StageResult:
     """Measure ``stage`` in ``ctx``'s environment and every environment of ``params.interleave``, alternating."""
     environments = list(dict.fromkeys([ctx.environment, *params.interleave]))
     for name in environments:
@@ -74,7 +75,7 @@ def run_interleaved(ctx: StageContext, stage: str, params: StageParams, *, progr
     return merge(stage, results, stopping)
 
 
-def _fixed(runners: dict[str, PointRunner], stage: str, params: StageParams, rng: np.random.Generator,
+def _fixed(runners: dict[str, PointRunner], stage: Stage, params: StageParams, rng: np.random.Generator,
            baseline: str, progress: bool) -> None:
     series: list[Series] = []
     for runner in runners.values():
@@ -86,7 +87,7 @@ def _fixed(runners: dict[str, PointRunner], stage: str, params: StageParams, rng
         s.run(k)
 
 
-def merge(stage: str, results: dict[str, StageResult], stopping: list[Any]) -> StageResult:
+def merge(stage: Stage, results: dict[str, StageResult], stopping: list[Any]) -> StageResult:
     """One result for the call: totals, and each environment's own result beside them."""
     out = StageResult(stage, environments=results, stopping=stopping)
     for name, r in results.items():

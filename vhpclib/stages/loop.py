@@ -1,6 +1,8 @@
 """The one stage loop: plan -> record skips -> count stored repetitions -> run -> sanity -> extract.
 
-Every stage of the study is this loop over the workloads it names. A run's
+Every stage of the study is this loop over the workloads it names; ``driver.run_stage``
+picks how its points are repeated (fixed, ``adaptive``, ``interleave``), and all three run
+them through ``PointRunner``. This module imports none of the drivers. A run's
 output is judged (``Workload.sanity``) and read (``Workload.extract``) inside its
 temporary folder before the store makes it visible; whatever a run's output
 does to those two, that run is invalid or failed and the loop goes on
@@ -14,8 +16,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from ..exceptions import ConnectionLost, InputError, StageStopped, VhpcError, interruption_name
 from ..launchers import Job, get_launcher
@@ -71,50 +71,6 @@ class StageResult:
             self.measured += run.status != FAILED
         else:
             self.reused += 1
-
-
-def run_stage(ctx: StageContext, stage: str, params: StageParams, *, progress: bool = True) -> StageResult:
-    """Run (or reuse) every point of ``stage`` for the workloads ``params`` names, in one environment.
-
-    Complete runs are reused (resume); ``params.rerun`` adds ``repetitions`` new runs after
-    the stored ones instead. Raw data is never replaced. With ``params.ci_target_pct`` the
-    number of runs adapts to the intervals (``stages.adaptive``); with ``params.interleave``
-    other environments are measured in the same call, runs alternating (``stages.interleave``).
-    """
-    get_launcher(ctx.env.launcher).check(ctx)  # vhpc-slurm: settings the scheduler refuses stop here (exit 2)
-    if params.interleave:
-        from .interleave import run_interleaved
-
-        try:
-            return run_interleaved(ctx, stage, params, progress=progress)
-        except StageStopped as exc:
-            stopped = exc.result if isinstance(exc.result, StageResult) else StageResult(stage)
-            stopped.stopped = exc.message
-            return stopped
-    result = StageResult(stage, findings=ctx.topology_findings())
-    try:
-        return _run_points(ctx, stage, params, result, progress)
-    except StageStopped as exc:
-        result.stopped = exc.message
-        return result
-
-
-def _run_points(ctx: StageContext, stage: str, params: StageParams, result: StageResult,
-                progress: bool) -> StageResult:
-    points = _plan(ctx, stage, params, result)
-    runner = PointRunner(ctx, stage, params, result, points)
-    if params.adaptive:
-        from .adaptive import run_adaptive
-
-        result.stopping = run_adaptive({ctx.environment: runner}, stage, params, progress=progress)
-        return result
-    counts = ctx.store.measured_counts(ctx.campaign, ctx.environment, stage) if params.rerun else {}
-    todo = [(w, p, rep) for w, mine in points for p in mine
-            for rep in range(counts.get(p.stem, 0) + 1, counts.get(p.stem, 0) + params.repetitions + 1)]
-    bar = tqdm(todo, desc=f"{stage} [{ctx.environment}]", unit="run", disable=not progress)
-    for workload, point, rep in bar:
-        runner.run(workload, point, rep)
-    return result
 
 
 class PointRunner:
@@ -217,6 +173,10 @@ def _plan(ctx: StageContext, stage: str, params: StageParams,
             if isinstance(item, Point) and item.nodes > nodes:
                 item = Skip(workload.name, item.stem, item.what,
                             f"needs {item.nodes} node(s), environment has {nodes}", item.fields)
+            elif isinstance(item, Point):  # what the environment's layer cannot run (e.g. one vCPU only)
+                reason = ctx.skip_reason(item.nodes, item.ranks_per_node or 1)
+                if reason:
+                    item = Skip(workload.name, item.stem, item.what, reason, item.fields)
             if isinstance(item, Skip):
                 skips.append(item)
             else:

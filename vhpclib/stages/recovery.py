@@ -16,21 +16,33 @@ import shlex
 import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import lifetime
 from ..exceptions import HostUnreachable, RemoteError
 from ..record import Execution, parse_record
 
 if TYPE_CHECKING:
-    from ..config import HostSpec
+    from ..config import Environment, HostSpec
+    from ..names import Campaign
     from ..remote import Executor
-    from .context import StageContext
+    from ..store import RawStore
 
 _LOGS = ("stdout.log", "stderr.log")
 
 
-def recover(ctx: StageContext) -> list[str]:
+class RecoveryTarget(Protocol):
+    """What recovery needs of the stage context (``context.StageContext`` is one; this module never imports it)."""
+
+    store: RawStore
+    campaign: Campaign
+    environment: str
+    env: Environment
+
+    def executor(self, host: HostSpec) -> Executor: ...
+
+
+def recover(ctx: RecoveryTarget) -> list[str]:
     """Clean up the campaign's leftovers; one line per thing done, for the caller to warn about."""
     lines: list[str] = []
     for partial in ctx.store.partials(ctx.campaign):
@@ -49,21 +61,21 @@ def recover(ctx: StageContext) -> list[str]:
     return lines
 
 
-def _where(ctx: StageContext, partial: Path) -> str:
+def _where(ctx: RecoveryTarget, partial: Path) -> str:
     try:
         return str(partial.relative_to(ctx.store.root))
     except ValueError:
         return str(partial)
 
 
-def _host(ctx: StageContext, label: str) -> HostSpec | None:
+def _host(ctx: RecoveryTarget, label: str) -> HostSpec | None:
     for spec in [ctx.env.launch_host, *ctx.env.hosts]:
         if spec.label == label:
             return spec
     return None
 
 
-def _sweep(ctx: StageContext, marker: dict[str, Any]) -> list[int]:
+def _sweep(ctx: RecoveryTarget, marker: dict[str, Any]) -> list[int]:
     """Kill the job's tag on its other hosts (best effort: an unreachable host is skipped)."""
     killed: list[int] = []
     tag = marker.get("tag")
@@ -80,7 +92,7 @@ def _sweep(ctx: StageContext, marker: dict[str, Any]) -> list[int]:
     return killed
 
 
-def _recover_remote(ctx: StageContext, partial: Path, marker: dict[str, Any]) -> list[str]:
+def _recover_remote(ctx: RecoveryTarget, partial: Path, marker: dict[str, Any]) -> list[str]:
     where = _where(ctx, partial)
     spec = _host(ctx, str(marker.get("host")))
     if spec is None:
@@ -107,7 +119,7 @@ def _recover_remote(ctx: StageContext, partial: Path, marker: dict[str, Any]) ->
     return [line + (f"; killed {len(killed)} process(es) its job left running" if killed else "")]
 
 
-def _store_lost(ctx: StageContext, partial: Path, marker: dict[str, Any], executor: Executor, remote_dir: str,
+def _store_lost(ctx: RecoveryTarget, partial: Path, marker: dict[str, Any], executor: Executor, remote_dir: str,
                 killed: list[int]) -> str:
     """Fetch a finished (or now killed) job's logs and store the run as failed, with its times."""
     for name in (*_LOGS, *(marker.get("outputs") or [])):

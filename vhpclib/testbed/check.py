@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..exceptions import ParseError, TestbedError
+from ..names import Stage
 from ..parsers import get_parser
 from ..params import MicrobenchParams
 from ..stages.context import StageContext
-from ..stages.loop import run_stage
+from ..stages.driver import run_stage
 from ..store import RawStore
 from .inventory import ENVIRONMENT
 from .lifecycle import info, shape
@@ -34,7 +35,7 @@ def run_pingpong(inventory: str | Path, *, msglog: tuple[int, int] = (0, 12), it
             raise TestbedError("an inter-node PingPong needs a testbed with at least 2 nodes")
         params = MicrobenchParams(placements=("inter-node",), msglog=msglog, iterations=iterations, repetitions=1,
                                   rerun=True, timeout_s=timeout)
-        result = run_stage(ctx, "microbench", params, progress=False)
+        result = run_stage(ctx, Stage.MICROBENCH, params, progress=False)
     if result.failures or result.invalid or not result.runs:
         problems = result.failures + [f"{r.run_id}: {r.record.reason}" for r in result.invalid]
         raise TestbedError("inter-node PingPong on the testbed failed: " + "; ".join(problems or ["no run"]))

@@ -9,8 +9,6 @@ and reaches the nodes through the bridge (``I_MPI_HYDRA_IFACE=<bridge>``).
 
 from __future__ import annotations
 
-import subprocess
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +17,7 @@ import yaml
 from ..fsutil import atomic_write
 from ..config import parse_inventory
 from ..exceptions import TestbedError
+from ..providers.host import machine_vmm
 from ..sshd import SshKeys, ssh_client_options
 
 Launch = Literal["node", "local"]
@@ -40,24 +39,6 @@ def bootstrap_args(state: dict) -> str:
         raise TestbedError("testbed folder path contains whitespace; Hydra's ssh options cannot carry it",
                            file=state["folder"])
     return " ".join(options)
-
-
-#: What ``systemd-detect-virt --vm`` says -> the inventory's vmm; anything else is "unknown" (no claim).
-_DETECTED_VMM = {"none": "none", "kvm": "kvm", "xen": "xen", "vmware": "vmware", "qemu": "qemu-tcg"}
-
-
-@lru_cache(maxsize=1)
-def machine_vmm() -> str:
-    """The hypervisor this machine runs under, as an inventory's ``vmm``.
-
-    Testbed nodes are namespaces of this machine, so they are exactly as virtualized as it is:
-    writing ``none`` on a VM made the testbed's own inventory fail its check.
-    """
-    try:
-        out = subprocess.run(["systemd-detect-virt", "--vm"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return _DETECTED_VMM.get(out.stdout.strip(), "unknown")
 
 
 def inventory_data(state: dict, launch: Launch = "node") -> dict:

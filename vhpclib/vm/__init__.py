@@ -5,8 +5,8 @@
 ``accel`` decides KVM or TCG and why, ``qemu`` and ``qmp`` start and talk to QEMU,
 ``pinning`` pins vCPU threads and reads the map back, ``passthrough`` checks VFIO
 devices, ``seed`` makes cloud-init seeds for user images, ``guest_ssh`` reaches the
-guest with a strict host key, ``state``/``inventory`` record it, ``provider``
-resolves inventories' ``vm:`` environments and ``lifecycle`` ties them together
+guest with a strict host key, ``state``/``inventory`` record it (``vhpclib.providers.qemu``
+resolves inventories' ``vm:`` environments) and ``lifecycle`` ties them together
 (``up``, ``status``, ``down``, ``vcpu_map_for``).
 
 The names below are loaded on first use: the CLI registers ``vhpc vm`` on every

@@ -19,13 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import VmInputError, VmUnavailable
+from .names import ACCELS  # the one list: the inventory's vm.accel takes the same
 
-ACCELS = ("auto", "kvm", "tcg")
 KVM_DEVICE = Path("/dev/kvm")
 SYS_MODULE = Path("/sys/module")
 QEMU = "qemu-system-x86_64"
 VMM = {"kvm": "kvm", "tcg": "qemu-tcg"}
 PROBE_BANNER = "Linux version"
+
+
+def check_accel(requested: str) -> str:
+    """``requested`` if it is an accelerator (``ACCELS``), else ``VmInputError`` (exit 2)."""
+    if requested not in ACCELS:
+        raise VmInputError(f"unknown accelerator {requested!r}; use one of {', '.join(ACCELS)}", key="--accel")
+    return requested
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,7 @@ def probe_kvm(kernel: Path, timeout: float = 15.0) -> tuple[bool, str]:
 
 def choose_accel(requested: str, *, kernel: Path | None = None, probe_timeout: float = 15.0) -> AccelChoice:
     """Resolve ``--accel``: ``tcg`` always works, ``kvm`` must be usable, ``auto`` picks and says why."""
-    if requested not in ACCELS:
-        raise VmInputError(f"unknown accelerator {requested!r}; use one of {', '.join(ACCELS)}", key="--accel")
+    check_accel(requested)
     if requested == "tcg":
         return AccelChoice("tcg", "requested with --accel tcg (emulation, not hardware virtualization)")
     usable, why = kvm_status()

@@ -23,7 +23,7 @@ from .. import paths
 from ..exceptions import VmError, VmInputError, VmUnavailable, VhpcError
 from ..sshd import free_port
 from . import pinning
-from .accel import choose_accel
+from .accel import check_accel, choose_accel
 from .guest_ssh import GuestSsh, wait_for_ssh
 from .image import GuestImage, build_image, user_image
 from .inventory import environment_name, inventory_path, write_inventory
@@ -184,8 +184,7 @@ def up(name: str, *, vcpus: int = 2, memory_mib: int = 2048, accel: str = "auto"
     is removed again.
     """
     validate_name(name)
-    if accel not in ("auto", "kvm", "tcg"):
-        raise VmInputError(f"unknown accelerator {accel!r}; use one of auto, kvm, tcg", key="--accel")
+    check_accel(accel)
     if vcpus < 1:
         raise VmInputError(f"--vcpus must be at least 1, got {vcpus}", key="--vcpus")
     if memory_mib < 256:
@@ -369,7 +368,7 @@ def vcpu_map(state: dict) -> dict[int, list[int]]:
 def vcpu_map_for(state_file: str | Path) -> dict:
     """What a run record of a guest environment stores: placement as run and the vCPU map read back now.
 
-    ``state_file`` is the inventory's ``vm_state``. Returns ``{"policy":
+    ``state_file`` is the guest's state file (``state.state_path``). Returns ``{"policy":
     "pinned"|"scheduler", "accel": ..., "map": {"0": [0], ...}, "verified": bool|None, "read_utc": ...}``.
     """
     state = load_state_file(state_file)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from .. import paths
-from ..config import GUEST_NAME
+from .names import GUEST_NAME
 from ..exceptions import VmInputError
 
 STATE_FILE = "state.json"
@@ -56,7 +56,7 @@ def load_state(name: str) -> dict | None:
 
 
 def load_state_file(path: str | Path) -> dict:
-    """A state file named by an inventory (``vm_state``); ``VmInputError`` if it is missing or unreadable."""
+    """A guest's state file (``state_path``); ``VmInputError`` if it is missing or unreadable."""
     path = Path(path)
     try:
         state = json.loads(path.read_text())

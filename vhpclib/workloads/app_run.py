@@ -12,11 +12,12 @@ from typing import Any
 
 from ..exceptions import InputError
 from ..mpi import LaunchSpec
+from ..names import APP_STAGES, Stage
 from ..schema import Column, TableSpec, Watch, register_table
 from .base import Point
 
-SINGLE_NODE, SCALING = "single-node", "scaling"
-APP_STAGES = (SINGLE_NODE, SCALING)
+SINGLE_NODE, SCALING = Stage.SINGLE_NODE, Stage.SCALING  # the enum's members, re-exported for the app workloads
+__all__ = ["APP_STAGES", "SINGLE_NODE", "SCALING", "AppRun", "powers_of_two"]
 
 
 def wall_time(rows: list[dict[str, Any]]) -> float | None:
@@ -92,7 +93,7 @@ class AppRun:
 
     def point(self, registry_name: str) -> Point:
         return Point(registry_name, self.stem, self.fields(), nodes=self.nodes,
-                     label=f"{self.workload} p={self.processes}")
+                     label=f"{self.workload} p={self.processes}", ranks_per_node=min(self.ppn, self.processes))
 
     @classmethod
     def of(cls, point: Point | dict[str, Any]) -> "AppRun":

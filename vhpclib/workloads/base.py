@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ..registry import Registry
-from ..schema import TABLES, Column, Watch
+from ..schema import TABLES, WORKLOADS, Column, Watch
 
 if TYPE_CHECKING:
     from ..launchers import Job
@@ -57,6 +56,8 @@ class Point:
     fields: Mapping[str, Any]
     nodes: int = 1
     label: str = ""
+    # MPI ranks on each node (None: not known when planning); the environment's provider may refuse a shape.
+    ranks_per_node: int | None = None
 
     def run_id(self, repetition: int) -> str:
         return f"{self.stem}-r{repetition:02d}"
@@ -163,7 +164,6 @@ class Workload(ABC):
         """Table rows from a sane run's output (may raise on surprises: that run fails, not the stage)."""
 
 
-WORKLOADS: Registry[Workload] = Registry("workload", "workload")
 
 
 def register_workload(workload: Workload, *, replace: bool = False) -> Workload:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..exceptions import InputError, ParseError
 from ..launchers import Job
+from ..npb.spec import NpbSpec
 from ..parsers import get_parser
 from .app_run import APP_STAGES, SINGLE_NODE, AppRun, powers_of_two
 from .base import Column, Extracted, Point, Section, Skip, Workload
@@ -38,24 +38,6 @@ DISPLAY = {"sp-mz": "SP-MZ", "bt-mz": "BT-MZ", "lu-mz": "LU-MZ", "mz-demo": "MZ-
 NO_NPB = ("the inventory gives no benchmarks.npb for this environment "
           "(NPB's source cannot be downloaded here; see README)")
 ROW_KEYS = ("time_s", "verified", "mops_total")
-
-
-class NpbSpec(BaseModel):
-    """Where NPB-MZ comes from in an environment: a source tree to build or built binaries."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    source: Path | None = Field(None, description="NPB-MZ source tree (NPB3.3-MZ-MPI or NPB3.4-MZ) vHPC builds.")
-    version: Literal["3.3", "3.4"] = Field("3.3", description="NPB-MZ version of the source tree.")
-    fc: str = Field("mpif90", description="Fortran compiler (MPI wrapper) the build uses.")
-    fflags: str = Field("-O3 -fopenmp", description="Fortran flags of the build.")
-    bin_dir: str | None = Field(None, description="Folder of binaries built beforehand (instead of a source).")
-    built_in: str | None = Field(None, description="Environment whose build is reused (\"build once, run "
-                                                   "everywhere\").")
-    benchmarks: list[Literal["sp-mz", "bt-mz", "lu-mz", "mz-demo"]] = Field(
-        default_factory=lambda: ["sp-mz", "bt-mz"], min_length=1,
-        description="What the single-node and scaling stages run (the paper: SP-MZ and BT-MZ; mz-demo is "
-                    "ours, for tests).")
 
 
 class NpbParams(BaseModel):

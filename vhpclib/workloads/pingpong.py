@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..exceptions import ParseError
 from ..launchers import Job
 from ..mpi import LaunchSpec, flavour
+from ..names import Stage
 from ..parsers import get_parser
 from ..record import PinCheck, PinRow
 from ..schema import Column, TableSpec, Watch, register_table
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ..stages.context import StageContext
     from ..store import StoredRun
 
-STAGE = "microbench"
+STAGE = Stage.MICROBENCH
 ROW_KEYS = ("benchmark", "nprocs", "bytes", "repetitions", "t_min_usec", "t_max_usec", "t_avg_usec",
             "mbytes_per_sec", "msgs_per_sec")
 #: The throughput peak is watched when sizes reach 64 KiB (it lies at large messages).
@@ -191,7 +192,7 @@ class PingPong(Workload):
                                 {"placement": name, "params_tag": mine.tag()}))
                 continue
             out.append(Point(self.name, stem, {"placement": name, "params_tag": mine.tag()},
-                             nodes=choice.nodes, label=f"PingPong {name}"))
+                             nodes=choice.nodes, label=f"PingPong {name}", ranks_per_node=2 // choice.nodes))
         return out
 
     def prepare(self, ctx: StageContext, points: list[Point], params: StageParams) -> dict[str, Placement]:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..names import Stage
 from ..parsers import get_parser
 from ..schema import Watch
 from .base import Extracted, Point, Skip, get_workload
@@ -38,7 +39,7 @@ class PingPongLevels(PingPong):
     name = "pingpong-levels"
     paper_name = "IMB PingPong"
     table = "microbench"
-    stages = ("microbench",)
+    stages = (Stage.MICROBENCH,)
 
     def display_name(self, point: object) -> str:
         return BENCHMARK
@@ -63,7 +64,8 @@ class PingPongLevels(PingPong):
             if isinstance(item, Skip):
                 out.append(Skip(self.name, stem, item.what, item.reason, fields))
             else:
-                out.append(Point(self.name, stem, fields, nodes=item.nodes, label=f"PingPong blocks {placement}"))
+                out.append(Point(self.name, stem, fields, nodes=item.nodes, label=f"PingPong blocks {placement}",
+                                 ranks_per_node=2 // item.nodes))
         return out
 
     def job(self, ctx: StageContext, point: Point, repetition: int, prepared: dict, params: StageParams) -> Job:

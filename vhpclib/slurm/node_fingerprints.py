@@ -9,6 +9,8 @@ an SSH fingerprint is (``facts_from_result``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pathlib import Path
 from typing import Any
 
@@ -64,43 +66,19 @@ def fingerprint_nodes(executor: Executor, settings: SlurmSettings, nodes: int, r
     return facts, job
 
 
-def check_with_slurm(inventory: Any, envs: dict[str, Any], campaign: str, check_others: Any, *,
-                     pool: Any = None, timeout: float | None = None, store_root: Path | None = None) -> Any:
-    """``vhpc inventory check`` when some environments run through Slurm.
+def slurm_rows(env: Any, pool: Any, timeout: float | None, answered: Callable[[Any, Any], Any],
+               unanswered: Callable[[str, str], Any]) -> list[Any]:
+    """``vhpc inventory check`` rows of a Slurm environment: its nodes fingerprinted by one srun step.
 
-    Environments with ``launcher: slurm`` fingerprint their nodes with one srun
-    step each (as many nodes as the environment lists; the rows name Slurm's
-    nodes); the others go through ``check_others`` (the SSH fan-out). Rows keep
-    the environments' order. A job that fails or leaves nodes unanswered makes
-    unanswered rows with the reason; settings Slurm refuses raise (exit 2).
+    As many nodes as the environment lists answer (the rows name Slurm's nodes). A job that fails or
+    leaves nodes unanswered makes unanswered rows with the reason; settings Slurm refuses raise (exit 2).
+    The check makes the rows (``answered(host, outcome)``, ``unanswered(label, reason)``): this module
+    never imports it.
     """
-    from ..inventory_check import CheckReport
-    from ..remote import ConnectionPool
-
-    others = [name for name, env in envs.items() if env.launcher != "slurm"]
-    report = check_others(inventory, others, campaign, pool=pool, timeout=timeout, store_root=store_root) \
-        if others else CheckReport(campaign, [])
-    own_pool = pool is None
-    pool = pool or ConnectionPool(inventory)
-    try:
-        slurm_rows = {name: _slurm_rows(name, env, campaign, pool, timeout, store_root)
-                      for name, env in envs.items() if env.launcher == "slurm"}
-    finally:
-        if own_pool:
-            pool.close()
-    rows = []
-    for name in envs:
-        rows += slurm_rows.get(name) or [r for r in report.rows if r.environment == name]
-    return CheckReport(campaign, rows)
-
-
-def _slurm_rows(name: str, env: Any, campaign: str, pool: Any, timeout: float | None,
-                store_root: Path | None) -> list[Any]:
     import tempfile
 
     from ..config import HostSpec
     from ..exceptions import InputError, VhpcError
-    from ..inventory_check import HostRow, _row
     from ..mpi import runtime_for
     from ..remote import HostOutcome
 
@@ -114,18 +92,18 @@ def _slurm_rows(name: str, env: Any, campaign: str, pool: Any, timeout: float | 
     except InputError:
         raise
     except VhpcError as exc:
-        return [HostRow(name, h.label, "compute", False, reason=f"through Slurm: {exc}") for h in env.hosts]
+        return [unanswered(h.label, f"through Slurm: {exc}") for h in env.hosts]
     if not job.ok:
         why = f"Slurm job {job.job_id} {job.reason}"
-        return [HostRow(name, h.label, "compute", False, reason=why) for h in env.hosts]
+        return [unanswered(h.label, why) for h in env.hosts]
     rows = []
     for node, part in split_by_node(text).items():
         result = CommandResult(node, "fingerprint (srun)", 0, part, "", job.turnaround_s, job.submitted_utc)
         spec = next((h for h in env.hosts if node in (h.label, (h.address or "").split(".")[0])), None)
         spec = spec or HostSpec(name=node, ssh_alias=node)
-        rows.append(_row(name, env, spec, "compute", HostOutcome(node, result, None), campaign, store_root))
+        rows.append(answered(spec, HostOutcome(node, result, None)))
     missing = nodes - len(rows)
-    rows += [HostRow(name, f"(node {len(rows) + i + 1} of {nodes})", "compute", False,
-                     reason=f"Slurm job {job.job_id} ran on {nodes} node(s) but only {len(rows)} answered")
+    rows += [unanswered(f"(node {len(rows) + i + 1} of {nodes})",
+                        f"Slurm job {job.job_id} ran on {nodes} node(s) but only {len(rows)} answered")
              for i in range(max(0, missing))]
     return rows

@@ -13,8 +13,8 @@ copies go to ``notebooks/executed/<campaign>/`` and never over the sources.
   ``campaigns.rerun_campaign``).
 
 A failing notebook raises ``NotebookFailed`` naming the notebook, the cell and
-the error in one line; the executed copy is kept. ``python -m vhpclib.pipeline``
-is an alias of ``vhpc paper-figures``.
+the error in one line; the executed copy is kept. (The stage pipeline itself is
+``vhpclib.stages``; this module only runs notebooks, and never imports the CLI.)
 """
 
 from __future__ import annotations
@@ -325,22 +325,11 @@ def run_pipeline(inventory: Path | None, campaign: str, *, rerun: bool = False,
         envs = environments or list(inv.environments)
         for name in envs:
             inv.environment(name)
-        from .vm.provider import guests_up
+        from .providers import environments_up
 
-        for env in envs:  # a declared guest runs only while its own environment is measured (never beside another)
-            with guests_up(inv, [env], log=log):
+        for env in envs:  # what an environment's provider starts runs only while that environment is measured
+            with environments_up(inv, [env], log=log):
                 measure(inv_path, campaign, [env], progress=progress, allow_mixed=allow_mixed, log=log)
     report = build_report(campaign, progress=progress, log=log)
     log(f"report: {report}")
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m vhpclib.pipeline [--inventory ...] [--campaign ...] [--rerun]``: ``vhpc paper-figures``."""
-    from .cli import main as cli_main
-
-    return cli_main(["paper-figures", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plugins written outside vhpclib, registered by the tests that use them (the proof the axes are open)."""
