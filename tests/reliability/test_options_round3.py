@@ -56,8 +56,8 @@ def test_ci_target_names_the_option_and_what_it_accepts(tmp_path, value):
 def test_a_bad_contention_threshold_variable_is_named(tmp_path, value):
     proc = vhpc(["run", "microbench", "-c", "x", *SHORT_PINGPONG], tmp_path / "d",
                 VHPC_CONTENTION_THRESHOLD=value)
-    if value == "":  # unset in effect: the default
-        assert proc.returncode == 0, proc.stderr
+    if value == "":  # unset in effect: the default (the run may be invalid on a busy machine, never refused)
+        assert proc.returncode in (0, 1) and "VHPC_CONTENTION_THRESHOLD" not in proc.stderr, proc.stderr
         return
     assert_one_error_line(proc, 2, "VHPC_CONTENTION_THRESHOLD", repr(value), "'off'")
     assert not (tmp_path / "d").exists()
