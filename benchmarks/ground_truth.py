@@ -61,7 +61,7 @@ def real_trial(inv: Path, store_root: Path, level: float, trial: int, args: argp
     """One adaptive, interleaved comparison local vs throttled-<level>: interval, truth, seconds."""
     from vhpclib.params import AppParams
     from vhpclib.stages.context import StageContext
-    from vhpclib.stages.loop import run_stage
+    from vhpclib.stages.driver import run_stage
     from vhpclib.store import RawStore
 
     env = f"throttled-{level:g}"

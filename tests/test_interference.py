@@ -21,7 +21,7 @@ from vhpclib.mpi import LaunchSpec
 from vhpclib.params import MicrobenchParams
 from vhpclib.record import parse_record
 from vhpclib.stages.context import StageContext
-from vhpclib.stages.loop import run_stage
+from vhpclib.stages.driver import run_stage
 from vhpclib.store import RawStore
 from vhpclib.workloads import Point, register_workload, unregister_workload
 from vhpclib.workloads.pingpong import PingPong

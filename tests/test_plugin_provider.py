@@ -105,10 +105,10 @@ def test_the_check_of_a_recorded_environment_fingerprints_inside_the_layer(recor
 
 
 def test_an_unknown_section_is_an_unknown_key_and_a_section_is_checked_by_its_providers_model():
-    text = "environments:\n  e:\n    label: e\n    hosts: [{local: true}]\n    container: {image: x}\n"
+    text = "environments:\n  e:\n    label: e\n    hosts: [{local: true}]\n    lxd: {image: x}\n"
     with pytest.raises(InventoryError) as err:
         parse_inventory(text, "inv.yml")
-    assert str(err.value) == "inv.yml:5: environments.e.container: unknown key"
+    assert str(err.value) == "inv.yml:5: environments.e.lxd: unknown key"
     with pytest.raises(InventoryError) as err:
         parse_inventory("environments:\n  e:\n    label: e\n    vm: {name: g1, vcpus: 2, accel: hvf}\n", "inv.yml")
     assert err.value.key == "environments.e.vm.accel" and err.value.line == 4 and "'hvf'" in str(err.value)

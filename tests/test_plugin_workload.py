@@ -23,6 +23,7 @@ from vhpclib import paths, stages
 from vhpclib.launchers import Job
 from vhpclib.mpi import LaunchSpec
 from vhpclib.params import AppParams, MicrobenchParams
+from vhpclib.schema import RUN_COLUMNS
 from vhpclib.workloads import Extracted, Point, Section, Workload, register_workload, unregister_workload
 from vhpclib.workloads.app_run import AppRun
 
@@ -153,7 +154,9 @@ def test_a_plugin_workload_goes_through_run_tables_figures_and_the_report(tmp_pa
 
     table = tmp_path / "data/processed/plug/collectives.csv"
     header = table.read_text().splitlines()[0]
-    assert header == "campaign,environment,label,run_id,repetition,nprocs,rounds,allreduce_usec,status"
+    # the plugin's columns, then the harness's own per-run columns (interference: schema.RUN_COLUMNS)
+    run_columns = ",".join(c.name for c in RUN_COLUMNS)
+    assert header == f"campaign,environment,label,run_id,repetition,nprocs,rounds,allreduce_usec,status,{run_columns}"
     rows = read_csv(table)
     assert [r["rounds"] for r in rows] == ["50", "50"] and all(r["nprocs"] == "2" for r in rows)
     assert all(0 < float(r["allreduce_usec"]) < 1e6 and r["status"] == "complete" for r in rows)
@@ -218,7 +221,8 @@ def test_an_undeclared_column_fails_the_run_and_is_named_and_kept_by_the_tables(
     assert "gflops" in (run / "run.json").read_text() and "does not declare" in (run / "run.json").read_text()
     tables, warnings = collect_tables("slop")
     assert any("gflops" in w and "Sloppy.columns" in w for w in warnings)
-    assert tables["apps"].columns[-2:] == ["gflops", "status"] and tables["apps"].rows[0]["gflops"] == 1.0
+    tail = len(RUN_COLUMNS) + 2
+    assert tables["apps"].columns[-tail:][:2] == ["gflops", "status"] and tables["apps"].rows[0]["gflops"] == 1.0
     with pytest.raises(Exception, match="gflops"):
         RowTable(["time_s"], [{"time_s": 1.0, "gflops": 1.0}]).frame()
 

@@ -453,9 +453,10 @@ def secure_dir_command(path: str) -> str:
     if not checks:
         return f"umask 077; mkdir -p {q} && chmod 700 {q}"
     # One folder at a time, each checked before anything is created inside it (mkdir never follows a
-    # planted symlink; a folder appearing between the check and mkdir makes mkdir fail).
+    # planted symlink; a folder appearing between the check and mkdir makes mkdir fail). `test -O` (owner is
+    # the effective user) rather than stat(1): gVisor's runsc of Debian 12 lacks statx, which stat(1) uses.
     return (f"umask 077; for d in {' '.join(shlex.quote(c) for c in checks)}; do "
-            'if [ -L "$d" ] || { [ -e "$d" ] && [ "$(stat -c %u "$d")" != "$(id -u)" ]; }; then '
+            'if [ -L "$d" ] || { [ -e "$d" ] && ! [ -O "$d" ]; }; then '
             'echo "vhpc: refusing work folder $d: a symlink or owned by someone else" >&2; exit 98; fi; '
             '[ -d "$d" ] || mkdir -m 700 "$d" || exit 98; done; ' + f"chmod 700 {q}")
 

@@ -238,3 +238,21 @@ class VmNotReady(VmInputError):
 
 class FigureExportError(VhpcError):
     """Static figure export (PDF/SVG/PNG through Chromium) failed or timed out; the HTML files are written."""
+
+
+class CloudError(VhpcError):
+    """A cloud provider call or a cloud host did not do what ``vhpc cloud`` needed (exit code 1)."""
+
+
+class CloudInputError(InputError):
+    """Bad input for a cloud environment, refused before or by the provider: bad credentials, an unknown
+    instance type or image, a guard (``max_instances``, ``max_hours``), no ``--yes`` (exit code 2)."""
+
+
+class LayerUnavailable(InputError):
+    """A virtualization layer (container, user-mode Linux, gVisor) cannot be used here: its program is missing
+    (the message names the Debian package), its image cannot be built, or it does not start (exit 2)."""
+
+    def __init__(self, message: str, *, package: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.package = package

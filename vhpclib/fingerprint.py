@@ -174,7 +174,10 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
     vendor = lscpu.get("Hypervisor vendor")
     vm = detect_vm if detect_vm is not None else (
         vendor.lower() if vendor else (sys_hypervisor or ("none" if lscpu else None)))
-    container = detect_container
+    # A container only on positive evidence from the providers' layer probes: this project's machines have
+    # /.dockerenv and systemd-detect-virt says "docker" on the bare host. What it said is kept beside it.
+    layer = _layer(sections)
+    container = detect_container if layer["detected"] is not None else "none"
     if container and container != "none":
         detected = container
     else:
@@ -202,7 +205,8 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
         "topology": topology,
         "memory": {"total_kib": mem_kib, "total_gib": round(mem_kib / 2**20, 1) if mem_kib else None},
         "virtualization": {"detected": detected, "vm": vm, "container": container,
-                           "sys_hypervisor": sys_hypervisor, "is_vm": bool(is_vm)},
+                           "sys_hypervisor": sys_hypervisor, "is_vm": bool(is_vm),
+                           "detect_virt_container": detect_container},
         "network": {"pci": nics},
         "rdma": {"devices": ib_devices, "pci": rdma_pci, "ibv": ibv,
                  "passthrough_suspected": bool(is_vm and (rdma_pci or ib_devices))},
@@ -211,7 +215,7 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
         "mpi_version": _value(sections, "mpi_version"),
         "probes_missing": sorted(n for n, (t, _) in sections.items() if t is None),
         # The layer as seen from inside, on positive evidence only (the environment providers' own probes).
-        "layer": _layer(sections),
+        "layer": layer,
     }
 
 

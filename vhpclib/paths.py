@@ -15,7 +15,10 @@ FIGURES = Path(os.environ["VHPC_FIGURES"]) if os.environ.get("VHPC_FIGURES") els
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 EXECUTED_NOTEBOOKS = Path(os.environ["VHPC_EXECUTED"]) if os.environ.get("VHPC_EXECUTED") else NOTEBOOKS / "executed"
 INVENTORIES = PROJECT_ROOT / "inventories"
-TESTBEDS = PROJECT_ROOT / "testbeds"
+# VHPC_TESTBEDS / VHPC_CLOUD move testbed folders and cloud state (tests; a CLI subprocess finds them too).
+TESTBEDS = Path(os.environ["VHPC_TESTBEDS"]) if os.environ.get("VHPC_TESTBEDS") else PROJECT_ROOT / "testbeds"
+# One folder per cloud environment `vhpc cloud up` created: what it created, hosts, known_hosts.
+CLOUD = Path(os.environ["VHPC_CLOUD"]) if os.environ.get("VHPC_CLOUD") else PROJECT_ROOT / "cloud"
 # One folder per running guest: overlay, sockets, logs, state (vhpc vm up); VHPC_VMS moves it (tests).
 VMS = Path(os.environ["VHPC_VMS"]) if os.environ.get("VHPC_VMS") else PROJECT_ROOT / "vms"
 APPS = PROJECT_ROOT / "apps"

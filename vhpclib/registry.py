@@ -22,11 +22,15 @@ class Registry(Generic[T]):
         self.kind, self.key = kind, key
         self._items: dict[str, T] = {}
         self._lazy: dict[str, str] = {}  # name -> module that registers it when imported
+        # Declaration order (add or add_lazy, whichever came first): items() and names() follow it, so what
+        # loops over a registry (docs, error messages, CLI) never depends on which module happened to load first.
+        self._order: dict[str, int] = {}
 
     def add(self, name: str, item: T, *, replace: bool = False) -> T:
         if name in self._items and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = item
+        self._order.setdefault(name, len(self._order))
         return item
 
     def register_class(self, cls: type[Any]) -> type[Any]:
@@ -38,6 +42,7 @@ class Registry(Generic[T]):
         """Register ``name`` as provided by ``module`` (dotted path), imported the first time ``name`` is used."""
         if name not in self._items:
             self._lazy[name] = module
+        self._order.setdefault(name, len(self._order))
 
     def remove(self, name: str) -> None:
         self._items.pop(name, None)
@@ -63,8 +68,11 @@ class Registry(Generic[T]):
             self._load(name)
         return self._items.get(name or "")
 
+    def _ordered(self, names) -> list[str]:  # noqa: ANN001 - any iterable of names
+        return sorted(dict.fromkeys(names), key=lambda n: self._order.get(n, len(self._order)))
+
     def names(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys([*self._items, *self._lazy]))
+        return tuple(self._ordered([*self._items, *self._lazy]))
 
     def __contains__(self, name: object) -> bool:
         return name in self._items or name in self._lazy
@@ -78,7 +86,7 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         for name in list(self._lazy):
             self._load(name)
-        return list(self._items.items())
+        return [(name, self._items[name]) for name in self._ordered(self._items)]
 
     def check(self, name: str) -> str:
         """``name`` if registered, else ValueError (for pydantic validators, which report it with the key)."""

@@ -88,6 +88,10 @@ def parse_lscpu(text: str, file: str = "lscpu -p") -> HostTopology:
         if not line or line.startswith("#"):
             continue
         fields = line.split(",")
+        if len(fields) >= 3 and fields[0].strip().isdigit() and not fields[1].strip() and not fields[2].strip():
+            # lscpu leaves core and socket empty where the kernel exposes no topology (gVisor's /sys): each
+            # such CPU is a core of its own on socket 0, which is all that kernel says of it.
+            fields = [fields[0], fields[0], "0", *fields[3:]]
         if len(fields) < 3 or not all(f.strip().isdigit() for f in fields[:3]):
             raise ParseError(f"expected 'CPU,CORE,SOCKET[,NODE]', got {line!r}", file=file, line=number)
         node = fields[3].strip() if len(fields) > 3 else ""

@@ -78,6 +78,10 @@ class MpirunLauncher(Launcher):
         others = _other_hosts(target, env_spec, hosts, host)
         run_argv = argv if wrapped == command else ["bash", "-c", wrapped]
         run = _Run(host, run_argv, variables, execution, writer, others, env_spec.contention_limit, job)
+        if wrapped != command:  # the layer's own processes (a sandbox's kernel) work for the job: not contention
+            from ..providers import provider_for
+
+            run.layer_pids = lambda: provider_for(env_spec).own_processes(env_spec, env_spec.launch_host)
         if not host.is_local:
             return run.remote(f"{env_spec.work_root}/{writer.record.campaign}-{uuid.uuid4().hex[:12]}", files)
         return run.local()
@@ -105,6 +109,7 @@ class _Run:
         self.tag = lifetime.new_tag()
         execution.job_tag = self.tag
         self.timeout = float(execution.timeout_s or DEFAULT_TIMEOUT_S)
+        self.layer_pids: Any = set  # () -> pids of the environment's layer itself (the provider's own_processes)
 
     def marker(self, **extra: Any) -> None:
         lifetime.write_marker(self.writer.path, {
@@ -149,7 +154,8 @@ class _Run:
                                  f"open; the job was ended {lifetime.RANKS_GONE_S:g} s after the last rank")
         if before is not None:
             busy = contention.busy_processes(before, contention.local_snapshot(), execution.duration_s or 0.0,
-                                             threshold=self.threshold, exclude_sids={job.sid})
+                                             threshold=self.threshold, exclude_sids={job.sid},
+                                             exclude_pids=self.layer_pids())
             cpus = self.job.launch.cpus if not self.job.launch.hosts else None
             execution.contention = Contention(host=self.host.name, threshold=self.threshold,
                                               busy=contention.drop_local(busy, self.tag, cpus), leftovers=leftovers)

@@ -33,6 +33,10 @@ provider_named = PROVIDERS.get
 PROVIDERS.add_lazy("host", "vhpclib.providers.host")
 PROVIDERS.add_lazy("vm", "vhpclib.providers.qemu")
 PROVIDERS.add_lazy("throttle", "vhpclib.providers.throttled")
+PROVIDERS.add_lazy("cloud", "vhpclib.providers.ec2")
+PROVIDERS.add_lazy("container", "vhpclib.providers.container")
+PROVIDERS.add_lazy("gvisor", "vhpclib.providers.gvisor")
+PROVIDERS.add_lazy("uml", "vhpclib.providers.uml")
 
 
 def section_model(name: str) -> type[BaseModel] | None:

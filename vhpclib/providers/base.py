@@ -49,6 +49,9 @@ class EnvironmentProvider:
     brings_hosts: ClassVar[str | None] = None
     #: Whose hosts they are then, for the error when an inventory lists hosts anyway (e.g. "guest").
     hosts_owner: ClassVar[str] = "provider"
+    #: Whether ``vhpc run`` (and a measuring notebook) brings the environment up and down around the stage
+    #: itself, because that takes seconds (a container); False: it must be up already (a QEMU guest).
+    starts_with_run: ClassVar[bool] = False
     #: Stored ``vmm`` values that are a cloud's instances (the report compares them with the paper's EC2).
     cloud_vmms: ClassVar[tuple[str, ...]] = ()
 
@@ -98,6 +101,11 @@ class EnvironmentProvider:
     def host_facts(self, env: Environment, facts: dict[str, Any]) -> dict[str, Any]:
         """A host's fingerprint with what only the provider can see added (a guest's vCPU placement)."""
         return facts
+
+    def own_processes(self, env: Environment, host: HostSpec) -> set[int]:
+        """Processes on ``host`` that are the layer itself working for the job (a gVisor sandbox's kernel): the
+        contention check does not count them as another process's load. Default: none."""
+        return set()
 
     def skip_reason(self, env: Environment, nodes: int, ranks_per_node: int) -> str | None:
         """Why this layer cannot run ``nodes`` x ``ranks_per_node`` ranks (None: it can); recorded as a skip."""

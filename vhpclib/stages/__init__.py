@@ -19,7 +19,7 @@ from ..config import Inventory  # noqa: E402
 from ..names import Campaign, Stage  # noqa: E402
 from ..params import AppParams, MicrobenchParams, StageParams  # noqa: E402
 from ..registry import Registry  # noqa: E402
-from .context import StageContext  # noqa: E402
+from .context import StageContext, layer_up  # noqa: E402
 from .driver import run_stage  # noqa: E402
 from .loop import StageResult  # noqa: E402
 
@@ -107,7 +107,8 @@ def run(inventory: Inventory | str | Path, environment: str, campaign: str | Non
         selection = campaigns.Selection(campaigns.for_reading(campaign), False)
     campaign = selection.name
     notes: list[str] = []
-    with StageContext.open(inventory, environment, campaign, wait=wait) as ctx:
+    with layer_up(inventory, environment, measure), StageContext.open(inventory, environment, campaign,
+                                                                        wait=wait) as ctx:
         if measure:
             if not selection.new:
                 check = campaigns.check_hosts(ctx, allow_mixed=allow_mixed)

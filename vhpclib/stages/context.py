@@ -251,3 +251,19 @@ class StageContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def layer_up(inventory: Inventory | str | Path, environment: str, measure: bool):  # noqa: ANN202
+    """Bring up, for this stage only, what an environment whose provider ``starts_with_run`` needs (a container:
+    started and removed again around the stage); others (a QEMU guest) must be up already."""
+    import sys
+    from contextlib import nullcontext
+
+    from ..providers import environments_up, provider_for
+
+    if not measure:
+        return nullcontext()
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(project_path(inventory))
+    if not provider_for(inv.environment(environment)).starts_with_run:
+        return nullcontext()
+    return environments_up(inv, [environment], log=lambda line: print(line, file=sys.stderr))

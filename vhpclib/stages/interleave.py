@@ -24,7 +24,7 @@ from ..exceptions import InputError
 from ..names import Stage
 from ..params import StageParams
 from .adaptive import Group, Series, build_groups, run_adaptive
-from .context import StageContext
+from .context import StageContext, layer_up
 from .loop import PointRunner, StageResult, _plan
 
 
@@ -61,6 +61,7 @@ def run_interleaved(ctx: StageContext, stage: Stage, params: StageParams, *, pro
     with ExitStack() as stack:
         contexts = {ctx.environment: ctx}
         for name in environments[1:]:
+            stack.enter_context(layer_up(ctx.inventory, name, True))  # a container: up while it is measured
             contexts[name] = stack.enter_context(StageContext(ctx.inventory, name, ctx.campaign, store=ctx.store))
         results = {name: StageResult(stage, findings=c.topology_findings()) for name, c in contexts.items()}
         runners = {name: PointRunner(c, stage, one, results[name], _plan(c, stage, one, results[name]))
