@@ -274,4 +274,4 @@ def test_cli_passes_the_adaptive_options_to_the_stage(tmp_path, tick, monkeypatc
     [record] = stage_records("cli", store_root=tmp_path / "data/raw")
     assert record["params"]["max_runs"] == 12 and record["params"]["budget_s"] == 600 and record["looks"] == [10, 12]
     assert main(["run", "single-node", "-w", "tick", "-c", "cli", "--ci-target", "0", "--no-figures"]) == 2
-    assert "ci_target_pct" in capsys.readouterr().err
+    assert "--ci-target: expected a percentage above 0 and below 100" in capsys.readouterr().err

@@ -220,6 +220,9 @@ def check_hosts(ctx: StageContext, *, allow_mixed: bool = False) -> HostCheck:
                          f"--allow-mixed to add these runs anyway (recorded)", key="campaign")
     if check.mixed:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        from .store import refuse_symlinks
+
+        refuse_symlinks(ctx.store.root, ctx.campaign, ctx.environment)
         target = ctx.store.root / ctx.campaign / ctx.environment / MIXED_FOLDER / f"{stamp}.json"
         check.recorded = atomic_write(target, json.dumps(
             {"allowed_utc": stamp, "campaign": ctx.campaign, "environment": ctx.environment,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -150,6 +151,8 @@ def _report(summary) -> None:
         print(line)
     for line in result_table(summary.campaign, summary.result.stage, summary.environment):
         print(line)
+    if summary.result.stopped:
+        _err(f"{summary.environment}: {summary.result.stopped}")
     if summary.result.measured:
         print(f"figures and report: vhpc figures -c {summary.campaign} (writes {figures_dir(summary.campaign)}/)")
     if summary.result.bad_input:
@@ -183,6 +186,8 @@ WaitOpt = typer.Option(False, "--wait", help="If another vhpc is writing the cam
 def _adaptive(ci_target: Optional[float], max_runs: Optional[int], budget: Optional[float],
               interleave: Optional[list[str]]) -> dict[str, Any]:
     """The adaptive-repetition and interleaving options, as stage parameters."""
+    if ci_target is not None and not (math.isfinite(ci_target) and 0 < ci_target < 100):
+        raise InputError(f"expected a percentage above 0 and below 100 (e.g. 5), got {ci_target}", key="--ci-target")
     return {"ci_target_pct": ci_target, "max_runs": max_runs, "budget_s": _finite("budget", budget),
             "interleave": tuple(interleave) if interleave else None}
 
@@ -198,9 +203,11 @@ def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], p
                progress: bool, figures: bool, allow_mixed: bool, allow_committed: bool) -> None:
     """Measure into the campaign (a new one when none is named); its writer lock is taken before the first run."""
     from . import campaigns, stages
+    from .contention import default_threshold
     from .exceptions import Interrupted
     from .run_report import resume_command
 
+    default_threshold()  # a bad VHPC_CONTENTION_THRESHOLD is refused before anything runs
     selection = campaigns.for_measurement(_campaign_name(campaign), allow_committed=allow_committed)
     print(selection.describe(), flush=True)  # first: an interrupted call is resumed by its name
     try:
@@ -640,6 +647,10 @@ def main(argv: list[str] | None = None) -> int:
     from . import lifetime
     from .exceptions import Interrupted
 
+    from . import _interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C unwinds (jobs killed)
     warnings.showwarning = lambda message, category, *a, **k: _warn(str(message))  # one line each
     args = sys.argv[1:] if argv is None else argv
     if not args or any(a in ("--help", "-h") for a in args):  # rich's help module costs 0.1 s: only for help
@@ -685,15 +696,28 @@ def _run(argv: list[str] | None) -> int:
         return exc.exit_code
     except (Interrupted, KeyboardInterrupt):
         return 130
-    except Exception as exc:  # a bug: still one line (VHPC_DEBUG=1 shows the traceback)
-        import os
+    except OSError as exc:  # the data folder cannot be written: one line naming the path and what to do
+        from .storage_errors import explain
 
-        if os.environ.get("VHPC_DEBUG"):
-            raise
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        _err(f"internal error: {type(exc).__name__}: {detail} (VHPC_DEBUG=1 shows where; please report it)")
-        return 1
+        known = explain(exc)
+        if known is None:
+            return _internal(exc)
+        _err(str(known))
+        return known.exit_code
+    except Exception as exc:  # a bug: still one line (VHPC_DEBUG=1 shows the traceback)
+        return _internal(exc)
     return result if isinstance(result, int) else 0
+
+
+def _internal(exc: BaseException) -> int:
+    """A bug: still one line (VHPC_DEBUG=1 shows the traceback)."""
+    import os
+
+    if os.environ.get("VHPC_DEBUG"):
+        raise exc
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    _err(f"internal error: {type(exc).__name__}: {detail} (VHPC_DEBUG=1 shows where; please report it)")
+    return 1
 
 
 def entry() -> None:

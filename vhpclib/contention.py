@@ -25,15 +25,24 @@ THRESHOLD_VARIABLE = "VHPC_CONTENTION_THRESHOLD"
 
 
 def default_threshold() -> float | None:
-    """The threshold of environments whose inventory sets none (``VHPC_CONTENTION_THRESHOLD`` or 0.25)."""
-    value = os.environ.get(THRESHOLD_VARIABLE, "").strip().lower()
+    """The threshold of environments whose inventory sets none (``VHPC_CONTENTION_THRESHOLD`` or 0.25).
+
+    A value that is not a positive number or ``off`` raises ``InputError`` naming the variable (never replaced
+    silently by the default)."""
+    raw = os.environ.get(THRESHOLD_VARIABLE, "")
+    value = raw.strip().lower()
     if value in ("off", "none", "0"):
         return None
     try:
         number = float(value) if value else DEFAULT_THRESHOLD
     except ValueError:
-        return DEFAULT_THRESHOLD
-    return number if 0 < number < float("inf") else DEFAULT_THRESHOLD
+        number = float("nan")
+    if not 0 < number < float("inf"):  # nan fails this too
+        from .exceptions import InputError
+
+        raise InputError(f"{THRESHOLD_VARIABLE}={raw!r}: expected a share of one core above 0 (e.g. 0.25) or "
+                         "'off'", key=THRESHOLD_VARIABLE)
+    return number
 
 #: bash function printing ``pid sid start cputicks name`` per process (builtins only, no forks).
 SNAPSHOT_FUNCTION = r"""

@@ -86,8 +86,29 @@ class StoreError(VhpcError):
     """The raw store refused an operation (e.g. overwriting a complete run)."""
 
 
+class StageStopped(VhpcError):
+    """The same failure on the same host several runs in a row: the stage stops, what was measured is kept."""
+
+    def __init__(self, message: str, *, host: str, result: object = None) -> None:
+        super().__init__(message)
+        self.host = host
+        self.result = result
+
+
+class MalformedResult(StoreError):
+    """A stored ``result.json`` is not the shape vhpc writes: that run is left out of tables and figures."""
+
+
 class CampaignBusy(InputError):
     """Another vHPC process is writing this campaign (one writer per campaign at a time)."""
+
+
+class UnsafePath(InputError):
+    """A campaign, environment or stage folder of the raw store is a symlink (writes would leave the store)."""
+
+
+class DataFolderError(InputError):
+    """The data folder cannot be written (disk full, read-only, a file where a folder belongs): exit 2."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -264,8 +264,8 @@ def fingerprint_dir(campaign: str, environment: str, store_root: Path | None = N
 def _write_new(target: Path, text: str) -> bool:
     """Create ``target`` atomically; False if it already exists (never overwritten)."""
     tmp = target.with_name(f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text)
     try:
+        tmp.write_text(text)  # a full disk fails here: the partial file goes too
         os.link(tmp, target)  # atomic and refuses to replace an existing file
         return True
     except FileExistsError:

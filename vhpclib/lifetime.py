@@ -25,7 +25,7 @@ import signal
 import subprocess
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ TAG_VARIABLE = "VHPC_JOB"
 MARKER = ".vhpc-job.json"
 #: Seconds between SIGTERM and SIGKILL (Hydra forwards SIGTERM to its proxies, which end their ranks).
 GRACE_S = 2.0
+#: How often a local job's process tree is looked at, and how long its ranks may be gone while the launcher
+#: holds on (a daemon they forked keeps its output pipes open) before the job is ended.
+RANKS_CHECK_S = 2.0
+RANKS_GONE_S = 10.0
 
 
 def new_tag() -> str:
@@ -167,9 +171,16 @@ class LocalJob:
     """
 
     def __init__(self, argv: list[str], *, cwd: str | Path, env: Mapping[str, str], stdout: Path, stderr: Path,
-                 tag: str) -> None:
+                 tag: str, launcher_processes: Collection[str] = ()) -> None:
+        from . import reaper
+
         self.tag = tag
+        self.launcher_processes = frozenset(launcher_processes)
+        #: True when the job was ended because its ranks were gone while its launcher held on (see ``wait``).
+        self.ranks_gone = False
         full_env = {**os.environ, **env, TAG_VARIABLE: tag}
+        reaper.become_subreaper()  # orphans of the job come back to us, not to init: ``end_orphans`` finds them
+        self._children_before = reaper.children()
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             self.proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=err, start_new_session=True)
@@ -179,21 +190,60 @@ class LocalJob:
         _LIVE.add(self)
 
     def wait(self, timeout: float | None) -> int | None:
-        """Exit status (negative: killed by that signal), or None when ``timeout`` passed first."""
+        """Exit status (negative: killed by that signal), or None when ``timeout`` passed first.
+
+        With ``launcher_processes`` the job is also looked at every ``RANKS_CHECK_S``: once ranks were seen
+        and none is left for ``RANKS_GONE_S`` while the launcher still runs, ``ranks_gone`` is set and None
+        is returned (the caller kills the job as on a timeout).
+        """
         if self.returncode is None:
-            if not _block_until_exit(self.proc.pid, timeout):
+            if not self._wait_watching(timeout):
                 return None
             self.returncode = self.proc.wait()
             _LIVE.discard(self)
         return self.returncode
 
+    def _wait_watching(self, timeout: float | None) -> bool:
+        import time
+
+        from .reaper import live_ranks
+
+        if not self.launcher_processes:
+            return _block_until_exit(self.proc.pid, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = False
+        gone_since: float | None = None
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = RANKS_CHECK_S if left is None else min(RANKS_CHECK_S, left)
+            if _block_until_exit(self.proc.pid, step):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            alive = live_ranks(self.proc.pid, self.launcher_processes)
+            seen |= alive > 0
+            if seen and alive == 0:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since >= RANKS_GONE_S:
+                    self.ranks_gone = True
+                    return False
+            else:
+                gone_since = None
+
+    def end_orphans(self) -> list[int]:
+        """Kill what the job left behind outside its session and tag (re-parented to this subreaper)."""
+        from .reaper import end_orphans
+
+        return end_orphans(self._children_before, terminate, keep={self.proc.pid})
+
     def kill(self) -> list[int]:
-        """Kill the job's session and tagged processes; reap the direct child."""
+        """Kill the job's session, tagged processes and orphans; reap the direct child."""
         killed = kill_local_job(self.sid, self.tag)
         try:
             self.returncode = self.proc.wait(timeout=GRACE_S * 2)
         except subprocess.TimeoutExpired:
             pass
+        killed += self.end_orphans()
         _LIVE.discard(self)
         return killed
 

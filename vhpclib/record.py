@@ -190,6 +190,8 @@ class RunRecord(_Model):
     extra: dict[str, Any] = Field(default_factory=dict)
     code: CodeVersion | None = None
     files: list[str] = Field(default_factory=list)
+    #: Stored files in which secret values the run was given were replaced by ``***redacted***`` (file -> count).
+    redactions: dict[str, int] = Field(default_factory=dict)
     #: 1 when this record was read from a version-1 ``run.json`` (not written to disk).
     source_schema: int = Field(default=SCHEMA_VERSION, exclude=True)
 

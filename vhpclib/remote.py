@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +75,10 @@ class LocalExecutor(Executor):
         return result.exited, result.stdout, result.stderr
 
     def start_job(self, argv: list[str], *, cwd: str | Path, env: Mapping[str, str], stdout: Path, stderr: Path,
-                  tag: str) -> lifetime.LocalJob:
+                  tag: str, launcher_processes: Collection[str] = ()) -> lifetime.LocalJob:
         """Start a job in its own session, output straight to files (see ``lifetime.LocalJob``)."""
-        return lifetime.LocalJob(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, tag=tag)
+        return lifetime.LocalJob(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, tag=tag,
+                                 launcher_processes=launcher_processes)
 
     def kill_job(self, tag: str, sid: int | None = None) -> list[int]:
         return lifetime.kill_local_job(sid, tag)

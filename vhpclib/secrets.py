@@ -111,3 +111,43 @@ def redact_argv(argv: Iterable[str]) -> list[str]:
             continue
         out.append(redact_text(arg))
     return out
+
+
+#: Values shorter than this are never searched for in stored files (``1`` or ``on`` would hit every log).
+MIN_SECRET_LEN = 4
+
+
+def secret_parts(env: Mapping[str, str], allow: Collection[str] = ()) -> set[str]:
+    """The literal secrets a set of variables holds: whole values of secret names, credential parts of others.
+
+    These are what ``redact_file`` hides in a run's stored files (a benchmark may print what it was given).
+    """
+    out: set[str] = set()
+    for name, value in env.items():
+        text = str(value)
+        if name not in allow and secret_name(name):
+            out.add(text)
+            out.update(line for line in text.splitlines() if len(line.strip()) >= MIN_SECRET_LEN)
+            continue
+        out.update(m["password"] for m in _URL_USERINFO.finditer(text))
+        for pattern in _VALUE_PATTERNS[:-1]:
+            out.update(m.group(0) for m in pattern.finditer(text))
+        for m in _VALUE_PATTERNS[-1].finditer(text):
+            key, sep, rest = m.group(0).partition("=") if "=" in m.group(0) else m.group(0).partition(":")
+            out.add(rest.strip() if sep else m.group(0))
+    return {s for s in out if len(s) >= MIN_SECRET_LEN}
+
+
+def redact_bytes(data: bytes, secrets: Collection[str]) -> tuple[bytes, int]:
+    """``data`` with every occurrence of each secret replaced by ``REDACTED``; and how many were replaced.
+
+    Longer secrets first, so a secret containing another is hidden whole.
+    """
+    count = 0
+    for secret in sorted(secrets, key=len, reverse=True):
+        needle = secret.encode()
+        n = data.count(needle)
+        if n:
+            data = data.replace(needle, REDACTED.encode())
+            count += n
+    return data, count

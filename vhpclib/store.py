@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from . import paths, run_index
-from .exceptions import CampaignBusy, StoreError
+from .exceptions import CampaignBusy, StoreError, UnsafePath
 from .fsutil import atomic_write, fsync_dir, fsync_tree
 from .names import Campaign, check_id
 from .record import (COMPLETE, FAILED, INVALID, MEASURED, SKIPPED, CodeVersion, ResultSummary, RunRecord,
                      parse_record)
-from .secrets import REDACTED, redact_env
+from .secrets import REDACTED, redact_bytes, redact_env
 
 RECORD = "run.json"
 RESULT = "result.json"
@@ -69,6 +69,20 @@ def code_version() -> CodeVersion:
     return CodeVersion(**info)
 
 
+def refuse_symlinks(root: Path, *parts: str) -> None:
+    """Refuse a campaign, environment or stage folder that is a symlink (writes would land outside the store).
+
+    ``root`` itself (the data folder the user chose) may be a link; what vHPC creates below it may not.
+    """
+    path = Path(root)
+    for kind, part in zip(("campaign", "environment", "stage"), parts):
+        path = path / part
+        if path.is_symlink():
+            raise UnsafePath(f"the {kind} folder is a symlink (to {os.readlink(path)}); vhpc writes only into "
+                             "real folders of the data folder: remove the link or point VHPC_DATA elsewhere",
+                             file=str(path))
+
+
 #: Records already parsed in this process, by run.json path and its (inode, mtime, size): one invocation reads a
 #: campaign's records several times (resume counts, timeouts, tables). Readers share these objects: a record read
 #: from the store is never modified (raw data is write-once).
@@ -90,6 +104,7 @@ def campaign_lock(campaign: str, *, root: Path | None = None, wait: bool = False
     it, or, with ``wait``, blocks until it is free.
     """
     path = (Path(root) if root else paths.RAW) / Campaign(campaign) / LOCK
+    refuse_symlinks(path.parent.parent, campaign)
     _acquire(path, wait)
     try:
         yield path
@@ -201,12 +216,15 @@ class StoredRun:
         return self.text("stderr.log")
 
     def result_rows(self) -> list[dict[str, Any]] | None:
-        """Rows extracted when the run was stored (None for runs stored before extraction was kept)."""
+        """Rows extracted when the run was stored (None for runs stored before extraction was kept).
+
+        A ``result.json`` of another shape raises ``MalformedResult`` (see ``vhpclib.results``)."""
+        from .results import read_result
+
         path = self.path / RESULT
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        return list(data.get("rows", []))
+        return read_result(path, self.record.workload)  # MalformedResult names the file
 
 
 @dataclass
@@ -219,6 +237,8 @@ class RunWriter(StoredRun):
     #: Leave the temporary folder as it is (neither stored nor removed): a job on a host that stopped
     #: answering; the next vhpc on the campaign fetches its logs and stores it (``recover``).
     keep_partial: bool = False
+    #: Secret values the run was given (``secrets.secret_parts``): hidden in every stored file at commit.
+    secrets: set[str] = field(default_factory=set)
 
     @property
     def tmp(self) -> Path:
@@ -254,6 +274,7 @@ class RawStore:
         Campaign(campaign)  # where a campaign becomes a path: the one guard below the edge (free for a Campaign)
         for kind, value in (("environment", environment), ("stage", stage), ("run_id", run_id)):
             check_id(kind, value)
+        refuse_symlinks(self.root, campaign, environment, stage)
         return self.root / campaign / environment / stage / run_id
 
     def is_complete(self, campaign: str, environment: str, stage: str, run_id: str) -> bool:
@@ -325,7 +346,15 @@ class RawStore:
                                                          indent=1, default=str) + "\n")
         record.code = code_version()
         record.files = sorted(p.name for p in writer.path.iterdir() if p.name != RECORD and not p.name.startswith("."))
-        (writer.path / RECORD).write_text(json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
+        record.redactions.update(_redact_files(writer.path, writer.secrets))
+        text = json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
+        if writer.secrets:  # a reason quoting a log tail, a point field: the record is hidden from too
+            data, count = redact_bytes(text.encode(), _json_forms(writer.secrets))
+            if count:
+                record.redactions[RECORD] = count
+                text = json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
+                text = redact_bytes(text.encode(), _json_forms(writer.secrets))[0].decode()
+        (writer.path / RECORD).write_text(text)
         fsync_tree(writer.path)
         os.rename(writer.path, writer.final)  # atomic on one filesystem; fails if final appeared meanwhile
         fsync_dir(writer.final.parent)
@@ -389,6 +418,27 @@ class RawStore:
             if status in MEASURED and kind == "run":
                 counts[stem] = counts.get(stem, 0) + 1
         return counts
+
+
+def _redact_files(folder: Path, secrets: set[str]) -> dict[str, int]:
+    """Hide ``secrets`` in every file of a run folder (logs too); file name -> replacements made."""
+    found: dict[str, int] = {}
+    if not secrets:
+        return found
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.is_symlink() or path.name == RECORD:
+            continue
+        data = path.read_bytes()
+        hidden, count = redact_bytes(data, secrets)
+        if count:
+            path.write_bytes(hidden)
+            found[str(path.relative_to(folder))] = count
+    return found
+
+
+def _json_forms(secrets: set[str]) -> set[str]:
+    """Each secret as it appears inside a JSON string (quotes, backslashes, newlines escaped)."""
+    return set(secrets) | {json.dumps(s)[1:-1] for s in secrets}
 
 
 def write_json(path: Path, data: Any) -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import paths
-from .exceptions import ParseError, StoreError
+from .exceptions import MalformedResult, ParseError, StoreError
 from .fsutil import atomic_write
 from .names import Campaign
 from .record import MEASURED, SKIPPED
@@ -148,6 +148,8 @@ def collect_tables(campaign: str, *, store: RawStore | None = None,
     for part in merged.parts:
         if part.table is not None:
             rows[part.table] += [((part.order, part.where), row) for row in part.rows or []]
+    for name in layouts:
+        rows[name] = _consistent_kinds(rows[name], merged.warnings)
     tables = {name: RowTable(layouts[name].names, [r for _, r in sorted(rows[name], key=lambda item: item[0])])
               for name in layouts}
     tables["skipped"] = RowTable(SKIPPED_TABLE.names, merged.skipped)
@@ -415,6 +417,38 @@ def _merge(campaign: str, parts: list[Any], layouts: dict[str, Layout] | None) -
     return _Merged(kept, skipped, [{"campaign": campaign, **e} for e in environments.values()], warnings)
 
 
+Keyed = list[tuple[tuple, dict[str, Any]]]
+
+
+def _consistent_kinds(rows: Keyed, warnings: list[str]) -> Keyed:
+    """Leave out the runs whose values in a column are of another kind (text among numbers...) than most runs'.
+
+    A table column holds one kind of value; a run whose ``result.json`` says ``"bytes": "x"`` where every other
+    run has numbers would make the figures fail. Generic (no column is named): the kind most runs agree on wins.
+    """
+    from .results import value_kind
+
+    kinds: dict[tuple[Any, str], dict[str, set[str]]] = {}  # (workload, column) -> kind -> runs
+    for (_, run), row in rows:
+        for column, value in row.items():
+            kind = value_kind(value)
+            if kind is not None:
+                kinds.setdefault((str(row.get("workload")), column), {}).setdefault(kind, set()).add(run)
+    bad: dict[str, str] = {}
+    for (_, column), by_kind in kinds.items():
+        if len(by_kind) < 2:
+            continue
+        ranked = sorted(by_kind.items(), key=lambda item: len(item[1]), reverse=True)
+        if len(ranked[0][1]) == len(ranked[1][1]):
+            continue  # no majority: nothing to tell which run is wrong
+        for kind, runs in ranked[1:]:
+            for run in runs:
+                bad.setdefault(run, f"column {column!r} holds {kind} where the other runs hold {ranked[0][0]}")
+    for run, why in sorted(bad.items()):
+        warnings.append(f"{_display(Path(run) / 'result.json')}: {why}; run left out")
+    return [item for item in rows if item[0][1] not in bad]
+
+
 def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
     """CSV text as pandas writes ``DataFrame(rows, columns=columns).to_csv(index=False)``.
 
@@ -465,7 +499,10 @@ def _column_format(values: list[Any]) -> Callable[[Any], str]:
 
 def _rows(run: StoredRun, workload: Workload, reparse: bool) -> tuple[list[dict[str, Any]], list[str]]:
     """A run's rows: as stored, or extracted again; a run whose output cannot be read is named, not fatal."""
-    stored = None if reparse else _stored_rows(run)
+    try:
+        stored = None if reparse else _stored_rows(run)
+    except MalformedResult as exc:  # one damaged result.json: that run is left out, named; the rest goes on
+        return [], [f"{_display(Path(exc.file)) if exc.file else _display(run.path)}: {exc.message}; run left out"]
     if stored is not None:
         return stored, list(run.record.result.warnings) if run.record.result else []
     try:

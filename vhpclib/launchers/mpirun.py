@@ -18,12 +18,13 @@ from __future__ import annotations
 import shlex
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import contention, interference, lifetime
 from ..config import secure_dir_command
 from ..exceptions import ConnectionLost, HostUnreachable, InputError, RemoteError
+from ..linkwatch import watch_links
 from ..mpi import build_launch, shell_command
 from ..injector import ACCOUNTING_FILE, parse_accounting
 from ..record import Contention, Execution, Injected, Interference, LaunchRecord, MpiRecord
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from ..store import RunWriter
 
 LOGS = ("stdout.log", "stderr.log")
+#: Process names (``/proc/<pid>/comm``) of the MPI launchers themselves: a job whose other processes are all
+#: gone while these run is waiting on descriptors held by something the ranks left behind.
+LAUNCHER_PROCESSES = frozenset({"mpirun", "mpiexec", "mpiexec.hydra", "hydra_pmi_proxy", "prterun", "prted",
+                                "orterun", "orted"})
 #: Seconds per run when neither the job, the stage nor the inventory says (see stages.loop.run_timeout).
 DEFAULT_TIMEOUT_S = 1800.0
 
@@ -123,7 +128,7 @@ class _Run:
         t0 = time.perf_counter()
         try:
             job = self.host.start_job(self.argv, cwd=self.writer.path, env=self.variables,  # type: ignore[attr-defined]
-                                      stdout=out, stderr=err, tag=self.tag)
+                                      stdout=out, stderr=err, tag=self.tag, launcher_processes=LAUNCHER_PROCESSES)
         except OSError as exc:
             with open(err, "a") as fh:
                 fh.write(f"vhpc: cannot start {self.argv[0]}: {exc.strerror or exc}\n")
@@ -131,17 +136,22 @@ class _Run:
         self.marker(sid=job.sid, identity=job.identity)
         status = None
         try:
-            status = job.wait(self.timeout)
+            with watch_links(self.others, self._link_died(job.kill)):
+                status = job.wait(self.timeout)
         finally:
             if status is None:  # timed out, or an error/signal unwinding through here: nothing may outlive it
                 job.kill()
                 self._sweep_others()
         leftovers = lifetime.terminate(lifetime.session_pids(job.sid))  # ranks still in the session
+        leftovers += job.end_orphans()  # daemons that left the session and cleared the tag (env -i setsid ...)
         execution = self._finish(t0, _shell_status(status) if status is not None else 124, killed=status is None)
         execution.interference = Interference(**interference.measure(
             self.host.name, sample, interference.local_sample(), execution.duration_s or 0.0,
             interference.usage_between(usage, interference.children_usage())))
         self._injected()
+        if job.ranks_gone:
+            execution.failure = (f"the ranks ended but mpirun did not: a process they started kept its output "
+                                 f"open; the job was ended {lifetime.RANKS_GONE_S:g} s after the last rank")
         if before is not None:
             busy = contention.busy_processes(before, contention.local_snapshot(), execution.duration_s or 0.0,
                                              threshold=self.threshold, exclude_sids={job.sid},
@@ -151,6 +161,17 @@ class _Run:
                                               busy=contention.drop_local(busy, self.tag, cpus), leftovers=leftovers)
         lifetime.remove_marker(self.writer.path)
         return execution
+
+    def _link_died(self, end_job: Callable[[], Any]) -> Callable[[str, str], None]:
+        """What the link watch does when another host of the job is gone: say so on the run, end the job."""
+        def died(host: str, why: str) -> None:
+            self.execution.failure = f"the link to {host}, a host of this job, died while it ran: {why}"
+            try:
+                end_job()
+            except Exception:  # noqa: BLE001 - the job may be ending on its own meanwhile
+                pass
+
+        return died
 
     def _finish(self, t0: float, status: int, *, killed: bool) -> Execution:
         self.execution.duration_s = round(time.perf_counter() - t0, 6)
@@ -186,7 +207,8 @@ class _Run:
         try:
             sid = job.announced_sid(timeout=host.connect_timeout + 30)
             self.marker(remote_dir=remote_dir, sid=sid)
-            status = job.wait(self.timeout)
+            with watch_links(self.others, self._link_died(job.chan.shutdown_write)):  # the script kills the job
+                status = job.wait(self.timeout)
             job.timed_out = status is None
         except ConnectionLost as exc:
             lost = True  # nothing to kill from here: the job may still finish; resume fetches its logs

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .. import stats
 from ..fsutil import atomic_write
+from ..exceptions import MalformedResult
 from ..names import Stage
 from ..params import StageParams
 from ..record import COMPLETE
@@ -61,7 +62,7 @@ def _rows(run: StoredRun | None, cache: dict[str, list[dict[str, Any]]]) -> list
     if key not in cache:
         try:
             cache[key] = run.result_rows() or []
-        except (OSError, ValueError):
+        except (OSError, ValueError, MalformedResult):  # a damaged result counts as no value
             cache[key] = []
     return cache[key]
 

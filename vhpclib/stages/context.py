@@ -69,6 +69,9 @@ class StageContext:
         if self._lock is not None:
             return
         self._require_guest()
+        from ..store import refuse_symlinks
+
+        refuse_symlinks(self.store.root, self.campaign, self.environment)  # fingerprints go there before any run
         lock = self.store.lock(self.campaign, wait=self.wait)
         lock.__enter__()
         self._lock = lock

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
+from ..exceptions import StageStopped
 from ..launchers import get_launcher
 from ..names import Stage
 from ..params import StageParams
@@ -33,8 +34,22 @@ def run_stage(ctx: StageContext, stage: str | Stage, params: StageParams, *, pro
     if params.interleave:
         from .interleave import run_interleaved
 
-        return run_interleaved(ctx, stage, params, progress=progress)
+        try:
+            return run_interleaved(ctx, stage, params, progress=progress)
+        except StageStopped as exc:  # the same failure on one host run after run: what ran is kept
+            stopped = exc.result if isinstance(exc.result, StageResult) else StageResult(stage)
+            stopped.stopped = exc.message
+            return stopped
     result = StageResult(stage, findings=ctx.topology_findings())
+    try:
+        return _run_points(ctx, stage, params, result, progress)
+    except StageStopped as exc:
+        result.stopped = exc.message
+        return result
+
+
+def _run_points(ctx: StageContext, stage: Stage, params: StageParams, result: StageResult,
+                progress: bool) -> StageResult:
     points = _plan(ctx, stage, params, result)
     runner = PointRunner(ctx, stage, params, result, points)
     if params.adaptive:

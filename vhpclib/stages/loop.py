@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import ConnectionLost, InputError, VhpcError, interruption_name
+from ..exceptions import ConnectionLost, InputError, StageStopped, VhpcError, interruption_name
 from ..launchers import Job, get_launcher
 from ..params import StageParams
 from ..record import COMPLETE, FAILED, INVALID, Execution, RunRecord
@@ -45,6 +45,8 @@ class StageResult:
     environments: dict[str, "StageResult"] = field(default_factory=dict)
     #: True when a failure came from bad input (the CLI then exits 2, after the other points ran).
     bad_input: bool = False
+    #: Why the stage stopped early (the same failure on the same host run after run), else None.
+    stopped: str | None = None
 
     def lines(self) -> list[str]:
         out = [f"{self.stage}: {self.measured} run(s) measured, {self.reused} reused, {len(self.invalid)} invalid, "
@@ -55,6 +57,7 @@ class StageResult:
         out += [f"topology: {f}" for f in self.findings]
         out += [line for env, sub in self.environments.items() for line in [f"{env}: {sub.lines()[0]}"]]
         out += [q.line() for q in self.stopping]
+        out += [f"stopped: {self.stopped}"] if self.stopped else []
         return out
 
     def add(self, run: StoredRun, *, measured: bool) -> None:
@@ -82,6 +85,7 @@ class PointRunner:
         self.ctx, self.stage, self.params, self.result, self.points = ctx, stage, params, result, points
         self.prepared: dict[str, Any] = {}
         self.broken: dict[str, str] = {}  # workload -> why it could not be prepared
+        self.streak: tuple[tuple[str, str], int] | None = None  # (host, failure kind), runs in a row
 
     @property
     def environment(self) -> str:
@@ -113,16 +117,54 @@ class PointRunner:
             if workload.name not in self.prepared:
                 self.broken[workload.name] = str(exc)
             result.failures.append(f"{run_id}: {exc}")
+            if workload.name in self.prepared:  # the same host refusing run after run stops the stage too
+                self._streak(getattr(exc, "host", None) or ctx.env.launch_host.label, str(exc))
             return None
         run = measure(ctx, self.stage, workload, point, rep, job, facts)
         result.add(run, measured=True)
+        self._count_failures(run)
         return run
+
+    def _count_failures(self, run: StoredRun) -> None:
+        """Stop the stage after ``SAME_FAILURES_TO_STOP`` runs in a row failed the same way on the same host."""
+        if run.status != FAILED:
+            self.streak = None
+            return
+        execution = run.record.execution
+        host = (execution.launch_host if execution and execution.launch_host else None) or \
+            self.ctx.env.launch_host.label
+        self._streak(host, run.record.reason)
+
+    def _streak(self, host: str, reason: str) -> None:
+        key = (host, failure_kind(reason))
+        count = self.streak[1] + 1 if self.streak and self.streak[0] == key else 1
+        self.streak = (key, count)
+        if count >= SAME_FAILURES_TO_STOP:
+            raise StageStopped(f"{count} runs in a row failed on {host} with the same failure "
+                               f"({reason[:200]}); the stage stopped, the {self.result.measured} "
+                               "run(s) measured are kept", host=host, result=self.result)
+
+
+#: Runs in a row failing the same way on the same host that stop the stage (a dead sshd, a broken install).
+SAME_FAILURES_TO_STOP = 3
+
+
+def failure_kind(reason: str) -> str:
+    """A failure reason without its numbers and output tail: what makes two failures "the same kind"."""
+    import re
+
+    return re.sub(r"\d+(?:\.\d+)?", "#", reason.split("; last output")[0])[:160]
 
 
 def _plan(ctx: StageContext, stage: str, params: StageParams,
           result: StageResult) -> list[tuple[Workload, list[Point]]]:
-    """Points per workload; skips (the environment cannot provide them) are stored with their reason."""
+    """Points per workload; skips (the environment cannot provide them) are stored with their reason.
+
+    The campaign's writer lock is taken once planning succeeded and before anything is stored or counted:
+    a second writer started at the same moment (``--wait``) queues here, then reuses what the first stored.
+    """
     out: list[tuple[Workload, list[Point]]] = []
+    skips: list[Skip] = []
     nodes = len(ctx.env.hosts)
     for name in params.workloads:
         workload = get_workload(name)
@@ -136,12 +178,16 @@ def _plan(ctx: StageContext, stage: str, params: StageParams,
                 if reason:
                     item = Skip(workload.name, item.stem, item.what, reason, item.fields)
             if isinstance(item, Skip):
-                record_skip(ctx, stage, item)
-                result.skipped.append(f"{item.what}: {item.reason}")
+                skips.append(item)
             else:
                 mine.append(item)
         if mine:
             out.append((workload, mine))
+    if out or skips:
+        ctx.begin_writing()
+    for item in skips:
+        record_skip(ctx, stage, item)
+        result.skipped.append(f"{item.what}: {item.reason}")
     return out
 
 
@@ -190,6 +236,7 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
         **ctx.topology_record())
     interrupted: KeyboardInterrupt | None = None
     with ctx.store.new_run(record) as writer:
+        writer.secrets = given_secrets(ctx, job)
         started = utc_now()
         t0 = time.perf_counter()
         try:
@@ -213,6 +260,16 @@ def measure(ctx: StageContext, stage: str, workload: Workload, point: Point, rep
     if record.status != FAILED and record.execution is not None and record.execution.duration_s:
         ctx.durations(stage).setdefault(point.stem, []).append(record.execution.duration_s)
     return StoredRun(writer.path, writer.record)
+
+
+def given_secrets(ctx: StageContext, job: Job) -> set[str]:
+    """Secret values a job is given (vhpc's own environment, the inventory's, the job's): hidden at store time."""
+    import os
+
+    from ..secrets import secret_parts
+
+    variables = {**os.environ, **ctx.env.env, **ctx.env.mpi.env, **(job.env or {})}
+    return secret_parts(variables, ctx.inventory.redaction_allow)
 
 
 def _judge_exit(workload: Workload, writer: RunWriter) -> None:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import time
+from typing import Any
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,6 +141,38 @@ def require_root(action: str) -> None:
                             "e.g. with sudo, or in the CI container")
 
 
+def check_machine_fits(vcpus: int, memory_mib: int, ready_timeout: float) -> None:
+    """Refuse, before anything starts, a guest this machine cannot hold or a wait that cannot end sensibly.
+
+    More vCPUs than the CPUs vhpc may use would only time-share them (and boot for the whole timeout under
+    TCG); more memory than the machine has makes QEMU refuse or the host swap.
+    """
+    import math
+
+    if not (math.isfinite(ready_timeout) and ready_timeout > 0):
+        raise VmInputError(f"--timeout must be a finite number of seconds above 0, got {ready_timeout}",
+                           key="--timeout")
+    cpus = len(os.sched_getaffinity(0))
+    if vcpus > cpus:
+        raise VmInputError(f"--vcpus {vcpus} is more than the {cpus} CPU(s) this machine lets vhpc use; "
+                           f"use at most {cpus}", key="--vcpus")
+    total_mib = _memory_total_mib()
+    if total_mib is not None and memory_mib > total_mib:
+        raise VmInputError(f"--memory {memory_mib} MiB is more than this machine has ({total_mib} MiB); "
+                           f"use at most {total_mib}", key="--memory")
+
+
+def _memory_total_mib() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def up(name: str, *, vcpus: int = 2, memory_mib: int = 2048, accel: str = "auto", pin: str | None = None,
        passthrough: list[str] | tuple[str, ...] = (), image_file: str | Path | None = None,
        ready_timeout: float = DEFAULT_READY_TIMEOUT) -> GuestInfo:
@@ -156,11 +189,42 @@ def up(name: str, *, vcpus: int = 2, memory_mib: int = 2048, accel: str = "auto"
         raise VmInputError(f"--vcpus must be at least 1, got {vcpus}", key="--vcpus")
     if memory_mib < 256:
         raise VmInputError(f"--memory is in MiB and must be at least 256, got {memory_mib}", key="--memory")
+    check_machine_fits(vcpus, memory_mib, ready_timeout)
     require_root("up")
     cpus = pinning.parse_pin(pin, vcpus)
     devices = check_devices(list(passthrough))
     if image_file is not None and not Path(image_file).expanduser().is_file():
         raise VmInputError("image file does not exist", file=str(image_file), key="--image")
+    claim = _claim_name(name)  # held until up returns: a second `vm up` of this name is refused meanwhile
+    try:
+        return _start(name, vcpus=vcpus, memory_mib=memory_mib, accel=accel, cpus=cpus, devices=devices,
+                      image_file=image_file, ready_timeout=ready_timeout)
+    finally:
+        os.close(claim)
+
+
+def _claim_name(name: str) -> int:
+    """An exclusive ``flock`` on ``<vms>/.<name>.claim``: two ``vm up`` of one name at once cannot both start."""
+    import fcntl
+
+    paths.VMS.mkdir(parents=True, exist_ok=True)
+    path = paths.VMS / f".{name}.claim"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise VmInputError(f"guest name {name!r} is in use (another `vhpc vm up` is starting it"
+                           + (f", pid {holder}" if holder else "") + ")", key="--name") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _start(name: str, *, vcpus: int, memory_mib: int, accel: str, cpus: Any, devices: Any,
+           image_file: str | Path | None, ready_timeout: float) -> GuestInfo:
+    """``up`` once its inputs are checked and the name is claimed."""
     running = guest_qemus(name)
     if state_path(name).exists() or running or inventory_path(name).exists():
         what = f"QEMU pid {running[0]}" if running else (
@@ -416,6 +480,7 @@ def down(name: str) -> list[str]:
     if folder.exists():
         shutil.rmtree(folder)
         removed.append(f"folder {folder}")
+    (paths.VMS / f".{name}.claim").unlink(missing_ok=True)  # an up that is starting keeps its open claim
     left = [f"qemu pid {p}" for p in guest_qemus(name)]
     if state.get("qmp_socket") and Path(state["qmp_socket"]).exists():
         left.append(f"socket {state['qmp_socket']}")
