@@ -214,7 +214,8 @@ def _run_stage(stage: str, inventory: Path, env: str, campaign: Optional[str], p
         summary = stages.run(inventory, env, selection.name, stage, params, progress=progress, figures=figures,
                              allow_mixed=allow_mixed, allow_committed=allow_committed, wait=wait)
     except (KeyboardInterrupt, Interrupted):
-        _err(f"interrupted: campaign {selection.name}; resume with: {resume_command(sys.argv[1:], selection.name)}")
+        global _INTERRUPTED_NOTE  # said by main() in its one "interrupted" line
+        _INTERRUPTED_NOTE = f"campaign {selection.name}; resume with: {resume_command(sys.argv[1:], selection.name)}"
         raise
     _report(summary)
 
@@ -638,6 +639,10 @@ def _help_width() -> None:
     rich_utils.MAX_WIDTH = int(os.environ.get("COLUMNS", "0")) or 120
 
 
+#: What an interrupted measurement adds to the one "interrupted" line: its campaign and the command resuming it.
+_INTERRUPTED_NOTE = ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input prints one line and exits 2, never a traceback.
 
@@ -661,12 +666,13 @@ def main(argv: list[str] | None = None) -> int:
         code = _run(argv)
     finally:
         restore()
+    note = f"; {_INTERRUPTED_NOTE}" if _INTERRUPTED_NOTE else ""
     if lifetime.received is not None:  # typer/Click turn a KeyboardInterrupt (ours too) into exit code 130
         signalled = Interrupted(lifetime.received)
-        _err(str(signalled))
+        _err(f"{signalled}{note}")
         return signalled.exit_code
     if code == 130:
-        _err("interrupted")
+        _err(f"interrupted{note}")
     return code
 
 
