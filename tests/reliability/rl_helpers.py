@@ -109,3 +109,29 @@ def repo_state() -> str:
     """Everything git sees as changed or new in the checkout (a test must not add to it)."""
     return subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
                           capture_output=True, text=True, timeout=60).stdout
+
+
+def testbed_inventory(name: str, nodes: int, folder: Path):
+    """A testbed of ``nodes`` namespace nodes up for one test, as an inventory path (5 s connect, no contention
+    check); every node's link is set up again and the testbed removed afterwards (a generator for a fixture)."""
+    import pytest
+
+    from vhpclib import testbed
+    from vhpclib.sshd import sshd_available
+    from vhpclib.testbed.netns import Names
+
+    reason = sshd_available()
+    if reason:
+        pytest.skip(reason)
+    testbed.down(name)
+    info = testbed.up(nodes, name=name)
+    try:
+        data = yaml.safe_load(info.inventory.read_text())
+        env = data["environments"]["testbed"]
+        env["connect_timeout_s"] = 5
+        env["contention_threshold"] = "off"
+        yield write_inventory(folder / "testbed.yml", data)
+    finally:
+        for index in range(1, nodes + 1):
+            subprocess.run(["ip", "link", "set", Names(name).veth(index), "up"], capture_output=True)
+        testbed.down(name)

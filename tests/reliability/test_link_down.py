@@ -12,11 +12,9 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
-from rl_helpers import LONG_PINGPONG, SHORT_PINGPONG, job_pids, partials, ranks, start_vhpc, vhpc, wait_for
-from vhpclib import testbed
-from vhpclib.sshd import sshd_available
+from rl_helpers import (LONG_PINGPONG, SHORT_PINGPONG, job_pids, partials, ranks, start_vhpc, testbed_inventory, vhpc,
+                        wait_for)
 from vhpclib.testbed.netns import Names
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.mpi]
@@ -25,22 +23,7 @@ NAME = "rl1"
 
 @pytest.fixture
 def one_node(tmp_path):
-    reason = sshd_available()
-    if reason:
-        pytest.skip(reason)
-    testbed.down(NAME)
-    info = testbed.up(1, name=NAME)
-    try:
-        data = yaml.safe_load(info.inventory.read_text())
-        env = data["environments"]["testbed"]
-        env["connect_timeout_s"] = 5
-        env["contention_threshold"] = "off"
-        path = tmp_path / "testbed.yml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        yield path
-    finally:
-        subprocess.run(["ip", "link", "set", Names(NAME).veth(1), "up"], capture_output=True)
-        testbed.down(NAME)
+    yield from testbed_inventory(NAME, 1, tmp_path)
 
 
 def link(state: str) -> None:

@@ -12,11 +12,8 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
-from rl_helpers import LONG_PINGPONG, partials, start_vhpc, wait_for
-from vhpclib import testbed
-from vhpclib.sshd import sshd_available
+from rl_helpers import LONG_PINGPONG, partials, start_vhpc, testbed_inventory, wait_for
 from vhpclib.testbed.netns import Names
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.mpi]
@@ -25,22 +22,7 @@ NAME = "rl3"
 
 @pytest.fixture
 def two_nodes(tmp_path):
-    reason = sshd_available()
-    if reason:
-        pytest.skip(reason)
-    testbed.down(NAME)
-    info = testbed.up(2, name=NAME)
-    try:
-        data = yaml.safe_load(info.inventory.read_text())
-        env = data["environments"]["testbed"]
-        env["connect_timeout_s"] = 5
-        env["contention_threshold"] = "off"
-        path = tmp_path / "testbed.yml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        yield path
-    finally:
-        subprocess.run(["ip", "link", "set", Names(NAME).veth(2), "up"], capture_output=True)
-        testbed.down(NAME)
+    yield from testbed_inventory(NAME, 2, tmp_path)
 
 
 def test_a_cut_link_to_the_second_node_is_noticed_within_30_s(two_nodes, tmp_path):

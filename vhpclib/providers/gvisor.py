@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import register_provider
 from ..layers.podman import gvisor_evidence  # noqa: F401 - gVisor's evidence, beside the runtime code
-from .container import Container
+from .container import Container, ContainerSection
 
 if TYPE_CHECKING:
     from ..config import Environment
@@ -40,12 +40,7 @@ class GvisorSection(BaseModel):
     def network(self) -> str:
         return "none"
 
-    @field_validator("cpus")
-    @classmethod
-    def _distinct(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (not value or len(set(value)) != len(value) or min(value) < 0):
-            raise ValueError(f"cpus needs distinct host CPU numbers, got {value}")
-        return value
+    _distinct = field_validator("cpus")(ContainerSection._distinct.__func__)  # type: ignore[attr-defined]
 
 
 @register_provider
