@@ -16,6 +16,6 @@ def _order(first_import: str) -> list[str]:
 
 def test_loading_a_later_provider_first_keeps_the_declared_order() -> None:
     plain = _order("vhpclib.providers")
-    assert plain[0] == plain[1] and plain[0].split()[:3] == ["host", "vm", "cloud"]
+    assert plain[0] == plain[1] and plain[0].split()[:4] == ["host", "vm", "throttle", "cloud"]
     assert _order("vhpclib.providers.ec2") == plain
     assert _order("vhpclib.providers.qemu") == plain

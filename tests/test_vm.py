@@ -430,8 +430,8 @@ def test_notebook_02_runs_through_papermill_in_a_guest_the_inventory_declares(gu
     proc = subprocess.run(
         [sys.executable, "-m", "papermill", str(ROOT / "notebooks/02-single-node.ipynb"), str(out),
          "-p", "inventory", str(_declared(tmp_path)), "-p", "environment", "guest", "-p", "campaign", "vmnb",
-         "-p", "blockss_preset", "tiny", "-p", "repetitions", "2", "-p", "progress", "False",
-         "-p", "write_figures", "False", "-y", "workloads: [blockss]"],
+         "-p", "repetitions", "2", "-p", "progress", "False",
+         "-p", "write_figures", "False", "-y", "{workloads: [blockss], options: {blockss_preset: tiny}}"],
         cwd=ROOT, env=_env(tmp_path, vm_dirs), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "single-node: 2 run(s) measured" in out.read_text()

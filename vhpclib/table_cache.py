@@ -148,7 +148,9 @@ def missing(value: Any) -> bool:
 def merge_stats(stats: dict[str, list[bool]], columns: list[str], rows: list[dict[str, Any]]) -> None:
     """Fold rows into the per-column facts that decide how a column prints (see ``tables._column_format``)."""
     for c in columns:
-        s = stats.setdefault(c, [False, False, False, False])
+        s = stats.setdefault(c, [False, False, False, False, False])
+        if len(s) < 5:
+            s.append(False)
         for row in rows:
             v = row.get(c)
             if missing(v):
@@ -157,14 +159,22 @@ def merge_stats(stats: dict[str, list[bool]], columns: list[str], rows: list[dic
             s[0] = True
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 s[2] = True
-            elif isinstance(v, float):
-                s[3] = True
+            else:
+                s[4] = True  # a number: a column holding numbers and text is one some run got wrong
+                if isinstance(v, float):
+                    s[3] = True
+
+
+def mixed_columns(stats: dict[str, list[bool]]) -> list[str]:
+    """Columns where some runs gave numbers and others text or booleans (``tables._consistent_kinds`` decides
+    which runs are wrong; the cached text cannot)."""
+    return [c for c, s in stats.items() if len(s) > 4 and s[2] and s[4]]
 
 
 def formats(stats: dict[str, list[bool]], columns: list[str]) -> list[bool]:
     """Per column: printed as float (True) or as text (False), as pandas would for the whole column."""
     out = []
     for c in columns:
-        present, missing, other, floats = stats.get(c, [False, False, False, False])
+        present, missing, other, floats = stats.get(c, [False, False, False, False])[:4]
         out.append(present and not other and (missing or floats))
     return out

@@ -171,6 +171,11 @@ def table_texts(campaign: str, *, store: RawStore | None = None,
     """Every table's CSV text (as ``collect_tables(...)[name].csv()``), the warnings, and whether any
     run was added or removed since the cache was made; only new runs are read (``vhpclib.table_cache``)."""
     cache, merged, changed = _update(campaign, store, reparse)
+    from .table_cache import mixed_columns
+
+    if any(mixed_columns(cols) for cols in cache.stats.values()):  # a run's values of another kind: leave it out
+        tables, warnings = collect_tables(campaign, store=store, reparse=reparse)
+        return {name: table.csv() for name, table in tables.items()}, warnings, changed
     by_table: dict[str, list[tuple[tuple, str]]] = {name: [] for name in cache.columns}
     for part in cache.parts.values():
         if part.table is not None and part.text:
