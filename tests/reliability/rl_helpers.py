@@ -111,7 +111,7 @@ def repo_state() -> str:
                           capture_output=True, text=True, timeout=60).stdout
 
 
-def testbed_inventory(name: str, nodes: int, folder: Path):
+def inventory_of_a_testbed(name: str, nodes: int, folder: Path):
     """A testbed of ``nodes`` namespace nodes up for one test, as an inventory path (5 s connect, no contention
     check); every node's link is set up again and the testbed removed afterwards (a generator for a fixture)."""
     import pytest

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from rl_helpers import (LONG_PINGPONG, SHORT_PINGPONG, job_pids, partials, ranks, start_vhpc, testbed_inventory, vhpc,
-                        wait_for)
+from rl_helpers import (LONG_PINGPONG, SHORT_PINGPONG, inventory_of_a_testbed, job_pids, partials, ranks, start_vhpc,
+                        vhpc, wait_for)
 from vhpclib.testbed.netns import Names
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.mpi]
@@ -23,7 +23,7 @@ NAME = "rl1"
 
 @pytest.fixture
 def one_node(tmp_path):
-    yield from testbed_inventory(NAME, 1, tmp_path)
+    yield from inventory_of_a_testbed(NAME, 1, tmp_path)
 
 
 def link(state: str) -> None:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from rl_helpers import LONG_PINGPONG, partials, start_vhpc, testbed_inventory, wait_for
+from rl_helpers import LONG_PINGPONG, inventory_of_a_testbed, partials, start_vhpc, wait_for
 from vhpclib.testbed.netns import Names
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.mpi]
@@ -22,7 +22,7 @@ NAME = "rl3"
 
 @pytest.fixture
 def two_nodes(tmp_path):
-    yield from testbed_inventory(NAME, 2, tmp_path)
+    yield from inventory_of_a_testbed(NAME, 2, tmp_path)
 
 
 def test_a_cut_link_to_the_second_node_is_noticed_within_30_s(two_nodes, tmp_path):
