@@ -214,15 +214,20 @@ def _is_ours(pid: int, conf: Path) -> bool:
     return exe in daemons and str(conf).encode() in _cmdline(pid)
 
 
-def _marked_processes(folder: Path) -> list[int]:
-    """slurmstepd (and any daemon) processes carrying this cluster's marker in their environment."""
-    needle = f"{MARKER}={folder}".encode()
+def _marked_processes(folder: Path, conf: Path | None = None) -> list[int]:
+    """slurmstepd (and any daemon) processes carrying this cluster's marker in their environment, and
+    slurmstepd processes naming this cluster's ``slurm.conf`` (a step daemon rewrites its environment down to
+    ``SLURM_CONF``; a job whose slurmctld died leaves them behind)."""
+    marker = f"{MARKER}={folder}".encode()
+    step_conf = f"SLURM_CONF={conf}".encode() if conf is not None else None
+    stepd = os.path.realpath(SLURMSTEPD)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            if marker in environ or (step_conf in environ and os.readlink(entry / "exe") == stepd):
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -421,7 +426,7 @@ def stop_cluster(folder: Path) -> list[str]:
         if _is_ours(pid, cluster.conf):
             mg.terminate(pid)
             stopped.append(f"{role} pid {pid}")
-    for pid in _marked_processes(folder):
+    for pid in _marked_processes(folder, cluster.conf):
         if pid != os.getpid():
             mg.terminate(pid, 5.0)
             stopped.append(f"process pid {pid}")
