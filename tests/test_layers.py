@@ -104,7 +104,8 @@ def test_layer_sections_are_validated_with_file_line_and_key(tmp_path: Path) -> 
 def test_the_embedded_default_lists_host_guest_container_uml_and_gvisor() -> None:
     inv = load_inventory(ROOT / "inventories/host-and-guest.yml")
     assert {n: e.kind for n, e in inv.environments.items()} == {
-        "local": "host", "guest": "vm", "container": "container", "uml": "uml", "gvisor": "gvisor"}
+        "local": "host", "guest": "vm", "container": "container", "uml": "uml", "gvisor": "gvisor",
+        "nodes": "nodes", "node-containers": "container_cluster"}
 
 
 def test_skips_say_what_each_layer_cannot_run(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def _starting_the_program() -> bool:
 
 
 if _starting_the_program():  # the CLI's main() puts Python's own handler back once it runs
-    import signal as _signal
+    import _signal  # the builtin C module: importing `signal` runs Python code a Ctrl-C could land in
 
     try:
         _signal.signal(_signal.SIGINT, _interrupted_while_starting)

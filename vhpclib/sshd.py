@@ -52,7 +52,7 @@ def sshd_available() -> str | None:
     return None
 
 
-def _keygen(path: Path, comment: str) -> None:
+def keygen(path: Path, comment: str) -> None:
     if path.is_file() and path.with_suffix(".pub").is_file():
         return
     for stale in (path, path.with_suffix(".pub")):
@@ -71,8 +71,8 @@ def generate_keys(folder: Path) -> SshKeys:
     keys = SshKeys(client_key=folder / "client_ed25519", client_pub=folder / "client_ed25519.pub",
                    host_key=folder / "host_ed25519", host_pub=folder / "host_ed25519.pub",
                    authorized_keys=folder / "authorized_keys")
-    _keygen(keys.host_key, "vhpc-host")
-    _keygen(keys.client_key, "vhpc-client")
+    keygen(keys.host_key, "vhpc-host")
+    keygen(keys.client_key, "vhpc-client")
     client_line = keys.client_pub.read_text().strip()
     existing = keys.authorized_keys.read_text().splitlines() if keys.authorized_keys.exists() else []
     if client_line not in existing:

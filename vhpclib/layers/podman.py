@@ -125,8 +125,10 @@ class Podman:
         return names
 
     def start(self, name: str, image: str, *, cpus: Sequence[int] | None, mounts: Sequence[str], hostname: str,
-              shm_mib: int, network: str = "none", memory_mib: int | None = None) -> None:
-        """Start a long-running container ``name`` (its PID 1 sleeps; jobs enter with ``exec``)."""
+              shm_mib: int, network: str = "none", memory_mib: int | None = None,
+              command: Sequence[str] = ("sleep", "infinity")) -> None:
+        """Start a long-running container ``name`` (its PID 1 sleeps, or serves ``command``, e.g. an sshd; jobs
+        enter with ``exec`` or over SSH)."""
         self.remove(name)
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         # runc cannot set this machine's nproc hard limit (96367: "operation not permitted"); 32768 works.
@@ -144,7 +146,7 @@ class Podman:
             Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
             args += ["--volume", f"{folder}:{folder}:rw"]
         try:
-            self.call([*args, image, "sleep", "infinity"], what=f"starting container {name}", timeout=120)
+            self.call([*args, image, *command], what=f"starting container {name}", timeout=120)
         except LayerUnavailable:
             self.remove(name)  # a container created but not started is still a leftover
             raise

@@ -37,6 +37,9 @@ PROVIDERS.add_lazy("cloud", "vhpclib.providers.ec2")
 PROVIDERS.add_lazy("container", "vhpclib.providers.container")
 PROVIDERS.add_lazy("gvisor", "vhpclib.providers.gvisor")
 PROVIDERS.add_lazy("uml", "vhpclib.providers.uml")
+# Namespace nodes and containers across them belong to the testbed package (the registry never imports it).
+PROVIDERS.add_lazy("nodes", "vhpclib.testbed.provider")
+PROVIDERS.add_lazy("container_cluster", "vhpclib.testbed.containers")
 
 
 def section_model(name: str) -> type[BaseModel] | None:

@@ -193,6 +193,12 @@ def info(name: str = "vhpc") -> TestbedInfo:
     return _info(state)
 
 
+def state(name: str = "vhpc") -> dict:
+    """The recorded state of a testbed that is up (its nodes, namespaces, keys; ``TestbedError`` if none)."""
+    info(name)
+    return dict(_load_state(name) or {})
+
+
 # ------------------------------------------------------------------ processes
 
 def _process(pid: int) -> psutil.Process | None:

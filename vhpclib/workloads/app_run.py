@@ -100,8 +100,20 @@ class AppRun:
         fields = point.fields if isinstance(point, Point) else point
         return cls(**{k: fields[k] for k in ("workload", "problem", "processes", "threads", "ppn")})
 
-    def launch_spec(self, hosts: tuple[str, ...] = ()) -> LaunchSpec:
-        """``ppn`` ranks per node (when on several nodes), each with a domain of ``threads`` cores."""
+    def launch_spec(self, hosts: tuple[str, ...] = (), *, distinct_cores: bool = False) -> LaunchSpec:
+        """``ppn`` ranks per node (when on several nodes), each with a domain of ``threads`` cores.
+
+        ``distinct_cores``: the nodes are one machine (namespaces, containers), so node i's ranks are pinned
+        to cores i*ppn.. of their own instead of every node starting at core 0 (single-threaded ranks).
+        """
+        if distinct_cores and self.nodes > 1 and len(hosts) >= self.nodes:
+            if self.threads != 1:
+                raise InputError(f"{self.stem}: ranks of nodes sharing one machine get a core each only when "
+                                 "single-threaded", key="threads")
+            per_node = [min(self.ppn, self.processes - i * self.ppn) for i in range(self.nodes)]
+            host_cpus = tuple((host, tuple(range(i * self.ppn, i * self.ppn + n)))
+                              for i, (host, n) in enumerate(zip(hosts, per_node)))
+            return LaunchSpec(self.processes, hosts, self.ppn, host_cpus=host_cpus)
         return LaunchSpec(self.processes, hosts, self.ppn if self.nodes > 1 else None,
                           threads_per_proc=self.threads)
 

@@ -66,24 +66,30 @@ class Blockss(Workload):
     def plan(self, stage: str, ctx: StageContext, params: AppParams) -> list[Point | Skip]:
         """The paper's 2 processes per node, cores/2 threads each, where the nodes can host them pinned.
 
-        On one node (or on "nodes" that are namespaces of one machine, whose ranks would share
-        cores) the scaling sweep runs 1 and 2 processes inside a node, so the stage still yields
-        an efficiency and an ideal curve; a point the nodes cannot host is skipped with the
-        reason (``Capacity``), never measured oversubscribed.
+        On one node the scaling sweep runs 1 and 2 processes inside it, so the stage still yields an
+        efficiency and an ideal curve. On "nodes" that are namespaces or containers of one machine it
+        spreads single-threaded ranks over the nodes, each pinned to a core of its own (the study's
+        scaling across nodes, as far as the machine's cores go); a point the nodes cannot host is
+        skipped with the reason (``Capacity``), never measured oversubscribed.
         """
         if stage not in APP_STAGES:
             return []
         capacity = Capacity.of(ctx)
         threads = max(1, capacity.cores_per_node // 2)
+        preset = self.settings(params).blockss_preset
         if stage == SINGLE_NODE:
             counts = [2]
+        elif capacity.shared:  # "nodes" of one machine: spread one rank per node while each has a core of its own
+            counts = list(params.processes or [*powers_of_two(min(capacity.nodes, capacity.cores_per_node)), 0])
+            counts[-1] = counts[-1] or 2 * counts[-2]  # the next count: skipped, with the reason, on one machine
+            return capacity.fit(self.name, [AppRun(self.name, preset, p, 1, -(-p // capacity.nodes))
+                                            for p in counts])
         elif params.processes:
             counts = list(params.processes)
-        elif capacity.nodes == 1 or capacity.shared:
-            counts = [1, 2] + ([4] if capacity.shared else [])  # 4: skipped, with the reason, on one machine
+        elif capacity.nodes == 1:
+            counts = [1, 2]
         else:
             counts = [2 * n for n in powers_of_two(capacity.nodes)]
-        preset = self.settings(params).blockss_preset
         return capacity.fit(self.name, [AppRun(self.name, preset, p, threads, 2) for p in counts])
 
     def prepare(self, ctx: StageContext, points: list[Point], params: AppParams) -> str:
@@ -109,7 +115,9 @@ class Blockss(Workload):
     def job(self, ctx: StageContext, point: Point, repetition: int, prepared: str, params: AppParams) -> Job:
         run = AppRun.of(point)
         program = [*blockss_command(ctx), "solve", "--problem", prepared, "--out", RESULT_FILE]
-        return Job(program, run.launch_spec(ctx.mpi_hosts(run.nodes)), timeout_s=params.timeout_s,
+        hosts = ctx.mpi_hosts(run.nodes)
+        shared = run.nodes > 1 and ctx.shares_machine(list(ctx.env.hosts[:run.nodes]))
+        return Job(program, run.launch_spec(hosts, distinct_cores=shared), timeout_s=params.timeout_s,
                    outputs=(RESULT_FILE,), record={"problem_json": prepared, "preset": run.problem})
 
     def sanity(self, run: StoredRun) -> list[str]:

@@ -39,10 +39,16 @@ class Capacity:
         if per_node > self.cores_per_node:
             return (f"{min(run.ppn, run.processes)} rank(s) x {run.threads} thread(s) per node need {per_node} cores, "
                     f"a node has {self.cores_per_node}: it would be oversubscribed")
-        if self.shared and run.nodes > 1:
-            return (f"the {self.nodes} nodes share one machine's {self.cores_per_node} cores (same boot id): ranks "
-                    f"of different nodes would run on the same cores; measure multi-node points on separate machines")
+        if self.shared and run.nodes > 1 and not self.distinct_cores(run):
+            return (f"the {self.nodes} nodes share one machine's {self.cores_per_node} cores (same boot id): "
+                    f"{run.processes} rank(s) x {run.threads} thread(s) cannot each have a core of their own; "
+                    "measure multi-node points on separate machines")
         return None
+
+    def distinct_cores(self, run: AppRun) -> bool:
+        """Whether ``run``'s single-threaded ranks fit this machine's cores one each, spread over its "nodes"
+        (then each node's ranks are pinned to cores of their own: ``AppRun.launch_spec(distinct_cores=True)``)."""
+        return run.threads == 1 and run.processes <= self.cores_per_node
 
     def fit(self, workload: str, runs: list[AppRun]) -> list[Point | Skip]:
         """Points for the runs that fit, a Skip with the reason for the others."""

@@ -103,7 +103,9 @@ class NpbMz(Workload):
         for deployment in mine:  # checksums verified on every host before every run
             host = next(h for h in ctx.env.hosts if h.label == deployment.host)
             verify_deployment(ctx.executor(host), deployment)
-        return Job([mine[0].path], run.launch_spec(ctx.mpi_hosts(run.nodes)), timeout_s=params.timeout_s,
+        shared = run.nodes > 1 and ctx.shares_machine(list(ctx.env.hosts[:run.nodes]))
+        return Job([mine[0].path], run.launch_spec(ctx.mpi_hosts(run.nodes), distinct_cores=shared),
+                   timeout_s=params.timeout_s,
                    record={"binary": mine[0].record(), "compile_options": prepared.compile_options})
 
     def sanity(self, run: StoredRun) -> list[str]:
