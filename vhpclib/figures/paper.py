@@ -473,9 +473,11 @@ def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
     for (label, problem), grp in (eff.groupby(["label", "problem"], sort=False) if len(eff) else []):
         grp = grp.sort_values("nprocs")
         xs += list(grp["nprocs"])
+        spread = int(grp["nodes"].max()) if "nodes" in grp and grp["nodes"].notna().any() else 1
+        where = f", up to {spread} nodes" if spread > 1 else ", one node"
         fig.add_trace(go.Scatter(x=grp["nprocs"], y=grp["efficiency_pct"], mode="lines+markers",
-                                 name=f"{label} ({problem})", legendgroup=label, line=dict(color=env_colour(label)),
-                                 error_y=error_bars(grp, "efficiency_pct")))
+                                 name=f"{label} ({problem}{where})", legendgroup=label,
+                                 line=dict(color=env_colour(label)), error_y=error_bars(grp, "efficiency_pct")))
     for label, grp in (ideal.groupby("label", sort=False) if len(ideal) else []):
         grp = grp.sort_values("nprocs")
         fig.add_trace(go.Scatter(x=grp["nprocs"], y=grp["efficiency_ideal_pct"], mode="lines",
