@@ -101,6 +101,28 @@ def test_a_cluster_over_an_environment_without_nodes_is_one_line(tmp_path: Path)
     assert "Traceback" not in proc.stderr and _left_behind() == []
 
 
+@pytest.mark.parametrize("missing", ["podman", "runc"])
+def test_a_missing_container_program_is_one_line_naming_the_package_before_any_node_starts(
+        tmp_path: Path, missing: str) -> None:
+    _need()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("podman", "runc", "ip", "sh", "env", "sed", "tar", "grep", "mkdir", "tc", "unshare", "hostname"):
+        found = shutil.which(tool)
+        if found and tool != missing:
+            (bin_dir / tool).symlink_to(found)
+    inv = _inventory(tmp_path)
+    env = {**os.environ, "VHPC_DATA": str(tmp_path / "data"), "VHPC_TESTBEDS": str(tmp_path / "testbeds"),
+           "PATH": str(bin_dir)}
+    proc = subprocess.run([sys.executable, "-m", "vhpclib.cli", "run", "microbench", "-i", str(inv), "-e", "cluster",
+                           "-c", "missing", "--no-figures", "--no-progress"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"apt-get install {missing}" in lines[0] and "Traceback" not in proc.stderr, lines
+    assert _left_behind() == [] and not (tmp_path / "testbeds" / TESTBED).exists()
+
+
 # ------------------------------------------------------------------ measured
 
 
