@@ -346,6 +346,15 @@ def aa_check(apps: pd.DataFrame, environment: str, stage: str | None = Stage.SIN
                           confidence=confidence, interference=False)
 
 
+def baseline_of(environments: pd.DataFrame) -> str:
+    """The environment every overhead of a campaign is relative to: the one its runs recorded as baseline
+    (the first environment when none did; empty when there is none)."""
+    envs = environments
+    flagged = envs[envs["baseline"].astype(str).str.lower() == "true"] if len(envs) and "baseline" in envs else envs
+    chosen = flagged if len(flagged) else envs
+    return str(chosen["environment"].iloc[0]) if len(chosen) else ""
+
+
 # ---------------------------------------------------------------- Figures 3 / 4
 
 def efficiency_table(apps: pd.DataFrame, base_nprocs: int | None = None,

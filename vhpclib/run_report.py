@@ -52,34 +52,34 @@ def result_table(campaign: str, stage: str, environment: str) -> list[str]:
     """Lines of a short table of ``environment``'s results in ``stage``: per point the median, its interval with
     the true coverage, n, and the overhead against the campaign's baseline (when there is another one)."""
     from . import analysis
-    from .figures.artifacts import CampaignData
     from .overview import format_table
+    from .tables import read_table_or_empty
 
-    data = CampaignData(campaign)
+    baseline = analysis.baseline_of(read_table_or_empty(campaign, "environments"))
     rows: list[list[str]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # what was left out is listed above the table (invalid runs, warm-up)
         if stage == "microbench":
-            micro = data.table("microbench")
+            micro = read_table_or_empty(campaign, "microbench")
             lat = analysis.latency_table(micro) if len(micro) else micro
-            base = lat[lat["environment"] == data.baseline].set_index("placement") if len(lat) else lat
+            base = lat[lat["environment"] == baseline].set_index("placement") if len(lat) else lat
             for _, r in (lat[lat["environment"] == environment].iterrows() if len(lat) else []):
                 vs = ""
-                if data.baseline and data.baseline != environment and r["placement"] in base.index:
-                    vs = f"x {r['latency_usec'] / base.loc[r['placement'], 'latency_usec']:.3g} ({data.baseline})"
+                if baseline and baseline != environment and r["placement"] in base.index:
+                    vs = f"x {r['latency_usec'] / base.loc[r['placement'], 'latency_usec']:.3g} ({baseline})"
                 rows.append([f"PingPong 0 B, {r['placement']}", f"{_fmt(r['latency_usec'])} usec",
                              _interval(r, "latency_usec"), str(int(r["n"])), vs])
         else:
-            apps = data.table("apps")
+            apps = read_table_or_empty(campaign, "apps")
             apps = apps[apps["stage"] == stage] if len(apps) else apps
             if len(apps):
-                ov = analysis.overhead_table(apps, data.baseline or environment, stage=stage)
+                ov = analysis.overhead_table(apps, baseline or environment, stage=stage)
                 for _, r in ov[ov["environment"] == environment].iterrows():
                     vs = ""
-                    if data.baseline and data.baseline != environment and r["overhead_pct"] == r["overhead_pct"]:
+                    if baseline and baseline != environment and r["overhead_pct"] == r["overhead_pct"]:
                         ci = (f" [{r['overhead_pct_ci_low']:+.1f}, {r['overhead_pct_ci_high']:+.1f}]"
                               if r["overhead_pct_ci_low"] == r["overhead_pct_ci_low"] else " (no interval)")
-                        vs = f"{r['overhead_pct']:+.1f} %{ci} vs {data.baseline}"
+                        vs = f"{r['overhead_pct']:+.1f} %{ci} vs {baseline}"
                     rows.append([f"{r['workload']} {r['problem']}, {int(r['nprocs'])} x {int(r['threads_per_proc'])}",
                                  f"{_fmt(r['time_s'])} s", _interval(r, "time_s"), str(int(r["n"])), vs])
     if not rows:

@@ -25,11 +25,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as sps
 
 CONFIDENCE = 0.95
 #: Above this cost (m * n * min(m, n)) the Mann–Whitney critical rank uses the normal approximation.
@@ -75,15 +75,33 @@ def median_rank(n: int, confidence: float = CONFIDENCE) -> int:
     """
     if n < 2:
         return 0
-    cdf = sps.binom.cdf(np.arange(n + 1), n, 0.5)
-    k = int(np.searchsorted(cdf, (1 - confidence) / 2, side="right"))
+    k = int(np.searchsorted(_half_binomial_cdf(n), (1 - confidence) / 2, side="right"))
     return min(k, n // 2)
+
+
+#: Up to this n the Binomial(n, 1/2) CDF is summed in exact integers; above, scipy's (imported then only).
+_EXACT_BINOMIAL_LIMIT = 2000
+
+
+@lru_cache(maxsize=256)
+def _half_binomial_cdf(n: int) -> np.ndarray:
+    """P(B <= k), k = 0..n, for B ~ Binomial(n, 1/2): exact for the run counts a campaign has, without the
+    second it costs every ``vhpc`` invocation to import scipy.stats for it."""
+    if n > _EXACT_BINOMIAL_LIMIT:
+        from scipy import stats as sps
+
+        return sps.binom.cdf(np.arange(n + 1), n, 0.5)
+    cum, out, total = 0, [], 1 << n
+    for k in range(n + 1):
+        cum += math.comb(n, k)
+        out.append(cum / total)
+    return np.asarray(out)
 
 
 def median_coverage(n: int, confidence: float = CONFIDENCE) -> float:
     """The exact coverage of the interval :func:`median_rank` picks (NaN when there is none)."""
     k = median_rank(n, confidence)
-    return float(1 - 2 * sps.binom.cdf(k - 1, n, 0.5)) if k else float("nan")
+    return float(1 - 2 * _half_binomial_cdf(n)[k - 1]) if k else float("nan")
 
 
 def median_bounds(samples: ArrayLike, confidence: float = CONFIDENCE) -> Bounds:
@@ -143,7 +161,7 @@ def shift_rank(m: int, n: int, confidence: float = CONFIDENCE) -> int:
         k = int(np.searchsorted(_mann_whitney_cdf(m, n), half, side="right"))
     else:
         sd = math.sqrt(m * n * (m + n + 1) / 12)
-        k = int(math.floor(m * n / 2 - 0.5 + sd * sps.norm.ppf(half))) + 1
+        k = int(math.floor(m * n / 2 - 0.5 + sd * NormalDist().inv_cdf(half))) + 1
     return max(0, min(k, (m * n) // 2))
 
 

@@ -69,10 +69,7 @@ class CampaignData:
     @cached_property
     def baseline(self) -> str:
         """The environment every overhead is relative to: the one its runs recorded as baseline."""
-        envs = self.table("environments")
-        flagged = envs[envs["baseline"].astype(str).str.lower() == "true"] if len(envs) else envs
-        chosen = flagged if len(flagged) else envs
-        return str(chosen["environment"].iloc[0]) if len(chosen) else ""
+        return analysis.baseline_of(self.table("environments"))
 
     def single_node_environments(self) -> list[str]:
         apps = self.table("apps")
