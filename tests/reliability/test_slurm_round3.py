@@ -83,6 +83,9 @@ def test_slurmctld_dying_mid_campaign_stops_the_stage_with_one_line_and_keeps_wh
     # MessageTimeout 2 s, not Slurm's 10: once slurmctld is gone every squeue/sbatch retries it once a second
     # for that long (squeue twice), and the stage meets 3 failed squeues and 3 refused sbatch (96 s of 110).
     with private_cluster(tmp_path_factory, "slurm-rl3-dies", message_timeout_s=2) as dying:
+        shown = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, **dying.env}).stdout
+        assert any(line.split() == ["MessageTimeout", "=", "2", "sec"] for line in shown.splitlines()), shown
         inv = inventory(tmp_path, dying)
         (tmp_path / "stop-ctld").write_text("")  # the first run's rank 0 kills slurmctld, then finishes
         data = tmp_path / "d"
