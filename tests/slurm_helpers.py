@@ -23,10 +23,11 @@ def need_slurm() -> None:
 
 
 @contextmanager
-def private_cluster(factory: pytest.TempPathFactory, name: str) -> Iterator[cl.PrivateCluster]:
+def private_cluster(factory: pytest.TempPathFactory, name: str, *,
+                    message_timeout_s: int | None = None) -> Iterator[cl.PrivateCluster]:
     """A one-node private cluster (this machine) in a fresh tmp folder, stopped by PID afterwards."""
     need_slurm()
-    cluster = cl.start_cluster(factory.mktemp(name))
+    cluster = cl.start_cluster(factory.mktemp(name), message_timeout_s=message_timeout_s)
     try:
         yield cluster
     finally:

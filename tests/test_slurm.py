@@ -471,8 +471,10 @@ def test_no_slurmctld_listening_is_one_line_and_exit_2(slurm_cluster: cl.Private
                                                        submission: str) -> None:
     dead = tmp_path / "dead.conf"
     closed = cl.free_port("0.0.0.0")
+    # MessageTimeout 2 s: sbatch and salloc retry the closed port once a second that long (Slurm's 10 s default)
     dead.write_text("".join(f"SlurmctldPort={closed}\n" if line.startswith("SlurmctldPort=") else line
-                            for line in slurm_cluster.conf.read_text().splitlines(keepends=True)))
+                            for line in slurm_cluster.conf.read_text().splitlines(keepends=True))
+                    + "MessageTimeout=2\n")
     settings = slurm_cluster.settings(slurm_conf=str(dead), submission=submission)
     with pytest.raises(SlurmUnreachable) as err:
         jobs.run_batch_job(LocalExecutor(), settings, BatchJob(name="x", program=("true",), launch="none"),

@@ -230,8 +230,10 @@ def test_bad_slurm_settings_stop_a_campaign_with_one_line_and_exit_2(
     if change.pop("dead_controller", False):
         dead = data / "dead.conf"
         closed = cl.free_port("0.0.0.0")
+        # MessageTimeout 2 s: Slurm's clients retry the closed port once a second that long (10 s by default)
         dead.write_text("".join(f"SlurmctldPort={closed}\n" if line.startswith("SlurmctldPort=") else line
-                                for line in one_node.conf.read_text().splitlines(keepends=True)))
+                                for line in one_node.conf.read_text().splitlines(keepends=True))
+                        + "MessageTimeout=2\n")
         change["slurm_conf"] = str(dead)
     more_hosts = change.pop("more_hosts", False)
     inventory = _inventory(data, one_node, **change)

@@ -70,9 +70,6 @@ def test_a_second_vm_up_of_a_starting_guest_is_refused_and_sigterm_during_up_lea
         assert "nothing to remove" in down.stdout, down.stdout
 
 
-@pytest.mark.xfail(reason="passed on wip/reliability before main 0737c59 was merged (QEMU kill noticed at once); "
-                          "since that merge the run in the guest never starts its job within 240 s: to investigate",
-                   strict=False)
 def test_qemu_killed_during_a_run_is_noticed_within_30_s_and_the_run_kept_for_resume(vms, tmp_path):
     data = tmp_path / "d"
     name = NAME + "k"
@@ -82,12 +79,16 @@ def test_qemu_killed_during_a_run_is_noticed_within_30_s_and_the_run_kept_for_re
         assert up.returncode == 0, up.stderr
         line = next(x for x in up.stdout.splitlines() if x.startswith("inventory: "))
         inventory, environment = line.split()[1], line.rsplit("environment ", 1)[1].rstrip(")")
+        # The inventory `vm up` wrote declares the guest; the run resolves it against the guest's state, which is
+        # under VHPC_VMS: the run must be given the same folder (without it: "guest ... is not running", exit 2).
         proc = start_vhpc(["run", "microbench", "-i", inventory, "-e", environment, "-c", "qk", *LONG_PINGPONG],
-                          data)
+                          data, VHPC_VMS=str(vms))
         try:
-            started = wait_for(lambda: [p for p in partials(data) if (p / ".vhpc-job.json").exists()
-                                        and json.loads((p / ".vhpc-job.json").read_text()).get("sid")], 240)
-            assert started, "the job never started in the guest"
+            started = wait_for(lambda: proc.poll() is not None or [
+                p for p in partials(data) if (p / ".vhpc-job.json").exists()
+                and json.loads((p / ".vhpc-job.json").read_text()).get("sid")], 240)
+            assert started and proc.poll() is None, ("the job never started in the guest", proc.poll(),
+                                                     proc.stderr.read() if proc.poll() is not None else "")
             time.sleep(2)
             for pid in lifecycle.guest_qemus(name):
                 os.kill(pid, signal.SIGKILL)
@@ -98,7 +99,7 @@ def test_qemu_killed_during_a_run_is_noticed_within_30_s_and_the_run_kept_for_re
             if proc.poll() is None:
                 proc.kill()
         print(f"qemu killed: vhpc ended after {noticed:.1f} s")
-        assert noticed < 60, noticed
+        assert noticed < 30, noticed
         assert proc.returncode == 1 and "Traceback" not in err, err
         assert "connection lost while the job ran" in out, out
         assert len(partials(data)) == 1  # kept: the next vhpc on the campaign stores what it can

@@ -80,7 +80,12 @@ def test_inventory_values_are_inert_and_secrets_stay_out_of_stored_files_and_sac
 
 
 def test_slurmctld_dying_mid_campaign_stops_the_stage_with_one_line_and_keeps_what_ran(tmp_path, tmp_path_factory):
-    with private_cluster(tmp_path_factory, "slurm-rl3-dies") as dying:
+    # MessageTimeout 2 s, not Slurm's 10: once slurmctld is gone every squeue/sbatch retries it once a second
+    # for that long (squeue twice), and the stage meets 3 failed squeues and 3 refused sbatch (96 s of 110).
+    with private_cluster(tmp_path_factory, "slurm-rl3-dies", message_timeout_s=2) as dying:
+        shown = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, **dying.env}).stdout
+        assert any(line.split() == ["MessageTimeout", "=", "2", "sec"] for line in shown.splitlines()), shown
         inv = inventory(tmp_path, dying)
         (tmp_path / "stop-ctld").write_text("")  # the first run's rank 0 kills slurmctld, then finishes
         data = tmp_path / "d"
@@ -90,7 +95,10 @@ def test_slurmctld_dying_mid_campaign_stops_the_stage_with_one_line_and_keeps_wh
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("vhpc: error:")]
     assert len(errors) == 1 and "runs in a row failed on" in errors[0], proc.stderr
-    records = [json.loads(p.read_text()) for p in (data / "raw" / "dies").rglob("run.json")]
-    runs = [r for r in records if r["kind"] == "run"]
+    records = {p.parent: json.loads(p.read_text()) for p in (data / "raw" / "dies").rglob("run.json")}
+    runs = [r for r in records.values() if r["kind"] == "run"]
     assert len(runs) <= 4, [r["status"] for r in runs]  # not 8: the stage stopped
+    # the job slurmctld died under ran to its end: its output is kept beside the squeue failure
+    [died] = [f for f, r in records.items() if r["kind"] == "run" and "squeue" in " ".join(r["reasons"])]
+    assert "MPI_Finalize" in (died / "stdout.log").read_text()
     assert (data / "processed" / "dies" / "microbench.csv").is_file()

@@ -82,8 +82,11 @@ def parse_slurmd_c(text: str) -> tuple[str, NodeHardware]:
 
 def slurm_conf_text(*, cluster: str, folder: Path, nodes: Sequence[ClusterNode],
                     hardware: dict[str, NodeHardware], partition: str, ctld_port: int, slurmd_port: int,
-                    munge_socket: Path) -> str:
-    """The slurm.conf of a private cluster: controller on the first node, one partition of all nodes."""
+                    munge_socket: Path, message_timeout_s: int | None = None) -> str:
+    """The slurm.conf of a private cluster: controller on the first node, one partition of all nodes.
+
+    ``message_timeout_s`` is Slurm's ``MessageTimeout`` (default 10 s): a client retries an unreachable
+    slurmctld once a second for that long, so a case that kills slurmctld waits that long per command."""
     head = nodes[0]
     lines = [
         f"# Written by vhpclib.slurm.cluster: private cluster '{cluster}'.",
@@ -120,6 +123,8 @@ def slurm_conf_text(*, cluster: str, folder: Path, nodes: Sequence[ClusterNode],
         "JobCompType=jobcomp/filetxt",  # what `sacct --completion` reads
         f"JobCompLoc={folder}/jobcomp.txt",
     ]
+    if message_timeout_s is not None:
+        lines.append(f"MessageTimeout={int(message_timeout_s)}")
     for node in nodes:
         hw = hardware[node.name]
         memory = f" RealMemory={int(hw.real_memory_mb * 0.95)}" if hw.real_memory_mb else ""
@@ -273,14 +278,18 @@ def cluster_name(folder: Path) -> str:
 
 
 def start_cluster(folder: Path, nodes: Sequence[ClusterNode] | None = None, *,
-                  partition: str = DEFAULT_PARTITION, timeout_s: float = 60.0) -> PrivateCluster:
+                  partition: str = DEFAULT_PARTITION, timeout_s: float = 60.0,
+                  message_timeout_s: int | None = None) -> PrivateCluster:
     """Start munged, slurmctld and a slurmd per node; return when every node is idle.
 
     ``nodes=None`` is this machine as one node (``slurmd -C``'s name, address
     127.0.0.1). Testbed nodes give their host name, address and namespace PID;
     slurmctld runs on the first. If anything fails, what was started is stopped
     and ``SlurmClusterError`` says what failed (with the log's last lines).
+    ``message_timeout_s``: slurm.conf's ``MessageTimeout`` (Slurm's 10 s when None).
     """
+    if message_timeout_s is not None and not 1 <= message_timeout_s <= 100:
+        raise SlurmClusterError(f"MessageTimeout must be 1-100 s, got {message_timeout_s}")
     require_tools()
     folder = Path(folder).resolve()
     if (folder / STATE_FILE).exists():
@@ -319,7 +328,8 @@ def start_cluster(folder: Path, nodes: Sequence[ClusterNode] | None = None, *,
         cluster.save()
         cluster.conf.write_text(slurm_conf_text(
             cluster=cluster.name, folder=folder, nodes=nodes, hardware=hardware, partition=partition,
-            ctld_port=ctld_port, slurmd_port=slurmd_port, munge_socket=daemon.socket))
+            ctld_port=ctld_port, slurmd_port=slurmd_port, munge_socket=daemon.socket,
+            message_timeout_s=message_timeout_s))
         head = nodes[0]
         # -c: no jobs or node states from an earlier cluster in this folder
         cluster.pids["slurmctld"] = _spawn(_nsenter(head, [str(SLURMCTLD), "-D", "-c", "-f", str(cluster.conf)]),
@@ -426,10 +436,11 @@ def stop_cluster(folder: Path) -> list[str]:
         if _is_ours(pid, cluster.conf):
             mg.terminate(pid)
             stopped.append(f"{role} pid {pid}")
-    for pid in _marked_processes(folder, cluster.conf):
-        if pid != os.getpid():
-            mg.terminate(pid, 5.0)
-            stopped.append(f"process pid {pid}")
+    # Leftovers (step daemons of a job whose slurmctld died ignore SIGTERM) are signalled together and given
+    # one 5 s grace between them, not 5 s each.
+    leftovers = [pid for pid in _marked_processes(folder, cluster.conf) if pid != os.getpid()]
+    mg.terminate_all(leftovers, 5.0)
+    stopped += [f"process pid {pid}" for pid in leftovers]
     munged = cluster.pids.get("munged")
     if munged and mg.stop_munged(mg.MungeDaemon(cluster.munge_folder, munged)):
         stopped.append(f"munged pid {munged}")

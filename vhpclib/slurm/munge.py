@@ -18,6 +18,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,27 @@ def terminate(pid: int, timeout_s: float = 10.0) -> None:
             except ProcessLookupError:
                 return
             deadline = time.monotonic() + timeout_s
+        time.sleep(0.02)
+
+
+def terminate_all(pids: Sequence[int], timeout_s: float = 10.0) -> None:
+    """SIGTERM to every process of ``pids`` at once, SIGKILL to those still there after ``timeout_s``."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+    deadline = time.monotonic() + timeout_s
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:  # reaped (our children) or gone
         time.sleep(0.02)
 
 

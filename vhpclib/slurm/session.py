@@ -18,7 +18,8 @@ host, and vhpc reads its output once:
    any byte on its standard input, or its end (the SSH session gone) cancel the
    job: nothing runs unattended;
 4. once the job has ended: its sacct record (``sacct --completion`` without
-   slurmdbd), then every output file base64-encoded, then the job folder removed.
+   slurmdbd; asked once only when squeue gave up on slurmctld, which writes it),
+   then every output file base64-encoded, then the job folder removed.
 
 Its output is ``@@vhpc <event> ...`` lines (``parse_session``). The program is
 pure text built here; ``jobs.run_batch_job`` runs it.
@@ -137,13 +138,15 @@ out=$(sbatch --parsable "$d/<script_name>" 2>&1); rc=$?
 if [ $rc -ne 0 ]; then say refused "$rc"; printf '%s\n' "$out"; say end-refused; rm -rf "$d"; exit 0; fi
 jid=${out##*$'\n'}; jid=${jid%%;*}
 echo "$jid" > "$d/job_id"; say job "$jid"
-fails=0; state=""
+fails=0; state=""; squeue_failed=""
 while :; do
   q=$(squeue -h -t all -j "$jid" -o '%T|%r' 2>&1); qrc=$?
   if [ $qrc -ne 0 ]; then
     case "$q" in *"Invalid job id"*) state=GONE; break;; esac
     fails=$((fails + 1))
-    if [ $fails -ge 3 ]; then say squeue-failed; printf '%s\n' "$q"; say end-squeue-failed; break; fi
+    if [ $fails -ge 3 ]; then
+      say squeue-failed; printf '%s\n' "$q"; say end-squeue-failed; squeue_failed=1; break
+    fi
   else
     fails=0; q=${q%%$'\n'*}; state=${q%%|*}; reason=${q#*|}
     [ -z "$q" ] && state=GONE
@@ -231,7 +234,9 @@ while :; do
   if [ $arc -eq 0 ] && [ -n "$st" ]; then
     case "$st" in <active>|COMPLETING) ;; *) break;; esac
   fi
-  tries=$((tries + 1)); [ $tries -ge <tries> ] && break
+  # squeue gave up on slurmctld: the job's final record (slurmctld writes it) is not coming; vhpc reports the
+  # squeue failure, so one look is enough before the job's files are sent back
+  tries=$((tries + 1)); [ $tries -ge <tries> ] || [ -n "${squeue_failed:-}" ] && break
   sleep 0.25
 done
 say sacct "$completion" "$arc"; printf '%s\n' "$a"; say end-sacct
