@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from test_analysis import apps_frame, micro_frame
 from vhpclib import analysis as an
 from vhpclib import figures as fg
 from vhpclib.exceptions import BrowserNotFound
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _texts(fig: go.Figure) -> str:
@@ -28,6 +31,15 @@ def test_environment_colours_are_case_insensitive_and_distinct() -> None:
     assert fg.env_colour("kvm") == fg.env_colour("KVM") == fg.ENV_COLOURS["KVM"]
     assert fg.env_colour("LOCAL") == fg.ENV_COLOURS["local"]
     assert len(set(fg.ENV_COLOURS.values())) == len(fg.ENV_COLOURS)
+
+
+def test_every_environment_of_the_embedded_default_has_a_colour_of_its_own() -> None:
+    from vhpclib.config import load_inventory
+
+    labels = [e.label for e in load_inventory(ROOT / "inventories/host-and-guest.yml").environments.values()]
+    colours = {label: fg.env_colour(label) for label in labels}
+    assert len(set(colours.values())) == len(labels), colours
+    assert fg.env_colour("guest (emulation: qemu-tcg)") == fg.env_colour("guest")  # the shown label, same colour
 
 
 def test_unknown_environment_gets_a_stable_fallback_colour() -> None:

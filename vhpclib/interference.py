@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import resource
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,9 +132,35 @@ def children_usage() -> resource.struct_rusage:
     return resource.getrusage(resource.RUSAGE_CHILDREN)
 
 
-def usage_between(before: resource.struct_rusage, after: resource.struct_rusage) -> JobUsage:
-    return JobUsage(cpu_s=round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 6),
+def usage_between(before: resource.struct_rusage, after: resource.struct_rusage,
+                  layer_cpu_s: float = 0.0) -> JobUsage:
+    """The job's CPU time: its reaped process tree, plus ``layer_cpu_s``, what the layer's own long-lived
+    processes spent meanwhile (a gVisor sandbox runs the job's system calls in processes that are not the
+    job's children): that is the job's work, not another process's interference."""
+    return JobUsage(cpu_s=round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                                + layer_cpu_s, 6),
                     nivcsw=after.ru_nivcsw - before.ru_nivcsw, nvcsw=after.ru_nvcsw - before.ru_nvcsw)
+
+
+def process_cpu_s(pids: Iterable[int]) -> dict[tuple[int, float], float]:
+    """User + system seconds of each process now, keyed by (pid, start time) so a reused pid is not matched."""
+    import psutil
+
+    out: dict[tuple[int, float], float] = {}
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            times = proc.cpu_times()
+            out[(pid, proc.create_time())] = times.user + times.system
+        except (psutil.Error, OSError):
+            continue
+    return out
+
+
+def layer_cpu_between(before: dict[tuple[int, float], float], after: dict[tuple[int, float], float]) -> float:
+    """CPU seconds the processes alive at both moments spent in between (processes the job started are its
+    own tree and counted there)."""
+    return round(sum(max(0.0, after[key] - before[key]) for key in before.keys() & after.keys()), 6)
 
 
 def parse_times(text: str) -> float | None:

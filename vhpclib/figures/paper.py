@@ -302,14 +302,16 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
     if far:
         fig.update_yaxes(zeroline=True, zerolinecolor="#888", rangemode="tozero", row=1, col=3)
     missing = _missing_overheads(ov) if len(ov) else []
-    fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group",
-                      margin=dict(t=175 if far else 135, b=90 + 16 * len(missing)),
-                      title="Table 3: single-node wall time and virtualization overhead",
-                      meta=dict(static_width=1100) if far else None)
     notes = [stats_note(ov, what="environment", bars="times: " + "; ".join(dict.fromkeys(
         interval_label(int(n)) for n in ov["n"].dropna())) + "; overheads: bootstrap 95 % (nominal)")
              if len(ov) else "", _problem_note(ov, ref), _verdict_note(ov)]
-    _subtitle(fig, "<br>".join(n for n in notes if n))
+    subtitle = "<br>".join(n for n in notes if n)
+    lines = subtitle.count("<br>") + 1 if subtitle else 0  # each subtitle line pushes the panels down
+    fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group",
+                      margin=dict(t=(120 if far else 80) + 18 * lines, b=90 + 16 * len(missing)),
+                      title="Table 3: single-node wall time and virtualization overhead",
+                      meta=dict(static_width=1100) if far else None)
+    _subtitle(fig, subtitle)
     for i, text in enumerate(missing):
         fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=0, yshift=-40 - 16 * i, showarrow=False,
                            xanchor="left", yanchor="top", font=dict(size=11, color="#a33"))
@@ -324,7 +326,12 @@ def _verdict_note(ov: pd.DataFrame) -> str:
         return ""
     said = [f"{aa_name(str(r.label))} {paper_workload(r.workload)}: {r.verdict}" for r in ov.itertuples()
             if r.verdict]
-    return ("verdict: " + "; ".join(said)) if said else ""
+    lines = ["; ".join(said[i:i + VERDICTS_PER_LINE]) for i in range(0, len(said), VERDICTS_PER_LINE)]
+    return ("verdict: " + ";<br>".join(lines)) if said else ""
+
+
+#: Verdicts per subtitle line of Table 3 (more environments wrap instead of running off the page).
+VERDICTS_PER_LINE = 3
 
 
 def _half_colour(label: str) -> str:

@@ -25,9 +25,15 @@ ENV_COLOURS: dict[str, str] = {
     "EC2": "#E69F00",
     "local": "#009E73",
     "testbed": "#CC79A7",
+    # The embedded default's layers (inventories/host-and-guest.yml): fixed, so no two share a colour.
+    "guest": "#999933",
+    "container": "#56B4E9",
+    "uml": "#882255",
+    "gvisor": "#AA4499",
+    "nodes": "#332288",
+    "node-containers": "#44AA99",
 }
-_FALLBACK = ("#56B4E9", "#F0E442", "#882255", "#44AA99", "#999933", "#AA4499", "#117733",
-             "#332288")
+_FALLBACK = ("#117733", "#F0E442", "#661100", "#6699CC", "#888888", "#DDCC77")
 PLACEMENT_DASH = {"intra-socket": "solid", "inter-socket": "dash", "inter-node": "dot"}
 PAPER_MARKER = dict(symbol="diamond-open", size=11, line=dict(width=2))
 NOT_MEASURED = "not measured here"
@@ -35,7 +41,7 @@ NOT_MEASURED = "not measured here"
 
 def env_colour(label: str) -> str:
     """Colour of an environment label (case-insensitive); unknown labels get a stable colour."""
-    low = str(label).lower()
+    low = str(label).lower().split(" (", 1)[0]  # "guest (emulation: qemu-tcg)" is the guest
     for key, colour in ENV_COLOURS.items():
         if key.lower() == low:
             return colour
