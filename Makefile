@@ -6,12 +6,14 @@ PYTHON    ?= python3
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.vhpc-installed
-# This machine (baseline) and a QEMU guest vHPC boots on it; inventories/local.yml is this machine alone.
+# This machine (baseline), a QEMU guest, a container, user-mode Linux, gVisor, and two namespace nodes bare
+# and with a container each, all vHPC brings up itself; inventories/local.yml is this machine alone.
 INVENTORY ?= inventories/host-and-guest.yml
-# The campaign figures are built from (committed: embedded-guest, host vs TCG guest; embedded, the host alone).
+# The campaign figures are built from (committed: embedded-layers, every environment of that inventory;
+# embedded-guest, host vs TCG guest; embedded, the host alone).
 # With RERUN=1 and no CAMPAIGN, vhpc resumes the last unfinished re-measure or starts rerun-<UTC>;
 # RERUN=new always starts a new one.
-CAMPAIGN  ?= embedded-guest
+CAMPAIGN  ?= embedded-layers
 RERUN     ?=
 NB        ?=
 # ENV (make notebook) is read from the command line only: some shells export an ENV variable of their own.

@@ -1,5 +1,6 @@
 """Static exports show what the figure holds: every measured value, axis title and legend entry lies inside
-the PDF page (pdftotext -bbox) and is drawn in the SVG, on the committed campaign embedded-guest (read only)."""
+the PDF page (pdftotext -bbox) and is drawn in the SVG, on the committed campaigns (read only): the default,
+embedded-layers (seven environments side by side), and embedded-guest."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from vhpclib.tables import build_tables
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) not installed")]
-CAMPAIGN = "embedded-guest"
+CAMPAIGNS = ("embedded-layers", "embedded-guest")
 TAG = re.compile(r"<[^>]+>")
 
 
@@ -79,12 +80,13 @@ def _missing(texts: list[str], words: list[str]) -> list[str]:
     return [t for t in texts if not all(w in have for w in _words(t))]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Every artifact of the committed campaign, exported as PDF and SVG into a temporary folder."""
+@pytest.fixture(scope="module", params=CAMPAIGNS)
+def exported(tmp_path_factory, request):
+    """Every artifact of a committed campaign, exported as PDF and SVG into a temporary folder."""
+    campaign = request.param
     out = tmp_path_factory.mktemp("exports")
-    data = CampaignData.of(CAMPAIGN, build_tables(CAMPAIGN).tables)
-    figures = build_artifacts(CAMPAIGN, data=data)
+    data = CampaignData.of(campaign, build_tables(campaign).tables)
+    figures = build_artifacts(campaign, data=data)
     save_figures(figures, out, formats=("pdf", "svg"), cache=out / "cache")
     return out, figures
 

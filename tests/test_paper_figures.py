@@ -119,7 +119,7 @@ def test_report_is_rebuilt_from_its_executed_copy_when_nothing_changed(pipeline)
 
 
 @pytest.mark.parametrize("args, expected", [
-    ([], "vhpc figures --campaign embedded-guest"),
+    ([], "vhpc figures --campaign embedded-layers"),
     (["CAMPAIGN=ux1"], "vhpc figures --campaign ux1"),
     (["RERUN=1"], "vhpc paper-figures --rerun --inventory inventories/host-and-guest.yml"),
     (["RERUN=1", "CAMPAIGN=ux2"], "--campaign ux2"),
@@ -181,3 +181,51 @@ def test_the_default_report_shows_host_and_guest_and_says_the_guest_is_emulated(
     report = (folder / "report.html").read_text()
     assert "<title>vHPC report: campaign embedded-guest</title>" in report
     assert "<td>guest (emulation: qemu-tcg)</td><td>qemu-tcg</td>" in report, "the hardware table names the emulator"
+
+
+LAYERS_CAMPAIGN = "embedded-layers"
+LAYERS = {"local", "guest", "container", "uml", "gvisor", "nodes", "node-containers"}
+
+
+@pytest.fixture(scope="module")
+def layers_tables():
+    from vhpclib.store import RawStore
+    from vhpclib.tables import build_tables
+
+    return build_tables(LAYERS_CAMPAIGN, store=RawStore(ROOT / "data/raw")).tables
+
+
+def test_committed_default_measures_every_layer_this_machine_can_run(layers_tables):
+    """The committed default: the host, the TCG guest, a container, UML, gVisor, and two namespace nodes bare and
+    with a container each, read from raw logs only."""
+    envs = layers_tables["environments"].set_index("environment")
+    assert set(envs.index) == LAYERS and envs.loc["local", "baseline"]
+    assert {e: envs.loc[e, "vmm"] for e in ("guest", "container", "uml", "gvisor", "node-containers")} == {
+        "guest": "qemu-tcg", "container": "container", "uml": "uml", "gvisor": "gvisor", "node-containers": "container"}
+    from vhpclib import analysis
+
+    one_rank = analysis.overhead_table(layers_tables["apps"], "local", stage="scaling")
+    one_rank = one_rank[(one_rank["workload"] == "blockss") & (one_rank["nprocs"] == 1)].set_index("environment")
+    assert one_rank.loc["guest", "overhead_pct_ci_low"] > 1000, "TCG emulation: thousands of percent"
+    assert one_rank.loc["uml", "overhead_pct_ci_low"] > 50, "UML: a kernel as a process costs"
+    assert abs(one_rank.loc["container", "overhead_pct"]) < 25, "a container runs native code"
+    for env in ("container", "uml", "gvisor", "guest"):
+        assert one_rank.loc[env, "overhead_pct_ci_low"] <= one_rank.loc[env, "overhead_pct"] <= \
+            one_rank.loc[env, "overhead_pct_ci_high"], env
+
+
+def test_committed_default_has_inter_node_and_multi_node_points_beside_bare_nodes(layers_tables):
+    from vhpclib import analysis
+
+    latency = analysis.latency_table(layers_tables["microbench"])
+    assert set(latency.loc[latency["placement"] == "inter-node", "environment"]) == {"nodes", "node-containers"}
+    scaling = layers_tables["apps"][layers_tables["apps"]["stage"] == "scaling"]
+    across = scaling[(scaling["nodes"] == 2) & scaling["verified"].astype(bool)]
+    assert set(across["environment"]) == {"nodes", "node-containers"} and set(across["nprocs"]) == {2}
+
+
+def test_committed_default_says_what_each_layer_could_not_run(layers_tables):
+    skipped = layers_tables["skipped"]
+    reasons = {(e, str(r)) for e, r in zip(skipped["environment"], skipped["reason"])}
+    assert any(e == "uml" and "a node has 1" in r for e, r in reasons), reasons  # its one vCPU
+    assert any(e == "gvisor" and "segfault" in r.lower() for e, r in reasons), reasons

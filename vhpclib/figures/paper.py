@@ -307,9 +307,14 @@ def table3_figure(overhead_table: pd.DataFrame, reference: pd.DataFrame | None =
              if len(ov) else "", _problem_note(ov, ref), _verdict_note(ov)]
     subtitle = "<br>".join(n for n in notes if n)
     lines = subtitle.count("<br>") + 1 if subtitle else 0  # each subtitle line pushes the panels down
+    legend_rows = len({t.name for t in fig.data if t.showlegend is not False and t.name})
+    top, bottom = (120 if far else 80) + 18 * lines, 90 + 16 * len(missing)
     fig.update_layout(template=TEMPLATE, barmode="group", scattermode="group",
-                      margin=dict(t=(120 if far else 80) + 18 * lines, b=90 + 16 * len(missing)),
-                      title="Table 3: single-node wall time and virtualization overhead",
+                      margin=dict(t=top, b=bottom),
+                      # the title block hangs from the top, so every subtitle line moves the panels, not it
+                      title=dict(text="Table 3: single-node wall time and virtualization overhead",
+                                 y=0.98, yanchor="top", yref="container"),
+                      height=top + bottom + max(300, 26 * legend_rows),  # the legend fits beside the panels
                       meta=dict(static_width=1100) if far else None)
     _subtitle(fig, subtitle)
     for i, text in enumerate(missing):
@@ -503,7 +508,9 @@ def figure4_blockss(efficiency: pd.DataFrame, ideal: pd.DataFrame,
                       xaxis=dict(title=f"MPI processes{run_as}<br>(paper: x {BLOSS_PAPER_THREADS} OpenMP threads)",
                                  **log2_axis(xs)),
                       yaxis=dict(title="parallel efficiency [%]", range=efficiency_range(eff)),
-                      margin=dict(b=110))
+                      margin=dict(b=110),
+                      # the legend (a curve and its ideal per environment) fits beside the plot
+                      height=max(540, 200 + 28 * len({t.name for t in fig.data if t.name})))
     _subtitle(fig, stats_note(eff, what="point", bars=_eff_bars(eff)))
     note_unmeasured(fig, list(dict.fromkeys(ref["environment"])) if len(ref) else [],
                      labels_of(eff), yshift=-88)  # below the two-line axis title
