@@ -321,11 +321,14 @@ def test_scaling_stage_runs_blockss_across_two_nodes(testbed: tb.TestbedInfo, tm
                            progress=False)
     assert result.failures == []
     by_procs = {r.record.point["processes"]: r for r in result.runs}
-    # The nodes are namespaces of one machine: 4 ranks on 2 nodes would share its 2 cores, so that
-    # point is skipped with the reason and the sweep scales inside a node instead.
+    # The nodes are namespaces of one machine: 2 ranks spread one per node, each pinned to a core of its own
+    # (one MPMD segment per node); 4 ranks would share its 2 cores, so that point is skipped with the reason.
     assert sorted(by_procs) == [1, 2]
-    assert "blockss.json" in by_procs[2].record.files
-    assert any("share one machine" in s and "same cores" in s for s in result.skipped), result.skipped
+    two = by_procs[2].record
+    assert "blockss.json" in two.files and two.point["ppn"] == 1 and len(two.execution.hosts) == 2
+    segments = two.execution.command.split(" : ")
+    assert len(segments) == 2 and "PROCESSOR_LIST 0 " in segments[0] and "PROCESSOR_LIST 1 " in segments[1]
+    assert any("share one machine" in s and "core of their own" in s for s in result.skipped), result.skipped
 
 
 @pytest.mark.root
