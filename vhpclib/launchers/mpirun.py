@@ -123,7 +123,8 @@ class _Run:
         out, err = self.writer.path / LOGS[0], self.writer.path / LOGS[1]
         before = contention.local_snapshot() if self.threshold else None
         sample, usage = interference.local_sample(), interference.children_usage()
-        layer_before = interference.process_cpu_s(self.layer_pids())
+        layer = self.layer_pids()  # long-lived: only processes alive before and after count (layer_cpu_between)
+        layer_before = interference.process_cpu_s(layer)
         self.marker()
         self.execution.started_utc = utc_now()
         t0 = time.perf_counter()
@@ -146,7 +147,7 @@ class _Run:
         leftovers = lifetime.terminate(lifetime.session_pids(job.sid))  # ranks still in the session
         leftovers += job.end_orphans()  # daemons that left the session and cleared the tag (env -i setsid ...)
         execution = self._finish(t0, _shell_status(status) if status is not None else 124, killed=status is None)
-        layer_cpu_s = interference.layer_cpu_between(layer_before, interference.process_cpu_s(self.layer_pids()))
+        layer_cpu_s = interference.layer_cpu_between(layer_before, interference.process_cpu_s(layer))
         execution.interference = Interference(**interference.measure(
             self.host.name, sample, interference.local_sample(), execution.duration_s or 0.0,
             interference.usage_between(usage, interference.children_usage(), layer_cpu_s)))

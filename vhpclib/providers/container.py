@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 _NETWORK = re.compile(r"^(none|ns:/run/netns/[A-Za-z0-9_.-]+)$")
 
 
-class ContainerSection(BaseModel):
-    """A container vHPC builds and starts on each of the environment's hosts (``podman`` with ``runc``)."""
+class ContainerPlacement(BaseModel):
+    """Where a container runs and what it may use (every container kind's section has these)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -37,8 +37,6 @@ class ContainerSection(BaseModel):
     shm_mib: int = Field(4096, ge=64, le=1 << 20, description="Size of the container's /dev/shm in MiB; Intel MPI "
                          "maps about 2.1 GB of shared memory even for one rank.")
     memory_mib: int | None = Field(None, ge=256, description="Memory limit in MiB (podman --memory); omitted: none.")
-    network: str = Field("none", description="`none` (no network: one node) or `ns:/run/netns/NAME` (a namespace "
-                         "node's network); neither adds firewall rules.")
 
     @field_validator("cpus")
     @classmethod
@@ -46,6 +44,13 @@ class ContainerSection(BaseModel):
         if value is not None and (not value or len(set(value)) != len(value) or min(value) < 0):
             raise ValueError(f"cpus needs distinct host CPU numbers, got {value}")
         return value
+
+
+class ContainerSection(ContainerPlacement):
+    """A container vHPC builds and starts on each of the environment's hosts (``podman`` with ``runc``)."""
+
+    network: str = Field("none", description="`none` (no network: one node) or `ns:/run/netns/NAME` (a namespace "
+                         "node's network); neither adds firewall rules.")
 
     @field_validator("network")
     @classmethod

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
 from ..exceptions import EnvironmentNotReady, LayerUnavailable
 from ..providers import register_provider
-from ..providers.container import Container
+from ..providers.container import Container, ContainerPlacement
 from ..providers.base import Log
 
 if TYPE_CHECKING:
@@ -35,26 +35,13 @@ KNOWN_HOSTS = "containers_known_hosts"
 READY_S = 30.0
 
 
-class ContainerClusterSection(BaseModel):
+class ContainerClusterSection(ContainerPlacement):
     """One container per node of the ``nodes:`` environment named by ``over``, joined to the node's network."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     over: str = Field(..., description="The `nodes:` environment of this inventory whose nodes get a container "
                       "each (brought up with the containers when it is not up).")
-    cpus: list[int] | None = Field(None, description="Host CPUs every container may run on (podman "
-                                   "--cpuset-cpus), read back at every run; omitted: every CPU.")
-    shm_mib: int = Field(4096, ge=64, le=1 << 20, description="Size of each container's /dev/shm in MiB.")
-    memory_mib: int | None = Field(None, ge=256, description="Memory limit per container in MiB; omitted: none.")
     sshd_port: int = Field(2222, ge=1, le=65535, description="Port of each container's own sshd on its node's "
                            "address (the node's own sshd keeps port 22).")
-
-    @field_validator("cpus")
-    @classmethod
-    def _distinct(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (not value or len(set(value)) != len(value) or min(value) < 0):
-            raise ValueError(f"cpus needs distinct host CPU numbers, got {value}")
-        return value
 
 
 @register_provider
@@ -243,9 +230,8 @@ class ContainerCluster(Container):
         """Remove the containers, then the nodes (when ``up`` brought them up: ``environments_up`` asks)."""
         for cname in self._remove(self.podman(), inventory, name):
             log(f"container {cname} removed")
-        over, nodes = self._over(inventory, name)
-        nodes_spec = nodes.section(inventory.environment(over))
-        if nodes._running(nodes_spec) is not None and self._started_nodes.pop(name, False):
+        if self._started_nodes.pop(name, False):
+            over, nodes = self._over(inventory, name)
             nodes.down(inventory, over, log)
 
     def wrap(self, env: Environment, host: HostSpec, command: str) -> str:

@@ -80,8 +80,8 @@ class Blockss(Workload):
         if stage == SINGLE_NODE:
             counts = [2]
         elif capacity.shared:  # "nodes" of one machine: spread one rank per node while each has a core of its own
-            counts = list(params.processes or [*powers_of_two(min(capacity.nodes, capacity.cores_per_node)), 0])
-            counts[-1] = counts[-1] or 2 * counts[-2]  # the next count: skipped, with the reason, on one machine
+            fits = powers_of_two(min(capacity.nodes, capacity.cores_per_node))
+            counts = list(params.processes or [*fits, 2 * fits[-1]])  # the last: skipped, with the reason
             return capacity.fit(self.name, [AppRun(self.name, preset, p, 1, -(-p // capacity.nodes))
                                             for p in counts])
         elif params.processes:
